@@ -1,0 +1,274 @@
+"""Settings: read once from environment variables (CLI flags override them), then frozen.
+
+Every setting is listed in `SETTINGS` with its environment variable, default and meaning; the
+README's configuration table is checked against that list by the tests, so the two cannot drift.
+Secrets are never given a default: when `SECRET_KEYS` is unset, a random key is generated once
+and kept in a file beside the database with mode 0600.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("petition_widget")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in [
+        Setting(
+            "DATABASE_URL",
+            "sqlite:///petition-widget.db",
+            "Where signatures live: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` "
+            "or `postgresql://user:pass@host:5432/db`.",
+        ),
+        Setting(
+            "SECRET_KEYS",
+            "",
+            "Comma-separated keys that sign form tokens and sessions: the first signs, all "
+            "verify (rotation). Unset: a key is generated and kept in `SECRET_KEY_FILE`.",
+        ),
+        Setting(
+            "SECRET_KEY_FILE",
+            "",
+            "Where a generated key is kept (mode 0600). Default: beside the SQLite database, "
+            "`<database>.key`; `petition-widget.key` in the working directory for PostgreSQL.",
+        ),
+        Setting(
+            "BASE_URL",
+            "",
+            "The public URL of this server, used in embed snippets and share links. "
+            "Default: `http://HOST:PORT`.",
+        ),
+        Setting("HOST", "127.0.0.1", "Address `serve` listens on."),
+        Setting("PORT", "8000", "Port `serve` listens on."),
+        Setting("WORKERS", "1", "uvicorn worker processes for `serve`."),
+        Setting(
+            "TOKEN_LIFETIME",
+            "7200",
+            "Seconds a form token stays valid; the widget fetches a new one by itself.",
+        ),
+        Setting(
+            "TOKEN_MIN_AGE",
+            "3",
+            "Seconds a form token must exist before a signature is accepted (faster is a bot).",
+        ),
+        Setting(
+            "RATE_SIGN_PER_MINUTE",
+            "120",
+            "Signatures per minute accepted from one client address on one petition, with "
+            "an equal burst; 0 disables.",
+        ),
+        Setting(
+            "RATE_CLIENT_PER_MINUTE",
+            "600",
+            "Requests per minute that create tokens or signatures from one client address "
+            "over all petitions; 0 disables.",
+        ),
+        Setting(
+            "TRUSTED_PROXIES",
+            "",
+            "Comma-separated addresses or networks of reverse proxies whose "
+            "`X-Forwarded-For` is believed. Default: none.",
+        ),
+        Setting(
+            "COUNT_REFRESH",
+            "1.0",
+            "Seconds between reads of the shared counters (other workers' and hosts' "
+            "signatures, petition changes made by the CLI).",
+        ),
+        Setting("MAX_BODY_BYTES", "16384", "Largest signature request body accepted."),
+        Setting(
+            "SQLITE_SYNCHRONOUS",
+            "full",
+            "SQLite `synchronous` pragma: `full` (an acknowledged signature survives a power "
+            "loss) or `normal` (survives a process crash only).",
+        ),
+        Setting(
+            "ACCESS_LOG",
+            "0",
+            "1 turns on uvicorn's access log. Off by default: it would store client addresses.",
+        ),
+        Setting("LOG_LEVEL", "info", "Log level of the server's own messages."),
+    ]
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_keys: tuple[str, ...]
+    base_url: str
+    host: str
+    port: int
+    workers: int
+    token_lifetime: int
+    token_min_age: int
+    rate_sign_per_minute: int
+    rate_client_per_minute: int
+    trusted_proxies: tuple[Network, ...]
+    count_refresh: float
+    max_body_bytes: int
+    sqlite_synchronous: str
+    access_log: bool
+    log_level: str
+    demo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `environ` (default: the process environment), then `overrides`.
+
+    Overrides use the lower-case names (`database_url=...`); a `None` override is ignored so
+    that CLI flags left unset fall through to the environment.
+    """
+    env = dict(os.environ if environ is None else environ)
+    for name, value in overrides.items():
+        if value is not None and name.upper() in SETTINGS:
+            env[name.upper()] = str(value)
+    raw = {name: env.get(name, s.default).strip() for name, s in SETTINGS.items()}
+
+    database_url = _database_url(raw["DATABASE_URL"])
+    host = raw["HOST"]
+    port = _integer(raw, "PORT", minimum=0)
+    keys = tuple(k.strip() for k in raw["SECRET_KEYS"].split(",") if k.strip())
+    if not keys:
+        keys = (_generated_key(_key_file(raw["SECRET_KEY_FILE"], database_url)),)
+    synchronous = raw["SQLITE_SYNCHRONOUS"].lower()
+    if synchronous not in ("full", "normal"):
+        raise SettingsError("SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
+    return Settings(
+        database_url=database_url,
+        secret_keys=keys,
+        base_url=(raw["BASE_URL"] or f"http://{_url_host(host)}:{port}").rstrip("/"),
+        host=host,
+        port=port,
+        workers=_integer(raw, "WORKERS", minimum=1),
+        token_lifetime=_integer(raw, "TOKEN_LIFETIME", minimum=60),
+        token_min_age=_integer(raw, "TOKEN_MIN_AGE", minimum=0),
+        rate_sign_per_minute=_integer(raw, "RATE_SIGN_PER_MINUTE", minimum=0),
+        rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
+        trusted_proxies=_networks(raw["TRUSTED_PROXIES"]),
+        count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
+        max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
+        sqlite_synchronous=synchronous,
+        access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
+        log_level=raw["LOG_LEVEL"].lower(),
+        demo=bool(overrides.get("demo", False)),
+    )
+
+
+def sqlite_path(database_url: str) -> Path:
+    """The file of a `sqlite:///` URL (three slashes: relative, four: absolute)."""
+    _, _, rest = database_url.partition(":///")
+    return Path(rest)
+
+
+def _database_url(url: str) -> str:
+    if url.startswith("postgres://"):  # the spelling some hosting platforms hand out
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith(("sqlite:///", "sqlite+aiosqlite:///")):
+        if "?" in url:
+            # `databases` would pass the query to sqlite3 as part of the file name.
+            raise SettingsError("DATABASE_URL: SQLite URLs take no options after '?'")
+        return "sqlite:///" + url.partition(":///")[2]
+    if url.startswith(("postgresql://", "postgresql+asyncpg://")):
+        return url
+    raise SettingsError("DATABASE_URL must start with sqlite:/// or postgresql://")
+
+
+def _key_file(configured: str, database_url: str) -> Path:
+    if configured:
+        return Path(configured)
+    if database_url.startswith("sqlite"):
+        db = sqlite_path(database_url)
+        return db.with_name(db.name + ".key")
+    return Path("petition-widget.key")
+
+
+def _generated_key(path: Path) -> str:
+    """Read the key kept at `path`, or create it with mode 0600. The key itself is never logged."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            logger.warning("secret key file %s is readable by others (mode %o)", path, mode)
+        key = path.read_text().strip()
+        if not key:
+            raise SettingsError(f"secret key file {path} is empty") from None
+        return key
+    key = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    logger.warning(
+        "SECRET_KEYS is not set: generated a new secret key and saved it to %s (mode 0600). "
+        "Keep that file; set SECRET_KEYS to share one key between hosts.",
+        path,
+    )
+    return key
+
+
+def _integer(raw: Mapping[str, str], name: str, *, minimum: int) -> int:
+    try:
+        value = int(raw[name])
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw[name]!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _number(raw: Mapping[str, str], name: str, *, minimum: float) -> float:
+    try:
+        value = float(raw[name])
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw[name]!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in text.split(",")
+            if part.strip()
+        )
+    except ValueError as exc:
+        raise SettingsError(f"TRUSTED_PROXIES: {exc}") from None
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - we only build a URL from it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
