@@ -1,0 +1,326 @@
+"""Petitions: the campaign texts and settings, read from TOML files and checked before import.
+
+A petition file holds the texts in one language (`lang`) and optional translations under
+`[translations.LL]`; a translation may leave keys out, which then fall back to the original.
+Everything here is pure: parsing and checking take text and return values or raise
+`PetitionFileError` naming the file, the line and the field. Storing is `storage`'s job.
+The format is documented in docs/petition-format.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from server import i18n
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
+_ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?")
+
+STATUSES = ("open", "closed")
+UPDATE_KINDS = ("update", "correction")
+FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
+MAX_GOAL = 1_000_000_000
+
+# Longest text accepted per field, in characters: generous, but a widget must stay a widget.
+_TEXT_LIMITS = {
+    "title": 200,
+    "summary": 1_000,
+    "body": 20_000,
+    "target": 200,
+    "statement": 5_000,
+    "legal_notice": 2_000,
+    "organiser": 200,
+}
+_REQUIRED_TEXTS = ("title", "summary", "target", "statement")
+_TOP_KEYS = {
+    "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
+    "translations", *_TEXT_LIMITS,
+}  # fmt: skip
+
+
+class PetitionFileError(ValueError):
+    """A petition file cannot be imported. `str()` names the file, line and field."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        self.source, self.line, self.message = source, line, message
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    date: datetime.date
+    kind: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Texts:
+    """Everything a signer reads, in one language. `body`, `statement` and update texts are
+    Markdown (see `richtext`); the others are plain text."""
+
+    title: str
+    summary: str
+    target: str
+    statement: str
+    body: str = ""
+    legal_notice: str = ""
+    organiser: str = ""
+    updates: tuple[Update, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Petition:
+    slug: str
+    lang: str
+    status: str
+    goal: int
+    texts: Mapping[str, Texts]
+    country: str = "optional"
+    comment: str = "hidden"
+    frame_ancestors: tuple[str, ...] = ()
+    share_url: str = ""
+    privacy_url: str = ""
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return (self.lang, *sorted(k for k in self.texts if k != self.lang))
+
+    def in_language(self, lang: str) -> Texts:
+        return self.texts.get(lang) or self.texts[self.lang]
+
+    def to_document(self) -> dict[str, Any]:
+        """A JSON-ready form of the petition, as stored in the database."""
+        doc = dataclasses.asdict(self)
+        doc["texts"] = {
+            lang: {
+                **dataclasses.asdict(t),
+                "updates": [
+                    {"date": u.date.isoformat(), "kind": u.kind, "text": u.text} for u in t.updates
+                ],
+            }
+            for lang, t in self.texts.items()
+        }
+        doc["frame_ancestors"] = list(self.frame_ancestors)
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Petition:
+        texts = {
+            lang: Texts(
+                **{
+                    **t,
+                    "updates": tuple(
+                        Update(datetime.date.fromisoformat(u["date"]), u["kind"], u["text"])
+                        for u in t["updates"]
+                    ),
+                }
+            )
+            for lang, t in doc["texts"].items()
+        }
+        return cls(
+            **{**doc, "texts": texts, "frame_ancestors": tuple(doc["frame_ancestors"])}
+        )
+
+
+def load_file(path: str | Path) -> Petition:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PetitionFileError(str(path), f"cannot read the file ({exc})") from None
+    return parse(text, source=str(path))
+
+
+def parse(text: str, source: str = "<petition>") -> Petition:
+    """Check a petition file's text and return the petition it describes."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise PetitionFileError(source, f"not valid TOML: {exc}", line) from None
+    return _Reader(source, text).petition(data)
+
+
+class _Reader:
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.lines = text.splitlines()
+
+    def fail(self, message: str, key: str = "", section: str = "") -> PetitionFileError:
+        return PetitionFileError(self.source, message, self._line_of(key, section))
+
+    def _line_of(self, key: str, section: str) -> int | None:
+        """The line where `key` is set (inside `[section]` if given): tomllib gives no positions."""
+        if not key:
+            return None
+        start = 0
+        if section:
+            header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
+            start = next((i for i, ln in enumerate(self.lines) if header.match(ln)), 0)
+        setting = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for i in range(start, len(self.lines)):
+            if setting.match(self.lines[i]):
+                return i + 1
+        return start + 1 if section else None
+
+    def petition(self, data: dict[str, Any]) -> Petition:
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise self.fail(f"unknown key '{unknown[0]}'", unknown[0])
+        slug = self.string(data, "slug", required=True)
+        if not SLUG.fullmatch(slug):
+            raise self.fail(
+                "slug must be 1-80 lower-case letters, digits and hyphens, "
+                "not starting or ending with a hyphen",
+                "slug",
+            )
+        lang = self.language(data.get("lang", i18n.DEFAULT_LANGUAGE), "lang")
+        status = self.string(data, "status") or "open"
+        if status not in STATUSES:
+            raise self.fail(f"status must be one of {', '.join(STATUSES)}", "status")
+        goal = data.get("goal")
+        if isinstance(goal, bool) or not isinstance(goal, int) or not 0 < goal <= MAX_GOAL:
+            raise self.fail(f"goal must be a whole number from 1 to {MAX_GOAL:,}", "goal")
+
+        texts = {lang: self.texts(data, required=True, section="")}
+        translations = data.get("translations", {})
+        if not isinstance(translations, dict):
+            raise self.fail("translations must be a table of languages", "translations")
+        for other, table in translations.items():
+            section = f"translations.{other}"
+            self.language(other, other, section="translations")
+            if other == lang:
+                raise self.fail(f"translation '{other}' repeats the file's own lang", other)
+            if not isinstance(table, dict):
+                raise self.fail(f"{section} must be a table", other)
+            texts[other] = self.translation(table, texts[lang], section)
+
+        form = self.table(data, "form")
+        embed = self.table(data, "embed")
+        fields = {}
+        for name, modes in FIELD_MODES.items():
+            mode = form.pop(name, modes[1])
+            if mode not in modes:
+                raise self.fail(f"form.{name} must be one of {', '.join(modes)}", name, "form")
+            fields[name] = mode
+        if form:
+            raise self.fail(f"unknown key '{next(iter(form))}' in [form]", next(iter(form)))
+        ancestors = embed.pop("frame_ancestors", [])
+        if embed:
+            raise self.fail(f"unknown key '{next(iter(embed))}' in [embed]", next(iter(embed)))
+        if not isinstance(ancestors, list) or not all(
+            isinstance(o, str) and _ORIGIN.fullmatch(o) for o in ancestors
+        ):
+            raise self.fail(
+                "embed.frame_ancestors must be a list of origins like "
+                "'https://example.org' or 'https://*.example.org'",
+                "frame_ancestors",
+                "embed",
+            )
+        return Petition(
+            slug=slug,
+            lang=lang,
+            status=status,
+            goal=goal,
+            texts=texts,
+            country=fields["country"],
+            comment=fields["comment"],
+            frame_ancestors=tuple(ancestors),
+            share_url=self.url(data, "share_url"),
+            privacy_url=self.url(data, "privacy_url"),
+        )
+
+    def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:
+        allowed = {*_TEXT_LIMITS, "updates"}
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(f"unknown key '{unknown[0]}' in [{section}]", unknown[0], section)
+        own = self.texts(table, required=False, section=section)
+        by_key = {(u.date, u.kind): u for u in own.updates}
+        for key in by_key:
+            if key not in {(u.date, u.kind) for u in original.updates}:
+                raise self.fail(
+                    f"[{section}] translates an update ({key[0]}, {key[1]}) that the "
+                    "petition does not have",
+                    "date",
+                    f"{section}.updates",
+                )
+        values = {
+            name: getattr(own, name) or getattr(original, name) for name in _TEXT_LIMITS
+        }
+        updates = tuple(by_key.get((u.date, u.kind), u) for u in original.updates)
+        return Texts(**values, updates=updates)
+
+    def texts(self, data: dict[str, Any], *, required: bool, section: str) -> Texts:
+        values = {
+            name: self.string(data, name, required=required and name in _REQUIRED_TEXTS,
+                              limit=limit, section=section)
+            for name, limit in _TEXT_LIMITS.items()
+        }  # fmt: skip
+        return Texts(**values, updates=self.updates(data.get("updates", []), section))
+
+    def updates(self, items: Any, section: str) -> tuple[Update, ...]:
+        where = f"{section}.updates" if section else "updates"
+        if not isinstance(items, list):
+            raise self.fail("updates must be an array of tables ([[updates]])", "updates")
+        result = []
+        for item in items:
+            if not isinstance(item, dict) or set(item) - {"date", "kind", "text"}:
+                raise self.fail("each update has only date, kind and text", "date", where)
+            date = item.get("date")
+            if not isinstance(date, datetime.date) or isinstance(date, datetime.datetime):
+                raise self.fail("update date must be a date like 2022-04-21", "date", where)
+            kind = item.get("kind", "update")
+            if kind not in UPDATE_KINDS:
+                raise self.fail(f"update kind must be one of {', '.join(UPDATE_KINDS)}",
+                                "kind", where)  # fmt: skip
+            text = item.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise self.fail("update text must be non-empty text", "text", where)
+            result.append(Update(date, kind, text.strip()))
+        # Newest first: that is how readers expect a campaign's updates.
+        return tuple(sorted(result, key=lambda u: u.date, reverse=True))
+
+    def string(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        *,
+        required: bool = False,
+        limit: int = 1_000,
+        section: str = "",
+    ) -> str:
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            raise self.fail(f"{key} must be text", key, section)
+        value = value.strip()
+        if required and not value:
+            raise self.fail(f"{key} is required", key, section)
+        if len(value) > limit:
+            raise self.fail(f"{key} is longer than {limit:,} characters", key, section)
+        return value
+
+    def url(self, data: Mapping[str, Any], key: str) -> str:
+        value = self.string(data, key)
+        if value and not re.fullmatch(r"https?://[^\s<>\"']+", value):
+            raise self.fail(f"{key} must be an http(s) URL", key)
+        return value
+
+    def language(self, value: Any, key: str, section: str = "") -> str:
+        if not isinstance(value, str) or value not in i18n.LANGUAGES:
+            known = ", ".join(sorted(i18n.LANGUAGES))
+            raise self.fail(f"unknown language {value!r} (known: {known})", key, section)
+        return value
+
+    def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(f"{key} must be a table ([{key}])", key)
+        return dict(value)
