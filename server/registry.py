@@ -1,0 +1,105 @@
+"""The registry: the petitions and partners this server knows, and their live counts, in memory.
+
+Every request that shows a petition or its count reads from here, never from the database. The
+registry reloads petitions when the shared `content` revision changes (an import or a partner
+added by the CLI in another process) and re-reads the counters every `COUNT_REFRESH` seconds, so
+signatures taken by other workers or hosts show up within that interval. Signatures taken by
+this process show up at once: the writer reports the count after each commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+
+from server.petitions import Petition
+from server.storage import PartnerRow, Storage, describe
+
+logger = logging.getLogger("petition_widget.registry")
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    id: int
+    slug: str
+    petition: Petition
+    goal: int
+    status: str
+    updated_at: int
+    partners: dict[str, PartnerRow]  # by code
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+class Registry:
+    def __init__(self, storage: Storage, refresh_interval: float) -> None:
+        self.storage = storage
+        self.refresh_interval = refresh_interval
+        self.revision = -1
+        self.entries: dict[str, Entry] = {}
+        self.counts: dict[int, int] = {}
+        self.failure: str | None = None
+        self.refreshed_at = 0.0
+
+    def get(self, slug: str) -> Entry | None:
+        return self.entries.get(slug)
+
+    def count(self, entry: Entry) -> int:
+        return self.counts.get(entry.id, 0)
+
+    def note_count(self, petition_id: int, count: int) -> None:
+        """A count read inside a committed transaction: never older than what we hold."""
+        if count > self.counts.get(petition_id, 0):
+            self.counts[petition_id] = count
+
+    async def refresh(self) -> None:
+        revision = await self.storage.content_revision()
+        if revision != self.revision:
+            petitions = await self.storage.petitions()
+            partners: dict[int, dict[str, PartnerRow]] = {}
+            for partner in await self.storage.partners():
+                partners.setdefault(partner.petition_id, {})[partner.code] = partner
+            self.entries = {
+                row.slug: Entry(
+                    id=row.id,
+                    slug=row.slug,
+                    petition=row.petition,
+                    goal=row.goal,
+                    status=row.status,
+                    updated_at=row.updated_at,
+                    partners=partners.get(row.id, {}),
+                )
+                for row in petitions
+            }
+        totals = await self.storage.totals()
+        if revision != self.revision:
+            # Content changed (an owner may have erased signatures): take the totals as they are.
+            self.counts = totals
+        else:
+            for petition_id, total in totals.items():
+                self.note_count(petition_id, total)
+        self.revision = revision
+        self.refreshed_at = time.monotonic()
+        self.failure = None
+
+    async def run(self) -> None:
+        """Refresh forever, on one held connection (on SQLite, `databases` would otherwise open a
+        new connection and thread per query)."""
+        while True:
+            try:
+                async with self.storage.database.connection():
+                    while True:
+                        await asyncio.sleep(self.refresh_interval)
+                        await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = describe(exc)
+                if self.failure != reason:
+                    logger.error("cannot read counts: %s", reason)
+                self.failure = reason
+                await asyncio.sleep(self.refresh_interval)
