@@ -1,0 +1,262 @@
+"""The public JSON API: a petition with its live count, form tokens, signatures, health.
+
+Endpoints are thin: they find the petition, apply rate limits, decode the request, call the
+domain (`signing`), and shape the answer. Reads are served from the in-memory registry; a
+petition's JSON is built once per count change and answered with `304` when unchanged.
+Every answer allows any origin (`Access-Control-Allow-Origin: *`): the API holds nothing
+private, and partners may build their own forms on it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server import clients, i18n, payloads, richtext, signing, widget
+from server.partners import normalise_code
+from server.registry import Entry
+from server.services import Services
+from server.storage import describe
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT = {
+    **CORS,
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
+PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status, {**CORS, **(headers or {})}, media_type="application/json")
+
+
+def error_response(
+    status: int, code: str, lang: str = i18n.DEFAULT_LANGUAGE, retry_after: int | None = None
+) -> Response:
+    t = i18n.catalog(lang)
+    message = t(f"error_{code}") if f"error_{code}" in t.messages else code.replace("_", " ")
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status in (400, 403, 404, 409, 413, 415, 422, 429, 503):
+        headers["Cache-Control"] = "no-store"
+    return json_response({"error": code, "message": message}, status, headers)
+
+
+def request_language(request: Request, entry: Entry | None = None, asked: Any = None) -> str:
+    available = entry.petition.languages if entry else i18n.LANGUAGES
+    default = entry.petition.lang if entry else i18n.DEFAULT_LANGUAGE
+    requested = asked if isinstance(asked, str) else request.query_params.get("lang")
+    accept = request.headers.get("accept-language", "")
+    return i18n.choose_language(requested, accept, available, default)
+
+
+# --- Petition --------------------------------------------------------------------------------
+
+
+class PetitionDocuments:
+    """Each petition's JSON per language, rebuilt only when its count or content changes."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[int, str], tuple[int, int, bytes, str]] = {}
+
+    def get(self, services: Services, entry: Entry, lang: str) -> tuple[bytes, str]:
+        count = services.registry.count(entry)
+        revision = services.registry.revision
+        built = self._built.get((entry.id, lang))
+        if built is None or built[0] != count or built[1] != revision:
+            data = petition_data(services, entry, lang, count)
+            body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+            built = self._built[(entry.id, lang)] = (count, revision, body, etag)
+        return built[2], built[3]
+
+
+def petition_data(services: Services, entry: Entry, lang: str, count: int) -> dict[str, Any]:
+    texts = entry.petition.in_language(lang)
+    base = services.settings.base_url
+    return {
+        "slug": entry.slug,
+        "lang": lang,
+        "languages": list(entry.petition.languages),
+        "title": texts.title,
+        "summary": texts.summary,
+        "target": texts.target,
+        "statement_html": richtext.render(texts.statement),
+        "body_html": richtext.render(texts.body),
+        "updates": [
+            {"date": u.date.isoformat(), "kind": u.kind, "html": richtext.render(u.text)}
+            for u in texts.updates
+        ],
+        "legal_notice": texts.legal_notice,
+        "organiser": texts.organiser,
+        "goal": entry.goal,
+        "signatures": count,
+        "status": entry.status,
+        "updated_at": _iso(entry.updated_at),
+        "form": {"country": entry.petition.country, "comment": entry.petition.comment},
+        "widget_url": f"{base}/widget/{entry.slug}",
+        "sign_url": f"{base}/api/petitions/{entry.slug}/signatures",
+    }
+
+
+def _iso(timestamp: int) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def petition(request: Request) -> Response:
+    services = services_of(request)
+    entry = services.registry.get(request.path_params["slug"])
+    if entry is None:
+        return error_response(404, "not_found", request_language(request))
+    lang = request_language(request, entry)
+    body, etag = request.app.state.petition_documents.get(services, entry, lang)
+    headers = {
+        **CORS,
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={PETITION_MAX_AGE}",
+        "Vary": "Accept-Language",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, headers=headers, media_type="application/json")
+
+
+# --- Tokens and signatures -------------------------------------------------------------------
+
+
+def client_key(request: Request) -> bytes:
+    services = services_of(request)
+    address = clients.client_address(request.scope, services.settings.trusted_proxies)
+    return clients.client_key(address, services.client_secret)
+
+
+def rate_limited(services: Services, client: bytes, entry: Entry | None) -> int:
+    """Seconds to wait, or 0: the client limit counts everything, the sign limit per petition."""
+    wait = services.client_limiter.hit(client)
+    if not wait and entry is not None:
+        wait = services.sign_limiter.hit((client, entry.id))
+    return wait
+
+
+async def token(request: Request) -> Response:
+    services = services_of(request)
+    entry = services.registry.get(request.path_params["slug"])
+    if entry is None:
+        return error_response(404, "not_found", request_language(request))
+    lang = request_language(request, entry)
+    wait = services.client_limiter.hit(client_key(request))
+    if wait:
+        return error_response(429, "rate_limited", lang, retry_after=wait)
+    partner = normalise_code(request.query_params.get("partner"))
+    issued = services.tokens.issue(entry.slug, partner, lang)
+    return json_response(
+        {"token": issued, "expires_in": services.tokens.lifetime},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def signatures(request: Request) -> Response:
+    services = services_of(request)
+    entry = services.registry.get(request.path_params["slug"])
+    as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
+    lang = request_language(request, entry)
+    if entry is None:
+        return error_response(404, "not_found", lang)
+    wait = rate_limited(services, client_key(request), entry)
+    if wait:
+        return _refusal(request, entry, as_html, 429, "rate_limited", lang, wait)
+    try:
+        fields = await payloads.read_fields(request, services.settings.max_body_bytes)
+    except payloads.PayloadError as exc:
+        return _refusal(request, entry, as_html, exc.status, exc.code, lang)
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is left to read it
+    lang = request_language(request, entry, fields.get("lang"))
+    outcome = await signing.sign(services, entry, fields)
+    if as_html:
+        return widget.sign_result(request, entry, outcome, fields)
+    if outcome.signed:
+        return json_response(
+            {"status": "signed", "signatures": outcome.count},
+            201,
+            {"Cache-Control": "no-store"},
+        )
+    if outcome.fields:
+        t = i18n.catalog(lang)
+        errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}
+        return json_response(
+            {"error": "invalid_fields", "message": t("form_errors"), "errors": errors},
+            422,
+            {"Cache-Control": "no-store"},
+        )
+    assert outcome.error is not None
+    return error_response(outcome.status, outcome.error, lang, outcome.retry_after)
+
+
+def _refusal(
+    request: Request,
+    entry: Entry,
+    as_html: bool,
+    status: int,
+    code: str,
+    lang: str,
+    retry_after: int | None = None,
+) -> Response:
+    if as_html:
+        outcome = signing.Outcome(status, error=code, retry_after=retry_after)
+        return widget.sign_result(request, entry, outcome, {})
+    return error_response(status, code, lang, retry_after)
+
+
+async def preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=PREFLIGHT)
+
+
+# --- Health ------------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    services = services_of(request)
+    problems = {}
+    try:
+        await services.storage.ping()
+    except Exception as exc:
+        problems["database"] = describe(exc)
+    if services.writer.failure:
+        # The last write failed. Try one now: storage may be back, and a server that says
+        # "unavailable" until its next signature would never get one behind a load balancer.
+        try:
+            await services.storage.probe_write()
+            services.writer.failure = None
+        except Exception as exc:
+            problems["writes"] = describe(exc)
+    if services.registry.failure:
+        problems["counts"] = services.registry.failure
+    headers = {"Cache-Control": "no-store"}
+    if problems:
+        return json_response({"status": "unavailable", "problems": problems}, 503, headers)
+    return json_response({"status": "ok"}, 200, headers)
+
+
+routes = [
+    Route("/api/petitions/{slug}", petition, methods=["GET", "HEAD"]),
+    Route("/api/petitions/{slug}/token", token, methods=["GET"]),
+    Route("/api/petitions/{slug}/signatures", signatures, methods=["POST"]),
+    Route("/api/petitions/{slug}/signatures", preflight, methods=["OPTIONS"]),
+    Route("/api/petitions/{slug}", preflight, methods=["OPTIONS"]),
+    Route("/healthz", healthz, methods=["GET", "HEAD"]),
+]

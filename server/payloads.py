@@ -1,0 +1,97 @@
+"""Reading a request body safely: a size cap enforced while receiving, a time limit, strict UTF-8,
+and JSON or form decoding into one flat mapping of fields.
+
+Starlette reads bodies whole and decodes forms leniently (bad UTF-8 becomes U+FFFD), so the
+sign endpoint reads through here instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from typing import Any
+
+from starlette.requests import Request
+
+BODY_TIMEOUT = 10.0  # seconds for a whole body to arrive; slower clients are dropped
+MAX_FIELDS = 50
+
+
+class PayloadError(ValueError):
+    """A body we refuse; `status` and `code` go into the error response."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status, self.code = status, code
+
+
+def kind(request: Request) -> str:
+    """'json', 'form', or '' for a content type we do not take."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return "json"
+    if media_type == "application/x-www-form-urlencoded":
+        return "form"
+    return ""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise PayloadError(400, "invalid_body")
+        if int(declared) > limit:
+            # Refused before reading a byte of it.
+            raise PayloadError(413, "body_too_large")
+    body = bytearray()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadError(413, "body_too_large")
+    except TimeoutError:
+        raise PayloadError(408, "timeout") from None
+    return bytes(body)
+
+
+async def read_fields(request: Request, limit: int) -> dict[str, Any]:
+    """The submitted fields of a JSON object or a urlencoded form."""
+    form_or_json = kind(request)
+    if not form_or_json:
+        raise PayloadError(415, "unsupported_media_type")
+    body = await read_body(request, limit)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError(400, "invalid_encoding") from None
+    if form_or_json == "json":
+        return decode_json(text)
+    return decode_form(text)
+
+
+def decode_json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise PayloadError(400, "invalid_json") from None
+    if not isinstance(value, dict):
+        raise PayloadError(400, "invalid_json")
+    return value
+
+
+def decode_form(text: str) -> dict[str, Any]:
+    try:
+        pairs = urllib.parse.parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )  # fmt: skip
+    except UnicodeDecodeError:  # percent-escapes that are not UTF-8
+        raise PayloadError(400, "invalid_encoding") from None
+    except ValueError:  # too many fields
+        raise PayloadError(400, "invalid_body") from None
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)  # the first of repeated fields counts
+    return fields

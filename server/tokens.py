@@ -1,0 +1,127 @@
+"""Form tokens: signed, timed, single-use tickets that a signature must carry.
+
+A token is issued with the form (in the widget document, or by `GET .../token`) and names the
+petition, the partner whose page showed the form, the language of the texts the signer read, and
+a random nonce. It is signed with itsdangerous (HMAC-SHA256, one salt for this purpose only),
+so the client can read but not change it: attribution cannot be edited after the fact.
+A token is valid from `min_age` seconds (a faster submit is a bot) to `lifetime` seconds after
+issue. Single use is enforced by storage: the nonce is recorded with the signature under a
+unique constraint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+SALT = "petition-widget.form-token"
+MAX_TOKEN_LENGTH = 512  # ours are about 150 characters; longer ones are not worth decoding
+
+
+@dataclasses.dataclass(frozen=True)
+class Claims:
+    petition: str
+    partner: str  # the code from the embed snippet, as given ("" when none)
+    lang: str
+    nonce: str
+    issued_at: int
+
+
+class TokenError(ValueError):
+    """A token that must be refused. `code` is the API's error code."""
+
+    code = "invalid_token"
+    retry_after: int | None = None
+
+
+class ExpiredToken(TokenError):
+    code = "expired_token"
+
+
+class TokenTooFresh(TokenError):
+    code = "token_too_fresh"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(self.code)
+        self.retry_after = retry_after
+
+
+class WrongPetition(TokenError):
+    code = "wrong_petition"
+
+
+class FormTokens:
+    def __init__(
+        self,
+        secret_keys: Sequence[str],
+        *,
+        lifetime: int,
+        min_age: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lifetime = lifetime
+        self.min_age = min_age
+        self._clock = clock
+
+        class _Signer(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        # itsdangerous signs with the last key; our setting lists the signing key first.
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(secret_keys)),
+            salt=SALT,
+            signer=_Signer,
+            signer_kwargs={"digest_method": hashlib.sha256},
+        )
+
+    def issue(self, petition: str, partner: str = "", lang: str = "") -> str:
+        nonce = secrets.token_urlsafe(12)
+        return str(self._serializer.dumps([petition, partner, lang, nonce]))
+
+    def peek(self, token: object) -> Claims | None:
+        """The claims of a genuine token, even an expired or too fresh one, else None. Only for
+        showing the same form again (same partner, same language), never for accepting it."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        try:
+            payload, signed_at = self._serializer.loads(token, return_timestamp=True)
+        except BadSignature:
+            return None
+        if not (isinstance(payload, list) and len(payload) == 4):
+            return None
+        if not all(isinstance(part, str) for part in payload):
+            return None
+        return Claims(*payload, issued_at=int(signed_at.timestamp()))
+
+    def verify(self, token: object, petition: str) -> Claims:
+        """The claims of a token for `petition`, or a `TokenError` saying why not."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("invalid_token")
+        try:
+            payload, signed_at = self._serializer.loads(
+                token, max_age=self.lifetime, return_timestamp=True
+            )
+        except SignatureExpired:
+            raise ExpiredToken("expired_token") from None
+        except BadSignature:
+            raise TokenError("invalid_token") from None
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 4
+            and all(isinstance(part, str) for part in payload)
+        ):
+            raise TokenError("invalid_token")
+        slug, partner, lang, nonce = payload
+        if slug != petition:
+            raise WrongPetition("wrong_petition")
+        issued_at = int(signed_at.timestamp())
+        age = int(self._clock()) - issued_at
+        if age < self.min_age:
+            raise TokenTooFresh(retry_after=self.min_age - age)
+        return Claims(slug, partner, lang, nonce, issued_at)
