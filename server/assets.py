@@ -1,0 +1,76 @@
+"""Static files of the widget, fingerprinted and compressed once at start-up.
+
+The frame's stylesheet and script are served under names that carry a digest of their content
+(`widget.3f9a1c2b.css`), so browsers may keep them a year without asking again; a new release
+gets new names. The loader, `embed.js`, keeps its name (it is in partners' snippets) and is
+cached briefly instead. Bodies are gzipped ahead of time: nothing is compressed per request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Asset:
+    name: str  # the public name, fingerprinted unless the file's name is fixed
+    media_type: str
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+    @classmethod
+    def load(cls, path: Path, *, fingerprint: bool) -> Asset:
+        body = path.read_bytes()
+        digest = hashlib.sha256(body).hexdigest()
+        name = f"{path.stem}.{digest[:10]}{path.suffix}" if fingerprint else path.name
+        return cls(
+            name=name,
+            media_type=_TYPES[path.suffix],
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+            etag=f'"{digest[:20]}"',
+        )
+
+    def response(self, request: Request, cache_control: str) -> Response:
+        headers = {
+            "Cache-Control": cache_control,
+            "ETag": self.etag,
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+            # Loaded by partners' pages on other origins: say so explicitly.
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        }
+        if self.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return compressed(request, self.body, self.media_type, headers, self.gzipped)
+
+
+def accepts_gzip(request: Request) -> bool:
+    return "gzip" in request.headers.get("accept-encoding", "").lower()
+
+
+def compressed(
+    request: Request,
+    body: bytes,
+    media_type: str,
+    headers: dict[str, str],
+    gzipped: bytes | None = None,
+    status: int = 200,
+) -> Response:
+    """`body`, gzipped when the client accepts it and it is worth it."""
+    headers = {**headers, "Vary": "Accept-Encoding"}
+    if accepts_gzip(request) and len(body) > 512:
+        headers["Content-Encoding"] = "gzip"
+        body = gzipped if gzipped is not None else gzip.compress(body, compresslevel=6, mtime=0)
+    return Response(body, status, headers, media_type=media_type)

@@ -1,0 +1,328 @@
+"""The widget: the loader partners paste (`/embed.js`), the document inside its iframe
+(`/widget/{slug}`), its fingerprinted assets, and the HTML answers of the no-JavaScript form.
+
+The document is rendered in one response with the live count and a fresh form token already
+in it. Its Content-Security-Policy allows only our own script and stylesheet, plus one small
+inline style (the accent colour and the bar's width) allowed by its hash; `frame-ancestors`
+lets every site embed it unless the petition lists the sites that may.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import hashlib
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server import countries, i18n, richtext
+from server.assets import IMMUTABLE, Asset, compressed
+from server.bundle import WIDGET_DIR
+from server.partners import normalise_code
+from server.registry import Entry
+from server.services import Services
+from server.signing import Outcome, consent_wording, form_language
+
+POLL_SECONDS = 30  # how often an open widget asks for the count (a 304 when unchanged)
+LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
+
+_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
+_FRAME_ID = re.compile(r"[a-z0-9]{1,20}")
+# Form fields that only carry the frame's look across a no-JavaScript round trip.
+_KEPT = ("accent", "origin", "frame")
+
+
+@functools.cache
+def _files() -> tuple[jinja2.Environment, dict[str, Asset], Asset]:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WIDGET_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    assets = {
+        a.name: a
+        for a in (Asset.load(WIDGET_DIR / n, fingerprint=True) for n in ("widget.css", "widget.js"))
+    }
+    return env, assets, Asset.load(WIDGET_DIR / "embed.js", fingerprint=False)
+
+
+def _asset_url(suffix: str) -> str:
+    _, assets, _ = _files()
+    return "/widget/assets/" + next(n for n in assets if n.endswith(suffix))
+
+
+# --- Looks -----------------------------------------------------------------------------------
+
+
+def accent_colours(raw: str | None) -> tuple[str, str] | None:
+    """(accent, text on accent) for a `#rgb`/`#rrggbb` colour; the text colour is black or white,
+    whichever contrasts more, so any accent keeps the button readable."""
+    match = _HEX_COLOUR.fullmatch((raw or "").strip())
+    if not match:
+        return None
+    digits = match[1]
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    on_white = 1.05 / (luminance + 0.05)
+    on_black = (luminance + 0.05) / 0.05
+    return f"#{digits.lower()}", "#fff" if on_white >= on_black else "#000"
+
+
+def content_security_policy(entry: Entry, inline_style: str) -> str:
+    style_hash = base64.b64encode(hashlib.sha256(inline_style.encode()).digest()).decode()
+    ancestors = " ".join(("'self'", *entry.petition.frame_ancestors))
+    if not entry.petition.frame_ancestors:
+        ancestors = "*"
+    return (
+        "default-src 'none'; script-src 'self'; "
+        f"style-src 'self' 'sha256-{style_hash}'; img-src 'self' data:; connect-src 'self'; "
+        f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+
+
+def security_headers(csp: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",  # every document carries a fresh, single-use form token
+    }
+
+
+# --- The document ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class View:
+    """What one rendering of the widget shows besides the petition."""
+
+    lang: str
+    partner: str  # the normalised partner code carried by the form token
+    state: str = "form"  # form | signed | closed
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    errors: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    message: str = ""
+    kept: Mapping[str, str] = dataclasses.field(default_factory=dict)  # accent, origin, frame
+    status: int = 200
+
+
+def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
+    t = i18n.catalog(view.lang)
+    url = entry.petition.share_url or f"{services.settings.base_url}/widget/{entry.slug}"
+    if view.partner and not entry.petition.share_url:
+        url += "?" + urllib.parse.urlencode({"partner": view.partner})
+    quoted = urllib.parse.quote(url, safe="")
+    text = urllib.parse.quote(title, safe="")
+    subject = urllib.parse.quote(t("share_email_subject", title=title), safe="")
+    body = urllib.parse.quote(t("share_email_body", url=url), safe="")
+    # Plain links: nothing is loaded from these sites unless the signer follows one.
+    return {
+        "url": url,
+        "email": f"mailto:?subject={subject}&body={body}",
+        "sites": [
+            ("Telegram", f"https://t.me/share/url?url={quoted}&text={text}"),
+            ("WhatsApp", f"https://api.whatsapp.com/send?text={text}%20{quoted}"),
+            ("VK", f"https://vk.com/share.php?url={quoted}"),
+            ("X", f"https://x.com/intent/post?url={quoted}&text={text}"),
+            ("Facebook", f"https://www.facebook.com/sharer/sharer.php?u={quoted}"),
+        ],
+    }
+
+
+def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
+    env, _, _ = _files()
+    t = i18n.catalog(view.lang)
+    texts = entry.petition.in_language(view.lang)
+    count = services.registry.count(entry)
+    if not entry.is_open and view.state != "signed":
+        view.state = "closed"
+    partner = entry.partners.get(view.partner)
+    percent = min(100.0, 100.0 * count / entry.goal)
+    colours = accent_colours(view.kept.get("accent"))
+    inline_style = f".pw-fill{{width:{percent:.2f}%}}"
+    if colours:
+        inline_style = f":root{{--accent:{colours[0]};--on-accent:{colours[1]}}}" + inline_style
+    count_text = t.plural("signed_count", count)
+    goal_text = t("goal", goal=t.number(entry.goal))
+    origin = view.kept.get("origin", "")
+    base = f"/api/petitions/{entry.slug}"
+    query = urllib.parse.urlencode({"lang": view.lang, "partner": view.partner})
+    context = {
+        "lang": view.lang,
+        "dir": t.dir,
+        "t": t,
+        "texts": texts,
+        "body_html": Markup(richtext.render(texts.body)),
+        "statement_html": Markup(richtext.render(texts.statement)),
+        "updates": [
+            {
+                "kind": u.kind,
+                "label": t(u.kind),
+                "iso": u.date.isoformat(),
+                "date": t.date(u.date),
+                "html": Markup(richtext.render(u.text)),
+            }
+            for u in texts.updates
+        ],
+        "count": count,
+        "goal": entry.goal,
+        "count_text": count_text,
+        "goal_text": goal_text,
+        "state": view.state,
+        "message": view.message,
+        "values": view.values,
+        "errors": view.errors,
+        "keep": [(k, v) for k, v in view.kept.items() if v],
+        "token": services.tokens.issue(entry.slug, view.partner, view.lang),
+        "country": entry.petition.country,
+        "comment": entry.petition.comment,
+        "countries": countries.choices(view.lang),
+        "consent": consent_wording(entry, view.lang, partner),
+        "privacy_url": entry.petition.privacy_url,
+        "share": share_links(services, entry, view, texts.title),
+        "sign_url": f"{base}/signatures",
+        "css_url": _asset_url(".css"),
+        "js_url": _asset_url(".js"),
+        "inline_style": inline_style,
+        "data": {
+            "lang": view.lang,
+            "count": count,
+            "goal": entry.goal,
+            "goal_text": goal_text,
+            "parent_origin": origin,
+            "frame": view.kept.get("frame", ""),
+            "petition_url": f"{base}?lang={view.lang}",
+            "token_url": f"{base}/token?{query}",
+            "poll_seconds": POLL_SECONDS,
+            "messages": {
+                "signed_count": t.plural_forms("signed_count"),
+                **{
+                    key: t(key)
+                    for key in (
+                        "sending", "sign_button", "form_errors", "retrying_in", "share_copied",
+                        "error_required", "error_email_invalid", "error_network",
+                    )
+                },  # fmt: skip
+            },
+        },
+    }
+    html = env.get_template("widget.html").render(context).encode()
+    headers = security_headers(content_security_policy(entry, inline_style))
+    return compressed(request, html, "text/html; charset=utf-8", headers, status=view.status)
+
+
+def _kept(params: Mapping[str, Any]) -> dict[str, str]:
+    """The look of the frame from query or form fields, each checked against its format."""
+    kept = {}
+    accent = params.get("accent")
+    if isinstance(accent, str) and accent_colours(accent):
+        kept["accent"] = accent
+    origin = params.get("origin")
+    if isinstance(origin, str) and _ORIGIN.fullmatch(origin):
+        kept["origin"] = origin
+    frame = params.get("frame")
+    if isinstance(frame, str) and _FRAME_ID.fullmatch(frame):
+        kept["frame"] = frame
+    return kept
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def document(request: Request) -> Response:
+    services = services_of(request)
+    entry = services.registry.get(request.path_params["slug"])
+    if entry is None:
+        return not_found(request)
+    params = request.query_params
+    lang = i18n.choose_language(
+        params.get("lang"),
+        request.headers.get("accept-language", ""),
+        entry.petition.languages,
+        entry.petition.lang,
+    )
+    view = View(lang=lang, partner=normalise_code(params.get("partner")), kept=_kept(params))
+    return render(request, services, entry, view)
+
+
+def prefers_html(request: Request) -> bool:
+    """Whether a form post wants a page back (a browser without JavaScript) or JSON."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or "application/json" not in accept
+
+
+def sign_result(
+    request: Request, entry: Entry, outcome: Outcome, fields: Mapping[str, Any]
+) -> Response:
+    """The no-JavaScript answer to a form post: the thank-you, or the form again with the
+    signer's input kept, errors beside their fields and a fresh token."""
+    services = services_of(request)
+    claims = services.tokens.peek(fields.get("token"))
+    lang = form_language(entry, claims.lang if claims else str(fields.get("lang") or ""))
+    t = i18n.catalog(lang)
+    view = View(
+        lang=lang,
+        partner=claims.partner if claims else "",
+        kept=_kept(fields),
+        status=outcome.status,
+    )
+    if outcome.signed:
+        view.state = "signed"
+        return render(request, services, entry, view)
+    view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
+    for checkbox in ("consent_organiser", "consent_partner"):
+        view.values[checkbox] = str(fields.get(checkbox, "")).lower() in ("on", "true", "1")
+    if outcome.fields:
+        view.errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}
+        view.message = t("form_errors")
+    elif outcome.error:
+        view.message = t(f"error_{outcome.error}")
+    return render(request, services, entry, view)
+
+
+# --- Files ---------------------------------------------------------------------------------------
+
+
+async def loader(request: Request) -> Response:
+    _, _, embed = _files()
+    return embed.response(request, f"public, max-age={LOADER_MAX_AGE}")
+
+
+async def asset(request: Request) -> Response:
+    _, assets, _ = _files()
+    found = assets.get(request.path_params["name"])
+    if found is None:
+        return not_found(request)
+    return found.response(request, IMMUTABLE)
+
+
+def not_found(request: Request) -> Response:
+    t = i18n.catalog(i18n.choose_language(
+        request.query_params.get("lang"), request.headers.get("accept-language", ""),
+        i18n.LANGUAGES, i18n.DEFAULT_LANGUAGE,
+    ))  # fmt: skip
+    body = f"<!doctype html><meta charset=utf-8><title>404</title><p>{t('error_not_found')}</p>"
+    return Response(body, 404, {"X-Content-Type-Options": "nosniff"}, media_type="text/html")
+
+
+routes = [
+    Route("/embed.js", loader, methods=["GET", "HEAD"]),
+    Route("/widget/assets/{name}", asset, methods=["GET", "HEAD"]),
+    Route("/widget/{slug}", document, methods=["GET", "HEAD"]),
+]

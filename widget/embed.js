@@ -1,0 +1,43 @@
+/* petition-widget loader: the one script partners paste.
+   <script async src="BASE_URL/embed.js" data-petition="SLUG" data-partner="CODE" data-lang="ru"></script>
+   It puts an iframe right after its own script tag and keeps the frame's height in step with
+   its content. It defines no globals, styles only its own iframe (inline, so the host page's
+   rules cannot hide or squash it), and listens only to messages from the widget's own origin,
+   from its own frame, in the "petition-widget" envelope. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || !script.getAttribute("data-petition")) return;
+  var origin = new URL(script.src, location.href).origin;
+  var get = function (name) { return script.getAttribute("data-" + name) || ""; };
+  var lang = get("lang");
+  var params = new URLSearchParams();
+  [["partner", get("partner")], ["lang", lang], ["accent", get("accent")]].forEach(function (p) {
+    if (p[1]) params.set(p[0], p[1]);
+  });
+  var id = Math.random().toString(36).slice(2, 12);
+  params.set("origin", location.origin);
+  params.set("frame", id);
+
+  var frame = document.createElement("iframe");
+  frame.src = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + params;
+  frame.title = get("title") || (/^ru/i.test(lang || document.documentElement.lang) ? "Петиция" : "Petition");
+  frame.loading = "lazy";
+  frame.setAttribute("scrolling", "no");
+  var style = {
+    display: "block", visibility: "visible", opacity: "1", position: "static",
+    width: "100%", "max-width": "100%", "min-width": "0", height: "640px", "min-height": "200px",
+    border: "0", margin: "0", padding: "0", "color-scheme": "normal", "pointer-events": "auto"
+  };
+  for (var key in style) frame.style.setProperty(key, style[key], "important");
+
+  window.addEventListener("message", function (event) {
+    if (event.origin !== origin || event.source !== frame.contentWindow) return;
+    var message = event.data && event.data["petition-widget"];
+    if (!message || message.id !== id || typeof message.height !== "number") return;
+    var height = Math.max(200, Math.min(20000, Math.ceil(message.height)));
+    frame.style.setProperty("height", height + "px", "important");
+  });
+
+  script.parentNode.insertBefore(frame, script.nextSibling);
+})();
