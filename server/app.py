@@ -1,0 +1,132 @@
+"""The ASGI application: routes, start-up and shutdown, and the answers to errors.
+
+`create_app(settings)` builds it; `app_from_environment()` is what uvicorn imports in each
+worker (settings come from the environment, which `petition-widget serve` fills from its flags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import api, demo, widget
+from server import settings as settings_module
+from server.services import Services
+from server.settings import Settings
+from server.storage import describe
+
+logger = logging.getLogger("petition_widget")
+
+STARTUP_PATIENCE = 30.0  # seconds to keep trying to reach the database at start-up
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    services = Services.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await _open_storage(services)
+        await services.writer.start()
+        refresher = asyncio.create_task(services.registry.run())
+        try:
+            yield
+        finally:
+            # uvicorn calls this after in-flight requests have finished: the writer then
+            # commits whatever is still queued before the database is closed.
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+            await services.writer.close()
+            await services.storage.disconnect()
+
+    routes: list[BaseRoute] = [*api.routes, *widget.routes]
+    if settings.demo:
+        routes += demo.routes
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.services = services
+    app.state.petition_documents = api.PetitionDocuments()
+    return _Guard(app)
+
+
+def app_from_environment() -> ASGIApp:
+    return create_app(settings_module.load())
+
+
+async def _open_storage(services: Services) -> None:
+    """Connect, migrate and load petitions, retrying for a while: a database that starts a few
+    seconds after us (a reboot, a container) should not need a human."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_PATIENCE
+    while True:
+        try:
+            await services.storage.connect()
+            await services.storage.migrate()
+            await services.registry.refresh()
+            return
+        except Exception as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                logger.error("cannot open the database: %s", describe(exc))
+                raise
+            logger.warning("database not ready (%s); retrying", describe(exc))
+            with contextlib.suppress(Exception):
+                await services.storage.disconnect()
+            await asyncio.sleep(1.0)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    headers = dict(exc.headers or {})
+    if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+        response = api.error_response(exc.status_code, code)
+        response.headers.update(headers)
+        return response
+    if exc.status_code == 404:
+        return widget.not_found(request)
+    return Response(code.replace("_", " "), exc.status_code, headers, media_type="text/plain")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return api.error_response(500, "server_error")
+
+
+class _Guard:
+    """The outermost layer: an error that escapes everything else is logged without its message
+    (database errors can quote a signer's email) and never reaches uvicorn, which would log it
+    whole."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if scope["type"] == "lifespan":
+                raise
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("unexpected %s in %s\n%s", describe(exc), scope.get("path"), frames)
+            if not started and scope["type"] == "http":
+                response = api.error_response(500, "server_error")
+                await response(scope, receive, send)
