@@ -18,7 +18,8 @@ from typing import Any
 
 import uvicorn
 
-from server import bundle, settings as settings_module
+from server import bundle
+from server import settings as settings_module
 from server.petitions import Petition, PetitionFileError, load_file
 from server.settings import Settings, SettingsError
 from server.storage import Storage, StorageUnavailable, describe

@@ -20,7 +20,8 @@ def normalise_code(raw: str | None) -> str:
 
 
 def code_from_name(name: str) -> str:
-    """A code suggested for a partner's name: "Amnesty International UK" -> "amnesty-international-uk"."""
+    """A code suggested for a partner's name: "Amnesty International UK" becomes
+    "amnesty-international-uk"."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     code = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64].strip("-")
     return code or "partner"

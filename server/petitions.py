@@ -124,9 +124,7 @@ class Petition:
             )
             for lang, t in doc["texts"].items()
         }
-        return cls(
-            **{**doc, "texts": texts, "frame_ancestors": tuple(doc["frame_ancestors"])}
-        )
+        return cls(**{**doc, "texts": texts, "frame_ancestors": tuple(doc["frame_ancestors"])})
 
 
 def load_file(path: str | Path) -> Petition:
@@ -252,9 +250,7 @@ class _Reader:
                     "date",
                     f"{section}.updates",
                 )
-        values = {
-            name: getattr(own, name) or getattr(original, name) for name in _TEXT_LIMITS
-        }
+        values = {name: getattr(own, name) or getattr(original, name) for name in _TEXT_LIMITS}
         updates = tuple(by_key.get((u.date, u.kind), u) for u in original.updates)
         return Texts(**values, updates=updates)
 

@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 _ALLOWED_SCHEMES = ("http://", "https://", "mailto:")
 
@@ -55,3 +56,8 @@ _md = _parser()
 def render(text: str) -> str:
     """HTML for a petition text. Safe to insert into a page as is."""
     return _md.render(text).strip()
+
+
+def markup(text: str) -> Markup:
+    """`render` marked safe for templates: its output is escaped Markdown by construction."""
+    return Markup(render(text))  # noqa: S704 - the parser escapes raw HTML

@@ -216,7 +216,8 @@ _ADD_CONSENT = """
 INSERT INTO consent_texts (version, lang, text) VALUES (:version, :lang, :text)
 ON CONFLICT (version) DO NOTHING"""
 _BUMP_COUNTER = """
-INSERT INTO counters (petition_id, partner_id, shard, n) VALUES (:petition_id, :partner_id, :shard, :n)
+INSERT INTO counters (petition_id, partner_id, shard, n)
+VALUES (:petition_id, :partner_id, :shard, :n)
 ON CONFLICT (petition_id, partner_id, shard) DO UPDATE SET n = counters.n + excluded.n"""
 _PETITION_TOTAL = "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :petition_id"
 _PURGE_NONCES = "DELETE FROM used_tokens WHERE expires_at < :now"
@@ -245,7 +246,8 @@ def sign_plan(
             continue
         row = yield _INSERT_SIGNATURE, _signature_values(s, now)
         if row is None:
-            row = yield _FIND_SIGNATURE, {"petition_id": s.petition_id, "email_key": s.signer.email_key}
+            key = {"petition_id": s.petition_id, "email_key": s.signer.email_key}
+            row = yield _FIND_SIGNATURE, key
         else:
             increments[(s.petition_id, s.partner_id or 0)] += 1
         yield _LINK_NONCE, {"signature_id": row[0], "nonce": s.nonce}
@@ -441,7 +443,7 @@ class Storage:
                          "status": p.status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "created"
-                elif tuple(row) == (document, p.goal, p.status):
+                elif (row[0], row[1], row[2]) == (document, p.goal, p.status):
                     outcome[p.slug] = "unchanged"
                 else:
                     await conn.execute(
@@ -481,7 +483,7 @@ class Storage:
         rows = await self.database.fetch_all(
             "SELECT id, petition_id, code, name FROM partners ORDER BY petition_id, code"
         )
-        return [PartnerRow(*r) for r in rows]
+        return [PartnerRow(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def totals(self) -> dict[int, int]:
         """Every petition's signature count: sums of a few counter rows, no `COUNT(*)`."""
@@ -497,6 +499,53 @@ class Storage:
                 "SELECT COUNT(*) FROM signatures WHERE petition_id = :p", {"p": petition_id}
             )
         )
+
+    async def partner_totals(self, petition_id: int) -> dict[int | None, int]:
+        """Signatures per partner id (None: no known partner), from the counters."""
+        rows = await self.database.fetch_all(
+            "SELECT partner_id, SUM(n) FROM counters WHERE petition_id = :p GROUP BY partner_id",
+            {"p": petition_id},
+        )
+        return {(r[0] or None): int(r[1]) for r in rows}
+
+    async def unknown_partner_codes(self, petition_id: int) -> dict[str, int]:
+        """Partner codes that arrived in snippets but belong to no partner, with their counts."""
+        rows = await self.database.fetch_all(
+            "SELECT unknown_partner, COUNT(*) FROM signatures "
+            "WHERE petition_id = :p AND unknown_partner IS NOT NULL GROUP BY unknown_partner",
+            {"p": petition_id},
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    # Partners --------------------------------------------------------------------------------
+
+    async def add_partner(self, petition_id: int, code: str, name: str) -> PartnerRow:
+        """A new partner of a petition. Raises ValueError if the code is taken."""
+        async with self._write() as conn:
+            taken = await conn.fetch_val(
+                "SELECT id FROM partners WHERE petition_id = :p AND code = :c",
+                {"p": petition_id, "c": code},
+            )
+            if taken is not None:
+                raise ValueError(f"partner code '{code}' is already used on this petition")
+            await conn.execute(
+                "INSERT INTO partners (petition_id, code, name, created_at) "
+                "VALUES (:p, :c, :n, :t)",
+                {"p": petition_id, "c": code, "n": name, "t": _now()},
+            )
+            row = await conn.fetch_one(
+                "SELECT id, petition_id, code, name FROM partners "
+                "WHERE petition_id = :p AND code = :c",
+                {"p": petition_id, "c": code},
+            )
+            await self._bump_revision(conn)
+        return PartnerRow(row[0], row[1], row[2], row[3])
+
+    async def petition_id(self, slug: str) -> int | None:
+        value = await self.database.fetch_val(
+            "SELECT id FROM petitions WHERE slug = :s", {"s": slug}
+        )
+        return None if value is None else int(value)
 
     async def sign_postgres(self, batch: Sequence[NewSignature], *, shard: int, now: int,
                             known_consents: set[str]) -> list[int | None]:  # fmt: skip

@@ -113,12 +113,12 @@ def _text(value: Any) -> str:
 
 
 def normalise_name(value: Any) -> str:
-    name = _text(value)
+    # Tabs and line breaks pasted into a name are white space, not controls: collapse them.
+    name = _WHITESPACE_RUN.sub(" ", _text(value))
     if not name:
         raise _Invalid("error_required")
     if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES or c in _BIDI_CONTROLS for c in name):
         raise _Invalid("error_name_invalid")
-    name = _WHITESPACE_RUN.sub(" ", name)
     if len(name) > NAME_MAX:
         raise _Invalid("error_name_too_long", max=NAME_MAX)
     return name

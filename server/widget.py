@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -166,15 +165,15 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         "dir": t.dir,
         "t": t,
         "texts": texts,
-        "body_html": Markup(richtext.render(texts.body)),
-        "statement_html": Markup(richtext.render(texts.statement)),
+        "body_html": richtext.markup(texts.body),
+        "statement_html": richtext.markup(texts.statement),
         "updates": [
             {
                 "kind": u.kind,
                 "label": t(u.kind),
                 "iso": u.date.isoformat(),
                 "date": t.date(u.date),
-                "html": Markup(richtext.render(u.text)),
+                "html": richtext.markup(u.text),
             }
             for u in texts.updates
         ],
@@ -213,10 +212,16 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
                 **{
                     key: t(key)
                     for key in (
-                        "sending", "sign_button", "form_errors", "retrying_in", "share_copied",
-                        "error_required", "error_email_invalid", "error_network",
+                        "sending",
+                        "sign_button",
+                        "form_errors",
+                        "retrying_in",
+                        "share_copied",
+                        "error_required",
+                        "error_email_invalid",
+                        "error_network",
                     )
-                },  # fmt: skip
+                },
             },
         },
     }

@@ -162,7 +162,9 @@ class SqliteWriter(Writer):
                 storage.purge_used_nonces_sqlite(conn, int(now))
         return outcome
 
-    def _transaction(self, conn: sqlite3.Connection, batch: list[NewSignature], now: int) -> list[Any]:
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[NewSignature], now: int
+    ) -> list[Any]:
         plan = storage.sign_plan(batch, shard=0, now=now, known_consents=self._known_consents)
         outcome = storage.run_plan_sqlite(conn, plan)
         self._known_consents.update(s.consent.version for s in batch)

@@ -1,0 +1,1 @@
+"""Benchmarks of petition-widget: see bench/README.md."""

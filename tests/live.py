@@ -1,0 +1,130 @@
+"""A real server for tests: `petition-widget serve` in its own process on 127.0.0.1.
+
+Every server's log is kept; at the end of the session the suite checks that no signer's name
+or email used by any test appears in any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from server import bundle
+from server.petitions import Petition, load_file
+from server.storage import Storage
+
+SECRET = "test-secret-" + "x" * 32
+LOGS: list[Path] = []
+SIGNERS: list[tuple[str, str]] = []  # (name, email) of every signer the tests made up
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_signer(tag: str = "") -> dict[str, str]:
+    """A unique, recognisable signer; remembered for the log check."""
+    suffix = secrets.token_hex(5)
+    name = f"Zelda Testova{tag} {suffix}"
+    email = f"zt.{suffix}{tag}@example.org"
+    SIGNERS.append((name, email))
+    return {"name": name, "email": email}
+
+
+def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
+    """Migrate the database and import petitions (the example one by default)."""
+
+    async def run() -> None:
+        storage = Storage(database_url)
+        await storage.connect()
+        try:
+            await storage.migrate()
+            await storage.import_petitions(petitions or [load_file(bundle.EXAMPLE_PETITION)])
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+class LiveServer:
+    def __init__(self, database_url: str, folder: Path, **settings: str | int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / f"server-{self.port}.log"
+        LOGS.append(self.log_path)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ("SECRET_KEYS", "DATABASE_URL")},
+            "DATABASE_URL": database_url,
+            "SECRET_KEYS": SECRET,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "TOKEN_MIN_AGE": "0",
+            "RATE_SIGN_PER_MINUTE": "0",
+            "RATE_CLIENT_PER_MINUTE": "0",
+            "COUNT_REFRESH": "0.2",
+            "LOG_LEVEL": "info",
+        }
+        self.env.update({k.upper(): str(v) for k, v in settings.items()})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: workers die with it
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
+            try:
+                if httpx.get(self.url("/healthz"), timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log()}")
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 35.0) -> int | None:
+        """SIGTERM, as a service manager would, and wait for a graceful exit."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, nothing gets to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,210 @@
+"""Storage on both engines: migrations, petition import, and the signing plan's rules."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from server import bundle
+from server.petitions import Petition, load_file
+from server.signatures import Consent, NewSignature
+from server.storage import MIGRATIONS, Storage
+from server.validation import validate_signer
+from server.writer import create_writer
+
+EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+
+
+def signature(
+    petition_id: int,
+    email: str,
+    *,
+    nonce: str | None = None,
+    partner_id: int | None = None,
+    unknown: str | None = None,
+) -> NewSignature:
+    return NewSignature(
+        petition_id=petition_id,
+        partner_id=partner_id,
+        unknown_partner=unknown,
+        nonce=nonce or secrets.token_urlsafe(12),
+        nonce_expires_at=2_000_000_000,
+        signer=validate_signer({"name": "Test Signer", "email": email}),
+        lang="en",
+        consent=Consent("en", "consent text"),
+    )
+
+
+async def opened(url: str) -> Storage:
+    storage = Storage(url)
+    await storage.connect()
+    await storage.migrate()
+    return storage
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_migrations_are_applied_once(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        assert await storage.migrate() == len(MIGRATIONS)  # again: nothing to do
+        versions = await storage.database.fetch_all("SELECT version FROM schema_migrations")
+        assert [v[0] for v in versions] == list(range(1, len(MIGRATIONS) + 1))
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_sqlite_is_in_wal_mode(tmp_path) -> None:
+    async def check() -> None:
+        storage = await opened(f"sqlite:///{tmp_path / 'x.db'}")
+        assert await storage.database.fetch_val("PRAGMA journal_mode") == "wal"
+        assert await storage.database.fetch_val("PRAGMA synchronous") == 2  # FULL
+        assert await storage.database.fetch_val("PRAGMA busy_timeout") == 5000
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_import_is_idempotent_and_reports_changes(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        assert await storage.import_petitions([EXAMPLE]) == {EXAMPLE.slug: "created"}
+        revision = await storage.content_revision()
+        assert await storage.import_petitions([EXAMPLE]) == {EXAMPLE.slug: "unchanged"}
+        assert await storage.content_revision() == revision
+        raised = dataclasses.replace(EXAMPLE, goal=75_000)
+        assert await storage.import_petitions([raised]) == {EXAMPLE.slug: "updated"}
+        assert await storage.content_revision() > revision
+        rows = await storage.petitions()
+        assert [(r.slug, r.goal) for r in rows] == [(EXAMPLE.slug, 75_000)]
+        assert rows[0].petition == raised  # the whole document survives the round trip
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_import_is_all_or_nothing(database_url: str) -> None:
+    def petitions_then_failure() -> Iterator[Petition]:
+        yield dataclasses.replace(EXAMPLE, slug="first-one")
+        raise RuntimeError("the second file broke")
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        with pytest.raises(RuntimeError):
+            await storage.import_petitions(petitions_then_failure())
+        assert await storage.petitions() == []
+        await storage.disconnect()
+
+    run(check())
+
+
+async def _sign(storage: Storage, batch: list[NewSignature]) -> list[int | None]:
+    """Through the real writer, as the server does."""
+    writer = create_writer(storage)
+    await writer.start()
+    try:
+        return list(await asyncio.gather(*(writer.submit(s) for s in batch)))
+    finally:
+        await writer.close()
+
+
+def test_signing_rules(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
+        partner = await storage.add_partner(pid, "ngo-a", "NGO A")
+
+        first = signature(pid, "someone@example.org", nonce="n1", partner_id=partner.id)
+        assert await _sign(storage, [first]) == [1]
+        # Same person, other case and spaces, another token: not counted, same kind of answer.
+        again = signature(pid, "  SomeOne@Example.org ", nonce="n2")
+        assert await _sign(storage, [again]) == [1]
+        # The very same submission retried: same answer.
+        assert await _sign(storage, [first]) == [1]
+        # A used token with another email: refused.
+        assert await _sign(storage, [signature(pid, "other@example.org", nonce="n1")]) == [None]
+        # A new person through an unknown partner code.
+        assert await _sign(storage, [signature(pid, "new@example.org", unknown="typo")]) == [2]
+
+        assert await storage.totals() == {pid: 2}
+        assert await storage.stored_signatures(pid) == 2
+        assert await storage.partner_totals(pid) == {partner.id: 1, None: 1}
+        assert await storage.unknown_partner_codes(pid) == {"typo": 1}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_duplicates_inside_one_group(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        batch = [
+            signature(pid, "a@example.org", nonce="same"),
+            signature(pid, "b@example.org", nonce="same"),
+            signature(pid, "A@example.org", nonce="other"),
+            signature(pid, "c@example.org"),
+        ]
+        results = await _sign(storage, batch)
+        assert results.count(None) == 1
+        assert await storage.totals() == {pid: 2}
+        assert await storage.stored_signatures(pid) == 2
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_concurrent_signers_are_counted_exactly(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        batch = [signature(pid, f"s{i}@example.org") for i in range(400)]
+        results = await _sign(storage, batch)
+        assert None not in results
+        assert max(results) == 400
+        assert await storage.totals() == {pid: 400}
+        assert await storage.stored_signatures(pid) == 400
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_one_token_submitted_fifty_times_at_once(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        batch = [signature(pid, f"r{i}@example.org", nonce="one-token") for i in range(50)]
+        results = await _sign(storage, batch)
+        assert sum(r is not None for r in results) == 1
+        assert await storage.stored_signatures(pid) == 1
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_used_nonces_are_purged_after_expiry(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        old = dataclasses.replace(signature(pid, "x@example.org", nonce="old"), nonce_expires_at=10)
+        await _sign(storage, [old, signature(pid, "y@example.org", nonce="fresh")])
+        await storage.purge_used_nonces(now=1_000)
+        left = await storage.database.fetch_all("SELECT nonce FROM used_tokens ORDER BY nonce")
+        assert [r[0] for r in left] == ["fresh"]
+        assert await storage.stored_signatures(pid) == 2  # signatures stay
+        await storage.disconnect()
+
+    run(check())
