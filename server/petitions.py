@@ -155,18 +155,19 @@ class _Reader:
         return PetitionFileError(self.source, message, self._line_of(key, section))
 
     def _line_of(self, key: str, section: str) -> int | None:
-        """The line where `key` is set (inside `[section]` if given): tomllib gives no positions."""
-        if not key:
-            return None
-        start = 0
+        """The line where `key` is set (inside `[section]` if given), or the section's header
+        when no key is given: tomllib gives no positions, so we look for them."""
+        start = None
         if section:
             header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
-            start = next((i for i, ln in enumerate(self.lines) if header.match(ln)), 0)
+            start = next((i for i, ln in enumerate(self.lines) if header.match(ln)), None)
+        if not key:
+            return None if start is None else start + 1
         setting = re.compile(rf"^\s*{re.escape(key)}\s*=")
-        for i in range(start, len(self.lines)):
+        for i in range(start or 0, len(self.lines)):
             if setting.match(self.lines[i]):
                 return i + 1
-        return start + 1 if section else None
+        return None if start is None else start + 1
 
     def petition(self, data: dict[str, Any]) -> Petition:
         unknown = sorted(set(data) - _TOP_KEYS)
@@ -193,7 +194,7 @@ class _Reader:
             raise self.fail("translations must be a table of languages", "translations")
         for other, table in translations.items():
             section = f"translations.{other}"
-            self.language(other, other, section="translations")
+            self.language(other, "", section=section)
             if other == lang:
                 raise self.fail(f"translation '{other}' repeats the file's own lang", other)
             if not isinstance(table, dict):

@@ -1,0 +1,139 @@
+"""The `petition-widget` command, run as a newcomer or an operator would run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from server import bundle
+from tests import live
+
+GOOD = """\
+slug = "second-petition"
+goal = 1000
+title = "Second"
+summary = "S"
+target = "T"
+statement = "We ask."
+"""
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEYS")}
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=cwd,
+        env={**environment, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_import_then_list(tmp_path: Path, database_url: str) -> None:
+    second = tmp_path / "second.toml"
+    second.write_text(GOOD)
+    done = cli(
+        "petitions",
+        "import",
+        str(bundle.EXAMPLE_PETITION),
+        str(second),
+        "--database-url",
+        database_url,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "save-russian-lgbt-network: created" in done.stdout
+    again = cli("petitions", "import", str(second), "--database-url", database_url, cwd=tmp_path)
+    assert "second-petition: unchanged" in again.stdout
+    listed = cli("petitions", "list", "--database-url", database_url, cwd=tmp_path)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["SLUG", "SIGNATURES", "GOAL", "TITLE"]
+    assert any(line.split()[:3] == ["save-russian-lgbt-network", "0", "50,000"] for line in lines)
+    assert any(line.split()[:3] == ["second-petition", "0", "1,000"] for line in lines)
+
+
+def test_a_bad_file_imports_nothing(tmp_path: Path, database_url: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace("goal = 1000", "goal = 0"))
+    done = cli(
+        "petitions",
+        "import",
+        str(bundle.EXAMPLE_PETITION),
+        str(bad),
+        "--database-url",
+        database_url,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert f"{bad}:2: goal must be a whole number" in done.stderr
+    listed = cli("petitions", "list", "--database-url", database_url, cwd=tmp_path)
+    assert "No petitions yet" in listed.stdout
+
+
+def test_duplicate_slug_across_files(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    one.write_text(GOOD)
+    two.write_text(GOOD)
+    done = cli("petitions", "import", str(one), str(two), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "slug 'second-petition' is also used by" in done.stderr
+    assert not (tmp_path / "petition-widget.db").exists() or "created" not in done.stdout
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    done = cli("petitions", "list", cwd=tmp_path, env={"PORT": "eighty"})
+    assert done.returncode == 2
+    assert "PORT must be a whole number" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{live.free_port()}/nothing"
+    done = cli("petitions", "list", "--database-url", url, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "cannot open the database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_serves_the_example_and_a_partner_page(tmp_path: Path) -> None:
+    port = live.free_port()
+    log = tmp_path / "demo.log"
+    live.LOGS.append(log)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEYS")}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        petition = httpx.get(base + "/api/petitions/save-russian-lgbt-network").json()
+        assert petition["signatures"] == 0 and petition["goal"] == 50_000
+        page = httpx.get(base + "/")
+        assert page.status_code == 200
+        assert f'src="{base}/embed.js"' in page.text
+        assert 'data-petition="save-russian-lgbt-network"' in page.text
+        key_file = tmp_path / "petition-widget-demo.db.key"
+        assert key_file.exists() and oct(key_file.stat().st_mode)[-3:] == "600"
+        assert key_file.read_text().strip() not in log.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from server import bundle
+from server.petitions import Petition, PetitionFileError, load_file, parse
+
+MINIMAL = """\
+slug = "minimal"
+goal = 100
+title = "A title"
+summary = "A summary"
+target = "Someone"
+statement = "We ask."
+"""
+
+
+def test_the_example_petition_has_every_part_of_the_seed() -> None:
+    p = load_file(bundle.EXAMPLE_PETITION)
+    en, ru = p.texts["en"], p.texts["ru"]
+    assert p.slug == "save-russian-lgbt-network" and p.goal == 50_000 and p.status == "open"
+    assert en.title == "The work of the Russian LGBT+ movement is at risk"
+    assert en.summary.startswith("After ordering the closure of Memorial")
+    assert "Chechnya since 2017" in en.body and "- Support Charitable Foundation Sphere" in en.body
+    assert en.target == "the Russian government"
+    assert "immediately stop the prosecution" in en.statement
+    assert "foreign agents" in en.legal_notice
+    assert [(u.date, u.kind) for u in en.updates] == [
+        (datetime.date(2022, 4, 28), "correction"),
+        (datetime.date(2022, 4, 21), "update"),
+    ]
+    assert "St. Petersburg" in en.updates[1].text
+    assert "was implied" in en.updates[0].text
+    assert ru.title.startswith("Работа российского ЛГБТ+")
+    assert "иностранного агента" in ru.legal_notice
+    assert [(u.date, u.kind) for u in ru.updates] == [(u.date, u.kind) for u in en.updates]
+    assert all(u.text != e.text for u, e in zip(ru.updates, en.updates, strict=True))
+    assert p.languages == ("en", "ru")
+
+
+def test_minimal_file_and_defaults() -> None:
+    p = parse(MINIMAL)
+    assert (p.lang, p.status, p.country, p.comment, p.frame_ancestors) == (
+        "en",
+        "open",
+        "optional",
+        "hidden",
+        (),
+    )
+    assert p.texts["en"].body == ""
+
+
+def test_document_round_trip() -> None:
+    p = load_file(bundle.EXAMPLE_PETITION)
+    assert Petition.from_document(json.loads(json.dumps(p.to_document()))) == p
+
+
+def test_partial_translation_falls_back_to_the_original() -> None:
+    p = parse(MINIMAL + '\n[translations.ru]\ntitle = "Заголовок"\n')
+    assert p.in_language("ru").title == "Заголовок"
+    assert p.in_language("ru").summary == "A summary"
+    assert p.in_language("de").title == "A title"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (MINIMAL.replace("goal = 100", "goal = 0"), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", "goal = -5"), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", 'goal = "many"'), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", "goal = 1.5"), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", "goal = true"), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100\n", ""), None, "goal must be a whole number"),
+        (MINIMAL + 'lang = "xx"\n', 7, "unknown language 'xx'"),
+        (MINIMAL + '[translations.de]\ntitle = "Titel"\n', 7, "unknown language 'de'"),
+        (MINIMAL.replace('slug = "minimal"', 'slug = "Not A Slug"'), 1, "slug must be"),
+        (MINIMAL.replace('title = "A title"', 'title = ""'), 3, "title is required"),
+        (MINIMAL + 'status = "paused"\n', 7, "status must be one of"),
+        (MINIMAL + 'colour = "red"\n', 7, "unknown key 'colour'"),
+        (MINIMAL + '[form]\ncountry = "sometimes"\n', 8, "form.country must be one of"),
+        (MINIMAL + '[[updates]]\ndate = "yesterday"\ntext = "x"\n', 8, "update date must be"),
+        (
+            MINIMAL + '[[updates]]\ndate = 2022-01-01\nkind = "rumour"\ntext = "x"\n',
+            9,
+            "update kind must be",
+        ),
+        (
+            MINIMAL + '[embed]\nframe_ancestors = ["javascript:alert(1)"]\n',
+            8,
+            "frame_ancestors must be",
+        ),
+        (MINIMAL + 'share_url = "javascript:alert(1)"\n', 7, "share_url must be an http(s) URL"),
+        (MINIMAL + "goal = 5\n", 7, "not valid TOML"),
+        ("slug = \n", 1, "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_line_and_field(text: str, line: int | None, words: str) -> None:
+    with pytest.raises(PetitionFileError) as caught:
+        parse(text, source="campaign.toml")
+    message = str(caught.value)
+    assert words in message
+    assert message.startswith("campaign.toml")
+    if line is not None and "not valid TOML" not in words:
+        assert caught.value.line == line
+    if "not valid TOML" in words:
+        assert f"line {line}" in message
+
+
+def test_translated_update_must_exist_in_the_original() -> None:
+    text = (
+        MINIMAL + '[[updates]]\ndate = 2022-01-01\ntext = "x"\n'
+        '[[translations.ru.updates]]\ndate = 2022-02-02\ntext = "y"\n'
+    )
+    with pytest.raises(PetitionFileError, match="does not have"):
+        parse(text)
+
+
+def test_unreadable_file(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(PetitionFileError, match="cannot read"):
+        load_file(tmp_path / "missing.toml")
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(MINIMAL.replace("A title", "Caf\xe9").encode("latin-1"))
+    with pytest.raises(PetitionFileError, match="cannot read"):
+        load_file(bad)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from server import settings
+from server.settings import SettingsError, load
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_defaults_generate_a_private_key_beside_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "data.db"
+    s = load({"DATABASE_URL": f"sqlite:///{db}"})
+    key_file = tmp_path / "data.db.key"
+    assert key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert s.secret_keys == (key_file.read_text().strip(),)
+    assert len(s.secret_keys[0]) >= 40
+    # The same key the next time: tokens survive a restart.
+    assert load({"DATABASE_URL": f"sqlite:///{db}"}).secret_keys == s.secret_keys
+
+
+def test_secret_keys_list_and_overrides(tmp_path: Path) -> None:
+    s = load({"SECRET_KEYS": "new, old ,", "PORT": "9000"}, port=9100, host=None)
+    assert s.secret_keys == ("new", "old")
+    assert s.port == 9100
+    assert s.base_url == "http://127.0.0.1:9100"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"PORT": "eighty"}, "PORT must be a whole number"),
+        ({"WORKERS": "0"}, "WORKERS must be at least 1"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with"),
+        ({"DATABASE_URL": "sqlite:///x.db?timeout=5"}, "no options"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8, not-an-address"}, "TRUSTED_PROXIES"),
+        ({"SQLITE_SYNCHRONOUS": "off"}, "SQLITE_SYNCHRONOUS"),
+        ({"COUNT_REFRESH": "soon"}, "COUNT_REFRESH must be a number"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        load({"SECRET_KEYS": "k", **env})
+
+
+def test_postgres_scheme_alias() -> None:
+    s = load({"SECRET_KEYS": "k", "DATABASE_URL": "postgres://u@h/db"})
+    assert s.database_url == "postgresql://u@h/db"
+
+
+def test_readme_documents_exactly_the_settings() -> None:
+    text = README.read_text()
+    table = text.split("<!-- settings-table -->")[1].split("<!-- /settings-table -->")[0]
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|", table, re.M)
+    documented = {name: default for name, default in rows}
+    assert set(documented) == set(settings.SETTINGS)
+    for name, setting in settings.SETTINGS.items():
+        expected = f"`{setting.default}`" if setting.default else "(none)"
+        assert documented[name] == expected, name
+
+
+def test_no_setting_is_read_outside_the_table() -> None:
+    source = "\n".join(p.read_text() for p in (README.parent / "server").glob("*.py"))
+    read = set(re.findall(r"environ(?:\.get)?\(\s*[\"']([A-Z_]+)", source))
+    assert read <= set(settings.SETTINGS) | {"PETITION_WIDGET_REQUIRE_ALL"}, read
+
+
+def test_readable_key_file_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key = tmp_path / "k.key"
+    key.write_text("a-key\n")
+    os.chmod(key, 0o644)
+    assert load({"SECRET_KEY_FILE": str(key)}).secret_keys == ("a-key",)
+    assert "readable by others" in caplog.text
+    assert "a-key" not in caplog.text
