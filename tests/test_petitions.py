@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_translated_update_must_exist_in_the_original() -> None:
         parse(text)
 
 
-def test_unreadable_file(tmp_path) -> None:  # noqa: ANN001
+def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(PetitionFileError, match="cannot read"):
         load_file(tmp_path / "missing.toml")
     bad = tmp_path / "latin1.toml"
