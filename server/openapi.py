@@ -1,11 +1,13 @@
 """The OpenAPI description of the public API, served at `/openapi.json`.
 
-Written by hand next to the endpoints it describes (it is small); the fuzzing tests run
-schemathesis against the live server with it, so a drift between the two fails the suite.
+Written by hand next to the endpoints it describes (it is small). The fuzzing tests run
+schemathesis against a live server with this very document, so a drift between the two, or
+any input that makes the server fail, fails the suite.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.requests import Request
@@ -15,11 +17,214 @@ from starlette.routing import Route
 from server import __version__
 
 
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def _error(description: str, *, retry_after: bool = False, html: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": _json("Error")}
+    if html:  # the no-JavaScript form gets the widget page back instead
+        response["content"]["text/html"] = {"schema": {"type": "string"}}
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}
+        }
+    return response
+
+
+_SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+_LANG = {
+    "name": "lang",
+    "in": "query",
+    "required": False,
+    "description": "A language of the petition (else Accept-Language, else its own).",
+    "schema": {"type": "string"},
+}
+_PARTNER = {
+    "name": "partner",
+    "in": "query",
+    "required": False,
+    "description": "The partner code from the embed snippet.",
+    "schema": {"type": "string"},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "FieldErrors": {
+        "type": "object",
+        "required": ["error", "errors"],
+        "properties": {
+            "error": {"const": "invalid_fields"},
+            "message": {"type": "string"},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["token", "expires_in"],
+        "properties": {"token": {"type": "string"}, "expires_in": {"type": "integer"}},
+    },
+    "Signed": {
+        "type": "object",
+        "required": ["status", "signatures"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"const": "signed"},
+            "signatures": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Update": {
+        "type": "object",
+        "required": ["date", "kind", "html"],
+        "properties": {
+            "date": {"type": "string", "format": "date"},
+            "kind": {"enum": ["update", "correction"]},
+            "html": {"type": "string"},
+        },
+    },
+    "Petition": {
+        "type": "object",
+        "required": [
+            *("slug", "lang", "languages", "title", "summary", "target"),
+            *("goal", "signatures", "status", "updated_at"),
+        ],
+        "properties": {
+            "slug": {"type": "string"},
+            "lang": {"type": "string"},
+            "languages": {"type": "array", "items": {"type": "string"}},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "target": {"type": "string"},
+            "statement_html": {"type": "string"},
+            "body_html": {"type": "string"},
+            "updates": {"type": "array", "items": {"$ref": "#/components/schemas/Update"}},
+            "legal_notice": {"type": "string"},
+            "organiser": {"type": "string"},
+            "goal": {"type": "integer", "minimum": 1},
+            "signatures": {"type": "integer", "minimum": 0},
+            "status": {"enum": ["open", "closed"]},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "form": {"type": "object"},
+            "widget_url": {"type": "string"},
+            "sign_url": {"type": "string"},
+        },
+    },
+    "SignatureRequest": {
+        "type": "object",
+        "required": ["token", "name", "email"],
+        "properties": {
+            "token": {"type": "string", "description": "From the token endpoint or the widget"},
+            "name": {"type": "string", "maxLength": 120},
+            "email": {"type": "string", "maxLength": 254},
+            "country": {"type": "string", "description": "ISO 3166-1 alpha-2"},
+            "comment": {"type": "string", "maxLength": 1000},
+            "consent_organiser": {"type": ["boolean", "string"]},
+            "consent_partner": {"type": ["boolean", "string"]},
+            "lang": {"type": "string"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "problems": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+
+
+@functools.cache
 def document() -> dict[str, Any]:
+    signature_body = {"$ref": "#/components/schemas/SignatureRequest"}
+    html = {"text/html": {"schema": {"type": "string"}}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "petition-widget", "version": __version__},
-        "paths": {},
+        "info": {
+            "title": "petition-widget",
+            "version": __version__,
+            "description": "Read petitions and their live counts, get form tokens, sign.",
+        },
+        "paths": {
+            "/api/petitions/{slug}": {
+                "get": {
+                    "summary": "A petition with its exact count",
+                    "parameters": [_SLUG, _LANG],
+                    "responses": {
+                        "200": {"description": "The petition", "content": _json("Petition")},
+                        "304": {"description": "Unchanged since the ETag sent"},
+                        "404": _error("No such petition"),
+                    },
+                }
+            },
+            "/api/petitions/{slug}/token": {
+                "get": {
+                    "summary": "A signed, single-use form token",
+                    "parameters": [_SLUG, _PARTNER, _LANG],
+                    "responses": {
+                        "200": {"description": "A token", "content": _json("Token")},
+                        "404": _error("No such petition"),
+                        "429": _error("Too many requests", retry_after=True),
+                    },
+                }
+            },
+            "/api/petitions/{slug}/signatures": {
+                "post": {
+                    "summary": "Sign a petition",
+                    "parameters": [_SLUG],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": signature_body},
+                            "application/x-www-form-urlencoded": {"schema": signature_body},
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Signed (also when this person had signed before)",
+                            "content": {**_json("Signed"), **html},
+                        },
+                        "400": _error("Bad token or body", html=True, retry_after=True),
+                        "403": _error("The petition is closed", html=True),
+                        "404": _error("No such petition"),
+                        "408": _error("The body arrived too slowly", html=True),
+                        "409": _error("The token was used by someone else", html=True),
+                        "413": _error("Body too large", html=True),
+                        "415": _error("Not JSON nor a form", html=True),
+                        "422": {
+                            "description": "Invalid fields, all of them at once",
+                            "content": {**_json("FieldErrors"), **html},
+                        },
+                        "429": _error("Too many signatures", retry_after=True, html=True),
+                        "503": _error("Storage unavailable", retry_after=True, html=True),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Whether the database answers and takes writes",
+                    "responses": {
+                        "200": {"description": "Healthy", "content": _json("Health")},
+                        "503": {"description": "Unhealthy", "content": _json("Health")},
+                    },
+                }
+            },
+            "/widget/{slug}": {
+                "get": {
+                    "summary": "The widget document (inside the embed's iframe)",
+                    "parameters": [_SLUG, _PARTNER, _LANG],
+                    "responses": {
+                        "200": {"description": "HTML", "content": html},
+                        "404": {"description": "No such petition", "content": html},
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _SCHEMAS},
     }
 
 
