@@ -180,7 +180,10 @@ async def signatures(request: Request) -> Response:
     if wait:
         return _refusal(request, entry, as_html, 429, "rate_limited", lang, wait)
     try:
-        fields = await payloads.read_fields(request, services.settings.max_body_bytes)
+        settings = services.settings
+        fields = await payloads.read_fields(
+            request, settings.max_body_bytes, settings.client_timeout
+        )
     except payloads.PayloadError as exc:
         return _refusal(request, entry, as_html, exc.status, exc.code, lang)
     except ClientDisconnect:

@@ -21,6 +21,7 @@ import uvicorn
 from server import bundle
 from server import settings as settings_module
 from server.petitions import Petition, PetitionFileError, load_file
+from server.protocol import GuardedHttpToolsProtocol
 from server.settings import Settings, SettingsError
 from server.storage import Storage, StorageUnavailable, describe
 
@@ -35,6 +36,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "h11_max_incomplete_event_size": 16 * 1024,
     "server_header": False,
     "proxy_headers": False,  # TRUSTED_PROXIES decides whose X-Forwarded-For we believe
+    "http": GuardedHttpToolsProtocol,  # limits on header size and time that uvicorn lacks
 }
 
 

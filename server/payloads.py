@@ -14,7 +14,6 @@ from typing import Any
 
 from starlette.requests import Request
 
-BODY_TIMEOUT = 10.0  # seconds for a whole body to arrive; slower clients are dropped
 MAX_FIELDS = 50
 
 
@@ -36,7 +35,8 @@ def kind(request: Request) -> str:
     return ""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refused with 413 past `limit` bytes and with 408 after `timeout` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -46,7 +46,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadError(413, "body_too_large")
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > limit:
@@ -56,12 +56,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_fields(request: Request, limit: int) -> dict[str, Any]:
+async def read_fields(request: Request, limit: int, timeout: float) -> dict[str, Any]:
     """The submitted fields of a JSON object or a urlencoded form."""
     form_or_json = kind(request)
     if not form_or_json:
         raise PayloadError(415, "unsupported_media_type")
-    body = await read_body(request, limit)
+    body = await read_body(request, limit, timeout)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -96,6 +96,12 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("MAX_BODY_BYTES", "16384", "Largest signature request body accepted."),
         Setting(
+            "CLIENT_TIMEOUT",
+            "10",
+            "Seconds a client has to send a request's headers, and again its body; slower "
+            "clients get 408.",
+        ),
+        Setting(
             "SQLITE_SYNCHRONOUS",
             "full",
             "SQLite `synchronous` pragma: `full` (an acknowledged signature survives a power "
@@ -126,6 +132,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...]
     count_refresh: float
     max_body_bytes: int
+    client_timeout: float
     sqlite_synchronous: str
     access_log: bool
     log_level: str
@@ -179,6 +186,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         trusted_proxies=_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
+        client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
         sqlite_synchronous=synchronous,
         access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
         log_level=raw["LOG_LEVEL"].lower(),
