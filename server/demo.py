@@ -1,7 +1,8 @@
 """The demo's partner page: what a newcomer sees at `/` after `petition-widget demo`.
 
-It serves `examples/partner-site.html`, a realistic partner NGO page, with its snippet pointed
-at this server, so the widget is embedded exactly as partners embed it.
+It serves `examples/partner-site.html`, a realistic partner NGO page, with its snippets pointed
+at this server, so the widget is embedded exactly as partners embed it. The browser tests serve
+the same page from another origin, through `partner_page`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from starlette.routing import Route
 
 from server.bundle import EXAMPLES_DIR
 
-EXAMPLE_ORIGIN = "http://127.0.0.1:8000"  # the server the example page's snippet names
+EXAMPLE_ORIGIN = "http://127.0.0.1:8000"  # the server the example page's snippets name
 
 
-async def partner_page(request: Request) -> HTMLResponse:
-    base_url = request.app.state.services.settings.base_url
+def partner_page(base_url: str) -> str:
+    """The example partner page with its snippets pointed at `base_url`."""
     html = (EXAMPLES_DIR / "partner-site.html").read_text(encoding="utf-8")
-    return HTMLResponse(html.replace(EXAMPLE_ORIGIN, base_url))
+    return html.replace(EXAMPLE_ORIGIN, base_url.rstrip("/"))
 
 
-routes = [Route("/", partner_page, methods=["GET", "HEAD"])]
+async def partner_site(request: Request) -> HTMLResponse:
+    return HTMLResponse(partner_page(request.app.state.services.settings.base_url))
+
+
+routes = [Route("/", partner_site, methods=["GET", "HEAD"])]

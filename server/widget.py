@@ -4,7 +4,9 @@
 The document is rendered in one response with the live count and a fresh form token already
 in it. Its Content-Security-Policy allows only our own script and stylesheet, plus one small
 inline style (the accent colour and the bar's width) allowed by its hash; `frame-ancestors`
-lets every site embed it unless the petition lists the sites that may.
+lets every site embed it unless the petition lists the sites that may. Open widgets follow the
+count through `/widget/{slug}/count`, a few bytes answered with `304` while nothing changed.
+See docs/widget.md.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from server.registry import Entry
 from server.services import Services
 from server.signing import Outcome, consent_wording, form_language
 
-POLL_SECONDS = 30  # how often an open widget asks for the count (a 304 when unchanged)
+POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
+COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
@@ -88,7 +91,7 @@ def content_security_policy(entry: Entry, inline_style: str) -> str:
         ancestors = "*"
     return (
         "default-src 'none'; script-src 'self'; "
-        f"style-src 'self' 'sha256-{style_hash}'; img-src 'self' data:; connect-src 'self'; "
+        f"style-src 'self' 'sha256-{style_hash}'; img-src 'self'; connect-src 'self'; "
         f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
     )
 
@@ -165,6 +168,8 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         "dir": t.dir,
         "t": t,
         "texts": texts,
+        # The petition's own language where it has no translation into the interface's.
+        "texts_lang": view.lang if view.lang in entry.petition.texts else entry.petition.lang,
         "body_html": richtext.markup(texts.body),
         "statement_html": richtext.markup(texts.statement),
         "updates": [
@@ -179,6 +184,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         ],
         "count": count,
         "goal": entry.goal,
+        "value_max": max(count, entry.goal),  # aria-valuenow may not exceed aria-valuemax
         "count_text": count_text,
         "goal_text": goal_text,
         "state": view.state,
@@ -204,7 +210,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
             "goal_text": goal_text,
             "parent_origin": origin,
             "frame": view.kept.get("frame", ""),
-            "petition_url": f"{base}?lang={view.lang}",
+            "count_url": f"/widget/{entry.slug}/count",
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "messages": {
@@ -217,6 +223,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
                         "form_errors",
                         "retrying_in",
                         "share_copied",
+                        "share_copy_manual",
                         "error_required",
                         "error_email_invalid",
                         "error_network",
@@ -245,6 +252,12 @@ def _kept(params: Mapping[str, Any]) -> dict[str, str]:
     return kept
 
 
+def interface_languages(entry: Entry) -> list[str]:
+    """The languages the widget may be shown in: those in which the signature records the very
+    consent wording the signer read (see `signing.form_language`)."""
+    return [lang for lang in sorted(i18n.LANGUAGES) if form_language(entry, lang) == lang]
+
+
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -259,7 +272,7 @@ async def document(request: Request) -> Response:
     lang = i18n.choose_language(
         params.get("lang"),
         request.headers.get("accept-language", ""),
-        entry.petition.languages,
+        interface_languages(entry),
         entry.petition.lang,
     )
     view = View(lang=lang, partner=normalise_code(params.get("partner")), kept=_kept(params))
@@ -301,6 +314,28 @@ def sign_result(
     return render(request, services, entry, view)
 
 
+# --- The live count ------------------------------------------------------------------------------
+
+
+async def live_count(request: Request) -> Response:
+    """The count alone, for open widgets to poll: about 60 bytes, or a `304` with none while it
+    has not changed. It is read from the registry in memory, never from the database."""
+    entry = services_of(request).registry.get(request.path_params["slug"])
+    if entry is None:
+        return not_found(request)
+    count = services_of(request).registry.count(entry)
+    etag = f'"{count}-{entry.status}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={COUNT_MAX_AGE}",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    body = f'{{"signatures":{count},"goal":{entry.goal},"status":"{entry.status}"}}'
+    return Response(body, headers=headers, media_type="application/json")
+
+
 # --- Files ---------------------------------------------------------------------------------------
 
 
@@ -322,12 +357,22 @@ def not_found(request: Request) -> Response:
         request.query_params.get("lang"), request.headers.get("accept-language", ""),
         i18n.LANGUAGES, i18n.DEFAULT_LANGUAGE,
     ))  # fmt: skip
-    body = f"<!doctype html><meta charset=utf-8><title>404</title><p>{t('error_not_found')}</p>"
-    return Response(body, 404, {"X-Content-Type-Options": "nosniff"}, media_type="text/html")
+    body = (
+        f'<!doctype html><html lang="{t.lang}" dir="{t.dir}"><meta charset=utf-8>'
+        f"<title>404</title><p>{t('error_not_found')}</p></html>"
+    )
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+    return Response(body, 404, headers, media_type="text/html")
 
 
 routes = [
     Route("/embed.js", loader, methods=["GET", "HEAD"]),
     Route("/widget/assets/{name}", asset, methods=["GET", "HEAD"]),
     Route("/widget/{slug}", document, methods=["GET", "HEAD"]),
+    Route("/widget/{slug}/count", live_count, methods=["GET", "HEAD"]),
 ]

@@ -1,9 +1,10 @@
 /* petition-widget loader: the one script partners paste.
    <script async src="BASE_URL/embed.js" data-petition="SLUG" data-partner="CODE" data-lang="ru"></script>
    It puts an iframe right after its own script tag and keeps the frame's height in step with
-   its content. It defines no globals, styles only its own iframe (inline, so the host page's
-   rules cannot hide or squash it), and listens only to messages from the widget's own origin,
-   from its own frame, in the "petition-widget" envelope. */
+   its content. It defines no globals, styles only its own iframe (inline and !important, so the
+   host page's rules can neither hide nor squash it, and nothing else on the page is touched),
+   and listens only to messages from the widget's origin, from its own frame, in the
+   "petition-widget" envelope. See docs/widget.md. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -15,19 +16,23 @@
   [["partner", get("partner")], ["lang", lang], ["accent", get("accent")]].forEach(function (p) {
     if (p[1]) params.set(p[0], p[1]);
   });
-  var id = Math.random().toString(36).slice(2, 12);
+  var id = Math.random().toString(36).slice(2, 12) || "1";
   params.set("origin", location.origin);
   params.set("frame", id);
 
   var frame = document.createElement("iframe");
   frame.src = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + params;
-  frame.title = get("title") || (/^ru/i.test(lang || document.documentElement.lang) ? "Петиция" : "Petition");
+  frame.title = /^ru/i.test(lang || document.documentElement.lang) ? "Петиция" : "Petition";
+  frame.className = "petition-widget";
   frame.loading = "lazy";
-  frame.setAttribute("scrolling", "no");
+  frame.referrerPolicy = "no-referrer"; // the widget needs no partner page address
+  frame.allow = "clipboard-write"; // the "Copy link" button after signing
   var style = {
-    display: "block", visibility: "visible", opacity: "1", position: "static",
+    display: "block", visibility: "visible", opacity: "1", position: "static", float: "none",
     width: "100%", "max-width": "100%", "min-width": "0", height: "640px", "min-height": "200px",
-    border: "0", margin: "0", padding: "0", "color-scheme": "normal", "pointer-events": "auto"
+    "max-height": "none", "box-sizing": "border-box", border: "0", margin: "0", padding: "0",
+    transform: "none", filter: "none", "clip-path": "none", "color-scheme": "normal",
+    "pointer-events": "auto"
   };
   for (var key in style) frame.style.setProperty(key, style[key], "important");
 
@@ -37,6 +42,7 @@
     if (!message || message.id !== id || typeof message.height !== "number") return;
     var height = Math.max(200, Math.min(20000, Math.ceil(message.height)));
     frame.style.setProperty("height", height + "px", "important");
+    if (typeof message.title === "string" && message.title) frame.title = message.title.slice(0, 200);
   });
 
   script.parentNode.insertBefore(frame, script.nextSibling);

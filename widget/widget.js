@@ -3,7 +3,8 @@
    - the form is sent with fetch; errors appear beside their fields and are announced; the
      signer's input is never cleared by a failure;
    - a stale or too-fresh form token is replaced or waited for without bothering the signer;
-   - the count follows other signers by conditional polling (cheap 304s), only while visible;
+   - the count follows other signers by conditional polling of a tiny resource (a 304 while
+     nothing changed), only while the widget is visible;
    - the frame tells the partner's page its height, so it never shows an inner scrollbar. */
 (function () {
   "use strict";
@@ -18,50 +19,75 @@
   var plural = new Intl.PluralRules(data.lang);
   var numbers = new Intl.NumberFormat(data.lang);
   var count = data.count;
-  var etag = null;
 
   function format(text, values) {
     return text.replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
   }
 
   function showCount(n) {
-    count = Math.max(count, n);
+    if (typeof n !== "number" || n <= count) return;
+    count = n;
     var forms = t.signed_count;
     var text = format(forms[plural.select(count)] || forms.other, { count: numbers.format(count) });
     countText.textContent = text;
     track.setAttribute("aria-valuenow", String(count));
+    track.setAttribute("aria-valuemax", String(Math.max(count, data.goal)));
     track.setAttribute("aria-valuetext", text + ". " + data.goal_text);
     fill.style.width = Math.min(100, (100 * count) / data.goal) + "%";
   }
 
   // --- Height for the partner's page ----------------------------------------------------------
-  if (data.parent_origin && window.parent !== window) {
+  // Sent only to the origin the loader named, in the "petition-widget" envelope with its frame id.
+  if (data.parent_origin && window.parent !== window && window.ResizeObserver) {
     var lastHeight = 0;
     var sendHeight = function () {
       var height = Math.ceil(document.documentElement.getBoundingClientRect().height);
-      if (height !== lastHeight) {
-        lastHeight = height;
-        window.parent.postMessage({ "petition-widget": { height: height, id: data.frame } }, data.parent_origin);
-      }
+      if (height === lastHeight) return;
+      lastHeight = height;
+      window.parent.postMessage(
+        { "petition-widget": { id: data.frame, height: height, title: document.title } },
+        data.parent_origin
+      );
     };
     new ResizeObserver(sendHeight).observe(document.documentElement);
-    sendHeight();
   }
 
   // --- Live count -----------------------------------------------------------------------------
+  // One small request every poll_seconds (± 20 %, so widgets opened together drift apart), none
+  // while the page is hidden; after a failure the wait doubles, up to ten minutes.
+  var etag = null;
+  var delay = data.poll_seconds * 1000;
+  var timer = 0;
+  var lastPoll = Date.now();
+
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms * (0.8 + Math.random() * 0.4));
+  }
+
   function poll() {
     if (document.hidden) return;
+    lastPoll = Date.now();
     var headers = etag ? { "If-None-Match": etag } : {};
-    fetch(data.petition_url, { headers: headers, cache: "no-store" }).then(function (r) {
-      if (r.status !== 200) return null;
+    fetch(data.count_url, { headers: headers, cache: "no-store" }).then(function (r) {
+      if (r.status === 304) return null;
+      if (!r.ok) throw new Error(String(r.status));
       etag = r.headers.get("ETag");
       return r.json();
-    }).then(function (p) {
-      if (p && typeof p.signatures === "number") showCount(p.signatures);
-    }).catch(function () {});
+    }).then(function (c) {
+      if (c) showCount(c.signatures);
+      delay = data.poll_seconds * 1000;
+    }, function () {
+      delay = Math.min(delay * 2, 600000);
+    }).then(function () { schedule(delay); });
   }
-  setInterval(poll, data.poll_seconds * 1000);
-  document.addEventListener("visibilitychange", poll);
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return clearTimeout(timer);
+    if (Date.now() - lastPoll > delay) poll();
+    else schedule(delay);
+  });
+  schedule(delay);
 
   if (!form) return;
 
@@ -80,19 +106,21 @@
     }
   }
 
+  // Each field's message goes into the span "pw-NAME-err" beside it, which the field's
+  // aria-describedby names; returns the first invalid field.
   function setErrors(errors) {
     var first = null;
     Array.prototype.forEach.call(form.querySelectorAll(".pw-err"), function (span) {
-      var field = form.elements[span.id.slice(3, -4)];
-      var message = errors[span.id.slice(3, -4)] || "";
+      var name = span.id.slice(3, -4);
+      var field = form.elements[name];
+      var message = errors[name] || "";
       span.textContent = message;
-      if (field) {
-        if (message) {
-          field.setAttribute("aria-invalid", "true");
-          first = first || field;
-        } else {
-          field.removeAttribute("aria-invalid");
-        }
+      if (!field) return;
+      if (message) {
+        field.setAttribute("aria-invalid", "true");
+        first = first || field;
+      } else {
+        field.removeAttribute("aria-invalid");
       }
     });
     return first;
@@ -139,7 +167,7 @@
     showCount(n);
     form.hidden = true;
     thanks.hidden = false;
-    thanks.querySelector("h2").focus();
+    thanks.querySelector("h2").focus(); // moves the reader to the thank-you, which is read out
   }
 
   function send(attempt) {
@@ -173,8 +201,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy) return;
-    var errors = localCheck();
-    var first = setErrors(errors);
+    var first = setErrors(localCheck());
     if (first) {
       setAlert(t.form_errors);
       first.focus();
@@ -185,13 +212,24 @@
     send(0).catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
   });
 
-  var copy = document.querySelector(".pw-copy");
-  if (copy && navigator.clipboard) {
-    copy.hidden = false;
-    copy.addEventListener("click", function () {
-      navigator.clipboard.writeText(copy.getAttribute("data-url")).then(function () {
-        document.querySelector(".pw-copied").textContent = t.share_copied;
-      });
-    });
-  }
+  // --- Copy link ------------------------------------------------------------------------------
+  // The clipboard API needs the host's permission (the loader asks with allow="clipboard-write");
+  // without it, the link is selected and copied the old way, or left selected for the signer.
+  var copy = thanks.querySelector(".pw-copy");
+  var copied = thanks.querySelector(".pw-copied");
+  var link = document.getElementById("pw-share-url");
+  copy.parentNode.hidden = false; // a button that needs this script: hidden without it
+  copy.addEventListener("click", function () {
+    function manually() {
+      link.focus();
+      link.select();
+      var done = false;
+      try { done = document.execCommand("copy"); } catch (e) { done = false; }
+      copied.textContent = done ? t.share_copied : t.share_copy_manual;
+    }
+    if (!navigator.clipboard) return manually();
+    navigator.clipboard.writeText(link.value).then(function () {
+      copied.textContent = t.share_copied;
+    }, manually);
+  });
 })();
