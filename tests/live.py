@@ -76,12 +76,13 @@ class LiveServer:
             "LOG_LEVEL": "info",
         }
         self.env.update({k.upper(): str(v) for k, v in settings.items()})
+        self.command = [sys.executable, "-m", "server", "serve"]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> LiveServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,47 @@
+"""Reading a database directly, for tests that check what survived a crash or a fault. The
+server's own SQL is in server/storage.py; these few queries exist only to audit it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.storage import Storage
+
+SLUG = "save-russian-lgbt-network"
+
+
+async def _audit(url: str) -> dict:
+    storage = Storage(url)
+    await storage.connect()
+    try:
+        db = storage.database
+        pid = await storage.petition_id(SLUG)
+        emails = {r[0] for r in await db.fetch_all(
+            "SELECT email FROM signatures WHERE petition_id = :p", {"p": pid})}
+        report = {
+            "counted": (await storage.totals()).get(pid, 0),
+            "rows": await storage.stored_signatures(pid),
+            "emails": emails,
+            "orphan_nonces": await db.fetch_val(
+                "SELECT COUNT(*) FROM used_tokens WHERE signature_id IS NULL"),
+        }
+        if storage.dialect == "sqlite":
+            report["integrity"] = await db.fetch_val("PRAGMA integrity_check")
+        else:
+            await db.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            # amcheck raises if a B-tree index (our unique constraints) is corrupt.
+            checked = await db.fetch_all(
+                "SELECT bt_index_check(c.oid, true) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_am a ON a.oid = c.relam WHERE n.nspname = 'public' AND a.amname = 'btree'"
+            )
+            report["integrity"] = "ok" if checked else "no indexes checked"
+        return report
+    finally:
+        await storage.disconnect()
+
+
+def audit(url: str) -> dict:
+    """Counter total, signature rows, stored emails, nonces without a signature, integrity."""
+    return asyncio.run(_audit(url))
