@@ -12,7 +12,7 @@ import stat
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ def health(server: live.LiveServer) -> httpx.Response:
     return httpx.get(server.url("/healthz"), timeout=30)
 
 
-def wait_until(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -43,7 +43,9 @@ def check_consistent(url: str, load: SignLoad) -> None:
     assert report["orphan_nonces"] == 0
 
 
-def test_postgresql_unreachable_mid_load(tmp_path: Path, postgres: backends.PostgresDatabases) -> None:
+def test_postgresql_unreachable_mid_load(
+    tmp_path: Path, postgres: backends.PostgresDatabases
+) -> None:
     direct = postgres.create()
     parts = urllib.parse.urlsplit(direct)
     proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
@@ -76,8 +78,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MB tmpfs: a disk we can fill. Needs root (CI runs as root)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         backends.unavailable(f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip()}")
     try:
@@ -127,8 +132,13 @@ def test_sqlite_locked_then_read_only(tmp_path: Path) -> None:
     url = backends.sqlite_url(folder)
     live.prepare(url)
     server = live.LiveServer(url, tmp_path)
-    server.command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--",
-                      *server.command]
+    server.command = [
+        "setpriv",
+        "--bounding-set",
+        "-dac_override,-dac_read_search",
+        "--",
+        *server.command,
+    ]
     server.start()
     load = SignLoad(server.base_url).start()
     files = sorted(folder.glob("petitions.db*"))
