@@ -125,6 +125,12 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (petition_id, partner_id, shard)
         )""",
     ],
+    [
+        # The owner's dashboard lists partner codes that arrived in snippets but belong to no
+        # partner; a partial index keeps that query to those few rows.
+        "CREATE INDEX signatures_by_unknown_partner ON signatures (petition_id, unknown_partner) "
+        "WHERE unknown_partner IS NOT NULL",
+    ],
 ]
 
 
@@ -443,14 +449,20 @@ class Storage:
                          "status": p.status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "created"
-                elif (row[0], row[1], row[2]) == (document, p.goal, p.status):
+                elif row[0] == document:
                     outcome[p.slug] = "unchanged"
                 else:
+                    # The dashboard may have closed the petition or raised its goal since the
+                    # file was last imported: the file changes them only where its own value
+                    # changed, so re-importing an edited text never reopens a closed petition.
+                    before = json.loads(row[0])
+                    goal = p.goal if before.get("goal") != p.goal else row[1]
+                    status = p.status if before.get("status") != p.status else row[2]
                     await conn.execute(
                         "UPDATE petitions SET document = :document, goal = :goal, "
                         "status = :status, updated_at = :now WHERE slug = :slug",
-                        {"slug": p.slug, "document": document, "goal": p.goal,
-                         "status": p.status, "now": now},
+                        {"slug": p.slug, "document": document, "goal": goal,
+                         "status": status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "updated"
             if any(v != "unchanged" for v in outcome.values()):
@@ -556,6 +568,280 @@ class Storage:
 
     async def purge_used_nonces(self, now: int) -> None:
         await self.database.execute(_PURGE_NONCES, {"now": now})
+
+    # --- Access keys, the dashboard and the export ------------------------------------------
+    # Keys are read from here on every admin request, so a revoked key stops working at once on
+    # every worker and host. Counts per day, per hour and per partner below are admin queries
+    # over `signatures` (indexed by petition and time, and by partner and time): fine for a
+    # dashboard, never on the public path, where counts come from `counters`.
+
+    async def add_access_key(
+        self,
+        key_id: str,
+        role: str,
+        secret_hash: str,
+        label: str,
+        *,
+        petition_id: int | None = None,
+        partner_id: int | None = None,
+    ) -> None:
+        await self.database.execute(
+            "INSERT INTO access_keys (id, role, petition_id, partner_id, secret_hash, label, "
+            "created_at) VALUES (:id, :role, :petition, :partner, :hash, :label, :now)",
+            {"id": key_id, "role": role, "petition": petition_id, "partner": partner_id,
+             "hash": secret_hash, "label": label, "now": _now()},
+        )  # fmt: skip
+
+    async def access_key(self, key_id: str) -> AccessKeyRow | None:
+        row = await self.database.fetch_one(_ACCESS_KEYS + " WHERE k.id = :id", {"id": key_id})
+        return None if row is None else AccessKeyRow(*_columns(row))
+
+    async def access_keys(self) -> list[AccessKeyRow]:
+        rows = await self.database.fetch_all(_ACCESS_KEYS + " ORDER BY k.created_at, k.id")
+        return [AccessKeyRow(*_columns(r)) for r in rows]
+
+    async def revoke_access_key(self, key_id: str) -> bool:
+        """Revoke a key; False when there is no such key or it was revoked already."""
+        revoked = await self.database.fetch_val(
+            "UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL "
+            "RETURNING id",
+            {"id": key_id, "now": _now()},
+        )
+        return revoked is not None
+
+    async def revoke_access_keys_labelled(self, label: str) -> int:
+        """Revoke every key with this label (the demo replaces its keys on each run)."""
+        rows = await self.database.fetch_all(
+            "UPDATE access_keys SET revoked_at = :now WHERE label = :label "
+            "AND revoked_at IS NULL RETURNING id",
+            {"label": label, "now": _now()},
+        )
+        return len(rows)
+
+    async def partner(self, petition_id: int, code: str) -> PartnerRow | None:
+        row = await self.database.fetch_one(
+            "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p AND code = :c",
+            {"p": petition_id, "c": code},
+        )
+        return None if row is None else PartnerRow(row[0], row[1], row[2], row[3])
+
+    async def petition_partners(self, petition_id: int) -> list[PartnerRow]:
+        rows = await self.database.fetch_all(
+            "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p ORDER BY code",
+            {"p": petition_id},
+        )
+        return [PartnerRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def set_petition_status(self, petition_id: int, status: str) -> bool:
+        """Open or close a petition; False when it already had that status."""
+        return await self._set_petition("status", petition_id, status)
+
+    async def set_petition_goal(self, petition_id: int, goal: int) -> bool:
+        """Change a petition's goal; False when it already had that goal."""
+        return await self._set_petition("goal", petition_id, goal)
+
+    async def _set_petition(self, column: str, petition_id: int, value: int | str) -> bool:
+        assert column in ("status", "goal")
+        async with self._write() as conn:
+            changed = await conn.fetch_val(
+                f"UPDATE petitions SET {column} = :value, updated_at = :now "  # noqa: S608
+                f"WHERE id = :id AND {column} <> :value RETURNING id",
+                {"id": petition_id, "value": value, "now": _now()},
+            )
+            if changed is not None:
+                await self._bump_revision(conn)
+        return changed is not None
+
+    async def signature_buckets(
+        self, petition_id: int, size: int, since: int, partner_id: int | None = None
+    ) -> dict[int, int]:
+        """Signatures per `size`-second bucket (UTC: buckets start at multiples of `size`) from
+        `since` on, as {bucket start: count}; buckets without signatures are left out."""
+        rows = await self.database.fetch_all(
+            _BUCKETS[partner_id is not None],
+            _values(p=petition_id, size=size, since=since, partner=partner_id),
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def signatures_between(
+        self, petition_id: int, since: int, until: int, partner_id: int | None = None
+    ) -> int:
+        """Signatures with `since <= created_at < until`."""
+        value = await self.database.fetch_val(
+            _BETWEEN[partner_id is not None],
+            _values(p=petition_id, since=since, until=until, partner=partner_id),
+        )
+        return int(value)
+
+    async def signature_span(
+        self, petition_id: int, partner_id: int | None = None
+    ) -> tuple[int | None, int | None]:
+        """When the first and the last signature arrived (None, None without any)."""
+        row = await self.database.fetch_one(
+            _SPAN[partner_id is not None],
+            _values(p=petition_id, partner=partner_id),
+        )
+        assert row is not None
+        return row[0], row[1]
+
+    async def partner_activity(self, petition_id: int) -> dict[int, PartnerActivity]:
+        """Per known partner with signatures: the last signature and how many signers agreed to
+        hear from that partner."""
+        rows = await self.database.fetch_all(
+            "SELECT partner_id, MAX(created_at), SUM(consent_partner) FROM signatures "
+            "WHERE petition_id = :p AND partner_id IS NOT NULL GROUP BY partner_id",
+            {"p": petition_id},
+        )
+        return {r[0]: PartnerActivity(int(r[1]), int(r[2])) for r in rows}
+
+    async def unknown_partner_activity(self, petition_id: int) -> list[UnknownPartner]:
+        """Partner codes that arrived in snippets but belong to no partner: a typo, or a partner
+        not added yet. Most signatures first."""
+        rows = await self.database.fetch_all(
+            "SELECT unknown_partner, COUNT(*), MAX(created_at) FROM signatures "
+            "WHERE petition_id = :p AND unknown_partner IS NOT NULL GROUP BY unknown_partner",
+            {"p": petition_id},
+        )
+        found = [UnknownPartner(r[0], int(r[1]), int(r[2])) for r in rows]
+        return sorted(found, key=lambda u: (-u.signatures, u.code))
+
+    async def consenting_signers(self, partner_id: int) -> int:
+        """Signers through this partner who agreed to hear from it."""
+        value = await self.database.fetch_val(
+            "SELECT COUNT(*) FROM signatures WHERE partner_id = :partner AND consent_partner = 1",
+            {"partner": partner_id},
+        )
+        return int(value)
+
+    async def latest_consenting(self, partner_id: int, limit: int) -> list[SignerRow]:
+        """The newest signers through this partner who agreed to hear from it."""
+        rows = await self.database.fetch_all(
+            "SELECT created_at, name, email, country, lang FROM signatures "
+            "WHERE partner_id = :partner AND consent_partner = 1 "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit",
+            {"partner": partner_id, "limit": limit},
+        )
+        return [SignerRow(*_columns(r)) for r in rows]
+
+    async def export_rows(
+        self, petition_id: int, partner_id: int | None = None
+    ) -> AsyncIterator[ExportRow]:
+        """A petition's signatures, oldest first, one row at a time (constant memory however
+        many there are). With `partner_id`: only that partner's signers who agreed to hear
+        from it; the consent filter is here, in the query, so no caller can forget it."""
+        if partner_id is None:
+            where, values = "s.petition_id = :p", {"p": petition_id}
+        else:
+            where = "s.petition_id = :p AND s.partner_id = :partner AND s.consent_partner = 1"
+            values = {"p": petition_id, "partner": partner_id}
+        async for r in self.database.iterate(_EXPORT + where + _EXPORT_ORDER, values):
+            yield ExportRow(
+                id=r[0], created_at=r[1], name=r[2], email=r[3], country=r[4], comment=r[5],
+                lang=r[6], partner_code=r[7], partner_name=r[8], unknown_partner=r[9],
+                consent_organiser=bool(r[10]), consent_partner=bool(r[11]),
+                consent_version=r[12], consent_text=r[13],
+            )  # fmt: skip
+
+
+# --- Rows of the dashboard and the export --------------------------------------------------------
+
+_ACCESS_KEYS = """
+SELECT k.id, k.role, k.petition_id, k.partner_id, k.secret_hash, k.label, k.created_at,
+    k.revoked_at, pe.slug, pa.code, pa.name
+FROM access_keys k
+LEFT JOIN petitions pe ON pe.id = k.petition_id
+LEFT JOIN partners pa ON pa.id = k.partner_id"""
+
+
+def _with_partner(sql: str) -> dict[bool, str]:
+    """A statement over a petition's signatures, and the same for one partner's."""
+    return {False: sql.format(partner=""), True: sql.format(partner=" AND partner_id = :partner")}
+
+
+_BUCKETS = _with_partner(
+    "SELECT (created_at / :size) * :size AS bucket, COUNT(*) FROM signatures "
+    "WHERE petition_id = :p AND created_at >= :since{partner} GROUP BY bucket"
+)
+_BETWEEN = _with_partner(
+    "SELECT COUNT(*) FROM signatures "
+    "WHERE petition_id = :p AND created_at >= :since AND created_at < :until{partner}"
+)
+_SPAN = _with_partner(
+    "SELECT MIN(created_at), MAX(created_at) FROM signatures WHERE petition_id = :p{partner}"
+)
+_EXPORT = """
+SELECT s.id, s.created_at, s.name, s.email, s.country, s.comment, s.lang, pa.code, pa.name,
+    s.unknown_partner, s.consent_organiser, s.consent_partner, s.consent_version, c.text
+FROM signatures s
+LEFT JOIN partners pa ON pa.id = s.partner_id
+LEFT JOIN consent_texts c ON c.version = s.consent_version
+WHERE """
+_EXPORT_ORDER = " ORDER BY s.created_at, s.id"
+
+
+def _columns(row: Any) -> list[Any]:
+    """A row's values in column order (a `databases` record iterates over its column names)."""
+    return [row[i] for i in range(len(row))]
+
+
+def _values(partner: int | None, **values: Any) -> dict[str, Any]:
+    """Query values, with `partner` only when the query filters on it."""
+    return values if partner is None else {**values, "partner": partner}
+
+
+@dataclass(frozen=True)
+class AccessKeyRow:
+    id: str
+    role: str  # keys.OWNER or keys.PARTNER
+    petition_id: int | None  # an owner key for every petition has none
+    partner_id: int | None
+    secret_hash: str
+    label: str
+    created_at: int
+    revoked_at: int | None
+    petition_slug: str | None
+    partner_code: str | None
+    partner_name: str | None
+
+
+@dataclass(frozen=True)
+class PartnerActivity:
+    last_signature_at: int
+    consenting: int  # signers who agreed to hear from the partner
+
+
+@dataclass(frozen=True)
+class UnknownPartner:
+    code: str
+    signatures: int
+    last_signature_at: int
+
+
+@dataclass(frozen=True)
+class SignerRow:
+    created_at: int
+    name: str
+    email: str
+    country: str | None
+    lang: str
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    id: int
+    created_at: int
+    name: str
+    email: str
+    country: str | None
+    comment: str | None
+    lang: str
+    partner_code: str | None
+    partner_name: str | None
+    unknown_partner: str | None
+    consent_organiser: bool
+    consent_partner: bool
+    consent_version: str
+    consent_text: str | None
 
 
 def describe(exc: BaseException) -> str:

@@ -1,0 +1,112 @@
+"""Access keys in storage on both engines, and the principal a presented key becomes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server import access, bundle, keys
+from server.petitions import load_file
+from server.storage import Storage
+
+EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+
+
+async def opened(url: str) -> tuple[Storage, int]:
+    storage = Storage(url)
+    await storage.connect()
+    await storage.migrate()
+    await storage.import_petitions([EXAMPLE])
+    pid = await storage.petition_id(EXAMPLE.slug)
+    assert pid is not None
+    return storage, pid
+
+
+async def stored(storage: Storage, role: str, label: str = "test", **scope: int | None) -> keys.Key:
+    key = keys.generate(role)
+    await storage.add_access_key(key.id, role, key.digest, label, **scope)
+    return key
+
+
+def test_owner_and_partner_keys(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        partner = await storage.add_partner(pid, "ngo-a", "NGO A")
+        owner = await stored(storage, keys.OWNER)
+        scoped = await stored(storage, keys.OWNER, petition_id=pid)
+        ngo = await stored(storage, keys.PARTNER, petition_id=pid, partner_id=partner.id)
+
+        everyone = await access.authenticate(storage, owner.text)
+        assert everyone is not None and everyone.is_owner and everyone.petition_id is None
+        assert everyone.may_manage(pid) and everyone.may_manage(pid + 1)
+
+        one = await access.authenticate(storage, scoped.text)
+        assert one is not None and one.may_manage(pid) and not one.may_see(pid + 1)
+
+        p = await access.authenticate(storage, ngo.text)
+        assert p is not None and not p.is_owner
+        assert (p.partner_id, p.partner_code, p.petition_slug) == (
+            partner.id,
+            "ngo-a",
+            EXAMPLE.slug,
+        )
+        assert p.may_see(pid) and not p.may_manage(pid)
+        assert p.may_see_partner(pid, partner.id) and not p.may_see_partner(pid, partner.id + 1)
+        await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_every_wrong_key_is_the_same_refusal(database_url: str) -> None:
+    async def check() -> None:
+        storage, _ = await opened(database_url)
+        owner = await stored(storage, keys.OWNER)
+        wrong_secret = keys.Key(keys.OWNER, owner.id, keys.generate(keys.OWNER).secret).text
+        wrong_role = keys.Key(keys.PARTNER, owner.id, owner.secret).text
+        for presented in (None, "", "garbage", wrong_secret, wrong_role,
+                          keys.generate(keys.OWNER).text, owner.text[:-1]):  # fmt: skip
+            assert await access.authenticate(storage, presented) is None
+        assert await access.authenticate(storage, owner.text) is not None
+        await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_a_revoked_key_stops_at_once(database_url: str) -> None:
+    async def check() -> None:
+        storage, _ = await opened(database_url)
+        owner = await stored(storage, keys.OWNER)
+        assert await access.by_key_id(storage, owner.id) is not None
+        assert await storage.revoke_access_key(owner.id) is True
+        assert await storage.revoke_access_key(owner.id) is False  # already revoked
+        assert await storage.revoke_access_key("nosuchkey123") is False
+        assert await access.authenticate(storage, owner.text) is None
+        assert await access.by_key_id(storage, owner.id) is None
+        row = await storage.access_key(owner.id)
+        assert row is not None and row.revoked_at is not None
+        await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_keys_by_label_are_revoked_together(database_url: str) -> None:
+    async def check() -> None:
+        storage, _ = await opened(database_url)
+        demo = [await stored(storage, keys.OWNER, "demo") for _ in range(2)]
+        kept = await stored(storage, keys.OWNER, "real")
+        assert await storage.revoke_access_keys_labelled("demo") == 2
+        assert all([await access.authenticate(storage, k.text) is None for k in demo])
+        assert await access.authenticate(storage, kept.text) is not None
+        listed = await storage.access_keys()
+        assert [r.id for r in listed if r.revoked_at is None] == [kept.id]
+        assert all(k.secret not in repr(listed) for k in [*demo, kept])
+        await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_bearer_header() -> None:
+    assert access.bearer("Bearer pwo_x") == "pwo_x"
+    assert access.bearer("bearer   pwo_x ") == "pwo_x"
+    assert access.bearer("Basic abc") is None
+    assert access.bearer("Bearer ") is None
+    assert access.bearer(None) is None
