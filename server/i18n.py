@@ -50,7 +50,7 @@ class Catalog:
 
     def __call__(self, key: str, **values: Any) -> str:
         """The message `key`, with `{name}` placeholders filled from `values`."""
-        text = self.messages[key]
+        text = str(self.messages[key])
         return text.format(**values) if values else text
 
     def number(self, n: int) -> str:

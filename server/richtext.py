@@ -44,7 +44,7 @@ def _render_link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) 
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.disable(_DISABLED_RULES)
-    md.validateLink = _validate_link
+    md.validateLink = _validate_link  # type: ignore[method-assign]
     md.add_render_rule("link_open", _render_link_open)
     return md
 
@@ -55,7 +55,7 @@ _md = _parser()
 @functools.lru_cache(maxsize=1024)  # petition texts are few and rendered on every page view
 def render(text: str) -> str:
     """HTML for a petition text. Safe to insert into a page as is."""
-    return _md.render(text).strip()
+    return str(_md.render(text)).strip()
 
 
 def markup(text: str) -> Markup:

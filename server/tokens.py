@@ -97,7 +97,8 @@ class FormTokens:
             return None
         if not all(isinstance(part, str) for part in payload):
             return None
-        return Claims(*payload, issued_at=int(signed_at.timestamp()))
+        slug, partner, lang, nonce = payload
+        return Claims(slug, partner, lang, nonce, int(signed_at.timestamp()))
 
     def verify(self, token: object, petition: str) -> Claims:
         """The claims of a token for `petition`, or a `TokenError` saying why not."""

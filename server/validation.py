@@ -85,7 +85,7 @@ def validate_signer(
     text = check("comment", _comment) if comment != "hidden" else None
     consent_organiser = check("consent_organiser", parse_boolean)
     consent_partner = check("consent_partner", parse_boolean)
-    if errors:
+    if errors or email_key is None:
         raise FieldErrors(errors)
     return Signer(
         name=name,
