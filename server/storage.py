@@ -551,6 +551,7 @@ class Storage:
                 {"p": petition_id, "c": code},
             )
             await self._bump_revision(conn)
+        assert row is not None  # inserted just above, in this transaction
         return PartnerRow(row[0], row[1], row[2], row[3])
 
     async def petition_id(self, slug: str) -> int | None:
