@@ -211,6 +211,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
             "parent_origin": origin,
             "frame": view.kept.get("frame", ""),
             "count_url": f"/widget/{entry.slug}/count",
+            "count_etag": count_etag(entry, count),
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "messages": {
@@ -317,6 +318,11 @@ def sign_result(
 # --- The live count ------------------------------------------------------------------------------
 
 
+def count_etag(entry: Entry, count: int) -> str:
+    """The count's validator; the document carries it, so even a widget's first poll is a 304."""
+    return f'"{count}-{entry.status}"'
+
+
 async def live_count(request: Request) -> Response:
     """The count alone, for open widgets to poll: about 60 bytes, or a `304` with none while it
     has not changed. It is read from the registry in memory, never from the database."""
@@ -324,7 +330,7 @@ async def live_count(request: Request) -> Response:
     if entry is None:
         return not_found(request)
     count = services_of(request).registry.count(entry)
-    etag = f'"{count}-{entry.status}"'
+    etag = count_etag(entry, count)
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={COUNT_MAX_AGE}",

@@ -50,12 +50,16 @@
       );
     };
     new ResizeObserver(sendHeight).observe(document.documentElement);
+    // Browsers pause rendering (and so ResizeObserver) in cross-origin frames out of view;
+    // measuring now gives a lazy frame further down the page its height before it is seen.
+    sendHeight();
+    window.addEventListener("load", sendHeight);
   }
 
   // --- Live count -----------------------------------------------------------------------------
   // One small request every poll_seconds (± 20 %, so widgets opened together drift apart), none
   // while the page is hidden; after a failure the wait doubles, up to ten minutes.
-  var etag = null;
+  var etag = data.count_etag; // the count this page was rendered with
   var delay = data.poll_seconds * 1000;
   var timer = 0;
   var lastPoll = Date.now();
@@ -68,11 +72,10 @@
   function poll() {
     if (document.hidden) return;
     lastPoll = Date.now();
-    var headers = etag ? { "If-None-Match": etag } : {};
-    fetch(data.count_url, { headers: headers, cache: "no-store" }).then(function (r) {
+    fetch(data.count_url, { headers: { "If-None-Match": etag }, cache: "no-store" }).then(function (r) {
       if (r.status === 304) return null;
       if (!r.ok) throw new Error(String(r.status));
-      etag = r.headers.get("ETag");
+      etag = r.headers.get("ETag") || etag;
       return r.json();
     }).then(function (c) {
       if (c) showCount(c.signatures);
@@ -95,7 +98,6 @@
   var alertBox = document.getElementById("pw-alert");
   var button = form.querySelector(".pw-submit");
   var busy = false;
-  form.noValidate = true; // our messages, in the widget's language, replace the browser's
 
   function setAlert(text) {
     alertBox.textContent = "";
