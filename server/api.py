@@ -3,8 +3,11 @@
 Endpoints are thin: they find the petition, apply rate limits, decode the request, call the
 domain (`signing`), and shape the answer. Reads are served from the in-memory registry; a
 petition's JSON is built once per count change and answered with `304` when unchanged.
-Every answer allows any origin (`Access-Control-Allow-Origin: *`): the API holds nothing
-private, and partners may build their own forms on it.
+Every answer allows any origin (`Access-Control-Allow-Origin: *`): the public API holds nothing
+private, and partners may build their own forms on it. A caller with an access key
+(`Authorization: Bearer ...`, from a server or script: browsers on other origins cannot send it,
+as the preflight does not allow the header) also gets the per-partner breakdown it may see,
+read from the database and never cached.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import clients, i18n, payloads, richtext, signing, widget
+from server import access, clients, i18n, payloads, richtext, signing, widget
 from server.partners import normalise_code
 from server.registry import Entry
 from server.services import Services
@@ -123,16 +126,71 @@ async def petition(request: Request) -> Response:
     if entry is None:
         return error_response(404, "not_found", request_language(request))
     lang = request_language(request, entry)
+    if "authorization" in request.headers:
+        return await _keyed_petition(request, services, entry, lang)
     body, etag = request.app.state.petition_documents.get(services, entry, lang)
     headers = {
         **CORS,
         "ETag": etag,
         "Cache-Control": f"public, max-age={PETITION_MAX_AGE}",
-        "Vary": "Accept-Language",
+        # A cache must not answer a keyed request with this public copy, nor the reverse.
+        "Vary": "Accept-Language, Authorization",
     }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(body, headers=headers, media_type="application/json")
+
+
+PRIVATE = {"Cache-Control": "private, no-store", "Vary": "Accept-Language, Authorization"}
+
+
+async def _keyed_petition(
+    request: Request, services: Services, entry: Entry, lang: str
+) -> Response:
+    """The petition with the `partners` breakdown this key may see: every partner for an owner,
+    its own line for a partner. Any wrong key is the same 401; another petition's key is 403."""
+    storage = services.storage
+    principal = await access.authenticate(storage, access.bearer(request.headers["authorization"]))
+    if principal is None:
+        return json_response(
+            {"error": "unauthorized", "message": "A valid access key is needed."},
+            401,
+            {**PRIVATE, "WWW-Authenticate": 'Bearer realm="petition-widget"'},
+        )
+    if not principal.may_see(entry.id):
+        message = "This key does not open this petition."
+        return json_response({"error": "forbidden", "message": message}, 403, PRIVATE)
+    async with storage.database.connection():
+        by_partner = await storage.partner_totals(entry.id)
+        partners = await storage.petition_partners(entry.id)
+        activity = await storage.partner_activity(entry.id)
+        unknown = await storage.unknown_partner_activity(entry.id) if principal.is_owner else []
+    data = petition_data(services, entry, lang, sum(by_partner.values()))
+    data["partners"] = [
+        {
+            "code": p.code,
+            "name": p.name,
+            "signatures": by_partner.get(p.id, 0),
+            "last_signature_at": _iso(activity[p.id].last_signature_at)
+            if p.id in activity
+            else None,
+        }
+        for p in partners
+        if principal.may_see_partner(entry.id, p.id)
+    ]
+    if principal.is_owner:
+        data["without_partner"] = {
+            "signatures": by_partner.get(None, 0) - sum(u.signatures for u in unknown),
+            "unknown_codes": [
+                {
+                    "code": u.code,
+                    "signatures": u.signatures,
+                    "last_signature_at": _iso(u.last_signature_at),
+                }
+                for u in unknown
+            ],
+        }
+    return json_response(data, headers=PRIVATE)
 
 
 # --- Tokens and signatures -------------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import api, demo, openapi, widget
+from server import admin, api, badge, demo, openapi, widget
 from server import settings as settings_module
 from server.services import Services
 from server.settings import Settings
@@ -48,7 +48,13 @@ def create_app(settings: Settings) -> ASGIApp:
             await services.writer.close()
             await services.storage.disconnect()
 
-    routes: list[BaseRoute] = [*api.routes, *widget.routes, *openapi.routes]
+    routes: list[BaseRoute] = [
+        *api.routes,
+        *widget.routes,
+        *openapi.routes,
+        *badge.routes,
+        *admin.routes,
+    ]
     if settings.demo:
         routes += demo.routes
     app = Starlette(
@@ -58,6 +64,7 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.services = services
     app.state.petition_documents = api.PetitionDocuments()
+    app.state.admin = admin.AdminState.build(settings)
     return _Guard(app)
 
 

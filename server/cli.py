@@ -1,4 +1,5 @@
-"""The `petition-widget` command: serve, demo, and the owner's tasks (petitions).
+"""The `petition-widget` command: serve, demo, and the owner's tasks (petitions, keys,
+partners).
 
 Flags override environment variables, which override defaults (see `settings`). `serve` and
 `demo` prepare the database (migrations, secret key) in this process before uvicorn starts its
@@ -12,20 +13,26 @@ import asyncio
 import logging.config
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from server import bundle
+from server import bundle, keys, snippet
 from server import settings as settings_module
+from server.partners import CODE, code_from_name
 from server.petitions import Petition, PetitionFileError, load_file
 from server.protocol import GuardedHttpToolsProtocol
 from server.settings import Settings, SettingsError
 from server.storage import Storage, StorageUnavailable, describe
 
 DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
+# The partner whose page the demo serves at / (examples/partner-site.html names its code), and
+# the label of the keys each demo run makes afresh (the run before's are revoked).
+DEMO_PARTNER = ("open-doors", "Open Doors Network")
+DEMO_LABEL = "demo"
 
 # uvicorn settings for production serving; the reasons are in docs/operations.md.
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -116,7 +123,55 @@ def _parser() -> argparse.ArgumentParser:
     do_list = petition_commands.add_parser("list", help="slug, title, count and goal of each")
     _database_flag(do_list)
     do_list.set_defaults(run=_list)
+    _key_commands(commands)
+    _partner_commands(commands)
     return parser
+
+
+def _key_commands(commands: Any) -> None:
+    group = commands.add_parser("keys", help="owner keys for the dashboard: create, list, revoke")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create-owner", help="a new owner key, shown once (for every petition, or one)"
+    )
+    create.add_argument("--petition", metavar="SLUG", help="only this petition (default: all)")
+    create.add_argument("--label", default="", help="what the key is for, e.g. who holds it")
+    create.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
+    _database_flag(create)
+    create.set_defaults(run=_create_owner)
+    listed = actions.add_parser("list", help="every key: id, role, scope, label, state")
+    _database_flag(listed)
+    listed.set_defaults(run=_list_keys)
+    revoke = actions.add_parser("revoke", help="revoke a key at once, owner's or partner's")
+    revoke.add_argument("key", metavar="KEY", help="the key's id (or the whole key)")
+    _database_flag(revoke)
+    revoke.set_defaults(run=_revoke)
+
+
+def _partner_commands(commands: Any) -> None:
+    group = commands.add_parser("partners", help="partner organisations: add, list, new key")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add", help="add a partner to a petition; prints its snippet and access key"
+    )
+    add.add_argument("petition", metavar="SLUG", help="the petition")
+    add.add_argument("--name", required=True, help='the partner\'s name, e.g. "Open Doors"')
+    add.add_argument("--code", help="its partner code (default: made from the name)")
+    add.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
+    _database_flag(add)
+    add.set_defaults(run=_add_partner)
+    listed = actions.add_parser("list", help="partners with their counts and keys")
+    listed.add_argument("petition", metavar="SLUG", nargs="?", help="only this petition")
+    _database_flag(listed)
+    listed.set_defaults(run=_list_partners)
+    key = actions.add_parser(
+        "key", help="a new access key for a partner (a lost one: revoke it with keys revoke)"
+    )
+    key.add_argument("petition", metavar="SLUG")
+    key.add_argument("code", metavar="CODE")
+    key.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
+    _database_flag(key)
+    key.set_defaults(run=_partner_key)
 
 
 def _database_flag(parser: argparse.ArgumentParser) -> None:
@@ -201,6 +256,175 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return _with_storage(settings, work)
 
 
+# --- Keys and partners -----------------------------------------------------------------------
+
+
+async def _new_key(
+    storage: Storage,
+    role: str,
+    label: str,
+    petition_id: int | None = None,
+    partner_id: int | None = None,
+) -> keys.Key:
+    """A new key, stored as its digest only; the caller shows `key.text` once."""
+    key = keys.generate(role)
+    await storage.add_access_key(
+        key.id, role, key.digest, label, petition_id=petition_id, partner_id=partner_id
+    )
+    return key
+
+
+def _fail(message: str) -> int:
+    print(f"petition-widget: {message}", file=sys.stderr)
+    return 1
+
+
+def _show_key(key: keys.Key, settings: Settings) -> None:
+    print(f"\n    {key.text}\n")
+    print(
+        "Shown only this once, and stored only as a digest: put it in a password manager now.\n"
+        f"Sign in at {settings.base_url}/admin/login\n"
+        f"Revoke it with: petition-widget keys revoke {key.id}"
+    )
+
+
+def _create_owner(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(storage: Storage) -> int:
+        petition_id = None
+        if args.petition:
+            petition_id = await storage.petition_id(args.petition)
+            if petition_id is None:
+                return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+        key = await _new_key(storage, keys.OWNER, args.label.strip(), petition_id)
+        scope = f"petition '{args.petition}'" if args.petition else "every petition"
+        print(f"New owner key {key.id} for {scope}:")
+        _show_key(key, settings)
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _list_keys(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(storage: Storage) -> int:
+        rows = await storage.access_keys()
+        if not rows:
+            print("No keys yet: petition-widget keys create-owner")
+            return 0
+        table = []
+        for r in rows:
+            scope = r.petition_slug or "every petition"
+            if r.partner_code:
+                scope += f" / {r.partner_code}"
+            state = "active" if r.revoked_at is None else f"revoked {_date(r.revoked_at)}"
+            table.append((r.id, r.role, scope, _date(r.created_at), state, r.label))
+        _print_table(("ID", "ROLE", "SCOPE", "CREATED", "STATE", "LABEL"), table)
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    key_id = keys.key_id(args.key)
+    if key_id is None:
+        return _fail("that is neither a key nor a key id (see: petition-widget keys list)")
+
+    async def work(storage: Storage) -> int:
+        row = await storage.access_key(key_id)
+        if row is None:
+            return _fail(f"no key {key_id} (see: petition-widget keys list)")
+        if not await storage.revoke_access_key(key_id):
+            print(f"Key {key_id} was already revoked.")
+            return 0
+        print(f"Revoked key {key_id}: it stops working on every server at its next request.")
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
+    name = " ".join(args.name.split())
+    code = (args.code or code_from_name(name)).strip().lower()
+    if not name or len(name) > 200:
+        return _fail("--name must be 1 to 200 characters")
+    if not CODE.fullmatch(code):
+        return _fail(
+            "--code must be 1 to 64 lower-case letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+
+    async def work(storage: Storage) -> int:
+        petition_id = await storage.petition_id(args.petition)
+        if petition_id is None:
+            return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+        try:
+            partner = await storage.add_partner(petition_id, code, name)
+        except ValueError as exc:
+            return _fail(f"{exc}; choose another with --code")
+        key = await _new_key(storage, keys.PARTNER, name, petition_id, partner.id)
+        print(f"Added partner '{name}' with code {code} to {args.petition}.\n")
+        print("Their snippet, to paste where the widget should appear:\n")
+        print(snippet.embed(settings.base_url, args.petition, code))
+        print(f"\nTheir access key {key.id}, for their dashboard and export:")
+        _show_key(key, settings)
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _partner_key(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(storage: Storage) -> int:
+        petition_id = await storage.petition_id(args.petition)
+        partner = await storage.partner(petition_id, args.code) if petition_id else None
+        if petition_id is None or partner is None:
+            return _fail(f"no partner '{args.code}' on '{args.petition}' (see: partners list)")
+        key = await _new_key(storage, keys.PARTNER, partner.name, petition_id, partner.id)
+        print(f"New access key {key.id} for partner '{partner.name}' ({partner.code}):")
+        _show_key(key, settings)
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _list_partners(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(storage: Storage) -> int:
+        petitions = {r.id: r.slug for r in await storage.petitions()}
+        if args.petition and args.petition not in petitions.values():
+            return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+        active: dict[int, int] = {}
+        for r in await storage.access_keys():
+            if r.partner_id is not None and r.revoked_at is None:
+                active[r.partner_id] = active.get(r.partner_id, 0) + 1
+        rows = []
+        for partner in await storage.partners():
+            slug = petitions[partner.petition_id]
+            if args.petition and slug != args.petition:
+                continue
+            count = (await storage.partner_totals(partner.petition_id)).get(partner.id, 0)
+            rows.append((slug, partner.code, count, active.get(partner.id, 0), partner.name))
+        if not rows:
+            print("No partners yet: petition-widget partners add SLUG --name NAME")
+            return 0
+        slug_w = max(len("PETITION"), *(len(r[0]) for r in rows))
+        code_w = max(len("CODE"), *(len(r[1]) for r in rows))
+        print(f"{'PETITION':<{slug_w}}  {'CODE':<{code_w}}  {'SIGNATURES':>10}  KEYS  NAME")
+        for slug, code, count, n_keys, name in rows:
+            print(f"{slug:<{slug_w}}  {code:<{code_w}}  {count:>10,}  {n_keys:>4}  {name}")
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [f"{cell!s:<{w}}" for cell, w in zip(row, widths, strict=False)]
+        print("  ".join([*cells, str(row[-1])]))
+
+
+def _date(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
 def _prepare(settings: Settings) -> int:
     async def work(storage: Storage) -> int:
         return 0
@@ -232,18 +456,35 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     petition = load_file(bundle.EXAMPLE_PETITION)
 
+    made: list[keys.Key] = []
+
     async def work(storage: Storage) -> int:
         await storage.import_petitions([petition])
+        petition_id = await storage.petition_id(petition.slug)
+        assert petition_id is not None
+        code, name = DEMO_PARTNER
+        partner = await storage.partner(petition_id, code)
+        if partner is None:
+            partner = await storage.add_partner(petition_id, code, name)
+        # Fresh keys each run, the last run's revoked: they exist in plain text only on this
+        # terminal, inside links whose #fragment browsers never send to a server.
+        await storage.revoke_access_keys_labelled(DEMO_LABEL)
+        made.append(await _new_key(storage, keys.OWNER, DEMO_LABEL))
+        made.append(await _new_key(storage, keys.PARTNER, DEMO_LABEL, petition_id, partner.id))
         return 0
 
     if _with_storage(settings, work):
         return 1
     base = settings.base_url
+    owner, partner_key = made
     print(
         "\npetition-widget demo\n"
         f"  Partner page embedding the widget:  {base}/\n"
         f"  The widget alone:                   {base}/widget/{petition.slug}\n"
         f"  The petition's JSON:                {base}/api/petitions/{petition.slug}\n"
+        f"  Owner's dashboard:                  {base}/admin/login#key={owner.text}\n"
+        f"  The partner's view ({DEMO_PARTNER[0]}):     {base}/admin/login#key={partner_key.text}\n"
+        "  (Dashboard keys are made afresh on each demo run and shown only here.)\n"
         f"  Database: {settings.database_url}\n"
         "Press Ctrl+C to stop.\n",
         flush=True,

@@ -1,0 +1,682 @@
+"""The dashboard at `/admin`: owners see and run their petitions, partners see what their embed
+brought in, both export signers. Thin endpoints over `access`, `sessions`, `storage`, `charts`
+and `export`; the pages are Jinja2 templates in `templates/admin/`.
+
+Who may do what: an owner key opens one petition or all of them; a partner key opens only its
+own partner's page on its own petition, whose export holds only signers who agreed to hear
+from that partner. Anything else is 403. Browsers sign in once with a key and then carry a
+signed session cookie; scripts may send `Authorization: Bearer <key>` on any GET instead (a
+wrong key there is a 401 that does not say what was wrong). Every POST needs a session and its
+CSRF token, and is refused when it comes from another site.
+
+Pages are answered with a strict Content-Security-Policy (our own stylesheet and script only,
+no inline code, no frames of us elsewhere), `no-store`, and no referrer to other sites. Numbers
+come from the database on every request, so they are exact and a revoked key stops working at
+once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import logging
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from server import access, charts, clients, export, snippet
+from server.access import Principal
+from server.assets import IMMUTABLE, Asset, compressed
+from server.payloads import PayloadError, decode_form, read_body
+from server.petitions import MAX_GOAL
+from server.ratelimit import RateLimiter
+from server.registry import Entry
+from server.services import Services
+from server.sessions import Session, Sessions, cookie_name
+from server.settings import Settings
+from server.storage import PartnerRow, Storage
+
+logger = logging.getLogger("petition_widget.admin")
+
+TEMPLATES = Path(__file__).parent / "templates" / "admin"
+LOGIN_PER_MINUTE = 60  # sign-in attempts per client address (a burst of as many)
+FORM_BYTES = 4096  # the largest dashboard form body accepted
+FORM_TIMEOUT = 10.0
+HOURS_SHOWN = 48  # the per-hour chart covers the last two days
+DAYS_MIN, DAYS_MAX = 14, 366  # the per-day chart covers the campaign, within these bounds
+LATEST_SIGNERS = 20  # consenting signers listed on a partner's page (the export has them all)
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    # Not no-referrer: browsers then send `Origin: null` with our own form posts. same-origin
+    # still sends nothing to other sites.
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+NOTICES = {  # ?done= and ?error= after a form post: fixed texts, never echoed input
+    "opened": "The petition is open: the widget accepts signatures again.",
+    "closed": "The petition is closed: the widget shows that and accepts no signatures.",
+    "goal": "The goal has been raised.",
+    "unchanged": "Nothing changed: the petition already was that way.",
+    "goal-not-higher": "The new goal must be a whole number above the current goal.",
+    "goal-too-high": f"The goal can be at most {MAX_GOAL:,}.",
+}
+
+
+@dataclasses.dataclass
+class AdminState:
+    """What the dashboard keeps per process: the session signer and the sign-in limiter."""
+
+    sessions: Sessions
+    login_limiter: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings) -> AdminState:
+        return cls(Sessions(settings.secret_keys), RateLimiter(LOGIN_PER_MINUTE))
+
+
+@functools.cache
+def _files() -> tuple[jinja2.Environment, dict[str, Asset]]:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["number"] = lambda n: f"{n:,}"
+    env.filters["percent"] = lambda x: f"{100 * x:.1f}%"
+    assets = {
+        a.name: a
+        for a in (Asset.load(TEMPLATES / n, fingerprint=True) for n in ("admin.css", "admin.js"))
+    }
+    return env, assets
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "—"
+    return f"{datetime.datetime.fromtimestamp(timestamp, datetime.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _asset_url(suffix: str) -> str:
+    _, assets = _files()
+    return "/admin/assets/" + next(n for n in assets if n.endswith(suffix))
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def state_of(request: Request) -> AdminState:
+    state: AdminState = request.app.state.admin
+    return state
+
+
+# --- Who is asking -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    session: Session | None  # None when the key came in an Authorization header
+
+
+def _secure(request: Request) -> bool:
+    return services_of(request).settings.secure_cookies or request.url.scheme == "https"
+
+
+def _session(request: Request) -> Session | None:
+    return state_of(request).sessions.read(request.cookies.get(cookie_name(_secure(request))))
+
+
+async def _caller(request: Request) -> Caller | Response:
+    """The caller, or the answer for one we do not know: 401 for a bad `Authorization` header,
+    else a redirect to the sign-in page (no, forged, expired or revoked session)."""
+    storage = services_of(request).storage
+    header = request.headers.get("authorization")
+    if header is not None:
+        principal = await access.authenticate(storage, access.bearer(header))
+        if principal is None:
+            return unauthorized()
+        return Caller(principal, None)
+    session = _session(request)
+    principal = await access.by_key_id(storage, session.key_id) if session else None
+    if session is None or principal is None:
+        return _to_login(request)
+    return Caller(principal, session)
+
+
+def unauthorized() -> Response:
+    """The one answer to a missing, malformed, unknown, wrong or revoked key."""
+    return Response(
+        '{"error":"unauthorized","message":"A valid access key is needed."}',
+        401,
+        {"WWW-Authenticate": 'Bearer realm="petition-widget"', "Cache-Control": "no-store"},
+        media_type="application/json",
+    )
+
+
+def _to_login(request: Request) -> Response:
+    target = "/admin/login"
+    if request.method == "GET" and request.url.path != "/admin":
+        target += "?" + urllib.parse.urlencode({"next": request.url.path})
+    response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
+    name = cookie_name(_secure(request))
+    if name in request.cookies:  # forged, expired or revoked: forget it
+        response.delete_cookie(name, path="/", secure=_secure(request), httponly=True,
+                               samesite="strict")  # fmt: skip
+    return response
+
+
+def _same_site(request: Request) -> bool:
+    """Whether a POST comes from our own pages. Browsers say where a request comes from
+    (`Sec-Fetch-Site`, `Origin`); a request that says nothing is not a browser's cross-site
+    form, and still needs its CSRF token."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site not in (None, "same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or (origin == "null" and fetch_site == "same-origin"):
+        return True
+    own = {
+        _origin(services_of(request).settings.base_url),
+        f"{request.url.scheme}://{request.headers.get('host', '')}",
+    }
+    return origin in own
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _form(request: Request) -> dict[str, Any] | None:
+    """A small urlencoded form, or None for anything else."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    try:
+        body = await read_body(request, FORM_BYTES, FORM_TIMEOUT)
+        return decode_form(body.decode("utf-8"))
+    except (PayloadError, UnicodeDecodeError):
+        return None
+
+
+async def _poster(request: Request) -> tuple[Caller, dict[str, Any]] | Response:
+    """The caller and form of a state-changing request: a session, from our own site, with the
+    session's CSRF token. Otherwise back to sign-in (no valid session) or 403."""
+    session = _session(request)
+    principal = None
+    if session is not None:
+        principal = await access.by_key_id(services_of(request).storage, session.key_id)
+    if session is None or principal is None:
+        return _to_login(request)
+    form = await _form(request)
+    if not _same_site(request) or form is None or not session.csrf_ok(form.get("csrf")):
+        return forbidden(
+            request,
+            "This form has expired or was sent from another site. "
+            "Go back, reload the page and try again.",
+        )
+    return Caller(principal, session), form
+
+
+# --- Pages ---------------------------------------------------------------------------------------
+
+
+def page(
+    request: Request, template: str, caller: Caller | None, status: int = 200, **context: Any
+) -> Response:
+    env, _ = _files()
+    notice = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(
+        request.query_params.get("error", "")
+    )
+    html = env.get_template(template).render(
+        css_url=_asset_url(".css"),
+        js_url=_asset_url(".js"),
+        caller=caller,
+        csrf=caller.session.csrf if caller and caller.session else "",
+        notice=notice,
+        is_error="error" in request.query_params,
+        **context,
+    )
+    body = html.encode()
+    return compressed(request, body, "text/html; charset=utf-8", PAGE_HEADERS, None, status)
+
+
+def forbidden(request: Request, message: str = "", caller: Caller | None = None) -> Response:
+    message = message or "This key does not open this page."
+    return page(request, "message.html", caller, 403, heading="Not allowed", message=message)
+
+
+def not_found(request: Request, caller: Caller | None = None) -> Response:
+    message = "There is no such petition or partner here."
+    return page(request, "message.html", caller, 404, heading="Not found", message=message)
+
+
+async def login_page(request: Request) -> Response:
+    if _session(request) is not None and isinstance(await _caller(request), Caller):
+        return RedirectResponse("/admin", 303)
+    return page(request, "login.html", None, next=_next(request.query_params.get("next")))
+
+
+def _next(value: object) -> str:
+    """Where to go after signing in: only a path of the dashboard itself."""
+    if (
+        isinstance(value, str)
+        and value.startswith("/admin/")
+        and "//" not in value
+        and "/." not in value
+        and all(c.isascii() and (c.isalnum() or c in "/-_.") for c in value)
+    ):
+        return value
+    return "/admin"
+
+
+async def login(request: Request) -> Response:
+    services = services_of(request)
+    address = clients.client_address(request.scope, services.settings.trusted_proxies)
+    wait = state_of(request).login_limiter.hit(clients.client_key(address, services.client_secret))
+    if wait:
+        response = page(request, "login.html", None, 429, next="/admin",
+                        error="Too many attempts. Wait a minute and try again.")  # fmt: skip
+        response.headers["Retry-After"] = str(wait)
+        return response
+    form = await _form(request)
+    if not _same_site(request) or form is None:
+        return forbidden(request, "Sign in from this site's own sign-in page.")
+    principal = await access.authenticate(services.storage, form.get("key"))
+    if principal is None:
+        logger.info("refused a dashboard sign-in")
+        return page(request, "login.html", None, 401, next=_next(form.get("next")),
+                    error="That key does not open the dashboard.")  # fmt: skip
+    logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
+    target = _next(form.get("next"))
+    if target == "/admin" and not principal.is_owner:
+        target = _partner_url(principal)
+    response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
+    secure = _secure(request)
+    response.set_cookie(
+        cookie_name(secure),
+        state_of(request).sessions.issue(principal.key_id),
+        max_age=state_of(request).sessions.max_age,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    posted = await _poster(request)
+    if isinstance(posted, Response):
+        return posted
+    response = RedirectResponse("/admin/login", 303)
+    response.delete_cookie(cookie_name(_secure(request)), path="/", secure=_secure(request),
+                           httponly=True, samesite="strict")  # fmt: skip
+    return response
+
+
+def _partner_url(principal: Principal) -> str:
+    return f"/admin/petitions/{principal.petition_slug}/partners/{principal.partner_code}"
+
+
+async def overview(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    if not caller.principal.is_owner:
+        return RedirectResponse(_partner_url(caller.principal), 303)
+    services = services_of(request)
+    now = int(time.time())
+    rows = []
+    async with services.storage.database.connection():
+        totals = await services.storage.totals()
+        for entry in sorted(services.registry.entries.values(), key=lambda e: e.slug):
+            if not caller.principal.may_see(entry.id):
+                continue
+            count = totals.get(entry.id, 0)
+            rows.append(
+                {
+                    "entry": entry,
+                    "title": entry.petition.in_language(entry.petition.lang).title,
+                    "count": count,
+                    "progress": min(count, entry.goal),
+                    "share": count / entry.goal,
+                    "last_day": await services.storage.signatures_between(
+                        entry.id, now - charts.DAY, now + 1
+                    ),
+                }
+            )
+    return page(request, "overview.html", caller, petitions=rows)
+
+
+async def _entry(request: Request) -> Entry | None:
+    return services_of(request).registry.get(request.path_params["slug"])
+
+
+async def petition_page(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    entry = await _entry(request)
+    if entry is None:
+        return not_found(request, caller)
+    if not caller.principal.may_manage(entry.id):
+        return forbidden(request, caller=caller)
+    storage = services_of(request).storage
+    async with storage.database.connection():
+        numbers = await _numbers(storage, entry, None)
+        partners = await storage.petition_partners(entry.id)
+        by_partner = await storage.partner_totals(entry.id)
+        activity = await storage.partner_activity(entry.id)
+        unknown = await storage.unknown_partner_activity(entry.id)
+    total = numbers["count"]
+    table = []
+    for p in partners:
+        n = by_partner.get(p.id, 0)
+        seen = activity.get(p.id)
+        table.append(
+            PartnerLine(
+                partner=p,
+                count=n,
+                share=n / total if total else 0.0,
+                last=seen.last_signature_at if seen else None,
+                consenting=seen.consenting if seen else 0,
+            )
+        )
+    table.sort(key=lambda line: (-line.count, line.partner.code))
+    unknown_total = sum(u.signatures for u in unknown)
+    direct = max(0, by_partner.get(None, 0) - unknown_total)
+    return page(
+        request,
+        "petition.html",
+        caller,
+        entry=entry,
+        title=entry.petition.in_language(entry.petition.lang).title,
+        n=numbers,
+        partners=table,
+        direct={"count": direct, "share": direct / total if total else 0.0},
+        unknown=[{"row": u, "share": u.signatures / total if total else 0.0} for u in unknown],
+        generator=_generator(request, entry, [p.code for p in partners]),
+        max_goal=MAX_GOAL,
+        base_url=services_of(request).settings.base_url,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PartnerLine:
+    """One row of the owner's per-partner table."""
+
+    partner: PartnerRow
+    count: int
+    share: float
+    last: int | None
+    consenting: int
+
+
+async def partner_page(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    found = await _partner(request, caller)
+    if isinstance(found, Response):
+        return found
+    entry, partner = found
+    storage = services_of(request).storage
+    async with storage.database.connection():
+        numbers = await _numbers(storage, entry, partner.id)
+        petition_total = sum((await storage.partner_totals(entry.id)).values())
+        consenting = await storage.consenting_signers(partner.id)
+        latest = await storage.latest_consenting(partner.id, LATEST_SIGNERS)
+    return page(
+        request,
+        "partner.html",
+        caller,
+        entry=entry,
+        partner=partner,
+        title=entry.petition.in_language(entry.petition.lang).title,
+        n=numbers,
+        petition_total=petition_total,
+        share=numbers["count"] / petition_total if petition_total else 0.0,
+        consenting=consenting,
+        latest=latest,
+        generator=_generator(request, entry, [partner.code], fixed_partner=partner.code),
+    )
+
+
+async def _partner(request: Request, caller: Caller) -> tuple[Entry, PartnerRow] | Response:
+    """The petition and partner of a partner route, if this caller may see them."""
+    entry = await _entry(request)
+    code = request.path_params["code"]
+    principal = caller.principal
+    if not principal.is_owner and (
+        entry is None or entry.id != principal.petition_id or code != principal.partner_code
+    ):
+        return forbidden(request, caller=caller)  # never tells a partner what else exists
+    if entry is None:
+        return not_found(request, caller)
+    partner = await services_of(request).storage.partner(entry.id, code)
+    if partner is None:
+        return not_found(request, caller)
+    if not principal.may_see_partner(entry.id, partner.id):
+        return forbidden(request, caller=caller)
+    return entry, partner
+
+
+async def _numbers(storage: Storage, entry: Entry, partner_id: int | None) -> dict[str, Any]:
+    """Counts, the last-24-hours rate and both charts, for a petition or one partner."""
+    now = int(time.time())
+    if partner_id is None:
+        count = sum((await storage.partner_totals(entry.id)).values())
+    else:
+        count = (await storage.partner_totals(entry.id)).get(partner_id, 0)
+    first, last = await storage.signature_span(entry.id, partner_id)
+    day_start = now - (DAYS_MIN - 1) * charts.DAY
+    if first is not None:
+        day_start = max(min(first, day_start), now - (DAYS_MAX - 1) * charts.DAY)
+    day_start = day_start // charts.DAY * charts.DAY
+    hour_start = (now - (HOURS_SHOWN - 1) * charts.HOUR) // charts.HOUR * charts.HOUR
+    days = await storage.signature_buckets(entry.id, charts.DAY, day_start, partner_id)
+    hours = await storage.signature_buckets(entry.id, charts.HOUR, hour_start, partner_id)
+    last_day = await storage.signatures_between(entry.id, now - charts.DAY, now + 1, partner_id)
+    day_before = await storage.signatures_between(
+        entry.id, now - 2 * charts.DAY, now - charts.DAY, partner_id
+    )
+    return {
+        "count": count,
+        "goal": entry.goal,
+        "progress": min(count, entry.goal),
+        "share_of_goal": count / entry.goal,
+        "first": first,
+        "last": last,
+        "last_day": last_day,
+        "day_before": day_before,
+        "per_hour": last_day / 24,
+        "per_day_chart": charts.bar_chart(
+            charts.bars(days, day_start, now, charts.DAY),
+            charts.DAY,
+            title="Signatures per day (UTC)",
+            chart_id="per-day",
+        ),
+        "per_hour_chart": charts.bar_chart(
+            charts.bars(hours, hour_start, now, charts.HOUR),
+            charts.HOUR,
+            title=f"Signatures per hour, last {HOURS_SHOWN} hours (UTC)",
+            chart_id="per-hour",
+        ),
+    }
+
+
+def _generator(
+    request: Request, entry: Entry, codes: list[str], fixed_partner: str = ""
+) -> dict[str, Any]:
+    """The snippet generator's state from the query (it also works without JavaScript)."""
+    params = request.query_params
+    partner = fixed_partner or params.get("partner", "")
+    partner = partner if partner in codes else ""
+    lang = params.get("lang", "")
+    lang = lang if lang in entry.petition.languages else ""
+    partner, lang, accent = snippet.clean(partner, lang, params.get("accent", ""))
+    base_url = services_of(request).settings.base_url
+    return {
+        "partner": partner,
+        "lang": lang,
+        "accent": accent,
+        "codes": codes,
+        "fixed_partner": fixed_partner,
+        "languages": entry.petition.languages,
+        "snippet": snippet.embed(base_url, entry.slug, partner, lang, accent),
+        "preview": snippet.widget_path(entry.slug, partner, lang, accent),
+        "base_url": base_url,
+    }
+
+
+# --- Changes -------------------------------------------------------------------------------------
+
+
+async def change_status(request: Request) -> Response:
+    posted = await _poster(request)
+    if isinstance(posted, Response):
+        return posted
+    caller, form = posted
+    entry = await _entry(request)
+    if entry is None:
+        return not_found(request, caller)
+    if not caller.principal.may_manage(entry.id):
+        return forbidden(request, caller=caller)
+    status = form.get("status")
+    if status not in ("open", "closed"):
+        return _back(entry, error="unchanged")
+    services = services_of(request)
+    changed = await services.storage.set_petition_status(entry.id, status)
+    if changed:
+        logger.info("petition %s %s by key %s", entry.slug, status, caller.principal.key_id)
+        await services.registry.refresh()  # this worker at once; the others within seconds
+    if not changed:
+        return _back(entry, done="unchanged")
+    return _back(entry, done="opened" if status == "open" else "closed")
+
+
+async def change_goal(request: Request) -> Response:
+    posted = await _poster(request)
+    if isinstance(posted, Response):
+        return posted
+    caller, form = posted
+    entry = await _entry(request)
+    if entry is None:
+        return not_found(request, caller)
+    if not caller.principal.may_manage(entry.id):
+        return forbidden(request, caller=caller)
+    raw = form.get("goal")
+    goal = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else 0
+    if goal > MAX_GOAL:
+        return _back(entry, error="goal-too-high")
+    if goal <= entry.goal:
+        # Only up: a lowered goal would make the same count look like more progress. A wrong
+        # goal is corrected in the petition's file (see docs/owners.md).
+        return _back(entry, error="goal-not-higher")
+    services = services_of(request)
+    await services.storage.set_petition_goal(entry.id, goal)
+    logger.info("petition %s goal raised to %d by key %s", entry.slug, goal,
+                caller.principal.key_id)  # fmt: skip
+    await services.registry.refresh()
+    return _back(entry, done="goal")
+
+
+def _back(entry: Entry, **outcome: str) -> Response:
+    return RedirectResponse(
+        f"/admin/petitions/{entry.slug}?{urllib.parse.urlencode(outcome)}#manage", 303
+    )
+
+
+# --- Exports -------------------------------------------------------------------------------------
+
+
+async def export_signatures(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    fmt = request.path_params["format"]
+    if fmt not in export.FORMATS:
+        return not_found(request, caller)
+    partner: PartnerRow | None = None
+    columns: Sequence[str]
+    if "code" in request.path_params:
+        found = await _partner(request, caller)
+        if isinstance(found, Response):
+            return found
+        entry, partner = found
+        columns = export.PARTNER_COLUMNS
+        name = f"{entry.slug}-{partner.code}-consenting-signers"
+    else:
+        maybe = await _entry(request)
+        if maybe is None:
+            return not_found(request, caller)
+        entry = maybe
+        if not caller.principal.may_manage(entry.id):
+            return forbidden(request, caller=caller)
+        columns = export.OWNER_COLUMNS
+        name = f"{entry.slug}-signatures"
+    logger.info("export of %s (%s) by %s key %s", entry.slug, partner.code if partner else "all",
+                caller.principal.role, caller.principal.key_id)  # fmt: skip
+    rows = services_of(request).storage.export_rows(entry.id, partner.id if partner else None)
+    media_type, produce = export.FORMATS[fmt]
+    options: Mapping[str, bool] = {"bom": request.query_params.get("bom") == "1"}
+    chunks = produce(rows, columns, **options) if fmt == "csv" else produce(rows, columns)
+    day = datetime.datetime.now(datetime.UTC).date().isoformat()
+    return StreamingResponse(
+        chunks,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-{day}.{fmt}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def asset(request: Request) -> Response:
+    _, assets = _files()
+    found = assets.get(request.path_params["name"])
+    if found is None:
+        return Response("not found", 404, media_type="text/plain")
+    return found.response(request, IMMUTABLE)
+
+
+routes = [
+    Route("/admin", overview, methods=["GET"]),
+    Route("/admin/login", login_page, methods=["GET"]),
+    Route("/admin/login", login, methods=["POST"]),
+    Route("/admin/logout", logout, methods=["POST"]),
+    Route("/admin/assets/{name}", asset, methods=["GET"]),
+    Route("/admin/petitions/{slug}", petition_page, methods=["GET"]),
+    Route("/admin/petitions/{slug}/status", change_status, methods=["POST"]),
+    Route("/admin/petitions/{slug}/goal", change_goal, methods=["POST"]),
+    Route("/admin/petitions/{slug}/export.{format}", export_signatures, methods=["GET"]),
+    Route("/admin/petitions/{slug}/partners/{code}", partner_page, methods=["GET"]),
+    Route(
+        "/admin/petitions/{slug}/partners/{code}/export.{format}",
+        export_signatures,
+        methods=["GET"],
+    ),
+]

@@ -1,0 +1,154 @@
+"""Exports of signatures as CSV or JSON, produced row by row from an async stream of rows.
+
+Pure: these functions only shape rows that `Storage.export_rows` reads (which is also where
+the consent filter of a partner export lives). Output is gathered into chunks of about
+`CHUNK_BYTES`, so memory stays constant however many rows there are, and the server sends a
+few large writes instead of a million tiny ones.
+
+CSV is UTF-8 with a header row and CRLF line ends (RFC 4180); `bom=True` adds the byte order
+mark that Excel needs to read UTF-8 (Cyrillic names) correctly. A text cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`, so a spreadsheet shows it as
+text instead of running it as a formula (CSV injection). JSON is one array of objects, one per
+line, with the values as they are: JSON is read by programs, not spreadsheets.
+
+Owners get every signer with the consent flags and the exact consent text each one saw, so
+they can honour each choice. Partners get only their own signers who agreed to hear from
+them, and only what contacting them needs: no comment, no organiser's consent flag.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import Any
+
+from server.storage import ExportRow
+
+CHUNK_BYTES = 64 * 1024
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+
+OWNER_COLUMNS = (
+    "id",
+    "signed_at",
+    "name",
+    "email",
+    "country",
+    "comment",
+    "lang",
+    "partner_code",
+    "partner_name",
+    "unknown_partner_code",
+    "consent_organiser",
+    "consent_partner",
+    "consent_version",
+    "consent_text",
+)
+PARTNER_COLUMNS = (
+    "signed_at",
+    "name",
+    "email",
+    "country",
+    "lang",
+    "consent_version",
+    "consent_text",
+)
+
+
+def iso(timestamp: int) -> str:
+    """A UTC time as `2026-11-24T21:28:14Z`."""
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
+    """One signature as {column: value}: strings, booleans, None, and the id as a number."""
+    values: dict[str, Any] = {
+        "id": row.id,
+        "signed_at": iso(row.created_at),
+        "name": row.name,
+        "email": row.email,
+        "country": row.country,
+        "comment": row.comment,
+        "lang": row.lang,
+        "partner_code": row.partner_code,
+        "partner_name": row.partner_name,
+        "unknown_partner_code": row.unknown_partner,
+        "consent_organiser": row.consent_organiser,
+        "consent_partner": row.consent_partner,
+        "consent_version": row.consent_version,
+        "consent_text": row.consent_text,
+    }
+    return {column: values[column] for column in columns}
+
+
+def neutralise(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula: `'` before a dangerous first character."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return neutralise(str(value))
+
+
+class _Lines:
+    """Where the csv module writes; collects text until it is taken."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+
+    def take(self) -> bytes:
+        data = "".join(self.parts).encode()
+        self.parts, self.size = [], 0
+        return data
+
+
+async def csv_chunks(
+    rows: AsyncIterable[ExportRow], columns: Sequence[str], *, bom: bool = False
+) -> AsyncIterator[bytes]:
+    """CSV bytes: the header first, then every row, in chunks of about `CHUNK_BYTES`."""
+    out = _Lines()
+    writer = csv.writer(out, lineterminator="\r\n")
+    if bom:
+        out.write(BOM)
+    writer.writerow(columns)
+    async for row in rows:
+        writer.writerow([csv_cell(v) for v in record(row, columns).values()])
+        if out.size >= CHUNK_BYTES:
+            yield out.take()
+    yield out.take()
+
+
+async def json_chunks(
+    rows: AsyncIterable[ExportRow], columns: Sequence[str]
+) -> AsyncIterator[bytes]:
+    """A JSON array of objects, one per line, in chunks of about `CHUNK_BYTES`."""
+    out = _Lines()
+    out.write("[")
+    separator = "\n"
+    async for row in rows:
+        out.write(separator + json.dumps(record(row, columns), ensure_ascii=False))
+        separator = ",\n"
+        if out.size >= CHUNK_BYTES:
+            yield out.take()
+    out.write("\n]\n")
+    yield out.take()
+
+
+FORMATS: dict[str, tuple[str, Callable[..., AsyncIterator[bytes]]]] = {
+    "csv": ("text/csv; charset=utf-8", csv_chunks),
+    "json": ("application/json", json_chunks),
+}

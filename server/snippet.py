@@ -1,0 +1,52 @@
+"""The embed snippet a partner pastes, built from its parts (pure).
+
+The same text comes out of `petition-widget partners add`, the dashboard's snippet generator
+and the partner's own view, so partners never copy a hand-edited variant. Every part is
+checked against its format before it goes into an HTML attribute, and escaped all the same.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import urllib.parse
+
+from server.partners import CODE
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}")
+_LANG = re.compile(r"[a-z]{2,3}")
+
+
+def clean(partner: str = "", lang: str = "", accent: str = "") -> tuple[str, str, str]:
+    """The options that are well formed, "" for the others."""
+    partner = partner.strip().lower()
+    accent = accent.strip()
+    return (
+        partner if CODE.fullmatch(partner) else "",
+        lang if _LANG.fullmatch(lang) else "",
+        accent if _HEX_COLOUR.fullmatch(accent) else "",
+    )
+
+
+def embed(base_url: str, slug: str, partner: str = "", lang: str = "", accent: str = "") -> str:
+    """The `<script>` tag, with a `<noscript>` iframe for readers without JavaScript."""
+    partner, lang, accent = clean(partner, lang, accent)
+    attributes = [("src", f"{base_url}/embed.js"), ("data-petition", slug)]
+    for name, value in (("data-partner", partner), ("data-lang", lang), ("data-accent", accent)):
+        if value:
+            attributes.append((name, value))
+    tag = " ".join(f'{name}="{html.escape(value)}"' for name, value in attributes)
+    frame = html.escape(base_url + widget_path(slug, partner, lang, accent))
+    return (
+        f"<script async {tag}></script>\n"
+        f'<noscript><iframe src="{frame}" title="Petition" loading="lazy" '
+        f'style="width:100%;height:1200px;border:0"></iframe></noscript>'
+    )
+
+
+def widget_path(slug: str, partner: str = "", lang: str = "", accent: str = "") -> str:
+    """The widget document's path with these options: the preview frame's `src`."""
+    partner, lang, accent = clean(partner, lang, accent)
+    query = {k: v for k, v in (("partner", partner), ("lang", lang), ("accent", accent)) if v}
+    path = f"/widget/{urllib.parse.quote(slug)}"
+    return path + ("?" + urllib.parse.urlencode(query) if query else "")
