@@ -1,0 +1,107 @@
+"""Where the sign path spends its time: py-spy samples the running server during a sign load.
+
+`recording` runs `py-spy record` on the server process for the length of a load and keeps the
+raw samples (one line per distinct stack: `thread;frame;frame;... count`, the input of
+flamegraph.pl or speedscope). `summarise` turns them into a short table: the share of samples
+per thread, the functions where samples land (self), and the larger subtrees (inclusive).
+py-spy counts only threads that are running, not waiting (`--idle` would add those).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+SAMPLES = "sign-profile.txt"
+RATE = 250  # samples per second
+
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+@contextlib.contextmanager
+def recording(pid: int, out: Path, seconds: float) -> Iterator[None]:
+    program = py_spy()
+    if program is None:
+        raise RuntimeError("py-spy is not installed: pip install py-spy (or '.[bench]')")
+    command = [
+        program, "record", "--pid", str(pid), "--rate", str(RATE), "--threads",
+        "--format", "raw", "--output", str(out / SAMPLES), "--duration", str(int(seconds) + 120),
+    ]  # fmt: skip
+    log = (out / "py-spy.log").open("wb")
+    spy = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its samples when interrupted
+        try:
+            spy.wait(60)
+        finally:
+            log.close()
+    if spy.returncode not in (0, -signal.SIGINT):
+        raise RuntimeError(f"py-spy failed: {(out / 'py-spy.log').read_text()[-1000:]}")
+
+
+@dataclasses.dataclass
+class Summary:
+    text: str
+
+
+def _line(frame: str) -> str:
+    """`function (path/to/file.py:12)` -> `function (file.py:12)`: where a sample landed."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
+
+
+def _function(frame: str) -> str:
+    """`function (path/to/file.py:12)` -> `function (file.py)`: a function, all its lines."""
+    return _line(frame).rsplit(":", 1)[0] + ")" if ":" in frame else frame
+
+
+def summarise(out: Path, top: int = 25) -> Summary:
+    threads: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in (out / SAMPLES).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        thread = frames[0].split(": ", 1)[-1]  # "thread (123): MainThread" -> "MainThread"
+        total += n
+        threads[thread] += n
+        if len(frames) > 1:
+            own[f"{thread}: {_line(frames[-1])}"] += n
+        for function in {_function(f) for f in frames[1:]}:
+            inclusive[function] += n
+    if not total:
+        return Summary(f"## Profile\n\nNo samples in {out / SAMPLES}.")
+    lines = [
+        "## Profile of the sign path (py-spy, 1 worker, SQLite)",
+        "",
+        f"{total:,} samples at {RATE}/s of running threads; raw stacks in `{out / SAMPLES}`.",
+        "",
+        "| Thread | Share |",
+        "|---|--:|",
+        *(f"| {t} | {n / total:.0%} |" for t, n in threads.most_common()),
+        "",
+        "| Where samples land (self) | Share |",
+        "|---|--:|",
+        *(f"| `{f}` | {n / total:.1%} |" for f, n in own.most_common(top)),
+        "",
+        "| Function, with what it calls (inclusive) | Share |",
+        "|---|--:|",
+        *(f"| `{f}` | {n / total:.1%} |" for f, n in inclusive.most_common(top * 2)),
+    ]
+    return Summary("\n".join(lines))

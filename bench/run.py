@@ -1,0 +1,491 @@
+"""The benchmark: every scenario in one run, a report, and a non-zero exit when counts disagree.
+
+For each worker count (1, then 2): the bare baseline under the sign load and the read load;
+then our server on a fresh SQLite file under the same sign load, the check that the stored
+count equals the signature rows equals the acknowledged answers, and the read loads (the
+petition's JSON with and without `If-None-Match`, the widget document). With `--postgres`, the
+sign load and the check again on a fresh PostgreSQL database, dropped afterwards. Then the
+widget's weight. Run `python -m bench --help`; bench/README.md says more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import resource
+import secrets
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import bodies, load, profile, servers, weight
+
+SECRET = "bench-" + secrets.token_urlsafe(32)
+TOKEN_LIFETIME = 7200  # the server's default: pre-issued tokens stay valid for the whole run
+SLUG = "save-russian-lgbt-network"  # the example petition
+SIGN_PATH = f"/api/petitions/{SLUG}/signatures"
+READS = {  # name: (path, headers); headers are a browser's
+    "petition JSON": (f"/api/petitions/{SLUG}", {"Accept-Encoding": "gzip, deflate, br"}),
+    "petition JSON, If-None-Match (304)": (
+        f"/api/petitions/{SLUG}",
+        {"Accept-Encoding": "gzip, deflate, br"},
+    ),
+    "widget document": (f"/widget/{SLUG}", {"Accept-Encoding": "gzip, deflate, br"}),
+}
+BODIES_PER_SECOND = 12_000  # pre-issued bodies per second of sign load (more than bare takes)
+
+
+@dataclasses.dataclass
+class Result:
+    server: str  # "bare", "sqlite", "postgresql"
+    workers: int
+    kind: str  # "sign" or a READS name, or "GET" for the bare read endpoint
+    load: load.Load
+    cpu: dict[str, float]  # cores used during the load: server, wrk
+    rss_kib: dict[str, int] | None = None  # peak RSS per process of the server, by role
+    check: str = ""  # the consistency check, said in words
+    failed: bool = False
+
+    @property
+    def label(self) -> str:
+        name = {"bare": "bare Starlette", "sqlite": "SQLite", "postgresql": "PostgreSQL"}
+        return f"{name[self.server]}, {self.workers} worker{'s' if self.workers > 1 else ''}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if load.wrk_path() is None:
+        print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    read_seconds = args.read_duration or max(1.0, args.duration / 2)
+    count = args.signatures or int(BODIES_PER_SECOND * args.duration)
+    with _folder(args.dir) as folder:
+        print(f"bench: files in {folder} ({_filesystem(folder)})", flush=True)
+        started = time.monotonic()
+        body_file = folder / "bodies.jsonl"
+        size = bodies.write(body_file, count, secret=SECRET, slug=SLUG, lifetime=TOKEN_LIFETIME)
+        print(
+            f"bench: {count:,} signatures pre-issued ({size / 1e6:.0f} MB) in "
+            f"{time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        bench = Bench(args, folder, body_file, read_seconds)
+        for workers in args.workers:
+            bench.bare(workers)
+            bench.ours("sqlite", f"sqlite:///{folder / f'sqlite-{workers}w.db'}", workers)
+        if args.postgres:
+            for workers in args.workers:
+                with _postgres_database(args.postgres) as url:
+                    bench.ours("postgresql", url, workers, reads=False)
+        sizes = bench.weight()
+        profiled = bench.profile(Path(args.profile)) if args.profile else None
+        report = _report(bench.results, sizes, args, profiled)
+        print("\n" + report, flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(_as_json(bench, sizes, args), indent=2) + "\n")
+        print(f"bench: done in {time.monotonic() - started:.0f} s")
+    failures = [r for r in bench.results if r.failed]
+    if failures:
+        for r in failures:
+            print(f"bench: FAILED: {r.label}, {r.kind}: {r.check}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Sign throughput, count reads and widget weight of petition-widget, "
+        "side by side with a bare Starlette endpoint served the same way.",
+    )
+    add = parser.add_argument
+    add("--duration", type=float, default=20.0, help="seconds of sign load per scenario (20)")
+    add("--read-duration", type=float, help="seconds of each read load (half of --duration)")
+    add("--workers", type=_counts, default=[1, 2], help="uvicorn worker counts (1,2)")
+    add(
+        "--postgres",
+        metavar="URL",
+        help="also run the sign load on PostgreSQL: a server URL "
+        "whose user may create databases (a fresh one is made, and dropped afterwards)",
+    )
+    add("--connections", type=int, default=50, help="concurrent connections (50)")
+    add("--threads", type=int, default=1, help="wrk threads (1)")
+    add(
+        "--signatures",
+        type=int,
+        help="signatures to pre-issue (12,000 per second of "
+        "--duration); a scenario that uses them all ends early, and says so",
+    )
+    add(
+        "--dir",
+        help="where databases, logs and bodies go (default: a temporary folder, "
+        "removed afterwards); put it on the disk production would use, not on tmpfs",
+    )
+    add(
+        "--settle",
+        type=float,
+        default=30.0,
+        help="before each load, wait up to this many "
+        "seconds for the machine to be quiet (other programs under 0.25 cores; 30)",
+    )
+    add("--json", metavar="FILE", help="also write the figures as JSON")
+    add(
+        "--profile",
+        metavar="DIR",
+        help="afterwards, profile the sign path (1 worker, "
+        "SQLite) with py-spy and write the samples and a summary to DIR",
+    )
+    return parser  # fmt: skip
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are positive integers: 1,2")
+    return counts
+
+
+class Bench:
+    def __init__(
+        self, args: argparse.Namespace, folder: Path, body_file: Path, read_seconds: float
+    ) -> None:
+        self.args = args
+        self.folder = folder
+        self.body_file = body_file
+        self.read_seconds = read_seconds
+        self.results: list[Result] = []
+
+    def _say(self, result: Result) -> None:
+        self.results.append(result)
+        print(f"  {result.label}, {result.kind}: {_summary(result)}", flush=True)
+
+    def _sign(self, server: servers.Server, seconds: float | None = None) -> tuple[load.Load, Any]:
+        return _measured(
+            server,
+            lambda: load.sign(
+                server.url,
+                SIGN_PATH,
+                self.body_file,
+                seconds=seconds or self.args.duration,
+                connections=self.args.connections,
+                threads=self.args.threads,
+            ),
+            self.args.settle,
+        )
+
+    def _read(
+        self, server: servers.Server, path: str, headers: dict[str, str]
+    ) -> tuple[load.Load, Any]:
+        return _measured(
+            server,
+            lambda: load.read(
+                server.url,
+                path,
+                headers,
+                seconds=self.read_seconds,
+                connections=self.args.connections,
+                threads=self.args.threads,
+            ),
+            self.args.settle,
+        )
+
+    def bare(self, workers: int) -> None:
+        print(f"bench: bare Starlette, {workers} worker(s)", flush=True)
+        with servers.bare_server(workers, self.folder / f"bare-{workers}w.log") as server:
+            signed, cpu = self._sign(server)
+            result = Result("bare", workers, "sign", signed, cpu, server.peak_rss())
+            result.check, result.failed = _sign_check(signed, None)
+            self._say(result)
+            got, cpu = self._read(server, f"/api/petitions/{SLUG}", {})
+            self._say(Result("bare", workers, "GET", got, cpu, server.peak_rss()))
+
+    def ours(self, backend: str, url: str, workers: int, reads: bool = True) -> None:
+        print(f"bench: petition-widget on {backend}, {workers} worker(s)", flush=True)
+        servers.prepare(url)
+        log = self.folder / f"{backend}-{workers}w.log"
+        with servers.our_server(url, workers, SECRET, log) as server:
+            signed, cpu = self._sign(server)
+            result = Result(backend, workers, "sign", signed, cpu, server.peak_rss())
+            result.check, result.failed = _sign_check(signed, servers.stored_counts(url, SLUG))
+            self._say(result)
+            if not reads:
+                return
+            for name, (path, headers) in READS.items():
+                if "If-None-Match" in name:
+                    status, answer, _ = servers.get(server.port, path)
+                    headers = {**headers, "If-None-Match": answer["etag"]}
+                expected = 304 if "If-None-Match" in headers else 200
+                status = servers.get(server.port, path, headers)[0]
+                got, cpu = self._read(server, path, headers)
+                result = Result(backend, workers, name, got, cpu, server.peak_rss())
+                if status != expected:
+                    result.check, result.failed = f"answered {status}, not {expected}", True
+                self._say(result)
+
+    def weight(self) -> list[weight.Item]:
+        url = f"sqlite:///{self.folder / 'weight.db'}"
+        servers.prepare(url)
+        with servers.our_server(url, 1, SECRET, self.folder / "weight.log") as server:
+            return weight.measure(server.port, SLUG)
+
+    def profile(self, out: Path) -> profile.Summary:
+        print("bench: profiling the sign path (1 worker, SQLite) with py-spy", flush=True)
+        url = f"sqlite:///{self.folder / 'profile.db'}"
+        servers.prepare(url)
+        out.mkdir(parents=True, exist_ok=True)
+        with servers.our_server(url, 1, SECRET, self.folder / "profile.log") as server:
+            assert server.process is not None
+            with profile.recording(server.process.pid, out, self.args.duration):
+                signed, cpu = self._sign(server)
+        result = Result("sqlite", 1, "sign, under py-spy", signed, cpu)
+        result.check, result.failed = _sign_check(signed, servers.stored_counts(url, SLUG))
+        self._say(result)
+        return profile.summarise(out)
+
+
+def _measured(
+    server: servers.Server, run: Callable[[], load.Load], settle: float
+) -> tuple[load.Load, Any]:
+    """Run a load; also return the CPU (in cores) used meanwhile by the server, by wrk, and by
+    everything else on the machine (other programs compete for the same 2 cores)."""
+    assert server.process is not None
+    if settle > 0:
+        servers.wait_until_quiet(settle)
+    before = servers.cpu_seconds(server.process.pid)
+    wrk_before = _children_cpu()
+    machine_before = servers.machine_busy_seconds()
+    started = time.monotonic()
+    result = run()
+    elapsed = time.monotonic() - started
+    machine = servers.machine_busy_seconds() - machine_before
+    used = servers.cpu_seconds(server.process.pid) - before
+    wrk_used = _children_cpu() - wrk_before
+    return result, {
+        "server": used / elapsed,
+        "wrk": wrk_used / elapsed,
+        "other": max(0.0, machine - used - wrk_used) / elapsed,
+    }
+
+
+def _children_cpu() -> float:
+    """CPU time of the finished child processes this process waited for (wrk, py-spy)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sign_check(signed: load.Load, stored: tuple[int, int] | None) -> tuple[str, bool]:
+    """Words for the consistency check, and whether it failed."""
+    problems = []
+    refused = {s: n for s, n in signed.statuses.items() if 400 <= s < 500}
+    if refused:
+        problems.append(f"the server refused requests ({_statuses(refused)}): the bench is broken")
+    if signed.unanswered:
+        problems.append(f"{signed.unanswered:,} requests never answered")
+    if not signed.acknowledged:
+        problems.append("nothing acknowledged")
+    if stored is None:
+        return ("; ".join(problems) or "ok"), bool(problems)
+    counted, rows = stored
+    words = f"counter {counted:,}, rows {rows:,}, acknowledged {signed.acknowledged:,}"
+    if not counted == rows == signed.acknowledged:
+        problems.insert(0, f"MISMATCH: {words}")
+    if problems:
+        return "; ".join(problems), True
+    return f"ok: {words}", False
+
+
+# --- Report ------------------------------------------------------------------------------------
+
+
+def _statuses(counts: dict[int, int]) -> str:
+    return ", ".join(f"{status}×{n:,}" for status, n in sorted(counts.items()))
+
+
+def _errors(result: Result) -> str:
+    parts = []
+    if result.kind.startswith("sign"):
+        others = {s: n for s, n in result.load.statuses.items() if s != 201}
+        if others:
+            parts.append(_statuses(others))
+    elif result.load.status_errors:
+        parts.append(f"≥400×{result.load.status_errors:,}")
+    parts += [f"{kind} {n:,}" for kind, n in result.load.socket_errors.items() if n]
+    return ", ".join(parts) or "none"
+
+
+def _rss(rss: dict[str, int] | None) -> str:
+    """Peak RSS in MB: the server's one process, or the sum of its processes and each."""
+    if not rss:
+        return "-"
+    if len(rss) == 1:
+        return f"{next(iter(rss.values())) / 1024:.0f} MB"
+    each = ", ".join(f"{role} {kib / 1024:.0f}" for role, kib in rss.items())
+    return f"{sum(rss.values()) / 1024:.0f} MB ({each})"
+
+
+def _cpu(cpu: dict[str, float]) -> str:
+    return f"{cpu['server']:.2f} / {cpu['wrk']:.2f} / {cpu['other']:.2f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _summary(result: Result) -> str:
+    lat = result.load.latency_ms
+    rate = (
+        f"{result.load.acknowledged_per_second:,.0f} signatures/s"
+        if result.kind.startswith("sign") and result.server != "bare"
+        else f"{result.load.per_second:,.0f} requests/s"
+    )
+    text = (
+        f"{rate}, p50 {_ms(lat['p50'])} ms, p99 {_ms(lat['p99'])} ms, errors: {_errors(result)}, "
+        f"CPU cores: server {result.cpu['server']:.2f}, wrk {result.cpu['wrk']:.2f}, "
+        f"other {result.cpu['other']:.2f}"
+    )
+    if result.load.exhausted:
+        text += " (ran out of pre-issued bodies: ended early)"
+    if result.check:
+        text += f"; check {result.check}"
+    return text
+
+
+def _baseline(results: list[Result], workers: int, kind: str) -> float:
+    for r in results:
+        if r.server == "bare" and r.workers == workers and r.kind == kind:
+            return r.load.per_second
+    return 0.0
+
+
+def _report(
+    results: list[Result],
+    sizes: list[weight.Item],
+    args: argparse.Namespace,
+    profiled: profile.Summary | None,
+) -> str:
+    lines = [
+        f"## Sign load: {args.connections} connections, {args.duration:g} s per scenario, "
+        "each request a new signer with a fresh token",
+        "",
+        "| Server | Acknowledged/s | Requests/s | Ours/bare | p50 ms | p95 ms | p99 ms | "
+        "Errors | CPU cores: server / wrk / other | Peak RSS | Counts |",
+        "|---|--:|--:|--:|--:|--:|--:|---|---|---|---|",
+    ]
+    for r in results:
+        if not r.kind.startswith("sign"):
+            continue
+        bare = _baseline(results, r.workers, "sign")
+        ratio = "" if r.server == "bare" else f"{r.load.acknowledged_per_second / bare:.0%}"
+        lat = r.load.latency_ms
+        label = r.label + (" (py-spy)" if "py-spy" in r.kind else "")
+        lines.append(
+            f"| {label} | {r.load.acknowledged_per_second:,.0f} | {r.load.per_second:,.0f} | "
+            f"{ratio} | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | "
+            f"{_errors(r)} | {_cpu(r.cpu)} | {_rss(r.rss_kib)} | "
+            f"{r.check if r.server != 'bare' else '-'} |"
+        )
+    lines += [
+        "",
+        f"## Reads: {args.connections} connections, "
+        f"{args.read_duration or max(1.0, args.duration / 2):g} s per scenario",
+        "",
+        "| Server | Request | Requests/s | Ours/bare | p50 ms | p99 ms | Bytes/answer | Errors | "
+        "CPU cores: server / wrk / other |",
+        "|---|---|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for r in results:
+        if r.kind.startswith("sign"):
+            continue
+        bare = _baseline(results, r.workers, "GET")
+        ratio = "" if r.server == "bare" else f"{r.load.per_second / bare:.0%}"
+        lat = r.load.latency_ms
+        per = r.load.bytes / r.load.requests if r.load.requests else 0
+        kind = "trivial JSON" if r.kind == "GET" else r.kind
+        lines.append(
+            f"| {r.label} | {kind} | {r.load.per_second:,.0f} | {ratio} | {_ms(lat['p50'])} | "
+            f"{_ms(lat['p99'])} | {per:,.0f} | {_errors(r) if not r.failed else r.check} | "
+            f"{_cpu(r.cpu)} |"
+        )
+    lines += ["", weight.table(sizes)]
+    if profiled is not None:
+        lines += ["", profiled.text]
+    return "\n".join(lines)
+
+
+def _as_json(bench: Bench, sizes: list[weight.Item], args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "arguments": {k: v for k, v in vars(args).items() if k != "postgres"},
+        "postgres": bool(args.postgres),
+        "results": [
+            {
+                "server": r.server,
+                "workers": r.workers,
+                "kind": r.kind,
+                "per_second": r.load.per_second,
+                "acknowledged_per_second": r.load.acknowledged_per_second,
+                "load": dataclasses.asdict(r.load),
+                "cpu_cores": r.cpu,
+                "peak_rss_kib": r.rss_kib,
+                "check": r.check,
+                "failed": r.failed,
+            }
+            for r in bench.results
+        ],
+        "weight": [dataclasses.asdict(item) for item in sizes],
+    }
+
+
+# --- Places --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _folder(path: str | None) -> Iterator[Path]:
+    if path:
+        folder = Path(path).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="petition-bench-", dir=os.environ.get("TMPDIR")) as t:
+        yield Path(t)
+
+
+def _filesystem(folder: Path) -> str:
+    """The type of the file system holding `folder`: fsync on tmpfs costs nothing."""
+    best, kind = "", "unknown file system"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 2 and str(folder).startswith(parts[1]) and len(parts[1]) > len(best):
+                best, kind = parts[1], parts[2]
+    if kind in ("tmpfs", "ramfs"):
+        return f"{kind}: WARNING, commits are not durable here and look faster than on a disk"
+    return kind
+
+
+@contextlib.contextmanager
+def _postgres_database(admin_url: str) -> Iterator[str]:
+    import asyncpg
+
+    name = "pw_bench_" + secrets.token_hex(6)
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        parts = urllib.parse.urlsplit(admin_url)
+        yield urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

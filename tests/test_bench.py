@@ -1,0 +1,59 @@
+"""The benchmark keeps working: a 2-second run of the real bench command on SQLite.
+
+No speed is asserted (this machine's speed is not the code's); what must hold is that the
+bench completes, prints its figures, finds the stored count equal to the signature rows equal
+to the acknowledged answers, and that no signer's name or email reached a server log.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import backends
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        backends.unavailable("wrk is not installed")
+    figures = tmp_path / "figures.json"
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--duration", "2", "--read-duration", "1",
+            "--workers", "1", "--signatures", "4000", "--connections", "8", "--settle", "0",
+            "--dir", str(run), "--json", str(figures),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for heading in ("## Sign load", "## Reads", "## Widget weight"):
+        assert heading in done.stdout
+
+    results = json.loads(figures.read_text())["results"]
+    ours = [r for r in results if r["server"] == "sqlite" and r["kind"] == "sign"]
+    assert len(ours) == 1
+    assert ours[0]["check"].startswith("ok: ")
+    assert ours[0]["load"]["statuses"].get("201", 0) > 0
+    kinds = {r["kind"] for r in results if r["server"] == "sqlite"}
+    assert {"petition JSON", "petition JSON, If-None-Match (304)", "widget document"} <= kinds
+    assert any(r["server"] == "bare" and r["kind"] == "sign" for r in results)
+
+    # The bench's signers reach the server's logs no more than real ones would.
+    logs = list(run.glob("*.log"))
+    assert logs
+    for log in logs:
+        text = log.read_text(errors="replace").lower()
+        assert "bench.signer." not in text and "bench signer" not in text, log.name
