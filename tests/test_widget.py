@@ -725,6 +725,66 @@ def test_weight_budget(client: httpx.Client) -> None:
     )
 
 
+# --- Styles: contrast and direction --------------------------------------------------------------
+
+
+def contrast(a: str, b: str) -> float:
+    def luminance(colour: str) -> float:
+        digits = colour.lstrip("#")
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def colour_schemes() -> dict[str, dict[str, str]]:
+    """The custom properties of widget.css, light and dark."""
+    css = (bundle.WIDGET_DIR / "widget.css").read_text()
+    light_block = re.search(r":root \{(.*?)\}", css, re.S)
+    dark_block = re.search(r"prefers-color-scheme: dark\) \{\s*:root \{(.*?)\}", css, re.S)
+    assert light_block and dark_block
+
+    def variables(block: str) -> dict[str, str]:
+        return dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{3,6});", block))
+
+    light = variables(light_block[1])
+    return {"light": light, "dark": {**light, **variables(dark_block[1])}}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_colours_meet_wcag_aa(scheme: str) -> None:
+    c = colour_schemes()[scheme]
+    text_pairs = [
+        ("fg", "bg"), ("muted", "bg"), ("fg", "field"), ("muted", "field"), ("error", "bg"),
+        ("ok", "bg"), ("on-accent", "accent"),
+    ]  # fmt: skip
+    for fg, bg in text_pairs:  # text: 4.5:1
+        assert contrast(c[fg], c[bg]) >= 4.5, (scheme, fg, bg)
+    for fg, bg in [("focus", "bg"), ("muted", "field"), ("accent", "track"), ("accent", "bg")]:
+        assert contrast(c[fg], c[bg]) >= 3, (scheme, fg, bg)  # focus ring, borders, bar: 3:1
+
+
+def test_any_accent_keeps_the_button_readable() -> None:
+    for value in range(0, 0x1000000, 0x010307):
+        accent, on_accent = widget.accent_colours(f"#{value:06x}") or ("", "")
+        assert contrast(accent, on_accent) >= 4.5, accent
+
+
+def test_styles_use_logical_directions_only() -> None:
+    """Right-to-left ready: no physical left/right in the widget's styles."""
+    css = (bundle.WIDGET_DIR / "widget.css").read_text()
+    physical = re.findall(
+        r"(?:margin|padding|border|inset)-(?:left|right)|\b(?:left|right)\s*:|"
+        r"text-align:\s*(?:left|right)|float:\s*(?:left|right)",
+        css,
+    )
+    assert physical == []
+
+
 # --- The example partner page ------------------------------------------------------------------
 
 
@@ -750,3 +810,14 @@ def test_example_partner_page_embeds_the_snippet_and_loads_nothing_else() -> Non
             value = node.attrs.get(attr, "")
             if node.tag in ("script", "link", "img", "iframe") and value:
                 assert value.startswith(("https://petitions.example.net/", "data:")), value
+
+
+def test_docs_state_the_limits_the_code_uses() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "widget.md").read_text()
+    assert f"every {widget.POLL_SECONDS} seconds (`POLL_SECONDS`)" in docs
+    assert f"`Cache-Control: public, max-age={widget.COUNT_MAX_AGE}`" in docs
+    assert f"`Cache-Control: public, max-age={widget.LOADER_MAX_AGE}`" in docs
+    loader = (bundle.WIDGET_DIR / "embed.js").read_text()
+    assert "Math.max(200, Math.min(20000," in loader and "200-20,000 px" in docs
+    assert 'height: "640px"' in loader and "640 px" in docs
+    assert "slice(0, 200)" in loader and "at most 200 characters" in docs

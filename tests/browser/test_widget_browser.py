@@ -94,11 +94,13 @@ def visit(chromium: Any, pages: PartnerSite, widget_base: str) -> Iterator[Calla
         javascript: bool = True,
         clock: bool = False,
         colour_scheme: str = "light",
+        reduced_motion: str = "no-preference",
     ) -> Visit:
         context = chromium.new_context(
             viewport={"width": width, "height": height},
             java_script_enabled=javascript,
             color_scheme=colour_scheme,
+            reduced_motion=reduced_motion,
         )
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
@@ -123,12 +125,13 @@ def visit(chromium: Any, pages: PartnerSite, widget_base: str) -> Iterator[Calla
 
 
 def console_problems(message: Any) -> list[str]:
-    """Errors and warnings, except the console's note of a 422 or 409 answer to a signature
-    (Chromium logs every 4xx answer; these are the ones the tests provoke on purpose)."""
+    """Errors and warnings, except the console's note of a failed signature request (Chromium
+    logs every 4xx or 5xx answer and every network error; the tests provoke these on purpose)."""
     if message.type not in ("error", "warning"):
         return []
     expected = re.fullmatch(
-        r"Failed to load resource: the server responded with a status of (422|409) .*",
+        r"Failed to load resource: (the server responded with a status of (422|409|503) .*"
+        r"|net::ERR_FAILED)",
         message.text,
     )
     if expected and message.location.get("url", "").endswith("/signatures"):
@@ -319,6 +322,48 @@ def test_russian_widget(visit: Callable[..., Visit], widget_server: live.LiveSer
     assert shown_count(frame) == api_count(widget_server)
 
 
+def test_failures_never_lose_the_input(
+    visit: Callable[..., Visit], widget_server: live.LiveServer
+) -> None:
+    seen = visit("/simple.html", width=400)
+    frame = seen.frame()
+    wait_fitted(frame)
+    before = shown_count(frame)
+    person = live.new_signer()
+    frame.fill("#pw-name", person["name"])
+    frame.fill("#pw-email", person["email"])
+    frame.check("#pw-c-org")
+    # The connection fails: an error is announced, every field keeps what was typed.
+    seen.page.context.route("**/signatures", lambda route: route.abort())
+    frame.click(".pw-submit")
+    frame.wait_for_selector("#pw-alert p", state="attached")
+    assert frame.inner_text("#pw-alert") == i18n.catalog("en")("error_network")
+    assert frame.input_value("#pw-name") == person["name"]
+    assert frame.input_value("#pw-email") == person["email"]
+    assert frame.is_checked("#pw-c-org")
+    assert frame.inner_text(".pw-submit") == "Sign"
+    # The server is busy once (503, Retry-After: 1): the widget says so and tries again alone.
+    seen.page.context.unroute("**/signatures")
+    busy = {"left": 1}
+
+    def once_busy(route: Any) -> None:
+        if busy["left"]:
+            busy["left"] -= 1
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body=json.dumps({"error": "storage_unavailable", "message": "busy"}),
+            )
+        else:
+            route.continue_()
+
+    seen.page.context.route("**/signatures", once_busy)
+    frame.click(".pw-submit")
+    frame.wait_for_selector("#pw-thanks-h", state="visible")
+    assert busy["left"] == 0
+    assert shown_count(frame) == before + 1 == api_count(widget_server)
+
+
 # --- Layout --------------------------------------------------------------------------------------
 
 
@@ -350,8 +395,8 @@ def test_frames_fit_their_content(visit: Callable[..., Visit], width: int) -> No
     seen.page.screenshot(path=str(ARTIFACTS / f"partner-page-{width}.png"))
 
 
-def test_dark_scheme_at_the_narrowest_width(visit: Callable[..., Visit]) -> None:
-    seen = visit("/simple.html", width=280, colour_scheme="dark")
+def test_dark_scheme_reduced_motion_at_the_narrowest_width(visit: Callable[..., Visit]) -> None:
+    seen = visit("/simple.html", width=280, colour_scheme="dark", reduced_motion="reduce")
     frame = seen.frame()
     wait_fitted(frame)
     assert_no_inner_scrollbar(frame)
@@ -359,8 +404,36 @@ def test_dark_scheme_at_the_narrowest_width(visit: Callable[..., Visit]) -> None
         "[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]"
     )
     assert colours == ["rgb(23, 24, 27)", "rgb(236, 238, 242)"]
+    assert (
+        frame.evaluate("getComputedStyle(document.querySelector('.pw-fill')).transitionDuration")
+        == "0s"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     seen.widgets().first.screenshot(path=str(ARTIFACTS / "widget-dark-280.png"))
+
+
+def test_layout_mirrors_for_right_to_left(visit: Callable[..., Visit]) -> None:
+    """No right-to-left language ships yet; the markup and styles are ready for one."""
+    seen = visit("/simple.html", width=400)
+    frame = seen.frame()
+    wait_fitted(frame)
+
+    def sides() -> list[float]:
+        return frame.evaluate(
+            "[...['#pw-c-org', 'label[for=pw-c-org]']].map(s =>"
+            " document.querySelector(s).getBoundingClientRect().left)"
+        )
+
+    checkbox, label = sides()
+    assert checkbox < label
+    frame.evaluate("document.documentElement.dir = 'rtl'")
+    checkbox, label = sides()
+    assert checkbox > label
+    border = frame.evaluate(
+        "(() => { const s = getComputedStyle(document.querySelector('.pw-update'));"
+        " return [s.borderRightWidth, s.borderLeftWidth]; })()"
+    )
+    assert border == ["3px", "0px"]
 
 
 # --- The host page is never harmed, and cannot harm the widget ---------------------------------
