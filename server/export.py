@@ -90,6 +90,8 @@ def neutralise(text: str) -> str:
 
 
 def csv_cell(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -15,6 +15,7 @@ on one row.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -38,6 +39,8 @@ logger = logging.getLogger("petition_widget.storage")
 BUSY_TIMEOUT_MS = 5_000
 POSTGRES_SHARDS = 16
 _MIGRATION_LOCK = 7_346_221  # PostgreSQL advisory lock id held while migrating
+EXPORT_BATCH = 500  # rows an export's reader hands over at a time
+EXPORT_QUEUE = 4  # batches it may read ahead of the response
 
 
 class StorageUnavailable(RuntimeError):
@@ -729,19 +732,65 @@ class Storage:
     ) -> AsyncIterator[ExportRow]:
         """A petition's signatures, oldest first, one row at a time (constant memory however
         many there are). With `partner_id`: only that partner's signers who agreed to hear
-        from it; the consent filter is here, in the query, so no caller can forget it."""
+        from it; the consent filter is here, in the query, so no caller can forget it.
+
+        The query runs in a task of its own that hands over batches through a small queue. A
+        client that hangs up cancels whoever is sending its response, and with Starlette that
+        cancellation repeats at every await: a cursor read in that task could not even roll
+        back, and would keep its pooled connection forever. Here the reader is cancelled once,
+        cleanly, and gives its connection back.
+        """
         if partner_id is None:
             where, values = "s.petition_id = :p", {"p": petition_id}
         else:
             where = "s.petition_id = :p AND s.partner_id = :partner AND s.consent_partner = 1"
             values = {"p": petition_id, "partner": partner_id}
-        async for r in self.database.iterate(_EXPORT + where + _EXPORT_ORDER, values):
-            yield ExportRow(
-                id=r[0], created_at=r[1], name=r[2], email=r[3], country=r[4], comment=r[5],
-                lang=r[6], partner_code=r[7], partner_name=r[8], unknown_partner=r[9],
-                consent_organiser=bool(r[10]), consent_partner=bool(r[11]),
-                consent_version=r[12], consent_text=r[13],
-            )  # fmt: skip
+        batches: asyncio.Queue[list[ExportRow] | BaseException | None] = asyncio.Queue(EXPORT_QUEUE)
+
+        async def read() -> None:
+            batch: list[ExportRow] = []
+            try:
+                async for r in self._raw_rows(_EXPORT + where + _EXPORT_ORDER, values):
+                    batch.append(ExportRow(
+                        id=r[0], created_at=r[1], name=r[2], email=r[3], country=r[4],
+                        comment=r[5], lang=r[6], partner_code=r[7], partner_name=r[8],
+                        unknown_partner=r[9], consent_organiser=bool(r[10]),
+                        consent_partner=bool(r[11]), consent_version=r[12], consent_text=r[13],
+                    ))  # fmt: skip
+                    if len(batch) >= EXPORT_BATCH:
+                        await batches.put(batch)
+                        batch = []
+            except Exception as exc:
+                await batches.put(StorageUnavailable(describe(exc)))
+                return
+            await batches.put(batch)
+            await batches.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await batches.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                for row in item:
+                    yield row
+        finally:
+            reader.cancel()  # a no-op once it has finished
+
+    async def _raw_rows(self, sql: str, values: dict[str, Any]) -> AsyncIterator[Sequence[Any]]:
+        """Rows as the driver gives them, read through a cursor: `databases`' own row objects
+        cost more than the rest of an export together."""
+        async with self.database.connection() as conn:
+            raw = conn.raw_connection
+            if self.dialect == "sqlite":
+                async with raw.execute(sql, values) as cursor:
+                    async for row in cursor:
+                        yield row
+            else:
+                statement = _positional(sql)
+                args = [values[name] for name in statement.names]
+                async with raw.transaction():  # asyncpg cursors live in a transaction
+                    async for row in raw.cursor(statement.sql, *args, prefetch=EXPORT_BATCH):
+                        yield row
 
 
 # --- Rows of the dashboard and the export --------------------------------------------------------
