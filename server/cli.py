@@ -451,6 +451,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def demo_keys(storage: Storage, slug: str) -> tuple[keys.Key, keys.Key]:
+    """The demo's partner (added once) and fresh dashboard keys for the owner and it. The last
+    run's keys are revoked: the new ones exist in plain text only on this terminal, inside
+    links whose #fragment browsers never send to a server."""
+    petition_id = await storage.petition_id(slug)
+    assert petition_id is not None  # imported just before
+    code, name = DEMO_PARTNER
+    partner = await storage.partner(petition_id, code)
+    if partner is None:
+        partner = await storage.add_partner(petition_id, code, name)
+    await storage.revoke_access_keys_labelled(DEMO_LABEL)
+    owner = await _new_key(storage, keys.OWNER, DEMO_LABEL)
+    return owner, await _new_key(storage, keys.PARTNER, DEMO_LABEL, petition_id, partner.id)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import create_app
 
@@ -460,17 +475,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(storage: Storage) -> int:
         await storage.import_petitions([petition])
-        petition_id = await storage.petition_id(petition.slug)
-        assert petition_id is not None
-        code, name = DEMO_PARTNER
-        partner = await storage.partner(petition_id, code)
-        if partner is None:
-            partner = await storage.add_partner(petition_id, code, name)
-        # Fresh keys each run, the last run's revoked: they exist in plain text only on this
-        # terminal, inside links whose #fragment browsers never send to a server.
-        await storage.revoke_access_keys_labelled(DEMO_LABEL)
-        made.append(await _new_key(storage, keys.OWNER, DEMO_LABEL))
-        made.append(await _new_key(storage, keys.PARTNER, DEMO_LABEL, petition_id, partner.id))
+        made.extend(await demo_keys(storage, petition.slug))
         return 0
 
     if _with_storage(settings, work):
@@ -482,8 +487,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         f"  Partner page embedding the widget:  {base}/\n"
         f"  The widget alone:                   {base}/widget/{petition.slug}\n"
         f"  The petition's JSON:                {base}/api/petitions/{petition.slug}\n"
-        f"  Owner's dashboard:                  {base}/admin/login#key={owner.text}\n"
-        f"  The partner's view ({DEMO_PARTNER[0]}):     {base}/admin/login#key={partner_key.text}\n"
+        f"  The owner's dashboard:              {base}/admin/login#key={owner.text}\n"
+        f"  The partner's view (its own code):  {base}/admin/login#key={partner_key.text}\n"
         "  (Dashboard keys are made afresh on each demo run and shown only here.)\n"
         f"  Database: {settings.database_url}\n"
         "Press Ctrl+C to stop.\n",
