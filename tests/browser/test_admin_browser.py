@@ -1,0 +1,162 @@
+"""The dashboard in Chromium: signing in from a demo link, the snippet generator's live preview,
+closing a petition behind a confirmation, a phone-sized screen, and no Content-Security-Policy
+violation or script error anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from server import keys
+from server.storage import Storage
+from tests import live
+
+SLUG = "save-russian-lgbt-network"
+ADMIN = f"/admin/petitions/{SLUG}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    owner: keys.Key
+    partner: keys.Key
+
+
+def in_thread(work: Callable[[], Any]) -> Any:
+    """Run `asyncio.run` work off this thread: Playwright's sync API keeps a loop running here."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result(60)
+
+
+@pytest.fixture(scope="module")
+def admin_keys(widget_server: live.LiveServer) -> Keys:
+    async def make() -> Keys:
+        storage = Storage(widget_server.env["DATABASE_URL"])
+        await storage.connect()
+        try:
+            pid = await storage.petition_id(SLUG)
+            partner = await storage.add_partner(pid, "ngo-a", "NGO A")
+            made = Keys(keys.generate(keys.OWNER), keys.generate(keys.PARTNER))
+            await storage.add_access_key(made.owner.id, keys.OWNER, made.owner.digest, "t")
+            await storage.add_access_key(
+                made.partner.id, keys.PARTNER, made.partner.digest, "t",
+                petition_id=pid, partner_id=partner.id,
+            )  # fmt: skip
+            return made
+        finally:
+            await storage.disconnect()
+
+    return in_thread(lambda: asyncio.run(make()))
+
+
+@pytest.fixture
+def tab(chromium: Any, admin_keys: Keys) -> Iterator[Any]:
+    """A page in a fresh browser context; fails the test on any console error or warning (CSP
+    violations are reported there), uncaught script error or failed request. (Not named `page`,
+    which pytest-playwright, when installed, would parametrize.)"""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        # A failed load is reported with its URL below, where the favicon can be told apart.
+        if message.type in ("error", "warning") and "Failed to load resource" not in message.text:
+            problems.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
+            problems.append(f"{answer.status} {answer.url}")
+
+    opened.on("console", console)
+    opened.on("response", response)
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("requestfailed", lambda request: problems.append(f"failed {request.url}"))
+    yield opened
+    context.close()
+    assert not problems, problems
+
+
+def sign_in_from_link(page: Any, server: live.LiveServer, key: keys.Key) -> None:
+    page.goto(server.url(f"/admin/login#key={key.text}"))
+    page.wait_for_url(lambda url: "/admin/login" not in url)
+    assert key.text not in page.url
+
+
+def test_a_demo_link_signs_the_owner_in(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    sign_in_from_link(tab, widget_server, admin_keys.owner)
+    assert tab.url == widget_server.url("/admin")
+    assert tab.get_by_role("link", name="The work of the Russian LGBT+ movement is at risk")
+    tab.goto(widget_server.url(ADMIN))
+    assert tab.locator("svg[role=img] title").first.text_content() == "Signatures per day (UTC)"
+    # The key went through a form post, never into the history as part of a URL.
+    history = tab.evaluate("history.length")
+    assert history >= 1 and admin_keys.owner.text not in tab.content()
+
+
+def test_a_partner_link_opens_the_partner_view(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    sign_in_from_link(tab, widget_server, admin_keys.partner)
+    assert tab.url == widget_server.url(f"{ADMIN}/partners/ngo-a")
+    assert tab.get_by_role("heading", name="NGO A").is_visible()
+
+
+def test_snippet_generator_updates_snippet_and_preview(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    sign_in_from_link(tab, widget_server, admin_keys.owner)
+    tab.goto(widget_server.url(ADMIN))
+    tab.select_option("select[name=partner]", "ngo-a")
+    tab.select_option("select[name=lang]", "ru")
+    tab.fill("input[name=accent]", "#c0392b")
+    snippet = tab.locator("#snippet-text")
+    expected = 'data-partner="ngo-a" data-lang="ru" data-accent="#c0392b"'
+    tab.wait_for_function(
+        "text => document.getElementById('snippet-text').value.includes(text)", arg=expected
+    )
+    assert widget_server.url("/embed.js") in snippet.input_value()
+    frame = tab.locator("#preview")
+    tab.wait_for_function(
+        "() => document.getElementById('preview').getAttribute('src').includes('lang=ru')"
+    )
+    assert frame.get_attribute("src") == f"/widget/{SLUG}?partner=ngo-a&lang=ru&accent=%23c0392b"
+    preview = tab.frame_locator("#preview")
+    preview.locator("html[lang=ru]").wait_for()  # the real widget, in Russian
+
+
+def test_closing_asks_first_and_then_closes(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    sign_in_from_link(tab, widget_server, admin_keys.owner)
+    tab.goto(widget_server.url(ADMIN))
+    close = tab.get_by_role("button", name="Close the petition")
+    tab.once("dialog", lambda dialog: dialog.dismiss())
+    close.click()
+    assert tab.url == widget_server.url(ADMIN)  # dismissed: nothing sent
+    tab.once("dialog", lambda dialog: dialog.accept())
+    close.click()
+    tab.wait_for_url("**done=closed**")
+    assert tab.locator(".notice").text_content().startswith("The petition is closed")
+    tab.get_by_role("button", name="Open the petition").click()
+    tab.wait_for_url("**done=opened**")
+
+
+def test_phone_screens_scroll_tables_not_the_page(
+    chromium: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    context = chromium.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    try:
+        phone = context.new_page()
+        sign_in_from_link(phone, widget_server, admin_keys.owner)
+        for path in (ADMIN, f"{ADMIN}/partners/ngo-a", "/admin"):
+            phone.goto(widget_server.url(path))
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"{path} is {width}px wide"
+    finally:
+        context.close()
