@@ -482,13 +482,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     base = settings.base_url
     owner, partner_key = made
+    partner_label = f"The partner's view ({DEMO_PARTNER[0]}):"
     print(
         "\npetition-widget demo\n"
         f"  Partner page embedding the widget:  {base}/\n"
         f"  The widget alone:                   {base}/widget/{petition.slug}\n"
         f"  The petition's JSON:                {base}/api/petitions/{petition.slug}\n"
         f"  The owner's dashboard:              {base}/admin/login#key={owner.text}\n"
-        f"  The partner's view (its own code):  {base}/admin/login#key={partner_key.text}\n"
+        f"  {partner_label:<36}{base}/admin/login#key={partner_key.text}\n"
         "  (Dashboard keys are made afresh on each demo run and shown only here.)\n"
         f"  Database: {settings.database_url}\n"
         "Press Ctrl+C to stop.\n",
