@@ -74,7 +74,13 @@ def tab(chromium: Any, admin_keys: Keys) -> Iterator[Any]:
     opened.on("console", console)
     opened.on("response", response)
     opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.on("requestfailed", lambda request: problems.append(f"failed {request.url}"))
+
+    def failed(request: Any) -> None:
+        # Aborted: the preview frame was pointed elsewhere, or the page closed, mid-load.
+        if request.failure != "net::ERR_ABORTED":
+            problems.append(f"failed {request.url}: {request.failure}")
+
+    opened.on("requestfailed", failed)
     yield opened
     context.close()
     assert not problems, problems
