@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -235,8 +236,8 @@ async def signatures(request: Request) -> Response:
     if entry is None:
         return error_response(404, "not_found", lang)
     wait = rate_limited(services, client_key(request), entry)
-    if wait:
-        return _refusal(request, entry, as_html, 429, "rate_limited", lang, wait)
+    if wait and not as_html:
+        return error_response(429, "rate_limited", lang, retry_after=wait)
     try:
         settings = services.settings
         fields = await payloads.read_fields(
@@ -246,6 +247,8 @@ async def signatures(request: Request) -> Response:
         return _refusal(request, entry, as_html, exc.status, exc.code, lang)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it
+    if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
+        return _refusal(request, entry, as_html, 429, "rate_limited", lang, wait, fields)
     lang = request_language(request, entry, fields.get("lang"))
     outcome = await signing.sign(services, entry, fields)
     if as_html:
@@ -276,10 +279,11 @@ def _refusal(
     code: str,
     lang: str,
     retry_after: int | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> Response:
     if as_html:
         outcome = signing.Outcome(status, error=code, retry_after=retry_after)
-        return widget.sign_result(request, entry, outcome, {})
+        return widget.sign_result(request, entry, outcome, fields or {})
     return error_response(status, code, lang, retry_after)
 
 

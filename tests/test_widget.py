@@ -603,6 +603,27 @@ def test_used_form_comes_back_with_the_input_and_a_fresh_token(client: httpx.Cli
     assert post_form(client, renewed)[0].status_code == 201
 
 
+def test_rate_limited_form_comes_back_with_the_input(tmp_path: Path) -> None:
+    url = backends.sqlite_url(tmp_path)
+    live.prepare(url)
+    with (
+        live.LiveServer(url, tmp_path, rate_sign_per_minute=1) as srv,
+        httpx.Client(base_url=srv.base_url) as client,
+    ):
+        _, doc = get_page(client)
+        assert post_form(client, {**form_fields(doc), **live.new_signer()})[0].status_code == 201
+        person = live.new_signer()
+        response, answer = post_form(client, {**form_fields(doc), **person, "country": "UA"})
+        assert response.status_code == 429
+        assert answer.by_id("pw-alert").text() == i18n.catalog("en")("error_rate_limited")
+        kept = form_fields(answer)
+        assert (kept["name"], kept["email"], kept["country"]) == (
+            person["name"],
+            person["email"],
+            "UA",
+        )
+
+
 def test_russian_form_errors_are_in_russian(client: httpx.Client) -> None:
     _, doc = get_page(client, lang="ru")
     response, answer = post_form(client, {**form_fields(doc), "name": "", "email": ""})
