@@ -32,6 +32,7 @@ def _error(description: str, *, retry_after: bool = False, html: bool = False) -
     return response
 
 
+_TEXT = {"schema": {"type": "string"}}
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
 _LANG = {
     "name": "lang",
@@ -153,10 +154,15 @@ def document() -> dict[str, Any]:
             "/api/petitions/{slug}": {
                 "get": {
                     "summary": "A petition with its exact count",
+                    "description": "With an access key, also the per-partner breakdown the "
+                    "key may see (`partners`, and for owners `without_partner`).",
                     "parameters": [_SLUG, _LANG],
+                    "security": [{}, {"accessKey": []}],
                     "responses": {
                         "200": {"description": "The petition", "content": _json("Petition")},
                         "304": {"description": "Unchanged since the ETag sent"},
+                        "401": _error("A wrong access key (only when one is sent)"),
+                        "403": _error("The key does not open this petition"),
                         "404": _error("No such petition"),
                     },
                 }
@@ -204,6 +210,20 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/badge/{slug}.svg": {
+                "get": {
+                    "summary": 'A count badge: "12,345 signed of 50,000"',
+                    "parameters": [_SLUG, _LANG],
+                    "responses": {
+                        "200": {"description": "SVG", "content": {"image/svg+xml": _TEXT}},
+                        "304": {"description": "Unchanged since the ETag sent"},
+                        "404": {
+                            "description": "No such petition",
+                            "content": {"text/plain": _TEXT},
+                        },
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Whether the database answers and takes writes",
@@ -224,7 +244,10 @@ def document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"accessKey": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 
