@@ -4,7 +4,9 @@
 raw samples (one line per distinct stack: `thread;frame;frame;... count`, the input of
 flamegraph.pl or speedscope). `summarise` turns them into a short table: the share of samples
 per thread, the functions where samples land (self), and the larger subtrees (inclusive).
-py-spy counts only threads that are running, not waiting (`--idle` would add those).
+Samples are taken only from the thread holding the GIL (`--gil`): one process runs Python on
+one core at a time, so that is where its throughput goes. Time a thread spends without the
+GIL (in an fsync, in SQLite's C code, waiting for the network) does not appear.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def recording(pid: int, out: Path, seconds: float) -> Iterator[None]:
     if program is None:
         raise RuntimeError("py-spy is not installed: pip install py-spy (or '.[bench]')")
     command = [
-        program, "record", "--pid", str(pid), "--rate", str(RATE), "--threads",
+        program, "record", "--pid", str(pid), "--rate", str(RATE), "--threads", "--gil",
         "--format", "raw", "--output", str(out / SAMPLES), "--duration", str(int(seconds) + 120),
     ]  # fmt: skip
     log = (out / "py-spy.log").open("wb")
@@ -90,7 +92,8 @@ def summarise(out: Path, top: int = 25) -> Summary:
     lines = [
         "## Profile of the sign path (py-spy, 1 worker, SQLite)",
         "",
-        f"{total:,} samples at {RATE}/s of running threads; raw stacks in `{out / SAMPLES}`.",
+        f"{total:,} samples at {RATE}/s of the thread holding the GIL; raw stacks in "
+        f"`{out / SAMPLES}`.",
         "",
         "| Thread | Share |",
         "|---|--:|",

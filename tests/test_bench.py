@@ -48,7 +48,7 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
     assert ours[0]["check"].startswith("ok: ")
     assert ours[0]["load"]["statuses"].get("201", 0) > 0
     kinds = {r["kind"] for r in results if r["server"] == "sqlite"}
-    assert {"petition JSON", "petition JSON, If-None-Match (304)", "widget document"} <= kinds
+    assert {"petition JSON", "live count, If-None-Match (304)", "widget document"} <= kinds
     assert any(r["server"] == "bare" and r["kind"] == "sign" for r in results)
 
     # The bench's signers reach the server's logs no more than real ones would.
