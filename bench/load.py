@@ -87,10 +87,18 @@ def _latency(raw: dict) -> dict[str, float]:
 
 
 def sign(
-    url: str, path: str, bodies: Path, *, seconds: float, connections: int, threads: int
+    url: str,
+    path: str,
+    bodies: Path,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    reuse: bool = False,
 ) -> Load:
-    """Post bodies for `seconds`, then wait for every answer; see sign.lua."""
-    args = [str(bodies), str(seconds), str(threads), path]
+    """Post bodies for `seconds`, then wait for every answer; see sign.lua. `reuse` starts the
+    bodies over when they run out: only for a server that ignores them (the bare baseline)."""
+    args = [str(bodies), str(seconds), str(threads), path, "reuse" if reuse else "once"]
     command = _command(url, SIGN_SCRIPT, seconds + DRAIN_PATIENCE, connections, threads)
     process = subprocess.Popen(
         [*command, "--", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

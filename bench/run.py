@@ -167,16 +167,17 @@ class Bench:
         self.results.append(result)
         print(f"  {result.label}, {result.kind}: {_summary(result)}", flush=True)
 
-    def _sign(self, server: servers.Server, seconds: float | None = None) -> tuple[load.Load, Any]:
+    def _sign(self, server: servers.Server, reuse: bool = False) -> tuple[load.Load, Any]:
         return _measured(
             server,
             lambda: load.sign(
                 server.url,
                 SIGN_PATH,
                 self.body_file,
-                seconds=seconds or self.args.duration,
+                seconds=self.args.duration,
                 connections=self.args.connections,
                 threads=self.args.threads,
+                reuse=reuse,
             ),
             self.args.settle,
         )
@@ -200,7 +201,7 @@ class Bench:
     def bare(self, workers: int) -> None:
         print(f"bench: bare Starlette, {workers} worker(s)", flush=True)
         with servers.bare_server(workers, self.folder / f"bare-{workers}w.log") as server:
-            signed, cpu = self._sign(server)
+            signed, cpu = self._sign(server, reuse=True)  # it ignores them, and is fast
             result = Result("bare", workers, "sign", signed, cpu, server.peak_rss())
             result.check, result.failed = _sign_check(signed, None)
             self._say(result)

@@ -1,10 +1,12 @@
 -- Signatures under load, for wrk: every request carries its own pre-issued token and email.
 --
--- wrk -s bench/sign.lua URL -- BODIES SECONDS THREADS PATH
+-- wrk -s bench/sign.lua URL -- BODIES SECONDS THREADS PATH [reuse]
 --   BODIES   a file of JSON request bodies, one a line; thread k of THREADS takes the lines
 --            k, k + THREADS, ... so no body is ever sent twice
 --   SECONDS  how long each thread sends new requests
 --   PATH     the sign endpoint's path
+--   reuse    start the bodies over when they run out (only for the bare baseline, which reads
+--            no body; our server would rightly refuse a used token)
 --
 -- When its time is up (or its bodies run out) a thread sends nothing more, waits until every
 -- request it sent has been answered, says "drained" on stderr and stops. The driver then ends
@@ -35,7 +37,7 @@ end
 sent, received, first_us, last_us, exhausted = 0, 0, 0, 0, 0
 statuses = {}
 
-local bodies, path, duration_us, deadline
+local bodies, path, duration_us, deadline, reuse
 local index, closing, announced = 0, false, false
 -- wrk calls request() once in thread 0's state before the thread starts, only to count how
 -- many requests the string holds; that call must not take a body nor start the clock.
@@ -45,6 +47,7 @@ function init(args)
   local file, threads_n = args[1], tonumber(args[3])
   duration_us = tonumber(args[2]) * 1000000
   path = args[4]
+  reuse = args[5] == "reuse"
   verified = id ~= 0
   bodies = {}
   local line_no = 0
@@ -78,6 +81,9 @@ function request()
     return post("{}")
   end
   local now = now_us()
+  if reuse and index >= #bodies then
+    index = 0
+  end
   if deadline == nil then
     first_us = now
     deadline = now + duration_us
