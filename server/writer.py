@@ -15,8 +15,11 @@ time anyway). On PostgreSQL a few asyncio tasks run groups concurrently on poole
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import random
 import sqlite3
@@ -48,11 +51,27 @@ class Writer:
 
     def __init__(self) -> None:
         self.waiting = 0
+        # Futures by deadline, oldest first: one watchdog instead of a timer per request.
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[int | None]]] = (
+            collections.deque()
+        )
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        raise NotImplementedError
+        self._watchdog = asyncio.create_task(self._watch())
+        await self._start()
 
     async def close(self) -> None:
+        """Finish every queued signature, then stop."""
+        await self._close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
         raise NotImplementedError
 
     def _enqueue(self, item: _Pending) -> None:
@@ -62,7 +81,8 @@ class Writer:
         """Record one signature; returns the petition's count once it is committed, or None
         when the signature's token was already used by someone else.
 
-        Raises StorageUnavailable when the database cannot take it.
+        Raises StorageUnavailable when the database cannot take it, or has not within
+        WAIT_TIMEOUT seconds.
         """
         if self.waiting >= MAX_WAITING:
             raise StorageUnavailable("too many signatures waiting")
@@ -70,14 +90,26 @@ class Writer:
         future: asyncio.Future[int | None] = loop.create_future()
         self.waiting += 1
         try:
+            self._deadlines.append((loop.time() + WAIT_TIMEOUT, future))
             self._enqueue((signature, future, loop))
-            async with asyncio.timeout(WAIT_TIMEOUT):
-                # Shielded: a client that disconnects must not cancel a write already queued.
-                return await asyncio.shield(future)
-        except TimeoutError:
-            raise StorageUnavailable("timed out waiting for the database") from None
+            # A client that disconnects cancels only this wait: the writer skips settled
+            # futures and records the signature all the same.
+            return await future
         finally:
             self.waiting -= 1
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, future = self._deadlines.popleft()
+                if not future.done():
+                    future.set_exception(StorageUnavailable("timed out waiting for the database"))
+            # Settled futures at the front are dropped on the next pass; bound the rest.
+            while self._deadlines and self._deadlines[0][1].done():
+                self._deadlines.popleft()
 
 
 def _settle(futures: Sequence[asyncio.Future[int | None]], outcome: Sequence[Any]) -> None:
@@ -98,14 +130,14 @@ class SqliteWriter(Writer):
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="signature-writer", daemon=True)
         self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         self._known_consents: set[str] = set()
         self._next_purge = 0.0
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         self._thread.start()
 
-    async def close(self) -> None:
-        """Finish every queued signature, then stop."""
+    async def _close(self) -> None:
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
 
@@ -133,6 +165,8 @@ class SqliteWriter(Writer):
                 break
         if self._conn is not None:
             self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     def _write(self, group: list[_Pending]) -> None:
         outcome = self._record([s for s, _, _ in group])
@@ -146,7 +180,7 @@ class SqliteWriter(Writer):
         try:
             conn = self._connection()
             outcome = self._transaction(conn, batch, int(now))
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             # Locked, full, read-only or failing disk: the whole group waits for better times.
             return self._unavailable(batch, exc)
         except sqlite3.Error as exc:
@@ -166,7 +200,16 @@ class SqliteWriter(Writer):
         self, conn: sqlite3.Connection, batch: list[NewSignature], now: int
     ) -> list[Any]:
         plan = storage.sign_plan(batch, shard=0, now=now, known_consents=self._known_consents)
-        outcome = storage.run_plan_sqlite(conn, plan)
+        # Writers of other worker processes queue on a file lock, which hands over the moment
+        # it is released, rather than in SQLite's busy handler, which polls with sleeps of up
+        # to 100 ms: with two workers that meant seconds of latency and 503s.
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            outcome = storage.run_plan_sqlite(conn, plan)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self._known_consents.update(s.consent.version for s in batch)
         return list(outcome)
 
@@ -198,10 +241,10 @@ class PostgresWriter(Writer):
         self._known_consents: set[str] = set()
         self._next_purge = 0.0
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
         self._tasks = [asyncio.create_task(self._run()) for _ in range(self.concurrency)]
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         await self._queue.join()
         for task in self._tasks:
             task.cancel()
