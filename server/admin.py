@@ -49,7 +49,6 @@ logger = logging.getLogger("petition_widget.admin")
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
 LOGIN_PER_MINUTE = 60  # sign-in attempts per client address (a burst of as many)
 FORM_BYTES = 4096  # the largest dashboard form body accepted
-FORM_TIMEOUT = 10.0
 HOURS_SHOWN = 48  # the per-hour chart covers the last two days
 DAYS_MIN, DAYS_MAX = 14, 366  # the per-day chart covers the campaign, within these bounds
 LATEST_SIGNERS = 20  # consenting signers listed on a partner's page (the export has them all)
@@ -214,7 +213,7 @@ async def _form(request: Request) -> dict[str, Any] | None:
     ):
         return None
     try:
-        body = await read_body(request, FORM_BYTES, FORM_TIMEOUT)
+        body = await read_body(request, FORM_BYTES)
         return decode_form(body.decode("utf-8"))
     except (PayloadError, UnicodeDecodeError):
         return None

@@ -1,5 +1,6 @@
-"""Reading a request body safely: a size cap enforced while receiving, a time limit, strict UTF-8,
-and JSON or form decoding into one flat mapping of fields.
+"""Reading a request body safely: a size cap enforced while receiving, strict UTF-8, and JSON
+or form decoding into one flat mapping of fields (the time a body may take is bounded by the
+protocol, `protocol.GuardedHttpToolsProtocol`).
 
 Starlette reads bodies whole and decodes forms leniently (bad UTF-8 becomes U+FFFD), so the
 sign endpoint reads through here instead.
@@ -7,12 +8,11 @@ sign endpoint reads through here instead.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.parse
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 MAX_FIELDS = 50
 
@@ -35,33 +35,34 @@ def kind(request: Request) -> str:
     return ""
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The body, refused with 413 past `limit` bytes and with 408 after `timeout` seconds."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past `limit` bytes: before reading when `Content-Length`
+    says so, else while receiving (a chunked body declares nothing). How long a body may take
+    is bounded by the protocol (`protocol.GuardedHttpToolsProtocol`)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise PayloadError(400, "invalid_body")
         if int(declared) > limit:
-            # Refused before reading a byte of it.
             raise PayloadError(413, "body_too_large")
-    body = bytearray()
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise PayloadError(413, "body_too_large")
-    except TimeoutError:
-        raise PayloadError(408, "timeout") from None
-    return bytes(body)
+    body = b""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise PayloadError(413, "body_too_large")
+        if not message.get("more_body", False):
+            return body
 
 
-async def read_fields(request: Request, limit: int, timeout: float) -> dict[str, Any]:
+async def read_fields(request: Request, limit: int) -> dict[str, Any]:
     """The submitted fields of a JSON object or a urlencoded form."""
     form_or_json = kind(request)
     if not form_or_json:
         raise PayloadError(415, "unsupported_media_type")
-    body = await read_body(request, limit, timeout)
+    body = await read_body(request, limit)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

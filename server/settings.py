@@ -98,8 +98,8 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "CLIENT_TIMEOUT",
             "10",
-            "Seconds a client has to send a request's headers, and again its body; slower "
-            "clients get 408.",
+            "Seconds a client has to send a whole request (headers and body) once it has "
+            "started it or connected; slower clients get 408.",
         ),
         Setting(
             "SQLITE_SYNCHRONOUS",
