@@ -12,7 +12,9 @@ read from the database and never cached.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import gzip
 import hashlib
 import json
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server import access, clients, i18n, payloads, richtext, signing, widget
+from server.assets import accepts_gzip
 from server.partners import normalise_code
 from server.registry import Entry
 from server.services import Services
@@ -62,7 +65,9 @@ def error_response(
 def request_language(request: Request, entry: Entry | None = None, asked: Any = None) -> str:
     available = entry.petition.languages if entry else i18n.LANGUAGES
     default = entry.petition.lang if entry else i18n.DEFAULT_LANGUAGE
-    requested = asked if isinstance(asked, str) else request.query_params.get("lang")
+    requested = asked if isinstance(asked, str) else None
+    if requested is None and b"lang=" in request.scope["query_string"]:
+        requested = request.query_params.get("lang")  # parsed only when it may be there
     accept = request.headers.get("accept-language", "")
     return i18n.choose_language(requested, accept, available, default)
 
@@ -70,22 +75,74 @@ def request_language(request: Request, entry: Entry | None = None, asked: Any = 
 # --- Petition --------------------------------------------------------------------------------
 
 
+class Prebuilt(Response):
+    """A response whose status, headers and body were all made ahead of time: the hot reads
+    answer with one of these without building headers per request."""
+
+    def __init__(self, parts: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+        self.status_code, self.raw_headers, self.body = parts
+        self.background = None
+
+
+def prebuilt(
+    status: int, headers: dict[str, str], body: bytes = b"", media_type: str | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    response = Response(body, status, headers, media_type=media_type)
+    return status, response.raw_headers, body
+
+
+@dataclasses.dataclass(frozen=True)
+class PetitionDocument:
+    """A petition's public JSON in one language, plain and gzipped, as ready responses."""
+
+    count: int
+    revision: int
+    etag: str  # of the plain body; the gzipped one is another representation, with its own
+    response: tuple[int, list[tuple[bytes, bytes]], bytes]
+    gzip_response: tuple[int, list[tuple[bytes, bytes]], bytes]
+    not_modified: tuple[int, list[tuple[bytes, bytes]], bytes]
+    not_modified_gzip: tuple[int, list[tuple[bytes, bytes]], bytes]
+
+    @classmethod
+    def build(cls, data: dict[str, Any], count: int, revision: int) -> PetitionDocument:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+        common = {
+            **CORS,
+            "Cache-Control": f"public, max-age={PETITION_MAX_AGE}",
+            # A cache must not answer a keyed request with this public copy, nor the reverse.
+            "Vary": "Accept-Language, Accept-Encoding, Authorization",
+        }
+        headers = {**common, "ETag": f'"{digest}"'}
+        gzip_headers = {**common, "ETag": f'"{digest}-gz"', "Content-Encoding": "gzip"}
+        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        json_type = "application/json"
+        return cls(
+            count=count,
+            revision=revision,
+            etag=f'"{digest}"',
+            response=prebuilt(200, headers, body, json_type),
+            gzip_response=prebuilt(200, gzip_headers, gzipped, json_type),
+            not_modified=prebuilt(304, headers),
+            not_modified_gzip=prebuilt(304, gzip_headers),
+        )
+
+
 class PetitionDocuments:
-    """Each petition's JSON per language, rebuilt only when its count or content changes."""
+    """Each petition's JSON per language, built and compressed only when its count or content
+    changes: a read is a dictionary lookup."""
 
     def __init__(self) -> None:
-        self._built: dict[tuple[int, str], tuple[int, int, bytes, str]] = {}
+        self._built: dict[tuple[int, str], PetitionDocument] = {}
 
-    def get(self, services: Services, entry: Entry, lang: str) -> tuple[bytes, str]:
+    def get(self, services: Services, entry: Entry, lang: str) -> PetitionDocument:
         count = services.registry.count(entry)
         revision = services.registry.revision
         built = self._built.get((entry.id, lang))
-        if built is None or built[0] != count or built[1] != revision:
+        if built is None or built.count != count or built.revision != revision:
             data = petition_data(services, entry, lang, count)
-            body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-            etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-            built = self._built[(entry.id, lang)] = (count, revision, body, etag)
-        return built[2], built[3]
+            built = self._built[(entry.id, lang)] = PetitionDocument.build(data, count, revision)
+        return built
 
 
 def petition_data(services: Services, entry: Entry, lang: str, count: int) -> dict[str, Any]:
@@ -129,17 +186,11 @@ async def petition(request: Request) -> Response:
     lang = request_language(request, entry)
     if "authorization" in request.headers:
         return await _keyed_petition(request, services, entry, lang)
-    body, etag = request.app.state.petition_documents.get(services, entry, lang)
-    headers = {
-        **CORS,
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={PETITION_MAX_AGE}",
-        # A cache must not answer a keyed request with this public copy, nor the reverse.
-        "Vary": "Accept-Language, Authorization",
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(body, headers=headers, media_type="application/json")
+    document = request.app.state.petition_documents.get(services, entry, lang)
+    gzipped = accepts_gzip(request)
+    if document.etag[:-1] in request.headers.get("if-none-match", ""):  # either encoding's
+        return Prebuilt(document.not_modified_gzip if gzipped else document.not_modified)
+    return Prebuilt(document.gzip_response if gzipped else document.response)
 
 
 PRIVATE = {"Cache-Control": "private, no-store", "Vary": "Accept-Language, Authorization"}
@@ -203,8 +254,11 @@ def client_key(request: Request) -> bytes:
     return clients.client_key(address, services.client_secret)
 
 
-def rate_limited(services: Services, client: bytes, entry: Entry | None) -> int:
+def rate_limited(services: Services, request: Request, entry: Entry | None) -> int:
     """Seconds to wait, or 0: the client limit counts everything, the sign limit per petition."""
+    if not (services.client_limiter.per_minute or services.sign_limiter.per_minute):
+        return 0
+    client = client_key(request)
     wait = services.client_limiter.hit(client)
     if not wait and entry is not None:
         wait = services.sign_limiter.hit((client, entry.id))
@@ -228,37 +282,35 @@ async def token(request: Request) -> Response:
     )
 
 
+SIGNED_HEADERS = {**CORS, "Cache-Control": "no-store"}
+
+
 async def signatures(request: Request) -> Response:
+    """The hot path of a surge: nothing here is done for a signature that does not need it
+    (the language, for one, is worked out only to word a refusal)."""
     services = services_of(request)
     entry = services.registry.get(request.path_params["slug"])
-    as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
-    lang = request_language(request, entry)
     if entry is None:
-        return error_response(404, "not_found", lang)
-    wait = rate_limited(services, client_key(request), entry)
+        return error_response(404, "not_found", request_language(request))
+    as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
+    wait = rate_limited(services, request, entry)
     if wait and not as_html:
-        return error_response(429, "rate_limited", lang, retry_after=wait)
+        return error_response(429, "rate_limited", request_language(request, entry), wait)
     try:
-        settings = services.settings
-        fields = await payloads.read_fields(
-            request, settings.max_body_bytes, settings.client_timeout
-        )
+        fields = await payloads.read_fields(request, services.settings.max_body_bytes)
     except payloads.PayloadError as exc:
-        return _refusal(request, entry, as_html, exc.status, exc.code, lang)
+        return _refusal(request, entry, as_html, exc.status, exc.code)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
-        return _refusal(request, entry, as_html, 429, "rate_limited", lang, wait, fields)
-    lang = request_language(request, entry, fields.get("lang"))
+        return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
     outcome = await signing.sign(services, entry, fields)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.signed:
-        return json_response(
-            {"status": "signed", "signatures": outcome.count},
-            201,
-            {"Cache-Control": "no-store"},
-        )
+        body = b'{"status":"signed","signatures":%d}' % outcome.count
+        return Response(body, 201, SIGNED_HEADERS, media_type="application/json")
+    lang = request_language(request, entry, fields.get("lang"))
     if outcome.fields:
         t = i18n.catalog(lang)
         errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}
@@ -277,14 +329,13 @@ def _refusal(
     as_html: bool,
     status: int,
     code: str,
-    lang: str,
     retry_after: int | None = None,
     fields: Mapping[str, Any] | None = None,
 ) -> Response:
     if as_html:
         outcome = signing.Outcome(status, error=code, retry_after=retry_after)
         return widget.sign_result(request, entry, outcome, fields or {})
-    return error_response(status, code, lang, retry_after)
+    return error_response(status, code, request_language(request, entry), retry_after)
 
 
 async def preflight(request: Request) -> Response:

@@ -4,7 +4,6 @@ keyed hash that stands for it everywhere (rate limits). Raw addresses are never 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 from collections.abc import Sequence
@@ -49,7 +48,7 @@ def client_key(address: Address | None, secret: bytes) -> bytes:
         text = str(ipaddress.ip_network(f"{address}/64", strict=False))
     else:
         text = str(address)
-    return hmac.new(secret, text.encode(), hashlib.sha256).digest()[:16]
+    return hmac.digest(secret, text.encode(), "sha256")[:16]
 
 
 def _parse(text: str) -> Address | None:

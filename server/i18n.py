@@ -9,6 +9,7 @@ means adding its catalog and, if its plural rule is new, a line in `_PLURAL_RULE
 from __future__ import annotations
 
 import datetime
+import functools
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -119,7 +120,19 @@ def choose_language(
         primary = requested.strip().split("-")[0].lower()
         if primary in offered:
             return primary
-    for primary in parse_accept_language(accept_language):
+    for primary in _preferences(accept_language):
         if primary in offered:
             return primary
     return default
+
+
+def _preferences(header: str) -> tuple[str, ...]:
+    """`parse_accept_language`, remembered for the few headers browsers actually send."""
+    if len(header) > 200:
+        return tuple(parse_accept_language(header))
+    return _remembered_preferences(header)
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_preferences(header: str) -> tuple[str, ...]:
+    return tuple(parse_accept_language(header))

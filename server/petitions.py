@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -88,7 +89,7 @@ class Petition:
     share_url: str = ""
     privacy_url: str = ""
 
-    @property
+    @functools.cached_property  # asked on every request; a petition never changes once loaded
     def languages(self) -> tuple[str, ...]:
         return (self.lang, *sorted(k for k in self.texts if k != self.lang))
 

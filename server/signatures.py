@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 
 from server.validation import Signer
@@ -16,7 +17,7 @@ class Consent:
     lang: str
     text: str
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         return hashlib.sha256(f"{self.lang}\n{self.text}".encode()).hexdigest()[:20]
 

@@ -52,7 +52,22 @@ class ConsentWording:
         return Consent(self.lang, "\n".join(p for p in parts if p))
 
 
+_WORDINGS: dict[tuple[int, str, int | None], tuple[Entry, ConsentWording]] = {}
+
+
 def consent_wording(entry: Entry, lang: str, partner: PartnerRow | None) -> ConsentWording:
+    """The wording for a petition as loaded (a reloaded petition is a new entry), a language and
+    a partner: built once, as every signature of a surge asks for the same few."""
+    key = (entry.id, lang, partner.id if partner else None)
+    found = _WORDINGS.get(key)
+    if found is None or found[0] is not entry:
+        if len(_WORDINGS) > 10_000:
+            _WORDINGS.clear()
+        found = _WORDINGS[key] = (entry, _consent_wording(entry, lang, partner))
+    return found[1]
+
+
+def _consent_wording(entry: Entry, lang: str, partner: PartnerRow | None) -> ConsentWording:
     t = i18n.catalog(lang)
     organiser = entry.petition.in_language(lang).organiser
     return ConsentWording(
@@ -90,11 +105,13 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
     partner = entry.partners.get(claims.partner)
     wording = consent_wording(entry, lang, partner)
     # A box that was not shown cannot have been ticked.
-    signer = dataclasses.replace(
-        signer,
-        consent_organiser=signer.consent_organiser and wording.organiser_option is not None,
-        consent_partner=signer.consent_partner and partner is not None,
-    )
+    unshown_organiser = signer.consent_organiser and wording.organiser_option is None
+    if unshown_organiser or (signer.consent_partner and partner is None):
+        signer = dataclasses.replace(
+            signer,
+            consent_organiser=signer.consent_organiser and not unshown_organiser,
+            consent_partner=signer.consent_partner and partner is not None,
+        )
     signature = NewSignature(
         petition_id=entry.id,
         partner_id=partner.id if partner else None,

@@ -17,7 +17,13 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+    want_bytes,
+)
 
 SALT = "petition-widget.form-token"
 MAX_TOKEN_LENGTH = 512  # ours are about 150 characters; longer ones are not worth decoding
@@ -68,21 +74,32 @@ class FormTokens:
         self.min_age = min_age
         self._clock = clock
 
+        derived: dict[bytes, bytes] = {}
+
         class _Signer(TimestampSigner):
             def get_timestamp(self) -> int:
                 return int(clock())
 
+            def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+                # The same few keys every time: derive each once, not on every token.
+                raw = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+                if raw not in derived:
+                    derived[raw] = super().derive_key(raw)
+                return derived[raw]
+
         # itsdangerous signs with the last key; our setting lists the signing key first.
+        keys = list(reversed(secret_keys))
         self._serializer = URLSafeTimedSerializer(
-            list(reversed(secret_keys)),
-            salt=SALT,
-            signer=_Signer,
-            signer_kwargs={"digest_method": hashlib.sha256},
+            keys, salt=SALT, signer=_Signer, signer_kwargs={"digest_method": hashlib.sha256}
         )
+        # One signer, built once (the serializer builds one per call): it verifies with every
+        # key and signs with the last.
+        self._signer = self._serializer.make_signer(SALT)
 
     def issue(self, petition: str, partner: str = "", lang: str = "") -> str:
         nonce = secrets.token_urlsafe(12)
-        return str(self._serializer.dumps([petition, partner, lang, nonce]))
+        payload = self._serializer.dump_payload([petition, partner, lang, nonce])
+        return self._signer.sign(payload).decode("ascii")
 
     def peek(self, token: object) -> Claims | None:
         """The claims of a genuine token, even an expired or too fresh one, else None. Only for
@@ -91,7 +108,7 @@ class FormTokens:
             return None
         try:
             payload, signed_at = self._serializer.loads(token, return_timestamp=True)
-        except BadSignature:
+        except BadData:
             return None
         if not (isinstance(payload, list) and len(payload) == 4):
             return None
@@ -105,12 +122,13 @@ class FormTokens:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("invalid_token")
         try:
-            payload, signed_at = self._serializer.loads(
+            value, signed_at = self._signer.unsign(
                 token, max_age=self.lifetime, return_timestamp=True
             )
+            payload = self._serializer.load_payload(value)
         except SignatureExpired:
             raise ExpiredToken("expired_token") from None
-        except BadSignature:
+        except BadData:
             raise TokenError("invalid_token") from None
         if not (
             isinstance(payload, list)

@@ -12,6 +12,7 @@ dots and "+tags" stay, so `a.b+x@example.org` and `ab@example.org` are two peopl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -147,19 +148,28 @@ def email_key_of(email: str) -> str:
         or any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in local)
     ):
         raise _Invalid("error_email_invalid")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except (UnicodeError, ValueError):
-        raise _Invalid("error_email_invalid") from None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise _Invalid("error_email_invalid")
-    if not _TLD.fullmatch(labels[-1]):
+    ascii_domain = _ascii_domain(domain)
+    if ascii_domain is None:
         raise _Invalid("error_email_invalid")
     key = f"{local.lower()}@{ascii_domain}"
     if len(key) > EMAIL_MAX:
         raise _Invalid("error_email_too_long")
     return key
+
+
+@functools.lru_cache(maxsize=4096)  # a surge brings thousands of signers from a few domains
+def _ascii_domain(domain: str) -> str | None:
+    """The domain in lower-case ASCII (IDNA), or None if it is not a valid host name."""
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except (UnicodeError, ValueError):
+        return None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    if not _TLD.fullmatch(labels[-1]):
+        return None
+    return ascii_domain
 
 
 def _country(value: Any, mode: str) -> str | None:
