@@ -553,7 +553,8 @@ def _generator(
 # --- Changes -------------------------------------------------------------------------------------
 
 
-async def change_status(request: Request) -> Response:
+async def _change(request: Request) -> tuple[Caller, dict[str, Any], Entry] | Response:
+    """The caller, form and petition of a change, once the caller may make it."""
     posted = await _poster(request)
     if isinstance(posted, Response):
         return posted
@@ -563,6 +564,14 @@ async def change_status(request: Request) -> Response:
         return not_found(request, caller)
     if not caller.principal.may_manage(entry.id):
         return forbidden(request, caller=caller)
+    return caller, form, entry
+
+
+async def change_status(request: Request) -> Response:
+    change = await _change(request)
+    if isinstance(change, Response):
+        return change
+    caller, form, entry = change
     status = form.get("status")
     if status not in ("open", "closed"):
         return _back(entry, error="unchanged")
@@ -577,15 +586,10 @@ async def change_status(request: Request) -> Response:
 
 
 async def change_goal(request: Request) -> Response:
-    posted = await _poster(request)
-    if isinstance(posted, Response):
-        return posted
-    caller, form = posted
-    entry = await _entry(request)
-    if entry is None:
-        return not_found(request, caller)
-    if not caller.principal.may_manage(entry.id):
-        return forbidden(request, caller=caller)
+    change = await _change(request)
+    if isinstance(change, Response):
+        return change
+    caller, form, entry = change
     raw = form.get("goal")
     goal = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else 0
     if goal > MAX_GOAL:

@@ -178,11 +178,20 @@ def _iso(timestamp: int) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def petition(request: Request) -> Response:
+def _find(request: Request) -> tuple[Services, Entry] | Response:
+    """The services and the petition named in the path, or the 404 to answer."""
     services = services_of(request)
     entry = services.registry.get(request.path_params["slug"])
     if entry is None:
         return error_response(404, "not_found", request_language(request))
+    return services, entry
+
+
+async def petition(request: Request) -> Response:
+    found = _find(request)
+    if isinstance(found, Response):
+        return found
+    services, entry = found
     lang = request_language(request, entry)
     if "authorization" in request.headers:
         return await _keyed_petition(request, services, entry, lang)
@@ -266,10 +275,10 @@ def rate_limited(services: Services, request: Request, entry: Entry | None) -> i
 
 
 async def token(request: Request) -> Response:
-    services = services_of(request)
-    entry = services.registry.get(request.path_params["slug"])
-    if entry is None:
-        return error_response(404, "not_found", request_language(request))
+    found = _find(request)
+    if isinstance(found, Response):
+        return found
+    services, entry = found
     lang = request_language(request, entry)
     wait = services.client_limiter.hit(client_key(request))
     if wait:
@@ -288,10 +297,10 @@ SIGNED_HEADERS = {**CORS, "Cache-Control": "no-store"}
 async def signatures(request: Request) -> Response:
     """The hot path of a surge: nothing here is done for a signature that does not need it
     (the language, for one, is worked out only to word a refusal)."""
-    services = services_of(request)
-    entry = services.registry.get(request.path_params["slug"])
-    if entry is None:
-        return error_response(404, "not_found", request_language(request))
+    found = _find(request)
+    if isinstance(found, Response):
+        return found
+    services, entry = found
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
     wait = rate_limited(services, request, entry)
     if wait and not as_html:

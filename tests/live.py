@@ -7,6 +7,7 @@ or email used by any test appears in any of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -129,3 +131,36 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def demo(folder: Path) -> Iterator[tuple[str, Path]]:
+    """`petition-widget demo` run in `folder` as a newcomer runs it: its URL and its output."""
+    port = free_port()
+    log = folder / "demo.log"
+    LOGS.append(log)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEYS")}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "demo", "--port", str(port)],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"the demo did not start: {log.read_text()}") from None
+                time.sleep(0.1)
+        yield base, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -104,27 +102,7 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_demo_serves_the_example_and_a_partner_page(tmp_path: Path) -> None:
-    port = live.free_port()
-    log = tmp_path / "demo.log"
-    live.LOGS.append(log)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEYS")}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "demo", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with live.demo(tmp_path) as (base, log):
         petition = httpx.get(base + "/api/petitions/save-russian-lgbt-network").json()
         assert petition["signatures"] == 0 and petition["goal"] == 50_000
         page = httpx.get(base + "/")
@@ -134,6 +112,3 @@ def test_demo_serves_the_example_and_a_partner_page(tmp_path: Path) -> None:
         key_file = tmp_path / "petition-widget-demo.db.key"
         assert key_file.exists() and oct(key_file.stat().st_mode)[-3:] == "600"
         assert key_file.read_text().strip() not in log.read_text()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)

@@ -5,11 +5,7 @@ which runs as a newcomer runs it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -152,29 +148,7 @@ def test_demo_keys_replace_the_last_runs(database_url: str) -> None:
 
 
 def test_demo_prints_working_dashboard_links(tmp_path: Path) -> None:
-    port = live.free_port()
-    log = tmp_path / "demo.log"
-    live.LOGS.append(log)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEYS")}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "demo", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    with live.demo(tmp_path) as (base, log):
         links = dict(
             re.findall(
                 r"(owner's dashboard|partner's view).*?/admin/login#key=(\S+)", log.read_text()
@@ -188,6 +162,3 @@ def test_demo_prints_working_dashboard_links(tmp_path: Path) -> None:
             page = signed_in.headers["location"]
             assert page == f"/admin/petitions/{SLUG}/partners/{cli.DEMO_PARTNER[0]}"
             assert c.get(page).status_code == 200
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
