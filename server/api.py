@@ -316,7 +316,7 @@ async def signatures(request: Request) -> Response:
     outcome = await signing.sign(services, entry, fields)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
-    if outcome.signed:
+    if outcome.signed and outcome.count is not None:
         body = b'{"status":"signed","signatures":%d}' % outcome.count
         return Response(body, 201, SIGNED_HEADERS, media_type="application/json")
     lang = request_language(request, entry, fields.get("lang"))

@@ -50,7 +50,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if len(body) > limit:
             raise PayloadError(413, "body_too_large")
         if not message.get("more_body", False):

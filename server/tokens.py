@@ -94,7 +94,7 @@ class FormTokens:
         )
         # One signer, built once (the serializer builds one per call): it verifies with every
         # key and signs with the last.
-        self._signer = self._serializer.make_signer(SALT)
+        self._signer = _Signer(keys, salt=SALT, digest_method=hashlib.sha256)
 
     def issue(self, petition: str, partner: str = "", lang: str = "") -> str:
         nonce = secrets.token_urlsafe(12)
