@@ -300,24 +300,15 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
 
 
 def run_plan_sqlite(conn: sqlite3.Connection, plan: Plan) -> list[int | None]:
-    """Run a plan in one IMMEDIATE transaction (the write lock is taken up front, so it never
-    fails half-way for lack of it)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = None
-        while True:
-            try:
-                sql, params = plan.send(row)
-            except StopIteration as done:
-                result: list[int | None] = done.value
-                break
-            row = conn.execute(sql, params).fetchone()
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
+    """Run a plan's statements on a sqlite3 connection, inside a transaction the caller holds
+    (the writer begins it IMMEDIATE, so it never fails half-way for lack of the write lock)."""
+    row = None
+    while True:
+        try:
+            sql, params = plan.send(row)
+        except StopIteration as done:
+            return list(done.value)
+        row = conn.execute(sql, params).fetchone()
 
 
 async def run_plan_asyncpg(conn: Any, plan: Plan) -> list[int | None]:
