@@ -259,8 +259,8 @@ async def _keyed_petition(
 
 def client_key(request: Request) -> bytes:
     services = services_of(request)
-    address = clients.client_address(request.scope, services.settings.trusted_proxies)
-    return clients.client_key(address, services.client_secret)
+    settings = services.settings
+    return clients.key_for(request.scope, settings.trusted_proxies, services.client_secret)
 
 
 def rate_limited(services: Services, request: Request, entry: Entry | None) -> int:

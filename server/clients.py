@@ -51,6 +51,16 @@ def client_key(address: Address | None, secret: bytes) -> bytes:
     return hmac.digest(secret, text.encode(), "sha256")[:16]
 
 
+def key_for(scope: Scope, trusted_proxies: Sequence[Network], secret: bytes) -> bytes:
+    """`client_key` of the request's client, computed on every signature: an IPv4 peer reached
+    directly (the common case) is hashed as the socket gave it, which is already the canonical
+    form, without parsing it."""
+    host = (scope.get("client") or ("",))[0]
+    if not trusted_proxies and host and ":" not in host:
+        return hmac.digest(secret, host.encode(), "sha256")[:16]
+    return client_key(client_address(scope, trusted_proxies), secret)
+
+
 def _parse(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.strip("[]"))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from server.clients import client_address, client_key
+from server.clients import client_address, client_key, key_for
 
 PROXY = (ipaddress.ip_network("10.0.0.0/8"),)
 
@@ -50,3 +50,17 @@ def test_key_is_not_the_address() -> None:
     key = client_key(ipaddress.ip_address("203.0.113.5"), b"k" * 32)
     assert b"203.0.113.5" not in key and len(key) == 16
     assert key != client_key(ipaddress.ip_address("203.0.113.5"), b"j" * 32)
+
+
+def test_fast_path_gives_the_same_key() -> None:
+    secret = b"k" * 32
+    for peer in ("203.0.113.5", "2001:db8::1", "::ffff:203.0.113.5"):
+        slow = client_key(client_address(scope(peer), ()), secret)
+        assert key_for(scope(peer), (), secret) == slow
+    assert key_for(scope("::ffff:203.0.113.5"), (), secret) == key_for(
+        scope("203.0.113.5"), (), secret
+    )
+    # Behind a trusted proxy the forwarded client counts, not the proxy.
+    assert key_for(scope("10.0.0.1", "198.51.100.7"), PROXY, secret) == key_for(
+        scope("198.51.100.7"), (), secret
+    )
