@@ -118,7 +118,7 @@ def normalise_name(value: Any) -> str:
     name = _WHITESPACE_RUN.sub(" ", _text(value))
     if not name:
         raise _Invalid("error_required")
-    if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES or c in _BIDI_CONTROLS for c in name):
+    if not _plain(name):
         raise _Invalid("error_name_invalid")
     if len(name) > NAME_MAX:
         raise _Invalid("error_name_too_long", max=NAME_MAX)
@@ -134,6 +134,19 @@ def _clean_email(value: Any) -> str:
     return email
 
 
+def _allowed(text: str) -> bool:
+    """No character of a forbidden category (the slow check, character by character)."""
+    return not any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in text)
+
+
+def _plain(text: str) -> bool:
+    """Nothing forbidden and no bidirectional controls. `isprintable()` (in C) settles almost
+    every real name at once: it refuses all controls, format characters, separators other than
+    space, and unassigned or private code points; only text it refuses is looked at closely,
+    as some of those (joiners, direction marks) are needed by some scripts."""
+    return text.isprintable() or (_allowed(text) and not any(c in _BIDI_CONTROLS for c in text))
+
+
 def email_key_of(email: str) -> str:
     """The normalised form of an address (see the module docstring), or `_Invalid`."""
     email = unicodedata.normalize("NFC", email).strip()
@@ -145,7 +158,7 @@ def email_key_of(email: str) -> str:
         or local.startswith(".")
         or local.endswith(".")
         or ".." in local
-        or any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in local)
+        or not (local.isprintable() or _allowed(local))
     ):
         raise _Invalid("error_email_invalid")
     ascii_domain = _ascii_domain(domain)
@@ -184,16 +197,12 @@ def _country(value: Any, mode: str) -> str | None:
 
 
 def _comment(value: Any) -> str | None:
-    text = _text(value)
+    # Browsers send a textarea's line breaks as CRLF: they are line breaks, not controls.
+    text = _text(value).replace("\r\n", "\n")
     if not text:
         return None
-    if any(
-        (unicodedata.category(c) in _FORBIDDEN_CATEGORIES and c not in "\n\t")
-        or c in _BIDI_CONTROLS
-        for c in text
-    ):
+    if not _plain(text.replace("\n", " ").replace("\t", " ")):
         raise _Invalid("error_comment_invalid")
-    text = text.replace("\r\n", "\n")
     if len(text) > COMMENT_MAX:
         raise _Invalid("error_comment_too_long", max=COMMENT_MAX)
     return text

@@ -231,3 +231,17 @@ def test_generated_valid_emails_are_accepted_or_refused_cleanly(email: str) -> N
     except _Invalid:
         return
     assert key == email_key_of(email.upper()) or not email.isascii()
+
+
+def test_comment_line_breaks_from_a_form_are_kept() -> None:
+    signer = validate_signer(
+        {"name": "A", "email": "a@b.org", "comment": "first line\r\nsecond\tline"},
+        comment="optional",
+    )
+    assert signer.comment == "first line\nsecond\tline"
+
+
+@pytest.mark.parametrize("comment", ["bell\x07", "lone\rreturn", "over\u202eride"])
+def test_comment_controls_are_refused(comment: str) -> None:
+    errors = errors_of({"name": "A", "email": "a@b.org", "comment": comment}, comment="optional")
+    assert errors == {"comment": "error_comment_invalid"}
