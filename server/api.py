@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server import access, clients, i18n, payloads, richtext, signing, widget
-from server.assets import accepts_gzip
+from server.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.partners import normalise_code
 from server.registry import Entry
 from server.services import Services
@@ -75,22 +75,6 @@ def request_language(request: Request, entry: Entry | None = None, asked: Any = 
 # --- Petition --------------------------------------------------------------------------------
 
 
-class Prebuilt(Response):
-    """A response whose status, headers and body were all made ahead of time: the hot reads
-    answer with one of these without building headers per request."""
-
-    def __init__(self, parts: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
-        self.status_code, self.raw_headers, self.body = parts
-        self.background = None
-
-
-def prebuilt(
-    status: int, headers: dict[str, str], body: bytes = b"", media_type: str | None = None
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    response = Response(body, status, headers, media_type=media_type)
-    return status, response.raw_headers, body
-
-
 @dataclasses.dataclass(frozen=True)
 class PetitionDocument:
     """A petition's public JSON in one language, plain and gzipped, as ready responses."""
@@ -98,10 +82,10 @@ class PetitionDocument:
     count: int
     revision: int
     etag: str  # of the plain body; the gzipped one is another representation, with its own
-    response: tuple[int, list[tuple[bytes, bytes]], bytes]
-    gzip_response: tuple[int, list[tuple[bytes, bytes]], bytes]
-    not_modified: tuple[int, list[tuple[bytes, bytes]], bytes]
-    not_modified_gzip: tuple[int, list[tuple[bytes, bytes]], bytes]
+    response: Parts
+    gzip_response: Parts
+    not_modified: Parts
+    not_modified_gzip: Parts
 
     @classmethod
     def build(cls, data: dict[str, Any], count: int, revision: int) -> PetitionDocument:

@@ -1,4 +1,5 @@
-"""Static files of the widget, fingerprinted and compressed once at start-up.
+"""Static files of the widget, fingerprinted and compressed once at start-up, and responses
+made ahead of time for the hot reads.
 
 The frame's stylesheet and script are served under names that carry a digest of their content
 (`widget.3f9a1c2b.css`), so browsers may keep them a year without asking again; a new release
@@ -54,6 +55,26 @@ class Asset:
         if self.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         return compressed(request, self.body, self.media_type, headers, self.gzipped)
+
+
+# A response made ahead of time: its status, its encoded headers and its body.
+Parts = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+class Prebuilt(Response):
+    """A response whose status, headers and body were all made ahead of time: the hot reads
+    answer with one of these without building headers per request."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.status_code, self.raw_headers, self.body = parts
+        self.background = None
+
+
+def prebuilt(
+    status: int, headers: dict[str, str], body: bytes = b"", media_type: str | None = None
+) -> Parts:
+    response = Response(body, status, headers, media_type=media_type)
+    return status, response.raw_headers, body
 
 
 def accepts_gzip(request: Request) -> bool:
