@@ -4,7 +4,7 @@ The same statements run on both engines (standard SQL plus `ON CONFLICT` and `RE
 which both understand); the few type names that differ are filled into the schema. Most work
 goes through `databases`. The one hot path, recording signatures, is written once as a *plan*
 (a generator that yields statements and receives their first row) and run by two small drivers:
-a long-lived sqlite3 connection in the writer thread, and an asyncpg connection from the
+a long-lived sqlite3 connection held by the SQLite writer, and an asyncpg connection from the
 `databases` pool. See `writer` for why signatures are committed in groups.
 
 Counts are kept in `counters`, one row per petition, partner and shard, updated in the same
