@@ -719,7 +719,7 @@ class Storage:
     async def latest_consenting(self, partner_id: int, limit: int) -> list[SignerRow]:
         """The newest signers through this partner who agreed to hear from it."""
         rows = await self.database.fetch_all(
-            "SELECT created_at, name, email, country, lang FROM signatures "
+            "SELECT created_at, name, country, lang FROM signatures "
             "WHERE partner_id = :partner AND consent_partner = 1 "
             "ORDER BY created_at DESC, id DESC LIMIT :limit",
             {"partner": partner_id, "limit": limit},
@@ -868,9 +868,11 @@ class UnknownPartner:
 
 @dataclass(frozen=True)
 class SignerRow:
+    """A signer as a partner's page lists them: no email (pages never show one; the export,
+    downloaded on purpose, has them)."""
+
     created_at: int
     name: str
-    email: str
     country: str | None
     lang: str
 
