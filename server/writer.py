@@ -49,7 +49,8 @@ class Writer:
     #: Why the last attempt to write failed, or None once a write has succeeded again.
     failure: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # when signatures are recorded: their `created_at`
         self.waiting = 0
         # Futures by deadline, oldest first: one watchdog instead of a timer per request.
         self._deadlines: collections.deque[tuple[float, asyncio.Future[int | None]]] = (
@@ -130,8 +131,10 @@ class SqliteWriter(Writer):
     a group of 25 took 4.9 ms instead of 0.9 ms, most of it waiting for the GIL.
     """
 
-    def __init__(self, path: Path, synchronous: str) -> None:
-        super().__init__()
+    def __init__(
+        self, path: Path, synchronous: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(clock)
         self.path = path
         self.synchronous = synchronous
         self._pending: list[_Pending] = []
@@ -181,7 +184,7 @@ class SqliteWriter(Writer):
         return await asyncio.get_running_loop().run_in_executor(self._helper, work, *args)
 
     async def _record(self, batch: list[NewSignature]) -> list[Any]:
-        now = time.time()
+        now = self.clock()
         try:
             conn = await self._connection()
             outcome = await self._transaction(conn, batch, int(now))
@@ -255,8 +258,10 @@ class SqliteWriter(Writer):
 
 
 class PostgresWriter(Writer):
-    def __init__(self, store: storage.Storage, concurrency: int = 4) -> None:
-        super().__init__()
+    def __init__(
+        self, store: storage.Storage, concurrency: int = 4, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(clock)
         self.store = store
         self.concurrency = concurrency
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -289,7 +294,7 @@ class PostgresWriter(Writer):
                     self._queue.task_done()
 
     async def _record(self, batch: list[NewSignature]) -> list[Any]:
-        now = time.time()
+        now = self.clock()
         for attempt in range(3):
             try:
                 outcome = await self.store.sign_postgres(
@@ -331,7 +336,7 @@ def _postgres_failure(exc: Exception) -> str:
     return "unavailable"
 
 
-def create_writer(store: storage.Storage) -> Writer:
+def create_writer(store: storage.Storage, clock: Callable[[], float] = time.time) -> Writer:
     if store.dialect == "sqlite":
-        return SqliteWriter(store.sqlite_file, store.synchronous)
-    return PostgresWriter(store)
+        return SqliteWriter(store.sqlite_file, store.synchronous, clock)
+    return PostgresWriter(store, clock=clock)

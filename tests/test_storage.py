@@ -105,9 +105,11 @@ def test_import_is_all_or_nothing(database_url: str) -> None:
     run(check())
 
 
-async def _sign(storage: Storage, batch: list[NewSignature]) -> list[int | None]:
-    """Through the real writer, as the server does."""
-    writer = create_writer(storage)
+async def _sign(
+    storage: Storage, batch: list[NewSignature], at: float | None = None
+) -> list[int | None]:
+    """Through the real writer, as the server does (recorded `at` that instant, if given)."""
+    writer = create_writer(storage) if at is None else create_writer(storage, lambda: at)
     await writer.start()
     try:
         return list(await asyncio.gather(*(writer.submit(s) for s in batch)))
@@ -139,6 +141,48 @@ def test_signing_rules(database_url: str) -> None:
         assert await storage.stored_signatures(pid) == 2
         assert await storage.partner_totals(pid) == {partner.id: 1, None: 1}
         assert await storage.unknown_partner_codes(pid) == {"typo": 1}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_signatures_over_time_are_bucketed_in_utc(database_url: str) -> None:
+    """What the dashboard's charts and rates read: buckets start at UTC midnight and on the
+    hour, windows include their start and exclude their end, a partner sees only its own."""
+    midnight = 1_700_006_400  # 2023-11-15 00:00:00 UTC
+    day, hour = 86_400, 3_600
+    moments = {  # second of signing: partner "a"?
+        midnight - 1: True,  # the day before, its last second
+        midnight: True,
+        midnight + hour - 1: False,
+        midnight + hour: True,
+        midnight + day + hour: False,
+    }
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([EXAMPLE])
+        pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
+        a = await storage.add_partner(pid, "ngo-a", "NGO A")
+        assert await storage.signature_span(pid) == (None, None)
+        for i, (moment, through_a) in enumerate(moments.items()):
+            partner = a.id if through_a else None
+            signed = signature(pid, f"t{i}@example.org", partner_id=partner)
+            assert await _sign(storage, [signed], at=moment + 0.75) == [i + 1]
+
+        days = await storage.signature_buckets(pid, day, midnight - day)
+        assert days == {midnight - day: 1, midnight: 3, midnight + day: 1}
+        hours = await storage.signature_buckets(pid, hour, midnight)
+        assert hours == {midnight: 2, midnight + hour: 1, midnight + day + hour: 1}
+        by_a = await storage.signature_buckets(pid, day, midnight - day, a.id)
+        assert by_a == {midnight - day: 1, midnight: 2}
+
+        assert await storage.signatures_between(pid, midnight, midnight + hour) == 2
+        assert await storage.signatures_between(pid, midnight, midnight + day + hour) == 3
+        assert await storage.signatures_between(pid, midnight - 1, midnight + day, a.id) == 3
+        assert await storage.signature_span(pid) == (midnight - 1, midnight + day + hour)
+        assert await storage.signature_span(pid, a.id) == (midnight - 1, midnight + hour)
         await storage.disconnect()
 
     run(check())
