@@ -146,8 +146,8 @@ def _session(request: Request) -> Session | None:
 
 
 async def _caller(request: Request) -> Caller | Response:
-    """The caller, or the answer for one we do not know: 401 for a bad `Authorization` header,
-    else a redirect to the sign-in page (no, forged, expired or revoked session)."""
+    """The caller, or the `401` for one we do not know: JSON for a bad `Authorization` header,
+    else the sign-in page (no, forged, expired or revoked session)."""
     storage = services_of(request).storage
     header = request.headers.get("authorization")
     if header is not None:
@@ -173,10 +173,11 @@ def unauthorized() -> Response:
 
 
 def _to_login(request: Request) -> Response:
-    target = "/admin/login"
-    if request.method == "GET" and request.url.path != "/admin":
-        target += "?" + urllib.parse.urlencode({"next": request.url.path})
-    response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
+    """The sign-in page in place of the page asked for, answered `401` (a script fetching an
+    export without a key gets a 401, not a page to follow); signing in returns to that page."""
+    back = request.url.path if request.method == "GET" else "/admin"
+    response = page(request, "login.html", None, 401, next=back)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="petition-widget"'
     name = cookie_name(_secure(request))
     if name in request.cookies:  # forged, expired or revoked: forget it
         response.delete_cookie(name, path="/", secure=_secure(request), httponly=True,
@@ -252,6 +253,7 @@ def page(
         css_url=_asset_url(".css"),
         js_url=_asset_url(".js"),
         caller=caller,
+        home=_home(caller.principal) if caller else "/admin",
         csrf=caller.session.csrf if caller and caller.session else "",
         notice=notice,
         is_error="error" in request.query_params,
@@ -272,8 +274,9 @@ def not_found(request: Request, caller: Caller | None = None) -> Response:
 
 
 async def login_page(request: Request) -> Response:
-    if _session(request) is not None and isinstance(await _caller(request), Caller):
-        return RedirectResponse("/admin", 303)
+    caller = await _caller(request) if _session(request) is not None else None
+    if isinstance(caller, Caller):
+        return RedirectResponse(_home(caller.principal), 303)
     return page(request, "login.html", None, next=_next(request.query_params.get("next")))
 
 
@@ -309,8 +312,8 @@ async def login(request: Request) -> Response:
                     error="That key does not open the dashboard.")  # fmt: skip
     logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
     target = _next(form.get("next"))
-    if target == "/admin" and not principal.is_owner:
-        target = _partner_url(principal)
+    if target == "/admin":
+        target = _home(principal)
     response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
     secure = _secure(request)
     response.set_cookie(
@@ -335,6 +338,11 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def _home(principal: Principal) -> str:
+    """Where a key's dashboard starts: the overview for an owner, its own page for a partner."""
+    return "/admin" if principal.is_owner else _partner_url(principal)
+
+
 def _partner_url(principal: Principal) -> str:
     return f"/admin/petitions/{principal.petition_slug}/partners/{principal.partner_code}"
 
@@ -344,7 +352,8 @@ async def overview(request: Request) -> Response:
     if isinstance(caller, Response):
         return caller
     if not caller.principal.is_owner:
-        return RedirectResponse(_partner_url(caller.principal), 303)
+        message = "The overview of petitions is for owners. Your partner key opens your own page."
+        return forbidden(request, message, caller)
     services = services_of(request)
     now = int(time.time())
     rows = []
@@ -545,7 +554,7 @@ def _generator(
         "fixed_partner": fixed_partner,
         "languages": entry.petition.languages,
         "snippet": snippet.embed(base_url, entry.slug, partner, lang, accent),
-        "preview": snippet.widget_path(entry.slug, partner, lang, accent),
+        "preview": snippet.widget_path(entry.slug, partner, lang, accent, preview=True),
         "base_url": base_url,
     }
 

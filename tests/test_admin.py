@@ -165,7 +165,10 @@ def test_a_partner_lands_on_its_own_page(world: World) -> None:
     with httpx.Client(base_url=world.server.base_url) as c:
         response = c.post("/admin/login", data={"key": world.keys["a"].text})
         assert response.headers["location"] == f"{ADMIN}/partners/ngo-a"
-        assert c.get("/admin").headers["location"] == f"{ADMIN}/partners/ngo-a"
+        overview = c.get("/admin")  # the owners' page: refused, with the way to its own
+        assert overview.status_code == 403
+        assert f'href="{ADMIN}/partners/ngo-a"' in overview.text
+        assert c.get("/admin/login").headers["location"] == f"{ADMIN}/partners/ngo-a"
 
 
 def test_every_wrong_key_gets_the_same_401(world: World) -> None:
@@ -198,16 +201,23 @@ async def _revoked_key(storage: Storage) -> keys.Key:
     return key
 
 
-def test_without_a_session_pages_lead_to_sign_in(world: World) -> None:
+def test_without_a_key_pages_answer_401_with_the_sign_in_form(world: World) -> None:
+    """No key at all: 401, as for a wrong one; a browser sees the sign-in form in place, which
+    returns to the page asked for, and a script gets no page to follow."""
     with httpx.Client(base_url=world.server.base_url) as c:
         for path in ("/admin", ADMIN, f"{ADMIN}/export.csv", f"{ADMIN}/partners/ngo-a"):
             response = c.get(path)
-            assert response.status_code == 303
-            assert response.headers["location"].startswith("/admin/login")
-        assert (
-            c.get(ADMIN).headers["location"] == f"/admin/login?next=%2Fadmin%2Fpetitions%2F{SLUG}"
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == 'Bearer realm="petition-widget"'
+            assert 'action="/admin/login"' in response.text
+            assert f'name="next" value="{path}"' in response.text
+            assert "csv" not in response.headers["content-type"]
+        before = c.get(f"/api/petitions/{SLUG}").json()["status"]
+        posted = c.post(
+            f"{ADMIN}/status", data={"status": "closed" if before == "open" else "open"}
         )
-        assert c.post(f"{ADMIN}/status", data={"status": "closed"}).status_code == 303
+        assert posted.status_code == 401 and 'name="next" value="/admin"' in posted.text
+        assert c.get(f"/api/petitions/{SLUG}").json()["status"] == before
 
 
 def test_sign_in_returns_to_the_page_asked_for_and_nowhere_else(world: World) -> None:
@@ -242,8 +252,8 @@ def test_a_forged_or_expired_session_goes_back_to_sign_in(world: World, cookie: 
     }[cookie]
     headers = {"Cookie": f"pw_admin={value}"}
     response = httpx.get(world.server.url(ADMIN), headers=headers)
-    assert response.status_code == 303
-    assert response.headers["location"].startswith("/admin/login")
+    assert response.status_code == 401
+    assert 'action="/admin/login"' in response.text
     assert 'pw_admin=""' in response.headers["set-cookie"]  # forgotten
     assert "max-age=0" in response.headers["set-cookie"].lower()
     # The same key in a genuine, fresh session works: only the cookie was wrong.
@@ -254,7 +264,7 @@ def test_a_forged_or_expired_session_goes_back_to_sign_in(world: World, cookie: 
 def test_sign_out_ends_the_session(world: World) -> None:
     with contextlib.closing(signed_in(world, "owner")) as c:
         assert c.post("/admin/logout", data={"csrf": csrf_of(c)}).status_code == 303
-        assert c.get(ADMIN).status_code == 303
+        assert c.get(ADMIN).status_code == 401
 
 
 # --- CSRF and cross-site posts --------------------------------------------------------------
@@ -387,13 +397,17 @@ def test_owner_dashboard_numbers(world: World, owner: httpx.Client) -> None:
     assert all(world.email(tag) not in page.text for tag in world.signers)
 
 
-def test_partner_page_lists_only_its_consenting_signers(world: World, partner_a) -> None:
+def test_partner_page_lists_only_its_consenting_signers(world: World, owner, partner_a) -> None:
     page = partner_a.get(f"{ADMIN}/partners/ngo-a")
     assert page.status_code == 200
-    assert world.email("a-yes") in page.text
+    assert world.signers["a-yes"]["name"] in page.text
     for other in ("a-no", "b-yes", "direct", "unknown", "c-yes"):
-        assert world.email(other) not in page.text
+        assert world.signers[other]["name"] not in page.text
     assert "typo-code" not in page.text and "NGO B" not in page.text
+    # No page shows an email address, not even its own consenting signer's: the export has it.
+    for viewer in (partner_a, owner):
+        text = viewer.get(f"{ADMIN}/partners/ngo-a").text
+        assert all(world.email(tag) not in text for tag in world.signers)
 
 
 def test_dashboard_pages_are_locked_down(owner: httpx.Client) -> None:
@@ -423,10 +437,23 @@ def test_dashboard_assets_are_fingerprinted(owner: httpx.Client) -> None:
 def test_snippet_generator_renders_a_checked_snippet(owner: httpx.Client) -> None:
     page = owner.get(ADMIN, params={"partner": "ngo-b", "lang": "ru", "accent": "#c0392b"})
     assert "data-partner=&#34;ngo-b&#34; data-lang=&#34;ru&#34;" in page.text
-    assert f'src="/widget/{SLUG}?partner=ngo-b&amp;lang=ru&amp;accent=%23c0392b"' in page.text
+    preview = f"/widget/{SLUG}?partner=ngo-b&amp;lang=ru&amp;accent=%23c0392b&amp;preview=1"
+    assert f'src="{preview}"' in page.text
     hostile = owner.get(ADMIN, params={"partner": '"><script>', "accent": "red;x", "lang": "zz"})
     assert "<script>" not in hostile.text and "red;x" not in hostile.text
-    assert f'src="/widget/{SLUG}"' in hostile.text
+    assert f'src="/widget/{SLUG}?preview=1"' in hostile.text
+
+
+def test_the_preview_cannot_sign(owner: httpx.Client) -> None:
+    """Trying the snippet must not add to the count or to a partner's list."""
+    page = owner.get(f"/widget/{SLUG}", params={"partner": "ngo-b", "preview": "1"})
+    assert page.status_code == 200
+    assert 'name="token" value=""' in page.text
+    assert re.search(r'<button type="submit" class="pw-submit" disabled', page.text)
+    assert '"preview": true' in page.text or '"preview":true' in page.text
+    visitors = owner.get(f"/widget/{SLUG}", params={"partner": "ngo-b"}).text
+    assert re.search(r'name="token" value="[^"]{40,}"', visitors)
+    assert "disabled" not in re.search(r"<button type=\"submit\"[^>]*>", visitors).group(0)
 
 
 # --- Exports -------------------------------------------------------------------------------------
@@ -558,7 +585,7 @@ def test_cookie_is_secure_behind_https(behind_https: Lone) -> None:
     page = httpx.get(srv.url("/admin"), headers={"Cookie": f"__Host-pw_admin={session}"})
     assert page.status_code == 200
     plain = httpx.get(srv.url("/admin"), headers={"Cookie": f"pw_admin={session}"})
-    assert plain.status_code == 303  # over HTTPS only the __Host- cookie counts
+    assert plain.status_code == 401  # over HTTPS only the __Host- cookie counts
 
 
 def test_sign_in_is_rate_limited(behind_https: Lone) -> None:
@@ -586,7 +613,7 @@ def test_a_revoked_key_stops_at_once_on_every_worker(
         in_storage(url, lambda s: s.revoke_access_key(key.id))
         for _ in range(8):  # new connections, spread over both workers
             page = httpx.get(srv.url(ADMIN), headers={"Cookie": f"pw_admin={session}"})
-            assert page.status_code == 303
+            assert page.status_code == 401
             api = httpx.get(srv.url(f"/api/petitions/{SLUG}"), headers=bearer)
             assert api.status_code == 401
             assert httpx.get(srv.url(f"{ADMIN}/export.csv"), headers=bearer).status_code == 401
