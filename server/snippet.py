@@ -44,9 +44,13 @@ def embed(base_url: str, slug: str, partner: str = "", lang: str = "", accent: s
     )
 
 
-def widget_path(slug: str, partner: str = "", lang: str = "", accent: str = "") -> str:
-    """The widget document's path with these options: the preview frame's `src`."""
+def widget_path(
+    slug: str, partner: str = "", lang: str = "", accent: str = "", *, preview: bool = False
+) -> str:
+    """The widget document's path with these options (with `preview`, the dashboard's preview
+    frame, whose form does not sign)."""
     partner, lang, accent = clean(partner, lang, accent)
-    query = {k: v for k, v in (("partner", partner), ("lang", lang), ("accent", accent)) if v}
+    options = (("partner", partner), ("lang", lang), ("accent", accent))
+    query = {k: v for k, v in options if v} | ({"preview": "1"} if preview else {})
     path = f"/widget/{urllib.parse.quote(slug)}"
     return path + ("?" + urllib.parse.urlencode(query) if query else "")

@@ -124,6 +124,9 @@ class View:
     message: str = ""
     kept: Mapping[str, str] = dataclasses.field(default_factory=dict)  # accent, origin, frame
     status: int = 200
+    # The dashboard's live preview: the form as visitors see it, with signing off, so that an
+    # owner trying it out does not add to the count or to a partner's list.
+    preview: bool = False
 
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
@@ -162,14 +165,14 @@ _MAX_STENCILS = 1_000
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
     if not entry.is_open and view.state != "signed":
         view.state = "closed"
-    token = services.tokens.issue(entry.slug, view.partner, view.lang)
+    token = "" if view.preview else services.tokens.issue(entry.slug, view.partner, view.lang)
     if view.values or view.errors or view.message or view.status != 200 or view.state == "signed":
         html, headers = _render(services, entry, view, token, view.kept.get("frame", ""))
         return compressed(request, html, "text/html; charset=utf-8", headers, status=view.status)
     key = (
         entry.id, services.registry.revision, services.registry.count(entry), view.lang,
         view.partner, view.state, view.kept.get("accent"), view.kept.get("origin"),
-        "frame" in view.kept,
+        "frame" in view.kept, view.preview,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -235,6 +238,7 @@ def _render(
         "count_text": count_text,
         "goal_text": goal_text,
         "state": view.state,
+        "preview": view.preview,
         "message": view.message,
         "values": view.values,
         "errors": view.errors,
@@ -261,6 +265,7 @@ def _render(
             "count_etag": count_etag(entry, count),
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
+            "preview": view.preview,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
                 **{
@@ -322,7 +327,9 @@ async def document(request: Request) -> Response:
         interface_languages(entry),
         entry.petition.lang,
     )
-    view = View(lang=lang, partner=normalise_code(params.get("partner")), kept=_kept(params))
+    partner = normalise_code(params.get("partner"))
+    preview = params.get("preview") == "1"
+    view = View(lang=lang, partner=partner, kept=_kept(params), preview=preview)
     return render(request, services, entry, view)
 
 

@@ -202,7 +202,7 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    if (busy) return;
+    if (busy || data.preview) return;  // the dashboard's preview never signs
     var first = setErrors(localCheck());
     if (first) {
       setAlert(t.form_errors);
