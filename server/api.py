@@ -12,6 +12,7 @@ read from the database and never cached.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import gzip
@@ -38,6 +39,7 @@ PREFLIGHT = {
     "Access-Control-Allow-Headers": "Content-Type, If-None-Match",
     "Access-Control-Max-Age": "86400",
 }
+HEALTH_TIMEOUT = 3.0  # seconds each health check may take before it counts as failed
 PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking
 
 
@@ -341,15 +343,15 @@ async def preflight(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     services = services_of(request)
     problems = {}
-    try:
-        await services.storage.ping()
+    try:  # a hung database is a problem to report, not a reason to hang the health check
+        await asyncio.wait_for(services.storage.ping(), HEALTH_TIMEOUT)
     except Exception as exc:
         problems["database"] = describe(exc)
     if services.writer.failure:
         # The last write failed. Try one now: storage may be back, and a server that says
         # "unavailable" until its next signature would never get one behind a load balancer.
         try:
-            await services.storage.probe_write()
+            await asyncio.wait_for(services.storage.probe_write(), HEALTH_TIMEOUT)
             services.writer.failure = None
         except Exception as exc:
             problems["writes"] = describe(exc)

@@ -23,7 +23,8 @@ from server import admin, api, badge, demo, openapi, widget
 from server import settings as settings_module
 from server.services import Services
 from server.settings import Settings
-from server.storage import describe
+from server.signing import STORAGE_RETRY_AFTER
+from server.storage import describe, is_unavailable
 
 logger = logging.getLogger("petition_widget")
 
@@ -106,6 +107,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # the database is down or hung, not our code: try later
+        return api.error_response(503, "storage_unavailable", retry_after=STORAGE_RETRY_AFTER)
     return api.error_response(500, "server_error")
 
 
@@ -132,6 +135,9 @@ class _Guard:
         except Exception as exc:
             if scope["type"] == "lifespan":
                 raise
+            if is_unavailable(exc):  # answered 503 already; the fault itself is no bug of ours
+                logger.warning("storage unavailable in %s: %s", scope.get("path"), describe(exc))
+                return
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error("unexpected %s in %s\n%s", describe(exc), scope.get("path"), frames)
             if not started and scope["type"] == "http":

@@ -1,18 +1,25 @@
-"""uvicorn's httptools protocol with the two limits it lacks: header size and request time.
+"""uvicorn's httptools protocol with the limits it lacks: header size, request time, and
+connections per client address.
 
 Out of the box, uvicorn (with httptools) accepts request headers of any size (10 MB headers were
 answered 200 here) and waits forever for a client to finish sending a request, so a few slow or
 bloated clients could hold memory and connections indefinitely. This subclass answers `431`
 once the headers of one request pass `MAX_HEADER_BYTES`, and `408` when a client has not sent
 its whole request (headers and body) `CLIENT_TIMEOUT` seconds after it started it (or after it
-connected). One timer per request does this, so endpoints need no timers of their own. A
-reverse proxy in front is still the first line of defence; this keeps a bare deployment safe.
+connected). One timer per request does this, so endpoints need no timers of their own. And one
+address may hold at most `MAX_CONNECTIONS_PER_CLIENT` connections per worker: without that, a
+single client dripping thousands of requests would fill uvicorn's `limit_concurrency`, and every
+other signer would get `503` until its requests timed out. A reverse proxy in front is still
+the first line of defence; this keeps a bare deployment safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import ipaddress
 import os
+from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -21,13 +28,21 @@ from server.settings import SETTINGS
 MAX_HEADER_BYTES = 16 * 1024
 
 
-def _client_timeout() -> float:
-    # Read from the environment: uvicorn builds protocols itself, in every worker process.
-    return float(os.environ.get("CLIENT_TIMEOUT") or SETTINGS["CLIENT_TIMEOUT"].default)
+# Read from the environment: uvicorn builds protocols itself, in every worker process.
+def _setting(name: str) -> str:
+    return os.environ.get(name) or SETTINGS[name].default
+
+
+def _proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    parts = (p.strip() for p in _setting("TRUSTED_PROXIES").split(","))
+    return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    timeout = _client_timeout()
+    timeout = float(_setting("CLIENT_TIMEOUT"))
+    per_client = int(_setting("MAX_CONNECTIONS_PER_CLIENT"))
+    proxies = _proxies()
+    open_by_client: ClassVar[collections.Counter[str]] = collections.Counter()  # per worker
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -35,7 +50,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True  # counting header bytes
         self._receiving = True  # the request is not complete yet: its clock runs
         self._timer: asyncio.TimerHandle | None = None
+        self._client = self._limited_client(transport)
+        if self._client is not None:
+            if self.open_by_client[self._client] >= self.per_client:
+                self._client = None
+                self._refuse(b"429 Too Many Requests", b"retry-after: 1\r\n")
+                return
+            self.open_by_client[self._client] += 1
         self._arm()
+
+    def _limited_client(self, transport: asyncio.Transport) -> str | None:
+        """The peer's address, unless it is a trusted proxy (or not an IP socket)."""
+        peer = transport.get_extra_info("peername")
+        if not isinstance(peer, tuple) or not self.per_client:
+            return None
+        host = str(peer[0])
+        if self.proxies and any(ipaddress.ip_address(host) in n for n in self.proxies):
+            return None
+        return host
 
     def _arm(self) -> None:
         if self._timer is None:
@@ -71,6 +103,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._client is not None:
+            self.open_by_client[self._client] -= 1
+            if not self.open_by_client[self._client]:
+                del self.open_by_client[self._client]
+            self._client = None
         super().connection_lost(exc)
 
     def _too_slow(self) -> None:
@@ -82,9 +119,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._refuse(b"408 Request Timeout")
 
-    def _refuse(self, status: bytes) -> None:
+    def _refuse(self, status: bytes, headers: bytes = b"") -> None:
         self._disarm()
         self.transport.write(
-            b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        )
+            b"HTTP/1.1 " + status + b"\r\n" + headers
+            + b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )  # fmt: skip
         self.transport.close()

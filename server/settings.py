@@ -96,6 +96,13 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("MAX_BODY_BYTES", "16384", "Largest signature request body accepted."),
         Setting(
+            "MAX_CONNECTIONS_PER_CLIENT",
+            "256",
+            "Open connections one client address may hold per worker; more are answered `429` "
+            "at once. Reverse proxies in `TRUSTED_PROXIES` are exempt (a proxy's own limits "
+            "apply there).",
+        ),
+        Setting(
             "CLIENT_TIMEOUT",
             "10",
             "Seconds a client has to send a whole request (headers and body) once it has "
@@ -133,6 +140,7 @@ class Settings:
     count_refresh: float
     max_body_bytes: int
     client_timeout: float
+    max_connections_per_client: int
     sqlite_synchronous: str
     access_log: bool
     log_level: str
@@ -187,6 +195,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
         client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
+        max_connections_per_client=_integer(raw, "MAX_CONNECTIONS_PER_CLIENT", minimum=0),
         sqlite_synchronous=synchronous,
         access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
         log_level=raw["LOG_LEVEL"].lower(),

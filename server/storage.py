@@ -39,6 +39,8 @@ logger = logging.getLogger("petition_widget.storage")
 
 BUSY_TIMEOUT_MS = 5_000
 POSTGRES_SHARDS = 16
+CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
+COMMAND_TIMEOUT = 10.0  # seconds one PostgreSQL statement may take before it is an error
 _MIGRATION_LOCK = 7_346_221  # PostgreSQL advisory lock id held while migrating
 EXPORT_BATCH = 500  # rows an export's reader hands over at a time
 EXPORT_QUEUE = 4  # batches it may read ahead of the response
@@ -358,7 +360,13 @@ class Storage:
         if self.dialect == "sqlite":
             options = {"factory": _sqlite_factory(synchronous)}
         else:
-            options = {"min_size": 1, "max_size": 10}
+            # A hung server or network must end in an error, not in requests waiting forever.
+            options = {
+                "min_size": 1,
+                "max_size": 10,
+                "timeout": CONNECT_TIMEOUT,
+                "command_timeout": COMMAND_TIMEOUT,
+            }
         self.database = databases.Database(database_url, **options)
 
     @property
@@ -893,6 +901,25 @@ class ExportRow:
     consent_partner: bool
     consent_version: str
     consent_text: str | None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be used right now (down, unreachable, hung,
+    locked, full, read-only), as opposed to a bug or a refused row: answered `503`, not `500`."""
+    if isinstance(exc, OSError | TimeoutError | sqlite3.OperationalError):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - a SQLite-only install
+        return False
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InsufficientResourcesError
+        | asyncpg.OperatorInterventionError,
+    )
 
 
 def describe(exc: BaseException) -> str:

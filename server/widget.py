@@ -365,7 +365,10 @@ def sign_result(
         view.message = t("form_errors")
     elif outcome.error:
         view.message = t(f"error_{outcome.error}")
-    return render(request, services, entry, view)
+    response = render(request, services, entry, view)
+    if outcome.retry_after:  # a 429 or 503: say when to try again, as the JSON API does
+        response.headers["Retry-After"] = str(outcome.retry_after)
+    return response
 
 
 # --- The live count ------------------------------------------------------------------------------

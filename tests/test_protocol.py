@@ -1,4 +1,4 @@
-"""Limits on slow and bloated clients, on a live server (CLIENT_TIMEOUT=1 here)."""
+"""Limits on slow, bloated and greedy clients, on live servers."""
 
 from __future__ import annotations
 
@@ -84,24 +84,75 @@ def test_keep_alive_still_works(guarded: live.LiveServer) -> None:
             assert c.get("/healthz").status_code == 200
 
 
-def test_slow_clients_do_not_block_signers(guarded: live.LiveServer) -> None:
-    droppers = []
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.LiveServer]:
+    """A server that waits 60 s for slow clients (longer than any test here) and lets one
+    address hold 20 connections."""
+    folder = tmp_path_factory.mktemp("patient")
+    url = backends.sqlite_url(folder)
+    live.prepare(url)
+    with live.LiveServer(url, folder, client_timeout=60, max_connections_per_client=20) as server:
+        yield server
+
+
+def drip(server: live.LiveServer, count: int) -> list[socket.socket]:
+    """`count` connections from 127.0.0.1, each holding a request it never finishes."""
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"POST /api/petitions/x/signatures HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(s)
+    return sockets
+
+
+def sign_from(server: live.LiveServer, address: str, times: int) -> list[int]:
+    """Signatures sent from another loopback address, each given 5 s: far less than the
+    drippers' 60, so a server that made signers wait for them fails here."""
+    minter = FormTokens([live.SECRET], lifetime=7200, min_age=0)
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(base_url=server.base_url, timeout=5, transport=transport) as c:
+        return [
+            c.post(
+                f"/api/petitions/{SLUG}/signatures",
+                json={"token": minter.issue(SLUG), **live.new_signer()},
+            ).status_code
+            for _ in range(times)
+        ]
+
+
+def test_slow_clients_do_not_block_signers(patient: live.LiveServer) -> None:
+    droppers = drip(patient, 20)
     try:
-        for _ in range(100):
-            s = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
-            s.sendall(b"POST /api/petitions/x/signatures HTTP/1.1\r\nHost: x\r\n")
-            droppers.append(s)
-        minter = FormTokens([live.SECRET], lifetime=7200, min_age=0)
-        with httpx.Client(base_url=guarded.base_url, timeout=5) as c:
-            for _ in range(5):
-                body = {"token": minter.issue(SLUG), **live.new_signer()}
-                assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 201
+        assert sign_from(patient, "127.0.0.2", 5) == [201] * 5
     finally:
         for s in droppers:
             s.close()
+
+
+def test_one_address_holds_only_so_many_connections(patient: live.LiveServer) -> None:
+    droppers = drip(patient, 20)
+    try:
+        with socket.create_connection(("127.0.0.1", patient.port), timeout=5) as extra:
+            reply = extra.recv(200)
+        assert reply.startswith(b"HTTP/1.1 429") and b"retry-after: 1" in reply.lower()
+        assert sign_from(patient, "127.0.0.3", 3) == [201] * 3  # others are not affected
+    finally:
+        for s in droppers:
+            s.close()
+    # Closed connections are given back: the address may connect again.
+    deadline = time.monotonic() + 5
+    while True:
+        with httpx.Client(base_url=patient.base_url, timeout=5) as c:
+            if c.get("/healthz").status_code == 200 or time.monotonic() > deadline:
+                break
+        time.sleep(0.1)
+    with httpx.Client(base_url=patient.base_url, timeout=5) as c:
+        assert c.get("/healthz").status_code == 200
 
 
 def test_the_timeout_is_a_setting(tmp_path: Path) -> None:
     from server.settings import load
 
     assert load({"SECRET_KEYS": "k", "CLIENT_TIMEOUT": "2.5"}).client_timeout == 2.5
+    limit = load({"SECRET_KEYS": "k", "MAX_CONNECTIONS_PER_CLIENT": "7"})
+    assert limit.max_connections_per_client == 7

@@ -615,6 +615,7 @@ def test_rate_limited_form_comes_back_with_the_input(tmp_path: Path) -> None:
         person = live.new_signer()
         response, answer = post_form(client, {**form_fields(doc), **person, "country": "UA"})
         assert response.status_code == 429
+        assert int(response.headers["retry-after"]) >= 1  # as the JSON API says it
         assert answer.by_id("pw-alert").text() == i18n.catalog("en")("error_rate_limited")
         kept = form_fields(answer)
         assert (kept["name"], kept["email"], kept["country"]) == (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -18,9 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server import keys
 from tests import backends, db, live
 from tests.load import SignLoad
 from tests.proxy import Proxy
+
+SLUG = "save-russian-lgbt-network"
 
 
 def health(server: live.LiveServer) -> httpx.Response:
@@ -58,6 +62,13 @@ def test_postgresql_unreachable_mid_load(
         proxy.cut()
         load.wait_for_outcome("503")
         assert load.retry_after == {"5"}
+        # Requests that read the database outside the sign path: 503 too, never a 500.
+        key = keys.generate(keys.OWNER).text  # well formed, so it is looked up
+        keyed = httpx.get(
+            server.url(f"/api/petitions/{SLUG}"), headers={"Authorization": f"Bearer {key}"}
+        )
+        assert keyed.status_code == 503 and keyed.headers["retry-after"] == "5", keyed.text
+        assert keyed.json()["error"] == "storage_unavailable"
         down = health(server)
         assert down.status_code == 503
         assert down.json()["status"] == "unavailable" and down.json()["problems"]
@@ -117,6 +128,24 @@ def test_full_disk_mid_load(tmp_path: Path, small_disk: Path) -> None:
     check_consistent(url, load)
 
 
+def assert_form_kept_with_retry_after(server: live.LiveServer) -> None:
+    """Someone without JavaScript gets the form back as typed, with the 503's Retry-After."""
+    with httpx.Client(base_url=server.base_url, timeout=30) as c:
+        page = c.get(f"/widget/{SLUG}").text
+        token = re.search(r'name="token" value="([^"]+)"', page)
+        assert token is not None
+        person = live.new_signer("-nojs")
+        answer = c.post(
+            f"/api/petitions/{SLUG}/signatures",
+            data={"token": token.group(1), "lang": "en", **person},
+            headers={"Accept": "text/html"},
+        )
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"].startswith("text/html")
+    assert f'value="{person["name"]}"' in answer.text
+    assert f'value="{person["email"]}"' in answer.text
+
+
 def test_sqlite_locked_then_read_only(tmp_path: Path) -> None:
     """Another process holds the write lock past the busy timeout, and meanwhile the file is
     made read-only: 503s, then recovery once both are over, without a restart.
@@ -155,6 +184,8 @@ def test_sqlite_locked_then_read_only(tmp_path: Path) -> None:
         time.sleep(0.5)
         down = health(server)
         assert down.status_code == 503, down.text
+        assert down.json()["problems"], down.text  # says why
+        assert_form_kept_with_retry_after(server)
         os.chmod(folder, 0o755)
         for path in files:
             os.chmod(path, 0o644)
