@@ -644,3 +644,27 @@ def test_reimporting_a_file_keeps_what_the_dashboard_changed(database_url: str) 
         await storage.disconnect()
 
     asyncio.run(check())
+
+
+def test_signer_names_are_shown_as_text_on_the_partner_page(world: World, owner) -> None:
+    """A signer's name is the one text of a stranger's that reaches the dashboard."""
+    hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)><svg onload=alert(3)>'
+    url = world.server.env["DATABASE_URL"]
+    in_storage(url, lambda s: s.add_partner(world.ids["second"], "ngo-x", "NGO X"))
+    page = f"/admin/petitions/{SECOND}/partners/ngo-x"
+    with httpx.Client(base_url=world.server.base_url, timeout=30) as c:
+        deadline = time.monotonic() + 10
+        frame = f"/widget/{SECOND}?partner=ngo-x"
+        while "NGO X" not in c.get(frame).text:  # the registry knows the partner
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        token = c.get(f"/api/petitions/{SECOND}/token", params={"partner": "ngo-x"}).json()
+        body = {"token": token["token"], "name": hostile, "email": "x@example.org"}
+        signed = c.post(
+            f"/api/petitions/{SECOND}/signatures", json={**body, "consent_partner": True}
+        )
+        assert signed.status_code == 201, signed.text
+    html = owner.get(page).text
+    assert "<script>alert" not in html and "<img src=x" not in html and "<svg onload" not in html
+    assert "onerror=" not in html.replace("onerror=alert(2)&gt;", "")  # only the escaped text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text

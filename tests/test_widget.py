@@ -69,6 +69,9 @@ statement = '''<math><mtext></p><script>alert(8)</script></mtext></math> [ok](ht
 legal_notice = '''<style>*{display:none}</style><body onload=alert(9)>'''
 organiser = '''"><svg/onload=alert(10)>'''
 
+[form]
+comment = "optional"
+
 [[updates]]
 date = 2024-01-02
 text = '''<details open ontoggle=alert(11)>x</details>'''
@@ -680,6 +683,37 @@ def test_known_partner_is_offered_with_its_name_escaped(client: httpx.Client) ->
 _FOREIGN_TAGS = {"img", "svg", "math", "iframe", "object", "embed", "base", "video", "audio"}
 
 
+def assert_inert(root: Node) -> None:
+    """No foreign element, event handler or script URL anywhere under `root`."""
+    for node in root.iter():
+        assert node.tag not in _FOREIGN_TAGS, node.tag
+        assert not any(name.startswith("on") for name in node.attrs), (node.tag, node.attrs)
+        for attr in ("href", "src", "action", "data", "formaction"):
+            value = re.sub(r"[\s\x00-\x1f]", "", node.attrs.get(attr, "")).lower()
+            assert not value.startswith(("javascript:", "data:", "vbscript:")), (node.tag, attr)
+
+
+def test_hostile_signer_input_comes_back_as_text(client: httpx.Client) -> None:
+    """Without JavaScript, a refused form is echoed back with what the signer typed: every
+    field that reaches the page, with script, event-handler, URL and SVG payloads."""
+    _, doc = get_page(client, "/widget/hostile")
+    typed = {
+        "name": '"><script>alert(1)</script><svg onload=alert(2)>',
+        "email": '"onfocus="alert(3)" autofocus x="@example.org',  # invalid: the form returns
+        "comment": "</textarea><img src=x onerror=alert(4)><a href=javascript:alert(5)>x</a>",
+    }
+    response = client.post(
+        "/api/petitions/hostile/signatures", data={**form_fields(doc), **typed}, headers=HTML
+    )
+    assert response.status_code == 422
+    answer = tree(response.text)
+    assert_inert(answer.find("html"))
+    assert len(answer.find_all("script")) == 2 and len(answer.find_all("textarea")) == 1
+    assert answer.by_id("pw-name").attrs["value"] == typed["name"]
+    assert answer.by_id("pw-email").attrs["value"] == typed["email"]
+    assert answer.by_id("pw-comment").text() == typed["comment"]
+
+
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_hostile_petition_texts_are_shown_as_text(client: httpx.Client, lang: str) -> None:
     response = client.get("/widget/hostile", params={"lang": lang})
@@ -691,12 +725,7 @@ def test_hostile_petition_texts_are_shown_as_text(client: httpx.Client, lang: st
     assert len(doc.find_all("style")) == 1 and len(doc.find_all("link")) == 1
     assert len(doc.find_all("form")) == 1 and len(doc.find_all("details")) == 2
     assert len(doc.find_all("body")) == 1 and len(doc.find_all("meta")) == 3
-    for node in html_el.iter():
-        assert node.tag not in _FOREIGN_TAGS, node.tag
-        assert not any(name.startswith("on") for name in node.attrs), (node.tag, node.attrs)
-        for attr in ("href", "src", "action", "data", "formaction"):
-            value = re.sub(r"[\s\x00-\x1f]", "", node.attrs.get(attr, "")).lower()
-            assert not value.startswith(("javascript:", "data:", "vbscript:")), (node.tag, attr)
+    assert_inert(html_el)
     # The payloads are visible as the text they are.
     title = doc.find("h1").text()
     assert title.startswith('<script>alert("')
