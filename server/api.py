@@ -33,6 +33,8 @@ from server.services import Services
 from server.storage import describe
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+# Every JSON answer: readable from any site, and never sniffed into something else.
+JSON_HEADERS = {**CORS, "X-Content-Type-Options": "nosniff"}
 PREFLIGHT = {
     **CORS,
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -50,7 +52,8 @@ def services_of(request: Request) -> Services:
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status, {**CORS, **(headers or {})}, media_type="application/json")
+    headers = {**JSON_HEADERS, **(headers or {})}
+    return Response(body, status, headers, media_type="application/json")
 
 
 def error_response(
@@ -94,7 +97,7 @@ class PetitionDocument:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         common = {
-            **CORS,
+            **JSON_HEADERS,
             "Cache-Control": f"public, max-age={PETITION_MAX_AGE}",
             # A cache must not answer a keyed request with this public copy, nor the reverse.
             "Vary": "Accept-Language, Accept-Encoding, Authorization",
@@ -277,7 +280,7 @@ async def token(request: Request) -> Response:
     )
 
 
-SIGNED_HEADERS = {**CORS, "Cache-Control": "no-store"}
+SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
 
 
 async def signatures(request: Request) -> Response:

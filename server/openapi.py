@@ -256,7 +256,8 @@ def document() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(document(), headers={"Access-Control-Allow-Origin": "*"})
+    headers = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+    return JSONResponse(document(), headers=headers)
 
 
 routes = [Route("/openapi.json", openapi, methods=["GET"])]

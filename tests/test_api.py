@@ -44,6 +44,7 @@ def test_unknown_language_falls_back_to_the_original(client: httpx.Client) -> No
 def test_caching_headers_and_not_modified(client: httpx.Client) -> None:
     first = client.get(f"/api/petitions/{SLUG}")
     assert first.headers["access-control-allow-origin"] == "*"
+    assert first.headers["x-content-type-options"] == "nosniff"
     assert "max-age=" in first.headers["cache-control"]
     etag = first.headers["etag"]
     second = client.get(f"/api/petitions/{SLUG}", headers={"If-None-Match": etag})
@@ -59,6 +60,7 @@ def test_unknown_petition_is_json_404(client: httpx.Client) -> None:
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
@@ -98,3 +100,6 @@ def test_healthz(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    assert response.headers["x-content-type-options"] == "nosniff"
+    described = client.get("/openapi.json")
+    assert described.headers["x-content-type-options"] == "nosniff"
