@@ -121,11 +121,26 @@ _SCHEMAS: dict[str, Any] = {
             "token": {"type": "string", "description": "From the token endpoint or the widget"},
             "name": {"type": "string", "maxLength": 120},
             "email": {"type": "string", "maxLength": 254},
-            "country": {"type": "string", "description": "ISO 3166-1 alpha-2"},
-            "comment": {"type": "string", "maxLength": 1000},
-            "consent_organiser": {"type": ["boolean", "string"]},
-            "consent_partner": {"type": ["boolean", "string"]},
-            "lang": {"type": "string"},
+            # Optional fields: null, like an empty string, counts as not given.
+            "country": {"type": ["string", "null"], "description": "ISO 3166-1 alpha-2"},
+            "comment": {"type": ["string", "null"], "maxLength": 1000},
+            # A form's checkbox is "on" or absent; null counts as absent, as in JSON.
+            "consent_organiser": {"type": ["boolean", "string", "null"]},
+            "consent_partner": {"type": ["boolean", "string", "null"]},
+            "lang": {
+                "description": "The language for messages; anything but a known language code "
+                "is ignored (the token's language counts)",
+            },
+        },
+    },
+    "Count": {
+        "type": "object",
+        "required": ["signatures", "goal", "status"],
+        "additionalProperties": False,
+        "properties": {
+            "signatures": {"type": "integer", "minimum": 0},
+            "goal": {"type": "integer", "minimum": 1},
+            "status": {"enum": ["open", "closed"]},
         },
     },
     "Health": {
@@ -243,6 +258,19 @@ def document() -> dict[str, Any]:
                     "parameters": [_SLUG, _PARTNER, _LANG],
                     "responses": {
                         "200": {"description": "HTML", "content": html},
+                        "404": {"description": "No such petition", "content": html},
+                    },
+                }
+            },
+            "/widget/{slug}/count": {
+                "get": {
+                    "summary": "The live count alone, which open widgets poll",
+                    "description": "Send the `ETag` of the last answer as `If-None-Match`: "
+                    "`304` without a body while the count has not changed.",
+                    "parameters": [_SLUG],
+                    "responses": {
+                        "200": {"description": "The count", "content": _json("Count")},
+                        "304": {"description": "Unchanged since the ETag sent"},
                         "404": {"description": "No such petition", "content": html},
                     },
                 }

@@ -66,7 +66,8 @@ def validate_signer(
     """A `Signer` from submitted fields, or `FieldErrors` listing every problem.
 
     `country` is the petition's mode for that field (required, optional, hidden), `comment` too
-    (optional, hidden); hidden fields are ignored even when sent.
+    (optional, hidden). A hidden field that is sent anyway is still checked (the API's
+    description promises a malformed one is refused, whatever the petition), then dropped.
     """
     errors: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -82,8 +83,12 @@ def validate_signer(
     email_key = None
     if email is not None:
         email_key = check("email", lambda _: email_key_of(email))
-    chosen_country = check("country", _country, country) if country != "hidden" else None
-    text = check("comment", _comment) if comment != "hidden" else None
+    chosen_country = check("country", _country, "optional" if country == "hidden" else country)
+    text = check("comment", _comment)
+    if country == "hidden":
+        chosen_country = None
+    if comment == "hidden":
+        text = None
     consent_organiser = check("consent_organiser", parse_boolean)
     consent_partner = check("consent_partner", parse_boolean)
     if errors or email_key is None:

@@ -67,13 +67,20 @@ def test_required_country_missing() -> None:
     }
 
 
-def test_hidden_fields_are_ignored_even_when_sent() -> None:
+def test_hidden_fields_are_dropped_when_sent_but_still_checked() -> None:
     signer = validate_signer(
-        {"name": "A", "email": "a@b.org", "country": "nonsense", "comment": "hi"},
+        {"name": "A", "email": "a@b.org", "country": "UA", "comment": "hi"},
         country="hidden",
         comment="hidden",
     )
     assert signer.country is None and signer.comment is None
+    with pytest.raises(FieldErrors) as refused:
+        validate_signer(
+            {"name": "A", "email": "a@b.org", "country": "nonsense", "comment": "x" * 5000},
+            country="hidden",
+            comment="hidden",
+        )
+    assert set(refused.value.errors) == {"country", "comment"}
 
 
 @pytest.mark.parametrize(
