@@ -114,6 +114,7 @@ def test_full_disk_mid_load(tmp_path: Path, small_disk: Path) -> None:
             while True:  # until the disk is full
                 f.write(b"\0" * 65536)
         load.wait_for_outcome("503")
+        assert load.retry_after == {"5"}
         down = health(server)
         assert down.status_code == 503
         assert "SQLITE_FULL" in str(down.json()["problems"])
@@ -179,6 +180,7 @@ def test_sqlite_locked_then_read_only(tmp_path: Path) -> None:
             os.chmod(path, 0o444)
         os.chmod(folder, 0o555)
         load.wait_for_outcome("503", timeout=20)
+        assert load.retry_after == {"5"}
         blocker.execute("ROLLBACK")
         blocker.close()
         time.sleep(0.5)
