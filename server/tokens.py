@@ -16,6 +16,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeGuard
 
 from itsdangerous import (
     BadData,
@@ -104,7 +105,7 @@ class FormTokens:
     def peek(self, token: object) -> Claims | None:
         """The claims of a genuine token, even an expired or too fresh one, else None. Only for
         showing the same form again (same partner, same language), never for accepting it."""
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        if not _well_formed(token):
             return None
         try:
             payload, signed_at = self._serializer.loads(token, return_timestamp=True)
@@ -119,7 +120,7 @@ class FormTokens:
 
     def verify(self, token: object, petition: str) -> Claims:
         """The claims of a token for `petition`, or a `TokenError` saying why not."""
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        if not _well_formed(token) or not token:
             raise TokenError("invalid_token")
         try:
             value, signed_at = self._signer.unsign(
@@ -144,3 +145,9 @@ class FormTokens:
         if age < self.min_age:
             raise TokenTooFresh(retry_after=self.min_age - age)
         return Claims(slug, partner, lang, nonce, issued_at)
+
+
+def _well_formed(token: object) -> TypeGuard[str]:
+    """A string that could be one of ours. Ours are ASCII; anything else (a lone surrogate
+    makes itsdangerous' UTF-8 encoding raise, not refuse) is refused before decoding."""
+    return isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii()

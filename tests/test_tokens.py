@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.tokens import (
     MAX_TOKEN_LENGTH,
@@ -116,3 +118,14 @@ def test_peek_reads_expired_but_not_forged() -> None:
     claims = t.peek(token)
     assert claims is not None and claims.partner == "partner-a"
     assert tokens(clock, keys=("other",)).peek(token) is None
+
+
+@given(st.text(max_size=200))
+def test_any_text_as_a_token_is_refused_cleanly(text: str) -> None:
+    """Never an error of another kind (a lone surrogate once made itsdangerous raise)."""
+    minter = FormTokens(["k"], lifetime=3600, min_age=0)
+    with pytest.raises(TokenError):
+        minter.verify(text, "save-x")
+    assert minter.peek(text) is None
+    with pytest.raises(TokenError):
+        minter.verify("\ud800" + minter.issue("save-x"), "save-x")
