@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.settings import SETTINGS
+from server.settings import SETTINGS, parse_networks
 
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -33,15 +33,10 @@ def _setting(name: str) -> str:
     return os.environ.get(name) or SETTINGS[name].default
 
 
-def _proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    parts = (p.strip() for p in _setting("TRUSTED_PROXIES").split(","))
-    return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     timeout = float(_setting("CLIENT_TIMEOUT"))
     per_client = int(_setting("MAX_CONNECTIONS_PER_CLIENT"))
-    proxies = _proxies()
+    proxies = parse_networks(_setting("TRUSTED_PROXIES"))
     open_by_client: ClassVar[collections.Counter[str]] = collections.Counter()  # per worker
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -191,7 +191,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         token_min_age=_integer(raw, "TOKEN_MIN_AGE", minimum=0),
         rate_sign_per_minute=_integer(raw, "RATE_SIGN_PER_MINUTE", minimum=0),
         rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
-        trusted_proxies=_networks(raw["TRUSTED_PROXIES"]),
+        trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
         client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
@@ -274,7 +274,7 @@ def _number(raw: Mapping[str, str], name: str, *, minimum: float) -> float:
     return value
 
 
-def _networks(text: str) -> tuple[Network, ...]:
+def parse_networks(text: str) -> tuple[Network, ...]:
     try:
         return tuple(
             ipaddress.ip_network(part.strip(), strict=False)

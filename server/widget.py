@@ -376,7 +376,11 @@ def sign_result(
 
 def count_etag(entry: Entry, count: int) -> str:
     """The count's validator; the document carries it, so even a widget's first poll is a 304."""
-    return f'"{count}-{entry.status}"'
+    return _etag(count, entry.status)
+
+
+def _etag(count: int, status: str) -> str:
+    return f'"{count}-{status}"'
 
 
 async def live_count(request: Request) -> Response:
@@ -386,25 +390,26 @@ async def live_count(request: Request) -> Response:
     entry = services.registry.get(request.path_params["slug"])
     if entry is None:
         return not_found(request)
-    count = services.registry.count(entry)
-    etag = count_etag(entry, count)
-    answer, not_modified = _count_answers(etag, count, entry.goal, entry.status)
+    etag, answer, not_modified = _count_answers(
+        services.registry.count(entry), entry.goal, entry.status
+    )
     if etag in request.headers.get("if-none-match", ""):
         return Prebuilt(not_modified)
     return Prebuilt(answer)
 
 
 @functools.lru_cache(maxsize=1024)
-def _count_answers(etag: str, count: int, goal: int, status: str) -> tuple[Parts, Parts]:
-    """The live count's `200` and `304`, made once per count (open widgets all ask for the same
-    few counts, and a busy server answers thousands of polls a second)."""
+def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Parts]:
+    """The live count's `ETag`, `200` and `304`, made once per count (open widgets all ask for
+    the same few counts, and a busy server answers thousands of polls a second)."""
+    etag = _etag(count, status)
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={COUNT_MAX_AGE}",
         "X-Content-Type-Options": "nosniff",
     }
     body = f'{{"signatures":{count},"goal":{goal},"status":"{status}"}}'.encode()
-    return prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)
+    return etag, prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)
 
 
 # --- Files ---------------------------------------------------------------------------------------
