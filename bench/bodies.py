@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from server.tokens import FormTokens
+from server.domain.form_tokens import FormTokens
 
 COUNTRIES = ("DE", "FR", "RU", "GB", "", "US", "UA", "")
 

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from server import bundle
-from server.petitions import load_file
-from server.storage import Storage
+from server.domain.petitions import load_file
+from server.store.storage import Storage
+from server.web import bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,13 +20,14 @@ from typing import Any
 
 import uvicorn
 
-from server import bundle, keys, snippet
 from server import settings as settings_module
-from server.partners import CODE, code_from_name
-from server.petitions import Petition, PetitionFileError, load_file
-from server.protocol import GuardedHttpToolsProtocol
+from server.domain import access_keys, snippet
+from server.domain.partners import CODE, code_from_name
+from server.domain.petitions import Petition, PetitionFileError, load_file
 from server.settings import Settings, SettingsError
-from server.storage import Storage, StorageUnavailable, describe
+from server.store.storage import Storage, StorageUnavailable, describe
+from server.web import bundle
+from server.web.protocol import GuardedHttpToolsProtocol
 
 DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
 # The partner whose page the demo serves at / (examples/partner-site.html names its code), and
@@ -265,9 +266,9 @@ async def _new_key(
     label: str,
     petition_id: int | None = None,
     partner_id: int | None = None,
-) -> keys.Key:
+) -> access_keys.Key:
     """A new key, stored as its digest only; the caller shows `key.text` once."""
-    key = keys.generate(role)
+    key = access_keys.generate(role)
     await storage.add_access_key(
         key.id, role, key.digest, label, petition_id=petition_id, partner_id=partner_id
     )
@@ -279,7 +280,7 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _show_key(key: keys.Key, settings: Settings) -> None:
+def _show_key(key: access_keys.Key, settings: Settings) -> None:
     print(f"\n    {key.text}\n")
     print(
         "Shown only this once, and stored only as a digest: put it in a password manager now.\n"
@@ -295,7 +296,7 @@ def _create_owner(args: argparse.Namespace, settings: Settings) -> int:
             petition_id = await storage.petition_id(args.petition)
             if petition_id is None:
                 return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
-        key = await _new_key(storage, keys.OWNER, args.label.strip(), petition_id)
+        key = await _new_key(storage, access_keys.OWNER, args.label.strip(), petition_id)
         scope = f"petition '{args.petition}'" if args.petition else "every petition"
         print(f"New owner key {key.id} for {scope}:")
         _show_key(key, settings)
@@ -324,7 +325,7 @@ def _list_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
-    key_id = keys.key_id(args.key)
+    key_id = access_keys.key_id(args.key)
     if key_id is None:
         return _fail("that is neither a key nor a key id (see: petition-widget keys list)")
 
@@ -360,7 +361,7 @@ def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
             partner = await storage.add_partner(petition_id, code, name)
         except ValueError as exc:
             return _fail(f"{exc}; choose another with --code")
-        key = await _new_key(storage, keys.PARTNER, name, petition_id, partner.id)
+        key = await _new_key(storage, access_keys.PARTNER, name, petition_id, partner.id)
         print(f"Added partner '{name}' with code {code} to {args.petition}.\n")
         print("Their snippet, to paste where the widget should appear:\n")
         print(snippet.embed(settings.base_url, args.petition, code))
@@ -377,7 +378,7 @@ def _partner_key(args: argparse.Namespace, settings: Settings) -> int:
         partner = await storage.partner(petition_id, args.code) if petition_id else None
         if petition_id is None or partner is None:
             return _fail(f"no partner '{args.code}' on '{args.petition}' (see: partners list)")
-        key = await _new_key(storage, keys.PARTNER, partner.name, petition_id, partner.id)
+        key = await _new_key(storage, access_keys.PARTNER, partner.name, petition_id, partner.id)
         print(f"New access key {key.id} for partner '{partner.name}' ({partner.code}):")
         _show_key(key, settings)
         return 0
@@ -439,7 +440,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # secret key is not passed along: the workers read the same key file.
     os.environ.update(DATABASE_URL=settings.database_url, BASE_URL=settings.base_url)
     uvicorn.run(
-        "server.app:app_from_environment",
+        "server.web.app:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -451,7 +452,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def demo_keys(storage: Storage, slug: str) -> tuple[keys.Key, keys.Key]:
+async def demo_keys(storage: Storage, slug: str) -> tuple[access_keys.Key, access_keys.Key]:
     """The demo's partner (added once) and fresh dashboard keys for the owner and it. The last
     run's keys are revoked: the new ones exist in plain text only on this terminal, inside
     links whose #fragment browsers never send to a server."""
@@ -462,16 +463,16 @@ async def demo_keys(storage: Storage, slug: str) -> tuple[keys.Key, keys.Key]:
     if partner is None:
         partner = await storage.add_partner(petition_id, code, name)
     await storage.revoke_access_keys_labelled(DEMO_LABEL)
-    owner = await _new_key(storage, keys.OWNER, DEMO_LABEL)
-    return owner, await _new_key(storage, keys.PARTNER, DEMO_LABEL, petition_id, partner.id)
+    owner = await _new_key(storage, access_keys.OWNER, DEMO_LABEL)
+    return owner, await _new_key(storage, access_keys.PARTNER, DEMO_LABEL, petition_id, partner.id)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from server.app import create_app
+    from server.web.app import create_app
 
     petition = load_file(bundle.EXAMPLE_PETITION)
 
-    made: list[keys.Key] = []
+    made: list[access_keys.Key] = []
 
     async def work(storage: Storage) -> int:
         await storage.import_petitions([petition])

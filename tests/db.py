@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.storage import Storage, email_digest
+from server.store.storage import Storage, email_digest
 
 SLUG = "save-russian-lgbt-network"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from server import bundle
-from server.petitions import Petition, load_file
-from server.storage import Storage
+from server.domain.petitions import Petition, load_file
+from server.store.storage import Storage
+from server.web import bundle
 
 SECRET = "test-secret-" + "x" * 32
 LOGS: list[Path] = []

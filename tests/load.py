@@ -10,7 +10,7 @@ from collections import Counter
 
 import httpx
 
-from server.tokens import FormTokens
+from server.domain.form_tokens import FormTokens
 from tests import live
 
 SLUG = "save-russian-lgbt-network"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from server import access, bundle, keys
-from server.petitions import load_file
-from server.storage import Storage
+from server.domain import access, access_keys
+from server.domain.petitions import load_file
+from server.store.storage import Storage
+from server.web import bundle
 
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 
@@ -21,8 +22,10 @@ async def opened(url: str) -> tuple[Storage, int]:
     return storage, pid
 
 
-async def stored(storage: Storage, role: str, label: str = "test", **scope: int | None) -> keys.Key:
-    key = keys.generate(role)
+async def stored(
+    storage: Storage, role: str, label: str = "test", **scope: int | None
+) -> access_keys.Key:
+    key = access_keys.generate(role)
     await storage.add_access_key(key.id, role, key.digest, label, **scope)
     return key
 
@@ -31,9 +34,9 @@ def test_owner_and_partner_keys(database_url: str) -> None:
     async def check() -> None:
         storage, pid = await opened(database_url)
         partner = await storage.add_partner(pid, "ngo-a", "NGO A")
-        owner = await stored(storage, keys.OWNER)
-        scoped = await stored(storage, keys.OWNER, petition_id=pid)
-        ngo = await stored(storage, keys.PARTNER, petition_id=pid, partner_id=partner.id)
+        owner = await stored(storage, access_keys.OWNER)
+        scoped = await stored(storage, access_keys.OWNER, petition_id=pid)
+        ngo = await stored(storage, access_keys.PARTNER, petition_id=pid, partner_id=partner.id)
 
         everyone = await access.authenticate(storage, owner.text)
         assert everyone is not None and everyone.is_owner and everyone.petition_id is None
@@ -59,11 +62,13 @@ def test_owner_and_partner_keys(database_url: str) -> None:
 def test_every_wrong_key_is_the_same_refusal(database_url: str) -> None:
     async def check() -> None:
         storage, _ = await opened(database_url)
-        owner = await stored(storage, keys.OWNER)
-        wrong_secret = keys.Key(keys.OWNER, owner.id, keys.generate(keys.OWNER).secret).text
-        wrong_role = keys.Key(keys.PARTNER, owner.id, owner.secret).text
+        owner = await stored(storage, access_keys.OWNER)
+        wrong_secret = access_keys.Key(
+            access_keys.OWNER, owner.id, access_keys.generate(access_keys.OWNER).secret
+        ).text
+        wrong_role = access_keys.Key(access_keys.PARTNER, owner.id, owner.secret).text
         for presented in (None, "", "garbage", wrong_secret, wrong_role,
-                          keys.generate(keys.OWNER).text, owner.text[:-1]):  # fmt: skip
+                          access_keys.generate(access_keys.OWNER).text, owner.text[:-1]):  # fmt: skip
             assert await access.authenticate(storage, presented) is None
         assert await access.authenticate(storage, owner.text) is not None
         await storage.disconnect()
@@ -74,7 +79,7 @@ def test_every_wrong_key_is_the_same_refusal(database_url: str) -> None:
 def test_a_revoked_key_stops_at_once(database_url: str) -> None:
     async def check() -> None:
         storage, _ = await opened(database_url)
-        owner = await stored(storage, keys.OWNER)
+        owner = await stored(storage, access_keys.OWNER)
         assert await access.by_key_id(storage, owner.id) is not None
         assert await storage.revoke_access_key(owner.id) is True
         assert await storage.revoke_access_key(owner.id) is False  # already revoked
@@ -91,8 +96,8 @@ def test_a_revoked_key_stops_at_once(database_url: str) -> None:
 def test_keys_by_label_are_revoked_together(database_url: str) -> None:
     async def check() -> None:
         storage, _ = await opened(database_url)
-        demo = [await stored(storage, keys.OWNER, "demo") for _ in range(2)]
-        kept = await stored(storage, keys.OWNER, "real")
+        demo = [await stored(storage, access_keys.OWNER, "demo") for _ in range(2)]
+        kept = await stored(storage, access_keys.OWNER, "real")
         assert await storage.revoke_access_keys_labelled("demo") == 2
         assert all([await access.authenticate(storage, k.text) is None for k in demo])
         assert await access.authenticate(storage, kept.text) is not None

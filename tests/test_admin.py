@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import bundle, keys, sessions
-from server.petitions import load_file
-from server.storage import Storage
+from server.domain import access_keys
+from server.domain.petitions import load_file
+from server.store.storage import Storage
+from server.web import bundle, sessions
 from tests import backends, live
 
 SLUG = "save-russian-lgbt-network"
@@ -33,7 +34,7 @@ ADMIN = f"/admin/petitions/{SLUG}"
 class World:
     server: live.LiveServer
     ids: dict[str, int]  # petition and partner ids by name
-    keys: dict[str, keys.Key]  # owner, scoped (second petition only), a, b, c (partners)
+    keys: dict[str, access_keys.Key]  # owner, scoped (second petition only), a, b, c (partners)
     signers: dict[str, dict[str, str]]  # by tag: name and email
 
     def email(self, tag: str) -> str:
@@ -59,8 +60,8 @@ def in_storage(url: str, work):
     return asyncio.run(run())
 
 
-async def new_key(storage: Storage, role: str, **scope: int) -> keys.Key:
-    key = keys.generate(role)
+async def new_key(storage: Storage, role: str, **scope: int) -> access_keys.Key:
+    key = access_keys.generate(role)
     await storage.add_access_key(key.id, role, key.digest, "test", **scope)
     return key
 
@@ -79,7 +80,7 @@ def sign(c: httpx.Client, slug: str, partner: str = "", **consents: bool) -> dic
 def world(server: live.LiveServer) -> World:
     url = server.env["DATABASE_URL"]
 
-    async def build(storage: Storage) -> tuple[dict[str, int], dict[str, keys.Key]]:
+    async def build(storage: Storage) -> tuple[dict[str, int], dict[str, access_keys.Key]]:
         pid = await storage.petition_id(SLUG)
         a = await storage.add_partner(pid, "ngo-a", "NGO A")
         b = await storage.add_partner(pid, "ngo-b", "NGO B")
@@ -87,11 +88,11 @@ def world(server: live.LiveServer) -> World:
         second = await storage.petition_id(SECOND)
         c = await storage.add_partner(second, "ngo-c", "NGO C")
         made = {
-            "owner": await new_key(storage, keys.OWNER),
-            "scoped": await new_key(storage, keys.OWNER, petition_id=second),
-            "a": await new_key(storage, keys.PARTNER, petition_id=pid, partner_id=a.id),
-            "b": await new_key(storage, keys.PARTNER, petition_id=pid, partner_id=b.id),
-            "c": await new_key(storage, keys.PARTNER, petition_id=second, partner_id=c.id),
+            "owner": await new_key(storage, access_keys.OWNER),
+            "scoped": await new_key(storage, access_keys.OWNER, petition_id=second),
+            "a": await new_key(storage, access_keys.PARTNER, petition_id=pid, partner_id=a.id),
+            "b": await new_key(storage, access_keys.PARTNER, petition_id=pid, partner_id=b.id),
+            "c": await new_key(storage, access_keys.PARTNER, petition_id=second, partner_id=c.id),
         }
         return {"petition": pid, "second": second, "a": a.id, "b": b.id, "c": c.id}, made
 
@@ -177,9 +178,11 @@ def test_every_wrong_key_gets_the_same_401(world: World) -> None:
     wrong = [
         "",
         "garbage",
-        keys.generate(keys.OWNER).text,  # unknown id
-        keys.Key(keys.OWNER, owner.id, keys.generate(keys.OWNER).secret).text,  # wrong secret
-        keys.Key(keys.PARTNER, owner.id, owner.secret).text,  # wrong role prefix
+        access_keys.generate(access_keys.OWNER).text,  # unknown id
+        access_keys.Key(
+            access_keys.OWNER, owner.id, access_keys.generate(access_keys.OWNER).secret
+        ).text,  # wrong secret
+        access_keys.Key(access_keys.PARTNER, owner.id, owner.secret).text,  # wrong role prefix
         revoked.text,
     ]
     with httpx.Client(base_url=world.server.base_url) as c:
@@ -195,8 +198,8 @@ def test_every_wrong_key_gets_the_same_401(world: World) -> None:
         assert answers[0].headers["www-authenticate"].startswith("Bearer")
 
 
-async def _revoked_key(storage: Storage) -> keys.Key:
-    key = await new_key(storage, keys.OWNER)
+async def _revoked_key(storage: Storage) -> access_keys.Key:
+    key = await new_key(storage, access_keys.OWNER)
     await storage.revoke_access_key(key.id)
     return key
 
@@ -541,7 +544,12 @@ def test_partner_key_gets_only_its_own_line(world: World) -> None:
 
 
 def test_wrong_key_on_the_api_is_401(world: World) -> None:
-    for value in ("Bearer nope", "Bearer " + keys.generate(keys.OWNER).text, "Basic x", ""):
+    for value in (
+        "Bearer nope",
+        "Bearer " + access_keys.generate(access_keys.OWNER).text,
+        "Basic x",
+        "",
+    ):
         response = httpx.get(
             world.server.url(f"/api/petitions/{SLUG}"), headers={"Authorization": value}
         )
@@ -559,7 +567,7 @@ def test_wrong_key_on_the_api_is_401(world: World) -> None:
 @dataclasses.dataclass
 class Lone:
     server: live.LiveServer
-    key: keys.Key
+    key: access_keys.Key
 
 
 @pytest.fixture(scope="module")
@@ -569,7 +577,7 @@ def behind_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lone]:
     folder = tmp_path_factory.mktemp("https")
     url = backends.sqlite_url(folder)
     live.prepare(url)
-    key = in_storage(url, lambda s: new_key(s, keys.OWNER))
+    key = in_storage(url, lambda s: new_key(s, access_keys.OWNER))
     with live.LiveServer(url, folder, base_url="https://petitions.example.org") as srv:
         yield Lone(srv, key)
 
@@ -602,7 +610,7 @@ def test_a_revoked_key_stops_at_once_on_every_worker(
     """Two worker processes on PostgreSQL, as README suggests for several workers."""
     url = postgres.create()
     live.prepare(url)
-    key = in_storage(url, lambda s: new_key(s, keys.OWNER))
+    key = in_storage(url, lambda s: new_key(s, access_keys.OWNER))
     with live.LiveServer(url, tmp_path, workers=2) as srv:
         c = httpx.Client(base_url=srv.base_url)
         assert c.post("/admin/login", data={"key": key.text}).status_code == 303

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import httpx
 
-from server import badge
+from server.web import badge
 from tests import live
 
 SLUG = "save-russian-lgbt-network"

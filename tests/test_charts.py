@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from server import charts
-from server.charts import DAY, HOUR, Bar
+from server.domain import charts
+from server.domain.charts import DAY, HOUR, Bar
 
 NOV_24 = 1_763_942_400  # 2025-11-24 00:00 UTC
 

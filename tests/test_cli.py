@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from server import bundle
+from server.web import bundle
 from tests import live
 
 GOOD = """\

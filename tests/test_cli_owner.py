@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import access, cli, keys
-from server.storage import Storage
+from server import cli
+from server.domain import access, access_keys
+from server.store.storage import Storage
 from tests import live
 
 SLUG = "save-russian-lgbt-network"
@@ -75,7 +76,7 @@ def test_owner_key_for_one_petition(run) -> None:
 
 def test_revoke_stops_a_key(run) -> None:
     text = KEY.findall(run("keys", "create-owner")[1])[0]
-    key_id = keys.parse(text).id
+    key_id = access_keys.parse(text).id
     code, out, _ = run("keys", "revoke", key_id)
     assert code == 0 and f"Revoked key {key_id}" in out
     assert principal(run.url, text) is None
@@ -123,7 +124,7 @@ def test_a_partner_gets_a_new_key_and_the_old_one_can_go(run) -> None:
     code, out, _ = run("partners", "key", SLUG, "ngo-a")
     assert code == 0
     second = KEY.findall(out)[0]
-    assert run("keys", "revoke", keys.parse(first).id)[0] == 0
+    assert run("keys", "revoke", access_keys.parse(first).id)[0] == 0
     assert principal(run.url, first) is None
     assert principal(run.url, second) is not None
     assert run("partners", "key", SLUG, "nobody")[0] == 1
@@ -132,7 +133,7 @@ def test_a_partner_gets_a_new_key_and_the_old_one_can_go(run) -> None:
 def test_demo_keys_replace_the_last_runs(database_url: str) -> None:
     live.prepare(database_url)
 
-    async def twice() -> list[tuple[keys.Key, keys.Key]]:
+    async def twice() -> list[tuple[access_keys.Key, access_keys.Key]]:
         storage = Storage(database_url)
         await storage.connect()
         try:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from server.clients import client_address, client_key, key_for
+from server.web.client_address import client_address, client_key, key_for
 
 PROXY = (ipaddress.ip_network("10.0.0.0/8"),)
 

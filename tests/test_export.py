@@ -18,13 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import bundle, export, keys
-from server.petitions import load_file
+from server.domain import access_keys, export
+from server.domain.petitions import load_file
+from server.domain.signatures import Consent, NewSignature
+from server.domain.validation import validate_signer
 from server.settings import sqlite_path
-from server.signatures import Consent, NewSignature
-from server.storage import ExportRow, Storage
-from server.validation import validate_signer
-from server.writer import create_writer
+from server.store.storage import ExportRow, Storage
+from server.store.writer import create_writer
+from server.web import bundle
 from tests import live
 
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
@@ -307,12 +308,12 @@ def test_export_memory_stays_flat_over_100k_rows(database_url: str) -> None:
 def test_a_client_hanging_up_mid_export_harms_nothing(database_url: str, tmp_path: Path) -> None:
     rows = 30_000
     bulk_signatures(database_url, rows)
-    owner = keys.generate(keys.OWNER)
+    owner = access_keys.generate(access_keys.OWNER)
 
     async def add_key() -> None:
         storage = Storage(database_url)
         await storage.connect()
-        await storage.add_access_key(owner.id, keys.OWNER, owner.digest, "test")
+        await storage.add_access_key(owner.id, access_keys.OWNER, owner.digest, "test")
         await storage.disconnect()
 
     asyncio.run(add_key())

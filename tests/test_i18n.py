@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from server import i18n
+from server.domain import i18n
 
 
 def test_every_catalog_has_exactly_the_english_keys() -> None:

@@ -6,30 +6,33 @@ import re
 
 import pytest
 
-from server import keys
+from server.domain import access_keys
 
 
 def test_generated_keys_have_the_documented_shape() -> None:
-    owner, partner = keys.generate(keys.OWNER), keys.generate(keys.PARTNER)
+    owner, partner = (
+        access_keys.generate(access_keys.OWNER),
+        access_keys.generate(access_keys.PARTNER),
+    )
     assert re.fullmatch(r"pwo_[a-z0-9]{12}_[A-Za-z0-9]{32}", owner.text)
     assert re.fullmatch(r"pwp_[a-z0-9]{12}_[A-Za-z0-9]{32}", partner.text)
     assert owner.id != partner.id and owner.secret != partner.secret
 
 
 def test_generated_keys_are_distinct() -> None:
-    made = [keys.generate(keys.OWNER) for _ in range(500)]
+    made = [access_keys.generate(access_keys.OWNER) for _ in range(500)]
     assert len({k.id for k in made}) == len({k.secret for k in made}) == 500
 
 
 def test_unknown_role_is_refused() -> None:
     with pytest.raises(ValueError):
-        keys.generate("admin")
+        access_keys.generate("admin")
 
 
 def test_parse_round_trips_and_forgives_surrounding_space() -> None:
-    key = keys.generate(keys.PARTNER)
-    assert keys.parse(key.text) == key
-    assert keys.parse(f"  {key.text}\n") == key
+    key = access_keys.generate(access_keys.PARTNER)
+    assert access_keys.parse(key.text) == key
+    assert access_keys.parse(f"  {key.text}\n") == key
 
 
 @pytest.mark.parametrize(
@@ -49,32 +52,34 @@ def test_parse_round_trips_and_forgives_surrounding_space() -> None:
     ],
 )
 def test_parse_refuses_anything_else(text: object) -> None:
-    assert keys.parse(text) is None
+    assert access_keys.parse(text) is None
 
 
 def test_digest_hides_the_secret_and_depends_on_id_and_secret() -> None:
-    key = keys.generate(keys.OWNER)
+    key = access_keys.generate(access_keys.OWNER)
     assert key.secret not in key.digest and len(key.digest) == 64
-    assert keys.digest(key.id, key.secret) == key.digest
-    assert keys.digest("x" * 12, key.secret) != key.digest
+    assert access_keys.digest(key.id, key.secret) == key.digest
+    assert access_keys.digest("x" * 12, key.secret) != key.digest
 
 
 def test_matches_only_the_right_secret() -> None:
-    key = keys.generate(keys.OWNER)
-    other = keys.generate(keys.OWNER)
-    assert keys.matches(key, key.digest)
-    assert not keys.matches(key, other.digest)
-    assert not keys.matches(keys.Key(keys.OWNER, key.id, other.secret), key.digest)
-    assert not keys.matches(key, keys.UNKNOWN_DIGEST)
+    key = access_keys.generate(access_keys.OWNER)
+    other = access_keys.generate(access_keys.OWNER)
+    assert access_keys.matches(key, key.digest)
+    assert not access_keys.matches(key, other.digest)
+    assert not access_keys.matches(
+        access_keys.Key(access_keys.OWNER, key.id, other.secret), key.digest
+    )
+    assert not access_keys.matches(key, access_keys.UNKNOWN_DIGEST)
 
 
 def test_the_secret_never_shows_in_a_repr() -> None:
-    key = keys.generate(keys.PARTNER)
+    key = access_keys.generate(access_keys.PARTNER)
     assert key.secret not in repr(key)
 
 
 def test_key_id_accepts_a_whole_key_or_an_id() -> None:
-    key = keys.generate(keys.OWNER)
-    assert keys.key_id(key.text) == key.id
-    assert keys.key_id(f" {key.id} ") == key.id
-    assert keys.key_id("not a key") is None
+    key = access_keys.generate(access_keys.OWNER)
+    assert access_keys.key_id(key.text) == key.id
+    assert access_keys.key_id(f" {key.id} ") == key.id
+    assert access_keys.key_id("not a key") is None

@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from server import openapi
-from server.tokens import FormTokens
+from server.domain.form_tokens import FormTokens
+from server.web import openapi
 from tests import live
 
 SLUG = "save-russian-lgbt-network"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.payloads import MAX_FIELDS, PayloadError, decode_form, decode_json
-from server.validation import FieldErrors, validate_signer
+from server.domain.validation import FieldErrors, validate_signer
+from server.web.payloads import MAX_FIELDS, PayloadError, decode_form, decode_json
 from tests.test_validation import json_values
 
 

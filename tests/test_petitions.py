@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from server import bundle
-from server.petitions import Petition, PetitionFileError, load_file, parse
+from server.domain.petitions import Petition, PetitionFileError, load_file, parse
+from server.web import bundle
 
 MINIMAL = """\
 slug = "minimal"

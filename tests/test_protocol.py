@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.protocol import MAX_HEADER_BYTES
-from server.tokens import FormTokens
+from server.domain.form_tokens import FormTokens
+from server.web.protocol import MAX_HEADER_BYTES
 from tests import backends, live
 
 SLUG = "save-russian-lgbt-network"

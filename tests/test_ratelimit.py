@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.ratelimit import RateLimiter
+from server.domain.ratelimit import RateLimiter
 
 
 class Clock:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.richtext import render
+from server.domain.richtext import render
 
 
 def test_paragraphs_emphasis_links_lists() -> None:

@@ -3,7 +3,7 @@ clock)."""
 
 from __future__ import annotations
 
-from server.sessions import MAX_AGE, Sessions, cookie_name
+from server.web.sessions import MAX_AGE, Sessions, cookie_name
 
 NOW = 1_800_000_000.0
 
@@ -45,7 +45,7 @@ def test_forged_and_tampered_cookies_read_as_none() -> None:
 
 
 def test_form_tokens_are_not_sessions() -> None:
-    from server.tokens import FormTokens
+    from server.domain.form_tokens import FormTokens
 
     token = FormTokens(["k1"], lifetime=7200, min_age=0, clock=lambda: NOW).issue("slug")
     assert at(NOW).read(token) is None  # another salt: one purpose per signature

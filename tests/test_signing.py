@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.storage import Storage
-from server.tokens import FormTokens
+from server.domain.form_tokens import FormTokens
+from server.store.storage import Storage
 from tests import live
 
 SLUG = "save-russian-lgbt-network"
@@ -313,8 +313,8 @@ def test_unknown_partner_code_still_counts(server: live.LiveServer, client: http
 def test_closed_petition_refuses_signatures(tmp_path: Path, database_url: str) -> None:
     import dataclasses
 
-    from server import bundle
-    from server.petitions import load_file
+    from server.domain.petitions import load_file
+    from server.web import bundle
 
     closed = dataclasses.replace(load_file(bundle.EXAMPLE_PETITION), status="closed")
     live.prepare(database_url, [closed])

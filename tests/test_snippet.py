@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server import snippet
+from server.domain import snippet
 
 BASE = "https://petitions.example.org"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.stencil import Stencil
+from server.web.stencil import Stencil
 
 HOLES = {"token": "HOLEtoken", "frame": "HOLEframe"}
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from server import bundle
-from server.petitions import Petition, load_file
-from server.signatures import Consent, NewSignature
-from server.storage import MIGRATIONS, Storage
-from server.validation import validate_signer
-from server.writer import create_writer
+from server.domain.petitions import Petition, load_file
+from server.domain.signatures import Consent, NewSignature
+from server.domain.validation import validate_signer
+from server.store.storage import MIGRATIONS, Storage
+from server.store.writer import create_writer
+from server.web import bundle
 
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 

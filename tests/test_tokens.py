@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.tokens import (
+from server.domain.form_tokens import (
     MAX_TOKEN_LENGTH,
     ExpiredToken,
     FormTokens,

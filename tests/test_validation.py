@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.validation import (
+from server.domain.validation import (
     EMAIL_MAX,
     NAME_MAX,
     FieldErrors,

@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import bundle, demo, i18n, widget
-from server.petitions import load_file, parse
-from server.storage import Storage
+from server.domain import i18n
+from server.domain.petitions import load_file, parse
+from server.store.storage import Storage
+from server.web import bundle, demo, widget
 from tests import backends, live
 
 SLUG = "save-russian-lgbt-network"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from server import keys
-from server.storage import Storage
+from server.domain import access_keys
+from server.store.storage import Storage
 from tests import live
 
 SLUG = "save-russian-lgbt-network"
@@ -22,8 +22,8 @@ ADMIN = f"/admin/petitions/{SLUG}"
 
 @dataclasses.dataclass(frozen=True)
 class Keys:
-    owner: keys.Key
-    partner: keys.Key
+    owner: access_keys.Key
+    partner: access_keys.Key
 
 
 def in_thread(work: Callable[[], Any]) -> Any:
@@ -40,10 +40,12 @@ def admin_keys(widget_server: live.LiveServer) -> Keys:
         try:
             pid = await storage.petition_id(SLUG)
             partner = await storage.add_partner(pid, "ngo-a", "NGO A")
-            made = Keys(keys.generate(keys.OWNER), keys.generate(keys.PARTNER))
-            await storage.add_access_key(made.owner.id, keys.OWNER, made.owner.digest, "t")
+            made = Keys(
+                access_keys.generate(access_keys.OWNER), access_keys.generate(access_keys.PARTNER)
+            )
+            await storage.add_access_key(made.owner.id, access_keys.OWNER, made.owner.digest, "t")
             await storage.add_access_key(
-                made.partner.id, keys.PARTNER, made.partner.digest, "t",
+                made.partner.id, access_keys.PARTNER, made.partner.digest, "t",
                 petition_id=pid, partner_id=partner.id,
             )  # fmt: skip
             return made
@@ -86,7 +88,7 @@ def tab(chromium: Any, admin_keys: Keys) -> Iterator[Any]:
     assert not problems, problems
 
 
-def sign_in_from_link(page: Any, server: live.LiveServer, key: keys.Key) -> None:
+def sign_in_from_link(page: Any, server: live.LiveServer, key: access_keys.Key) -> None:
     page.goto(server.url(f"/admin/login#key={key.text}"))
     page.wait_for_url(lambda url: "/admin/login" not in url)
     assert key.text not in page.url

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from server import demo, i18n, widget
-from server.bundle import EXAMPLE_PETITION
-from server.petitions import load_file
+from server.domain import i18n
+from server.domain.petitions import load_file
+from server.web import demo, widget
+from server.web.bundle import EXAMPLE_PETITION
 from tests import live
 from tests.browser.conftest import ARTIFACTS, PartnerSite
 

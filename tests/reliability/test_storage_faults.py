@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import keys
+from server.domain import access_keys
 from tests import backends, db, live
 from tests.load import SignLoad
 from tests.proxy import Proxy
@@ -63,7 +63,7 @@ def test_postgresql_unreachable_mid_load(
         load.wait_for_outcome("503")
         assert load.retry_after == {"5"}
         # Requests that read the database outside the sign path: 503 too, never a 500.
-        key = keys.generate(keys.OWNER).text  # well formed, so it is looked up
+        key = access_keys.generate(access_keys.OWNER).text  # well formed, so it is looked up
         keyed = httpx.get(
             server.url(f"/api/petitions/{SLUG}"), headers={"Authorization": f"Bearer {key}"}
         )

@@ -24,7 +24,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
-from server.storage import ExportRow
+from server.store.storage import ExportRow
 
 CHUNK_BYTES = 64 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

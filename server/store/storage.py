@@ -31,9 +31,9 @@ from typing import Any
 
 import databases
 
-from server.petitions import Petition
+from server.domain.petitions import Petition
+from server.domain.signatures import NewSignature
 from server.settings import sqlite_path
-from server.signatures import NewSignature
 
 logger = logging.getLogger("petition_widget.storage")
 

@@ -19,12 +19,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import admin, api, badge, demo, openapi, widget
 from server import settings as settings_module
-from server.services import Services
 from server.settings import Settings
-from server.signing import STORAGE_RETRY_AFTER
-from server.storage import describe, is_unavailable
+from server.store.storage import describe, is_unavailable
+from server.web import admin, api, badge, demo, openapi, widget
+from server.web.submission import STORAGE_RETRY_AFTER
+from server.wiring import Services
 
 logger = logging.getLogger("petition_widget")
 

@@ -11,7 +11,7 @@ import html
 import re
 import urllib.parse
 
-from server.partners import CODE
+from server.domain.partners import CODE
 
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}")
 _LANG = re.compile(r"[a-z]{2,3}")

@@ -25,12 +25,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import access, clients, i18n, payloads, richtext, signing, widget
-from server.assets import Parts, Prebuilt, accepts_gzip, prebuilt
-from server.partners import normalise_code
-from server.registry import Entry
-from server.services import Services
-from server.storage import describe
+from server.domain import access, i18n, richtext
+from server.domain.partners import normalise_code
+from server.store.registry import Entry
+from server.store.storage import describe
+from server.web import client_address, payloads, submission, widget
+from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
+from server.wiring import Services
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 # Every JSON answer: readable from any site, and never sniffed into something else.
@@ -249,7 +250,7 @@ async def _keyed_petition(
 def client_key(request: Request) -> bytes:
     services = services_of(request)
     settings = services.settings
-    return clients.key_for(request.scope, settings.trusted_proxies, services.client_secret)
+    return client_address.key_for(request.scope, settings.trusted_proxies, services.client_secret)
 
 
 def rate_limited(services: Services, request: Request, entry: Entry | None) -> int:
@@ -302,7 +303,7 @@ async def signatures(request: Request) -> Response:
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await signing.sign(services, entry, fields)
+    outcome = await submission.sign(services, entry, fields)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.signed and outcome.count is not None:
@@ -331,7 +332,7 @@ def _refusal(
     fields: Mapping[str, Any] | None = None,
 ) -> Response:
     if as_html:
-        outcome = signing.Outcome(status, error=code, retry_after=retry_after)
+        outcome = submission.Outcome(status, error=code, retry_after=retry_after)
         return widget.sign_result(request, entry, outcome, fields or {})
     return error_response(status, code, request_language(request, entry), retry_after)
 

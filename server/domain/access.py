@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from server import keys
-from server.storage import AccessKeyRow, Storage
+from server.domain import access_keys
+from server.store.storage import AccessKeyRow, Storage
 
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
     key_id: str
-    role: str  # keys.OWNER or keys.PARTNER
+    role: str  # access_keys.OWNER or access_keys.PARTNER
     petition_id: int | None  # None: an owner of every petition
     partner_id: int | None  # set for partners only
     partner_code: str | None
@@ -29,7 +29,7 @@ class Principal:
 
     @property
     def is_owner(self) -> bool:
-        return self.role == keys.OWNER
+        return self.role == access_keys.OWNER
 
     def may_see(self, petition_id: int) -> bool:
         """Whether this key may see the petition's (non-personal) numbers."""
@@ -51,27 +51,29 @@ def principal_of(row: AccessKeyRow) -> Principal:
         key_id=row.id,
         role=row.role,
         petition_id=row.petition_id,
-        partner_id=row.partner_id if row.role == keys.PARTNER else None,
-        partner_code=row.partner_code if row.role == keys.PARTNER else None,
+        partner_id=row.partner_id if row.role == access_keys.PARTNER else None,
+        partner_code=row.partner_code if row.role == access_keys.PARTNER else None,
         petition_slug=row.petition_slug,
     )
 
 
 def _usable(row: AccessKeyRow | None) -> bool:
-    if row is None or row.revoked_at is not None or row.role not in keys.PREFIXES:
+    if row is None or row.revoked_at is not None or row.role not in access_keys.PREFIXES:
         return False
     # A partner key without its partner (or petition) is broken, not widened to more.
-    return row.role == keys.OWNER or (row.partner_id is not None and row.petition_id is not None)
+    return row.role == access_keys.OWNER or (
+        row.partner_id is not None and row.petition_id is not None
+    )
 
 
 async def authenticate(storage: Storage, presented: object) -> Principal | None:
     """The principal of a whole key as presented, or None for anything else."""
-    key = keys.parse(presented)
+    key = access_keys.parse(presented)
     if key is None:
         return None
     row = await storage.access_key(key.id)
-    stored = row.secret_hash if row is not None else keys.UNKNOWN_DIGEST
-    genuine = keys.matches(key, stored)  # computed even for an unknown id: same work
+    stored = row.secret_hash if row is not None else access_keys.UNKNOWN_DIGEST
+    genuine = access_keys.matches(key, stored)  # computed even for an unknown id: same work
     if not genuine or row is None or row.role != key.role or not _usable(row):
         return None
     return principal_of(row)

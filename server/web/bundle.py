@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).parent
+_PACKAGE = Path(__file__).parent.parent  # server/
 _BUNDLED = _PACKAGE / "_bundled"
 _ROOT = _BUNDLED if _BUNDLED.is_dir() else _PACKAGE.parent
 

@@ -6,12 +6,12 @@ import dataclasses
 import hashlib
 import hmac
 
-from server.ratelimit import RateLimiter
-from server.registry import Registry
+from server.domain.form_tokens import FormTokens
+from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
-from server.storage import Storage
-from server.tokens import FormTokens
-from server.writer import Writer, create_writer
+from server.store.registry import Registry
+from server.store.storage import Storage
+from server.store.writer import Writer, create_writer
 
 
 @dataclasses.dataclass

@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import countries, i18n, richtext
-from server.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
-from server.bundle import WIDGET_DIR
-from server.partners import normalise_code
-from server.registry import Entry
-from server.services import Services
-from server.signing import Outcome, consent_wording, form_language
-from server.stencil import Stencil
+from server.domain import countries, i18n, richtext
+from server.domain.partners import normalise_code
+from server.store.registry import Entry
+from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
+from server.web.bundle import WIDGET_DIR
+from server.web.stencil import Stencil
+from server.web.submission import Outcome, consent_wording, form_language
+from server.wiring import Services
 
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import i18n
+from server.domain import i18n
 
 MAX_AGE = 60  # seconds a browser or cache may show a badge without asking again
 STALE = 600  # seconds a cache may keep showing one while it asks

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from server.bundle import EXAMPLES_DIR
+from server.web.bundle import EXAMPLES_DIR
 
 EXAMPLE_ORIGIN = "http://127.0.0.1:8000"  # the server the example page's snippets name
 

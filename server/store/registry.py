@@ -14,8 +14,8 @@ import dataclasses
 import logging
 import time
 
-from server.petitions import Petition
-from server.storage import PartnerRow, Storage, describe
+from server.domain.petitions import Petition
+from server.store.storage import PartnerRow, Storage, describe
 
 logger = logging.getLogger("petition_widget.registry")
 

@@ -12,13 +12,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from server import i18n
-from server.registry import Entry
-from server.services import Services
-from server.signatures import Consent, NewSignature
-from server.storage import PartnerRow, StorageUnavailable
-from server.tokens import TokenError
-from server.validation import FieldErrors, validate_signer
+from server.domain import i18n
+from server.domain.form_tokens import TokenError
+from server.domain.signatures import Consent, NewSignature
+from server.domain.validation import FieldErrors, validate_signer
+from server.store.registry import Entry
+from server.store.storage import PartnerRow, StorageUnavailable
+from server.wiring import Services
 
 HONEYPOT = "website"  # hidden from people; a bot that fills it is told "signed" and ignored
 STORAGE_RETRY_AFTER = 5  # seconds a client should wait when storage is unavailable

@@ -32,17 +32,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server import access, charts, clients, export, snippet
-from server.access import Principal
-from server.assets import IMMUTABLE, Asset, compressed
-from server.payloads import PayloadError, decode_form, read_body
-from server.petitions import MAX_GOAL
-from server.ratelimit import RateLimiter
-from server.registry import Entry
-from server.services import Services
-from server.sessions import Session, Sessions, cookie_name
+from server.domain import access, charts, export, snippet
+from server.domain.access import Principal
+from server.domain.petitions import MAX_GOAL
+from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
-from server.storage import PartnerRow, Storage
+from server.store.registry import Entry
+from server.store.storage import PartnerRow, Storage
+from server.web import client_address
+from server.web.assets import IMMUTABLE, Asset, compressed
+from server.web.payloads import PayloadError, decode_form, read_body
+from server.web.sessions import Session, Sessions, cookie_name
+from server.wiring import Services
 
 logger = logging.getLogger("petition_widget.admin")
 
@@ -295,8 +296,10 @@ def _next(value: object) -> str:
 
 async def login(request: Request) -> Response:
     services = services_of(request)
-    address = clients.client_address(request.scope, services.settings.trusted_proxies)
-    wait = state_of(request).login_limiter.hit(clients.client_key(address, services.client_secret))
+    address = client_address.client_address(request.scope, services.settings.trusted_proxies)
+    wait = state_of(request).login_limiter.hit(
+        client_address.client_key(address, services.client_secret)
+    )
     if wait:
         response = page(request, "login.html", None, 429, next="/admin",
                         error="Too many attempts. Wait a minute and try again.")  # fmt: skip

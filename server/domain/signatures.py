@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import hashlib
 
-from server.validation import Signer
+from server.domain.validation import Signer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from server import countries
+from server.domain import countries
 
 NAME_MAX = 120
 COMMENT_MAX = 1_000
