@@ -10,7 +10,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests import backends, live
+from tests.support import backends, live
 
 # Property tests: bounded, and not failed by a slow first draw on a busy 2-core machine.
 settings.register_profile(

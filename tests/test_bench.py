@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import backends
+from tests.support import backends
 
 ROOT = Path(__file__).resolve().parent.parent
 

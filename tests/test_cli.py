@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from server.web import bundle
-from tests import live
+from tests.support import live
 
 GOOD = """\
 slug = "second-petition"

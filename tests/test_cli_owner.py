@@ -15,7 +15,7 @@ import pytest
 from server import cli
 from server.domain import access, access_keys
 from server.store.storage import Storage
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 KEY = re.compile(r"\b(pw[op]_[a-z0-9]{12}_[A-Za-z0-9]{32})\b")

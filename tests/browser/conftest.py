@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests import backends, live
+from tests.support import backends, live
 
 # From /work/shared/STACK.md: Debian's build, headless, nothing that calls home.
 CHROMIUM_ARGS = [

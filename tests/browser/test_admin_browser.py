@@ -14,7 +14,7 @@ import pytest
 
 from server.domain import access_keys
 from server.store.storage import Storage
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 ADMIN = f"/admin/petitions/{SLUG}"

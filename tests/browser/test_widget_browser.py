@@ -19,8 +19,8 @@ from server.domain import i18n
 from server.domain.petitions import load_file
 from server.web import demo, widget
 from server.web.bundle import EXAMPLE_PETITION
-from tests import live
 from tests.browser.conftest import ARTIFACTS, PartnerSite
+from tests.support import live
 
 pytestmark = pytest.mark.browser
 

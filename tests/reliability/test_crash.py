@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests import db, live
-from tests.load import SLUG, SignLoad
+from tests.support import db, live
+from tests.support.load import SLUG, SignLoad
 
 
 def test_kill_9_loses_no_acknowledged_signature(tmp_path: Path, database_url: str) -> None:

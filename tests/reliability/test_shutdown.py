@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests import db, live
-from tests.load import SignLoad
+from tests.support import db, live
+from tests.support.load import SignLoad
 
 
 def test_sigterm_finishes_in_flight_signatures(tmp_path: Path, database_url: str) -> None:

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from server.domain import access_keys
-from tests import backends, db, live
-from tests.load import SignLoad
-from tests.proxy import Proxy
+from tests.support import backends, db, live
+from tests.support.load import SignLoad
+from tests.support.proxy import Proxy
 
 SLUG = "save-russian-lgbt-network"
 

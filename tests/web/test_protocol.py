@@ -13,7 +13,7 @@ import pytest
 
 from server.domain.form_tokens import FormTokens
 from server.web.protocol import MAX_HEADER_BYTES
-from tests import backends, live
+from tests.support import backends, live
 
 SLUG = "save-russian-lgbt-network"
 

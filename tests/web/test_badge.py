@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import httpx
 
 from server.web import badge
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 SVG = "{http://www.w3.org/2000/svg}"

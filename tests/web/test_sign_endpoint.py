@@ -14,7 +14,7 @@ import pytest
 
 from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from server.domain.form_tokens import FormTokens
 from server.web import openapi
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 CHECKS = [

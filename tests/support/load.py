@@ -11,7 +11,7 @@ from collections import Counter
 import httpx
 
 from server.domain.form_tokens import FormTokens
-from tests import live
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 

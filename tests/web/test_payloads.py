@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from server.domain.validation import FieldErrors, validate_signer
 from server.web.payloads import MAX_FIELDS, PayloadError, decode_form, decode_json
-from tests.test_validation import json_values
+from tests.domain.test_validation import json_values
 
 
 def signer_or_field_errors(fields: dict[str, Any]) -> None:

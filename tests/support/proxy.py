@@ -9,7 +9,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from tests import live
+from tests.support import live
 
 
 class Proxy:

@@ -22,7 +22,7 @@ from server.domain import i18n
 from server.domain.petitions import load_file, parse
 from server.store.storage import Storage
 from server.web import bundle, demo, widget
-from tests import backends, live
+from tests.support import backends, live
 
 SLUG = "save-russian-lgbt-network"
 PAGE = f"/widget/{SLUG}"
@@ -30,7 +30,7 @@ SIGN = f"/api/petitions/{SLUG}/signatures"
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 PARTNER_CODE = "friends"
 PARTNER_NAME = 'Friends <script>alert("partner")</script> & Co'
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
@@ -865,7 +865,7 @@ def test_example_partner_page_embeds_the_snippet_and_loads_nothing_else() -> Non
 
 
 def test_docs_state_the_limits_the_code_uses() -> None:
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "widget.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "widget.md").read_text()
     assert f"every {widget.POLL_SECONDS} seconds (`POLL_SECONDS`)" in docs
     assert f"`Cache-Control: public, max-age={widget.COUNT_MAX_AGE}`" in docs
     assert f"`Cache-Control: public, max-age={widget.LOADER_MAX_AGE}`" in docs

@@ -26,7 +26,7 @@ from server.settings import sqlite_path
 from server.store.storage import ExportRow, Storage
 from server.store.writer import create_writer
 from server.web import bundle
-from tests import live
+from tests.support import live
 
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 

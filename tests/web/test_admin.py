@@ -22,7 +22,7 @@ from server.domain import access_keys
 from server.domain.petitions import load_file
 from server.store.storage import Storage
 from server.web import bundle, sessions
-from tests import backends, live
+from tests.support import backends, live
 
 SLUG = "save-russian-lgbt-network"
 SECOND = "second-petition"
