@@ -12,7 +12,8 @@ import pytest
 from server.domain.petitions import Petition, load_file
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
-from server.store.storage import MIGRATIONS, Storage
+from server.store.schema import MIGRATIONS
+from server.store.storage import Storage
 from server.store.writer import create_writer
 from server.web import bundle
 
