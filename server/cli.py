@@ -22,10 +22,11 @@ import uvicorn
 
 from server import settings as settings_module
 from server.domain import access_keys, snippet
+from server.domain.errors import StorageUnavailable
 from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Petition, PetitionFileError, load_file
 from server.settings import Settings, SettingsError
-from server.store.storage import Storage, StorageUnavailable, describe
+from server.store.storage import Storage, describe
 from server.web import bundle
 from server.web.protocol import GuardedHttpToolsProtocol
 

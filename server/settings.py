@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from server.domain.errors import PetitionWidgetError
+
 logger = logging.getLogger("petition_widget")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -155,7 +157,7 @@ class Settings:
         return self.base_url.startswith("https://")
 
 
-class SettingsError(ValueError):
+class SettingsError(PetitionWidgetError):
     """A setting has a value we cannot use; the message names the variable."""
 
 

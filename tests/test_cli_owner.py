@@ -15,6 +15,7 @@ import pytest
 from server import cli
 from server.domain import access, access_keys
 from server.store.storage import Storage
+from server.web import auth
 from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
@@ -43,7 +44,7 @@ def principal(url: str, text: str) -> access.Principal | None:
         storage = Storage(url)
         await storage.connect()
         try:
-            return await access.authenticate(storage, text)
+            return await auth.authenticate(storage, text)
         finally:
             await storage.disconnect()
 

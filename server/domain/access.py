@@ -1,13 +1,9 @@
-"""Who is asking, and what they may see: an access key (or a session naming one) becomes a
-`Principal`, checked against the database on every request.
+"""What an access key may see: the pure rules of `Principal`, and the check of a presented key
+against the row its id names.
 
-There is no per-process cache of keys: a key revoked by the CLI or on another host stops
-working on the very next request everywhere, at the cost of one indexed read per admin
-request (admin traffic is small). Every refusal is the same `None`, whatever was wrong (shape,
-unknown id, wrong secret, revoked), so an answer never hints at which part was wrong.
-
-`Principal`'s rules are pure: an owner key sees one petition or all; a partner key sees its own
-petition's public numbers and only its own partner's data, and manages nothing.
+An owner key sees one petition or all; a partner key sees its own petition's public numbers and
+only its own partner's data, and manages nothing. Reading the row is the store's work, and
+putting the two together is `server.web.auth`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +11,21 @@ from __future__ import annotations
 import dataclasses
 
 from server.domain import access_keys
-from server.store.storage import AccessKeyRow, Storage
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessKeyRow:
+    id: str
+    role: str  # access_keys.OWNER or keys.PARTNER
+    petition_id: int | None  # an owner key for every petition has none
+    partner_id: int | None
+    secret_hash: str
+    label: str
+    created_at: int
+    revoked_at: int | None
+    petition_slug: str | None
+    partner_code: str | None
+    partner_name: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +67,7 @@ def principal_of(row: AccessKeyRow) -> Principal:
     )
 
 
-def _usable(row: AccessKeyRow | None) -> bool:
+def usable(row: AccessKeyRow | None) -> bool:
     if row is None or row.revoked_at is not None or row.role not in access_keys.PREFIXES:
         return False
     # A partner key without its partner (or petition) is broken, not widened to more.
@@ -66,31 +76,19 @@ def _usable(row: AccessKeyRow | None) -> bool:
     )
 
 
-async def authenticate(storage: Storage, presented: object) -> Principal | None:
-    """The principal of a whole key as presented, or None for anything else."""
-    key = access_keys.parse(presented)
-    if key is None:
-        return None
-    row = await storage.access_key(key.id)
-    stored = row.secret_hash if row is not None else access_keys.UNKNOWN_DIGEST
-    genuine = access_keys.matches(key, stored)  # computed even for an unknown id: same work
-    if not genuine or row is None or row.role != key.role or not _usable(row):
-        return None
-    return principal_of(row)
-
-
-async def by_key_id(storage: Storage, key_id: str) -> Principal | None:
-    """The principal of a key named by a signed session (the secret was checked at login);
-    None once the key is revoked."""
-    row = await storage.access_key(key_id)
-    if row is None or not _usable(row):
-        return None
-    return principal_of(row)
-
-
 def bearer(authorization: str | None) -> str | None:
     """The key in an `Authorization: Bearer <key>` header."""
     scheme, _, value = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer":
         return None
     return value.strip() or None
+
+
+def check(key: access_keys.Key, row: AccessKeyRow | None) -> Principal | None:
+    """The principal of a presented key, given the stored row its id names (None when there is
+    none). The digest is compared even for an unknown id, so both take the same work."""
+    stored = row.secret_hash if row is not None else access_keys.UNKNOWN_DIGEST
+    genuine = access_keys.matches(key, stored)
+    if not genuine or row is None or row.role != key.role or not usable(row):
+        return None
+    return principal_of(row)

@@ -19,12 +19,30 @@ them, and only what contacting them needs: no comment, no organiser's consent fl
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
-from server.store.storage import ExportRow
+
+@dataclasses.dataclass(frozen=True)
+class ExportRow:
+    id: int
+    created_at: int
+    name: str
+    email: str
+    country: str | None
+    comment: str | None
+    lang: str
+    partner_code: str | None
+    partner_name: str | None
+    unknown_partner: str | None
+    consent_organiser: bool
+    consent_partner: bool
+    consent_version: str
+    consent_text: str | None
+
 
 CHUNK_BYTES = 64 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

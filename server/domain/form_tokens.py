@@ -12,6 +12,7 @@ unique constraint.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import secrets
 import time
@@ -26,6 +27,8 @@ from itsdangerous import (
     want_bytes,
 )
 
+from server.domain.errors import Refusal
+
 SALT = "petition-widget.form-token"
 MAX_TOKEN_LENGTH = 512  # ours are about 150 characters; longer ones are not worth decoding
 
@@ -39,11 +42,13 @@ class Claims:
     issued_at: int
 
 
-class TokenError(ValueError):
-    """A token that must be refused. `code` is the API's error code."""
+class TokenError(Refusal):
+    """A token that must be refused. `code` is the API's error code; `claims` are the token's
+    when it is genuine (expired, too fresh, another petition's), so a form can be shown again
+    with the same partner and language without decoding the token a second time."""
 
     code = "invalid_token"
-    retry_after: int | None = None
+    claims: Claims | None = None
 
 
 class ExpiredToken(TokenError):
@@ -111,15 +116,11 @@ class FormTokens:
             payload, signed_at = self._serializer.loads(token, return_timestamp=True)
         except BadData:
             return None
-        if not (isinstance(payload, list) and len(payload) == 4):
-            return None
-        if not all(isinstance(part, str) for part in payload):
-            return None
-        slug, partner, lang, nonce = payload
-        return Claims(slug, partner, lang, nonce, int(signed_at.timestamp()))
+        return _claims(payload, signed_at)
 
     def verify(self, token: object, petition: str) -> Claims:
-        """The claims of a token for `petition`, or a `TokenError` saying why not."""
+        """The claims of a token for `petition`, or a `TokenError` saying why not (carrying the
+        claims when the token is genuine but expired, too fresh or another petition's)."""
         if not _well_formed(token) or not token:
             raise TokenError("invalid_token")
         try:
@@ -127,24 +128,44 @@ class FormTokens:
                 token, max_age=self.lifetime, return_timestamp=True
             )
             payload = self._serializer.load_payload(value)
-        except SignatureExpired:
-            raise ExpiredToken("expired_token") from None
+        except SignatureExpired as exc:
+            expired = ExpiredToken("expired_token")
+            expired.claims = self._expired_claims(exc)
+            raise expired from None
         except BadData:
             raise TokenError("invalid_token") from None
-        if not (
-            isinstance(payload, list)
-            and len(payload) == 4
-            and all(isinstance(part, str) for part in payload)
-        ):
+        claims = _claims(payload, signed_at)
+        if claims is None:
             raise TokenError("invalid_token")
-        slug, partner, lang, nonce = payload
-        if slug != petition:
-            raise WrongPetition("wrong_petition")
-        issued_at = int(signed_at.timestamp())
-        age = int(self._clock()) - issued_at
+        if claims.petition != petition:
+            wrong = WrongPetition("wrong_petition")
+            wrong.claims = claims
+            raise wrong
+        age = int(self._clock()) - claims.issued_at
         if age < self.min_age:
-            raise TokenTooFresh(retry_after=self.min_age - age)
-        return Claims(slug, partner, lang, nonce, issued_at)
+            fresh = TokenTooFresh(retry_after=self.min_age - age)
+            fresh.claims = claims
+            raise fresh
+        return claims
+
+    def _expired_claims(self, exc: SignatureExpired) -> Claims | None:
+        if exc.payload is None or exc.date_signed is None:
+            return None
+        try:
+            payload = self._serializer.load_payload(exc.payload)
+        except BadData:
+            return None
+        return _claims(payload, exc.date_signed)
+
+
+def _claims(payload: object, signed_at: datetime.datetime) -> Claims | None:
+    """A decoded payload as claims, or None when it is not the shape we issue."""
+    if not (isinstance(payload, list) and len(payload) == 4):
+        return None
+    if not all(isinstance(part, str) for part in payload):
+        return None
+    slug, partner, lang, nonce = payload
+    return Claims(slug, partner, lang, nonce, int(signed_at.timestamp()))
 
 
 def _well_formed(token: object) -> TypeGuard[str]:

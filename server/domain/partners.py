@@ -4,11 +4,22 @@ strict in what they keep."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 
 CODE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 INVALID_CODE = "(invalid)"  # what is recorded when a snippet carries an unusable code
+
+
+@dataclasses.dataclass(frozen=True)
+class Partner:
+    """A partner organisation of one petition, as stored."""
+
+    id: int
+    petition_id: int
+    code: str
+    name: str
 
 
 def normalise_code(raw: str | None) -> str:

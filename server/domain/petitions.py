@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from server.domain import i18n
+from server.domain.errors import PetitionWidgetError
+from server.domain.partners import Partner
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 _ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?")
@@ -45,7 +47,7 @@ _TOP_KEYS = {
 }  # fmt: skip
 
 
-class PetitionFileError(ValueError):
+class PetitionFileError(PetitionWidgetError):
     """A petition file cannot be imported. `str()` names the file, line and field."""
 
     def __init__(self, source: str, message: str, line: int | None = None) -> None:
@@ -322,3 +324,21 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail(f"{key} must be a table ([{key}])", key)
         return dict(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A petition as this server publishes it: its texts, and the goal, status and partners
+    that the dashboard and the CLI may change after import."""
+
+    id: int
+    slug: str
+    petition: Petition
+    goal: int
+    status: str
+    updated_at: int
+    partners: dict[str, Partner]  # by code
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"

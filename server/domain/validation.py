@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.domain import countries
+from server.domain.errors import Refusal
 
 NAME_MAX = 120
 COMMENT_MAX = 1_000
@@ -52,11 +53,13 @@ class Signer:
     consent_partner: bool
 
 
-class FieldErrors(ValueError):
+class FieldErrors(Refusal):
     """Invalid fields: `errors` maps a field name to (message key, message values)."""
 
+    code = "invalid_fields"
+
     def __init__(self, errors: dict[str, tuple[str, dict[str, Any]]]) -> None:
-        super().__init__(", ".join(sorted(errors)))
+        super().__init__()
         self.errors = errors
 
 

@@ -10,29 +10,14 @@ this process show up at once: the writer reports the count after each commit.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 
-from server.domain.petitions import Petition
-from server.store.storage import PartnerRow, Storage, describe
+from server.domain.partners import Partner
+from server.domain.petitions import Entry
+from server.store.storage import Storage, describe
 
 logger = logging.getLogger("petition_widget.registry")
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    id: int
-    slug: str
-    petition: Petition
-    goal: int
-    status: str
-    updated_at: int
-    partners: dict[str, PartnerRow]  # by code
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == "open"
 
 
 class Registry:
@@ -60,7 +45,7 @@ class Registry:
         revision = await self.storage.content_revision()
         if revision != self.revision:
             petitions = await self.storage.petitions()
-            partners: dict[int, dict[str, PartnerRow]] = {}
+            partners: dict[int, dict[str, Partner]] = {}
             for partner in await self.storage.partners():
                 partners.setdefault(partner.petition_id, {})[partner.code] = partner
             self.entries = {

@@ -31,6 +31,10 @@ from typing import Any
 
 import databases
 
+from server.domain.access import AccessKeyRow
+from server.domain.errors import StorageUnavailable
+from server.domain.export import ExportRow
+from server.domain.partners import Partner
 from server.domain.petitions import Petition
 from server.domain.signatures import NewSignature
 from server.settings import sqlite_path
@@ -45,10 +49,6 @@ COMMAND_TIMEOUT = 10.0  # seconds one PostgreSQL statement may take before it is
 _MIGRATION_LOCK = 7_346_221  # PostgreSQL advisory lock id held while migrating
 EXPORT_BATCH = 500  # rows an export's reader hands over at a time
 EXPORT_QUEUE = 4  # batches it may read ahead of the response
-
-
-class StorageUnavailable(RuntimeError):
-    """The database cannot be reached or written to right now. Never carries signer data."""
 
 
 # --- Connections ------------------------------------------------------------------------------
@@ -248,14 +248,6 @@ class PetitionRow:
     updated_at: int
 
 
-@dataclass(frozen=True)
-class PartnerRow:
-    id: int
-    petition_id: int
-    code: str
-    name: str
-
-
 class Storage:
     def __init__(self, database_url: str, *, synchronous: str = "full") -> None:
         self.url = database_url
@@ -406,11 +398,11 @@ class Storage:
             for r in rows
         ]
 
-    async def partners(self) -> list[PartnerRow]:
+    async def partners(self) -> list[Partner]:
         rows = await self.database.fetch_all(
             "SELECT id, petition_id, code, name FROM partners ORDER BY petition_id, code"
         )
-        return [PartnerRow(r[0], r[1], r[2], r[3]) for r in rows]
+        return [Partner(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def totals(self) -> dict[int, int]:
         """Every petition's signature count: sums of a few counter rows, no `COUNT(*)`."""
@@ -446,7 +438,7 @@ class Storage:
 
     # Partners --------------------------------------------------------------------------------
 
-    async def add_partner(self, petition_id: int, code: str, name: str) -> PartnerRow:
+    async def add_partner(self, petition_id: int, code: str, name: str) -> Partner:
         """A new partner of a petition. Raises ValueError if the code is taken."""
         async with self.write() as conn:
             taken = await conn.fetch_val(
@@ -467,7 +459,7 @@ class Storage:
             )
             await self._bump_revision(conn)
         assert row is not None  # inserted just above, in this transaction
-        return PartnerRow(row[0], row[1], row[2], row[3])
+        return Partner(row[0], row[1], row[2], row[3])
 
     async def petition_id(self, slug: str) -> int | None:
         value = await self.database.fetch_val(
@@ -534,19 +526,19 @@ class Storage:
         )
         return len(rows)
 
-    async def partner(self, petition_id: int, code: str) -> PartnerRow | None:
+    async def partner(self, petition_id: int, code: str) -> Partner | None:
         row = await self.database.fetch_one(
             "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p AND code = :c",
             {"p": petition_id, "c": code},
         )
-        return None if row is None else PartnerRow(row[0], row[1], row[2], row[3])
+        return None if row is None else Partner(row[0], row[1], row[2], row[3])
 
-    async def petition_partners(self, petition_id: int) -> list[PartnerRow]:
+    async def petition_partners(self, petition_id: int) -> list[Partner]:
         rows = await self.database.fetch_all(
             "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p ORDER BY code",
             {"p": petition_id},
         )
-        return [PartnerRow(r[0], r[1], r[2], r[3]) for r in rows]
+        return [Partner(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def set_petition_status(self, petition_id: int, status: str) -> bool:
         """Open or close a petition; False when it already had that status."""
@@ -752,21 +744,6 @@ def _values(partner: int | None, **values: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class AccessKeyRow:
-    id: str
-    role: str  # keys.OWNER or keys.PARTNER
-    petition_id: int | None  # an owner key for every petition has none
-    partner_id: int | None
-    secret_hash: str
-    label: str
-    created_at: int
-    revoked_at: int | None
-    petition_slug: str | None
-    partner_code: str | None
-    partner_name: str | None
-
-
-@dataclass(frozen=True)
 class PartnerActivity:
     last_signature_at: int
     consenting: int  # signers who agreed to hear from the partner
@@ -788,24 +765,6 @@ class SignerRow:
     name: str
     country: str | None
     lang: str
-
-
-@dataclass(frozen=True)
-class ExportRow:
-    id: int
-    created_at: int
-    name: str
-    email: str
-    country: str | None
-    comment: str | None
-    lang: str
-    partner_code: str | None
-    partner_name: str | None
-    unknown_partner: str | None
-    consent_organiser: bool
-    consent_partner: bool
-    consent_version: str
-    consent_text: str | None
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from server.domain.errors import StorageUnavailable
 from server.domain.signatures import NewSignature
 from server.store import storage
-from server.store.storage import StorageUnavailable
 
 logger = logging.getLogger("petition_widget.writer")
 

@@ -34,12 +34,12 @@ from starlette.routing import Route
 
 from server.domain import access, charts, export, snippet
 from server.domain.access import Principal
-from server.domain.petitions import MAX_GOAL
+from server.domain.partners import Partner
+from server.domain.petitions import MAX_GOAL, Entry
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
-from server.store.registry import Entry
-from server.store.storage import PartnerRow, Storage
-from server.web import client_address
+from server.store.storage import Storage
+from server.web import auth, client_address
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
 from server.web.sessions import Session, Sessions, cookie_name
@@ -152,12 +152,12 @@ async def _caller(request: Request) -> Caller | Response:
     storage = services_of(request).storage
     header = request.headers.get("authorization")
     if header is not None:
-        principal = await access.authenticate(storage, access.bearer(header))
+        principal = await auth.authenticate(storage, access.bearer(header))
         if principal is None:
             return unauthorized()
         return Caller(principal, None)
     session = _session(request)
-    principal = await access.by_key_id(storage, session.key_id) if session else None
+    principal = await auth.by_key_id(storage, session.key_id) if session else None
     if session is None or principal is None:
         return _to_login(request)
     return Caller(principal, session)
@@ -227,7 +227,7 @@ async def _poster(request: Request) -> tuple[Caller, dict[str, Any]] | Response:
     session = _session(request)
     principal = None
     if session is not None:
-        principal = await access.by_key_id(services_of(request).storage, session.key_id)
+        principal = await auth.by_key_id(services_of(request).storage, session.key_id)
     if session is None or principal is None:
         return _to_login(request)
     form = await _form(request)
@@ -308,7 +308,7 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     if not _same_site(request) or form is None:
         return forbidden(request, "Sign in from this site's own sign-in page.")
-    principal = await access.authenticate(services.storage, form.get("key"))
+    principal = await auth.authenticate(services.storage, form.get("key"))
     if principal is None:
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
@@ -438,7 +438,7 @@ async def petition_page(request: Request) -> Response:
 class PartnerLine:
     """One row of the owner's per-partner table."""
 
-    partner: PartnerRow
+    partner: Partner
     count: int
     share: float
     last: int | None
@@ -475,7 +475,7 @@ async def partner_page(request: Request) -> Response:
     )
 
 
-async def _partner(request: Request, caller: Caller) -> tuple[Entry, PartnerRow] | Response:
+async def _partner(request: Request, caller: Caller) -> tuple[Entry, Partner] | Response:
     """The petition and partner of a partner route, if this caller may see them."""
     entry = await _entry(request)
     code = request.path_params["code"]
@@ -634,7 +634,7 @@ async def export_signatures(request: Request) -> Response:
     fmt = request.path_params["format"]
     if fmt not in export.FORMATS:
         return not_found(request, caller)
-    partner: PartnerRow | None = None
+    partner: Partner | None = None
     columns: Sequence[str]
     if "code" in request.path_params:
         found = await _partner(request, caller)

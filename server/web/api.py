@@ -27,9 +27,9 @@ from starlette.routing import Route
 
 from server.domain import access, i18n, richtext
 from server.domain.partners import normalise_code
-from server.store.registry import Entry
+from server.domain.petitions import Entry
 from server.store.storage import describe
-from server.web import client_address, payloads, submission, widget
+from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.wiring import Services
 
@@ -201,7 +201,7 @@ async def _keyed_petition(
     """The petition with the `partners` breakdown this key may see: every partner for an owner,
     its own line for a partner. Any wrong key is the same 401; another petition's key is 403."""
     storage = services.storage
-    principal = await access.authenticate(storage, access.bearer(request.headers["authorization"]))
+    principal = await auth.authenticate(storage, access.bearer(request.headers["authorization"]))
     if principal is None:
         return json_response(
             {"error": "unauthorized", "message": "A valid access key is needed."},

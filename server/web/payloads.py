@@ -14,15 +14,22 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from server.domain.errors import Refusal
+from server.web import refusals
+
 MAX_FIELDS = 50
 
 
-class PayloadError(ValueError):
-    """A body we refuse; `status` and `code` go into the error response."""
+class PayloadError(Refusal):
+    """A body we refuse; its `code` goes into the error response, and `status` comes from the
+    one table of refusals."""
 
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, code: str) -> None:
         super().__init__(code)
-        self.status, self.code = status, code
+
+    @property
+    def status(self) -> int:
+        return refusals.status_of(self.code)
 
 
 def kind(request: Request) -> str:
@@ -42,9 +49,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise PayloadError(400, "invalid_body")
+            raise PayloadError("invalid_body")
         if int(declared) > limit:
-            raise PayloadError(413, "body_too_large")
+            raise PayloadError("body_too_large")
     body = b""
     while True:
         message = await request.receive()
@@ -53,7 +60,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         body += chunk
         if len(body) > limit:
-            raise PayloadError(413, "body_too_large")
+            raise PayloadError("body_too_large")
         if not message.get("more_body", False):
             return body
 
@@ -62,12 +69,12 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
     """The submitted fields of a JSON object or a urlencoded form."""
     form_or_json = kind(request)
     if not form_or_json:
-        raise PayloadError(415, "unsupported_media_type")
+        raise PayloadError("unsupported_media_type")
     body = await read_body(request, limit)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise PayloadError(400, "invalid_encoding") from None
+        raise PayloadError("invalid_encoding") from None
     if form_or_json == "json":
         return decode_json(text)
     return decode_form(text)
@@ -77,9 +84,9 @@ def decode_json(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        raise PayloadError(400, "invalid_json") from None
+        raise PayloadError("invalid_json") from None
     if not isinstance(value, dict):
-        raise PayloadError(400, "invalid_json")
+        raise PayloadError("invalid_json")
     return value
 
 
@@ -90,9 +97,9 @@ def decode_form(text: str) -> dict[str, Any]:
             max_num_fields=MAX_FIELDS,
         )  # fmt: skip
     except UnicodeDecodeError:  # percent-escapes that are not UTF-8
-        raise PayloadError(400, "invalid_encoding") from None
+        raise PayloadError("invalid_encoding") from None
     except ValueError:  # too many fields
-        raise PayloadError(400, "invalid_body") from None
+        raise PayloadError("invalid_body") from None
     fields: dict[str, Any] = {}
     for name, value in pairs:
         fields.setdefault(name, value)  # the first of repeated fields counts

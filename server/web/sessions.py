@@ -5,7 +5,7 @@ The cookie holds the key's id (never its secret), a random CSRF token and the ti
 signed with itsdangerous (HMAC-SHA256, a salt of its own, the `SECRET_KEYS` list for rotation)
 and valid for `MAX_AGE` seconds from sign-in, not from the last request. A forged, tampered or
 expired cookie reads as no session. The key it names is checked against the database on every
-request (`access.by_key_id`), so revoking the key ends its sessions at once.
+request (`auth.by_key_id`), so revoking the key ends its sessions at once.
 
 The CSRF token travels in the signed cookie (`HttpOnly`, `SameSite=Strict`) and in a hidden
 form field; a request is accepted only when both agree. Another site can neither read the

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.domain import i18n
+from server.domain.errors import StorageUnavailable
 from server.domain.form_tokens import TokenError
+from server.domain.partners import Partner
+from server.domain.petitions import Entry
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import FieldErrors, validate_signer
-from server.store.registry import Entry
-from server.store.storage import PartnerRow, StorageUnavailable
 from server.wiring import Services
 
 HONEYPOT = "website"  # hidden from people; a bot that fills it is told "signed" and ignored
@@ -55,7 +56,7 @@ class ConsentWording:
 _WORDINGS: dict[tuple[int, str, int | None], tuple[Entry, ConsentWording]] = {}
 
 
-def consent_wording(entry: Entry, lang: str, partner: PartnerRow | None) -> ConsentWording:
+def consent_wording(entry: Entry, lang: str, partner: Partner | None) -> ConsentWording:
     """The wording for a petition as loaded (a reloaded petition is a new entry), a language and
     a partner: built once, as every signature of a surge asks for the same few."""
     key = (entry.id, lang, partner.id if partner else None)
@@ -67,7 +68,7 @@ def consent_wording(entry: Entry, lang: str, partner: PartnerRow | None) -> Cons
     return found[1]
 
 
-def _consent_wording(entry: Entry, lang: str, partner: PartnerRow | None) -> ConsentWording:
+def _consent_wording(entry: Entry, lang: str, partner: Partner | None) -> ConsentWording:
     t = i18n.catalog(lang)
     organiser = entry.petition.in_language(lang).organiser
     return ConsentWording(

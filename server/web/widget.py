@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from server.domain import countries, i18n, richtext
 from server.domain.partners import normalise_code
-from server.store.registry import Entry
+from server.domain.petitions import Entry
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
 from server.web.stencil import Stencil

@@ -7,7 +7,7 @@ import asyncio
 from server.domain import access, access_keys
 from server.domain.petitions import load_file
 from server.store.storage import Storage
-from server.web import bundle
+from server.web import auth, bundle
 
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 
@@ -38,14 +38,14 @@ def test_owner_and_partner_keys(database_url: str) -> None:
         scoped = await stored(storage, access_keys.OWNER, petition_id=pid)
         ngo = await stored(storage, access_keys.PARTNER, petition_id=pid, partner_id=partner.id)
 
-        everyone = await access.authenticate(storage, owner.text)
+        everyone = await auth.authenticate(storage, owner.text)
         assert everyone is not None and everyone.is_owner and everyone.petition_id is None
         assert everyone.may_manage(pid) and everyone.may_manage(pid + 1)
 
-        one = await access.authenticate(storage, scoped.text)
+        one = await auth.authenticate(storage, scoped.text)
         assert one is not None and one.may_manage(pid) and not one.may_see(pid + 1)
 
-        p = await access.authenticate(storage, ngo.text)
+        p = await auth.authenticate(storage, ngo.text)
         assert p is not None and not p.is_owner
         assert (p.partner_id, p.partner_code, p.petition_slug) == (
             partner.id,
@@ -69,8 +69,8 @@ def test_every_wrong_key_is_the_same_refusal(database_url: str) -> None:
         wrong_role = access_keys.Key(access_keys.PARTNER, owner.id, owner.secret).text
         for presented in (None, "", "garbage", wrong_secret, wrong_role,
                           access_keys.generate(access_keys.OWNER).text, owner.text[:-1]):  # fmt: skip
-            assert await access.authenticate(storage, presented) is None
-        assert await access.authenticate(storage, owner.text) is not None
+            assert await auth.authenticate(storage, presented) is None
+        assert await auth.authenticate(storage, owner.text) is not None
         await storage.disconnect()
 
     asyncio.run(check())
@@ -80,12 +80,12 @@ def test_a_revoked_key_stops_at_once(database_url: str) -> None:
     async def check() -> None:
         storage, _ = await opened(database_url)
         owner = await stored(storage, access_keys.OWNER)
-        assert await access.by_key_id(storage, owner.id) is not None
+        assert await auth.by_key_id(storage, owner.id) is not None
         assert await storage.revoke_access_key(owner.id) is True
         assert await storage.revoke_access_key(owner.id) is False  # already revoked
         assert await storage.revoke_access_key("nosuchkey123") is False
-        assert await access.authenticate(storage, owner.text) is None
-        assert await access.by_key_id(storage, owner.id) is None
+        assert await auth.authenticate(storage, owner.text) is None
+        assert await auth.by_key_id(storage, owner.id) is None
         row = await storage.access_key(owner.id)
         assert row is not None and row.revoked_at is not None
         await storage.disconnect()
@@ -99,8 +99,8 @@ def test_keys_by_label_are_revoked_together(database_url: str) -> None:
         demo = [await stored(storage, access_keys.OWNER, "demo") for _ in range(2)]
         kept = await stored(storage, access_keys.OWNER, "real")
         assert await storage.revoke_access_keys_labelled("demo") == 2
-        assert all([await access.authenticate(storage, k.text) is None for k in demo])
-        assert await access.authenticate(storage, kept.text) is not None
+        assert all([await auth.authenticate(storage, k.text) is None for k in demo])
+        assert await auth.authenticate(storage, kept.text) is not None
         listed = await storage.access_keys()
         assert [r.id for r in listed if r.revoked_at is None] == [kept.id]
         assert all(k.secret not in repr(listed) for k in [*demo, kept])
