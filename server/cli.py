@@ -441,7 +441,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # secret key is not passed along: the workers read the same key file.
     os.environ.update(DATABASE_URL=settings.database_url, BASE_URL=settings.base_url)
     uvicorn.run(
-        "server.web.app:app_from_environment",
+        "server.wiring:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -469,7 +469,7 @@ async def demo_keys(storage: Storage, slug: str) -> tuple[access_keys.Key, acces
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from server.web.app import create_app
+    from server.wiring import create_app
 
     petition = load_file(bundle.EXAMPLE_PETITION)
 

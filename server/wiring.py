@@ -1,47 +1,53 @@
-"""The long-lived parts of a running server, built once at start-up and shared by endpoints."""
+"""Wiring: builds the services of a running server from its settings, and the ASGI app on top.
+
+The one place that knows every layer: settings in, a store (engine, writer, registry), the
+domain's form tokens and rate limiters, and the web app that serves them. `app_from_environment`
+is what uvicorn imports in each worker (settings come from the environment, which
+`petition-widget serve` fills from its flags).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 
+from starlette.types import ASGIApp
+
+from server import settings as settings_module
 from server.domain.form_tokens import FormTokens
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store.registry import Registry
 from server.store.storage import Storage
-from server.store.writer import Writer, create_writer
+from server.store.writer import create_writer
+from server.web.app import create_app as create_web_app
+from server.web.services import Services
 
 
-@dataclasses.dataclass
-class Services:
-    settings: Settings
-    storage: Storage
-    writer: Writer
-    registry: Registry
-    tokens: FormTokens
-    sign_limiter: RateLimiter  # per client address and petition
-    client_limiter: RateLimiter  # per client address, over all petitions
-    client_secret: bytes  # keys the hash that stands for a client's address
+def build_services(settings: Settings) -> Services:
+    storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+    return Services(
+        settings=settings,
+        storage=storage,
+        writer=create_writer(storage),
+        registry=Registry(storage, settings.count_refresh),
+        tokens=FormTokens(
+            settings.secret_keys,
+            lifetime=settings.token_lifetime,
+            min_age=settings.token_min_age,
+        ),
+        sign_limiter=RateLimiter(settings.rate_sign_per_minute),
+        client_limiter=RateLimiter(settings.rate_client_per_minute),
+        client_secret=derive_key(settings.secret_keys[0], "client-address"),
+    )
 
-    @classmethod
-    def build(cls, settings: Settings) -> Services:
-        storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
-        return cls(
-            settings=settings,
-            storage=storage,
-            writer=create_writer(storage),
-            registry=Registry(storage, settings.count_refresh),
-            tokens=FormTokens(
-                settings.secret_keys,
-                lifetime=settings.token_lifetime,
-                min_age=settings.token_min_age,
-            ),
-            sign_limiter=RateLimiter(settings.rate_sign_per_minute),
-            client_limiter=RateLimiter(settings.rate_client_per_minute),
-            client_secret=derive_key(settings.secret_keys[0], "client-address"),
-        )
+
+def create_app(settings: Settings) -> ASGIApp:
+    return create_web_app(build_services(settings))
+
+
+def app_from_environment() -> ASGIApp:
+    return create_app(settings_module.load())
 
 
 def derive_key(secret: str, purpose: str) -> bytes:

@@ -1,4 +1,5 @@
-"""A signature on its way to storage, and the consent text it was given under. Pure values."""
+"""A signature on its way to storage, the consent wording a form shows, and the record of the
+wording each signer was given. Pure values."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import dataclasses
 import functools
 import hashlib
 
+from server.domain import i18n
+from server.domain.partners import Partner
+from server.domain.petitions import Entry
 from server.domain.validation import Signer
 
 
@@ -32,3 +36,51 @@ class NewSignature:
     signer: Signer
     lang: str
     consent: Consent
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsentWording:
+    """What the form says about the use of a signer's data, in one language."""
+
+    lang: str
+    notice: str
+    organiser_option: str | None  # the "keep me informed" box of the organiser, if any
+    partner_option: str | None  # the box of the partner whose page shows the form, if any
+
+    def record(self) -> Consent:
+        parts = [self.notice, self.organiser_option, self.partner_option]
+        return Consent(self.lang, "\n".join(p for p in parts if p))
+
+
+_WORDINGS: dict[tuple[int, str, int | None], tuple[Entry, ConsentWording]] = {}
+
+
+def consent_wording(entry: Entry, lang: str, partner: Partner | None) -> ConsentWording:
+    """The wording for a petition as loaded (a reloaded petition is a new entry), a language and
+    a partner: built once, as every signature of a surge asks for the same few."""
+    key = (entry.id, lang, partner.id if partner else None)
+    found = _WORDINGS.get(key)
+    if found is None or found[0] is not entry:
+        if len(_WORDINGS) > 10_000:
+            _WORDINGS.clear()
+        found = _WORDINGS[key] = (entry, _consent_wording(entry, lang, partner))
+    return found[1]
+
+
+def _consent_wording(entry: Entry, lang: str, partner: Partner | None) -> ConsentWording:
+    t = i18n.catalog(lang)
+    organiser = entry.petition.in_language(lang).organiser
+    return ConsentWording(
+        lang=lang,
+        notice=(
+            t("consent_notice", organiser=organiser) if organiser
+            else t("consent_notice_no_organiser")
+        ),
+        organiser_option=t("consent_organiser", organiser=organiser) if organiser else None,
+        partner_option=t("consent_partner", partner=partner.name) if partner else None,
+    )  # fmt: skip
+
+
+def form_language(entry: Entry, lang: str) -> str:
+    """The language a token's form was shown in, or the petition's own."""
+    return lang if lang in entry.petition.languages else entry.petition.lang

@@ -16,10 +16,13 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.domain import countries
 from server.domain.errors import Refusal
+
+if TYPE_CHECKING:
+    from server.domain.form_tokens import Claims
 
 NAME_MAX = 120
 COMMENT_MAX = 1_000
@@ -57,6 +60,7 @@ class FieldErrors(Refusal):
     """Invalid fields: `errors` maps a field name to (message key, message values)."""
 
     code = "invalid_fields"
+    claims: Claims | None = None  # the form token's, set by the signing decision
 
     def __init__(self, errors: dict[str, tuple[str, dict[str, Any]]]) -> None:
         super().__init__()

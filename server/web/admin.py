@@ -42,8 +42,8 @@ from server.store.storage import Storage
 from server.web import auth, client_address
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
+from server.web.services import services_of
 from server.web.sessions import Session, Sessions, cookie_name
-from server.wiring import Services
 
 logger = logging.getLogger("petition_widget.admin")
 
@@ -117,11 +117,6 @@ def _when(timestamp: int | None) -> str:
 def _asset_url(suffix: str) -> str:
     _, assets = _files()
     return "/admin/assets/" + next(n for n in assets if n.endswith(suffix))
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def state_of(request: Request) -> AdminState:

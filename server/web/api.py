@@ -31,7 +31,7 @@ from server.domain.petitions import Entry
 from server.store.storage import describe
 from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
-from server.wiring import Services
+from server.web.services import Services, services_of
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 # Every JSON answer: readable from any site, and never sniffed into something else.
@@ -44,11 +44,6 @@ PREFLIGHT = {
 }
 HEALTH_TIMEOUT = 3.0  # seconds each health check may take before it counts as failed
 PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -332,7 +327,8 @@ def _refusal(
     fields: Mapping[str, Any] | None = None,
 ) -> Response:
     if as_html:
-        outcome = submission.Outcome(status, error=code, retry_after=retry_after)
+        claims = services_of(request).tokens.peek((fields or {}).get("token"))
+        outcome = submission.Outcome(status, error=code, retry_after=retry_after, claims=claims)
         return widget.sign_result(request, entry, outcome, fields or {})
     return error_response(status, code, request_language(request, entry), retry_after)
 

@@ -1,7 +1,6 @@
 """The ASGI application: routes, start-up and shutdown, and the answers to errors.
 
-`create_app(settings)` builds it; `app_from_environment()` is what uvicorn imports in each
-worker (settings come from the environment, which `petition-widget serve` fills from its flags).
+`create_app(services)` builds it around the services that `server.wiring` builds.
 """
 
 from __future__ import annotations
@@ -19,20 +18,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import settings as settings_module
-from server.settings import Settings
 from server.store.storage import describe, is_unavailable
 from server.web import admin, api, badge, demo, openapi, widget
+from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER
-from server.wiring import Services
 
 logger = logging.getLogger("petition_widget")
 
 STARTUP_PATIENCE = 30.0  # seconds to keep trying to reach the database at start-up
 
 
-def create_app(settings: Settings) -> ASGIApp:
-    services = Services.build(settings)
+def create_app(services: Services) -> ASGIApp:
+    settings = services.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,10 +64,6 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.petition_documents = api.PetitionDocuments()
     app.state.admin = admin.AdminState.build(settings)
     return _Guard(app)
-
-
-def app_from_environment() -> ASGIApp:
-    return create_app(settings_module.load())
 
 
 async def _open_storage(services: Services) -> None:

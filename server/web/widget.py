@@ -28,11 +28,12 @@ from starlette.routing import Route
 from server.domain import countries, i18n, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
+from server.domain.signatures import consent_wording, form_language
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
+from server.web.services import Services, services_of
 from server.web.stencil import Stencil
-from server.web.submission import Outcome, consent_wording, form_language
-from server.wiring import Services
+from server.web.submission import Outcome
 
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
@@ -306,13 +307,8 @@ def _kept(params: Mapping[str, Any]) -> dict[str, str]:
 
 def interface_languages(entry: Entry) -> list[str]:
     """The languages the widget may be shown in: those in which the signature records the very
-    consent wording the signer read (see `signing.form_language`)."""
+    consent wording the signer read (see `signatures.form_language`)."""
     return [lang for lang in sorted(i18n.LANGUAGES) if form_language(entry, lang) == lang]
-
-
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def document(request: Request) -> Response:
@@ -345,7 +341,7 @@ def sign_result(
     """The no-JavaScript answer to a form post: the thank-you, or the form again with the
     signer's input kept, errors beside their fields and a fresh token."""
     services = services_of(request)
-    claims = services.tokens.peek(fields.get("token"))
+    claims = outcome.claims
     lang = form_language(entry, claims.lang if claims else str(fields.get("lang") or ""))
     t = i18n.catalog(lang)
     view = View(

@@ -1,0 +1,71 @@
+"""Signing a petition, decided: a form token's claims, the submitted fields and the petition in;
+a new signature, or a refusal with its code, out. Pure: nothing here reads or writes storage.
+
+The order of the checks matters. The petition must be open; the token is checked before the
+fields (a bot learns nothing from field errors on a forged token); a bot that fills the
+honeypot is told "signed" without a record; and a box that was not shown cannot have been
+ticked. Whether the address has signed before is not decided here: the store finds out inside
+the transaction, and the answer is the same either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from server.domain.errors import PetitionClosed
+from server.domain.form_tokens import Claims, FormTokens
+from server.domain.petitions import Entry
+from server.domain.signatures import NewSignature, consent_wording, form_language
+from server.domain.validation import FieldErrors, validate_signer
+
+HONEYPOT = "website"  # hidden from people; a bot that fills it is told "signed" and ignored
+NONCE_GRACE = 60  # seconds a used nonce is kept beyond its token's expiry (clock skew)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """An accepted submission: the token's claims, and the signature to record (None when the
+    honeypot was filled: the answer says "signed", and nothing is recorded)."""
+
+    claims: Claims
+    signature: NewSignature | None
+
+
+def decide(entry: Entry, tokens: FormTokens, fields: Mapping[str, Any]) -> Decision:
+    """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
+    `TokenError` (with the claims of a genuine token), or `FieldErrors`."""
+    if not entry.is_open:
+        raise PetitionClosed()
+    claims = tokens.verify(fields.get("token"), entry.slug)
+    if fields.get(HONEYPOT):
+        return Decision(claims, None)
+    petition = entry.petition
+    try:
+        signer = validate_signer(fields, country=petition.country, comment=petition.comment)
+    except FieldErrors as refusal:
+        refusal.claims = claims  # the form comes back with the token's partner and language
+        raise
+    lang = form_language(entry, claims.lang)
+    partner = entry.partners.get(claims.partner)
+    wording = consent_wording(entry, lang, partner)
+    # A box that was not shown cannot have been ticked.
+    unshown_organiser = signer.consent_organiser and wording.organiser_option is None
+    if unshown_organiser or (signer.consent_partner and partner is None):
+        signer = dataclasses.replace(
+            signer,
+            consent_organiser=signer.consent_organiser and not unshown_organiser,
+            consent_partner=signer.consent_partner and partner is not None,
+        )
+    signature = NewSignature(
+        petition_id=entry.id,
+        partner_id=partner.id if partner else None,
+        unknown_partner=claims.partner if claims.partner and partner is None else None,
+        nonce=claims.nonce,
+        nonce_expires_at=claims.issued_at + tokens.lifetime + NONCE_GRACE,
+        signer=signer,
+        lang=lang,
+        consent=wording.record(),
+    )
+    return Decision(claims, signature)
