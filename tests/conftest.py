@@ -23,7 +23,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI nothing may be skipped: a skipped PostgreSQL or browser test is a failure."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
-    if backends.REQUIRE_ALL and skipped:
+    if backends.REQUIRE_ALL and skipped and reporter is not None:
         reporter.write_line(
             f"FAILED: {len(skipped)} tests were skipped, and PETITION_WIDGET_REQUIRE_ALL=1",
             red=True,

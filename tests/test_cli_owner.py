@@ -5,9 +5,11 @@ which runs as a newcomer runs it."""
 from __future__ import annotations
 
 import asyncio
+import logging.config
 import re
 import time
 from pathlib import Path
+from typing import Protocol, cast
 
 import httpx
 import pytest
@@ -22,12 +24,23 @@ SLUG = "save-russian-lgbt-network"
 KEY = re.compile(r"\b(pw[op]_[a-z0-9]{12}_[A-Za-z0-9]{32})\b")
 
 
+class Run(Protocol):
+    url: str
+
+    def __call__(self, *args: str) -> tuple[int, str, str]: ...
+
+
 @pytest.fixture
-def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+def run(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Run:
     """`petition-widget ARGS --database-url URL` in this process: (exit code, stdout, stderr)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SECRET_KEYS", live.SECRET)
-    monkeypatch.setattr(cli.logging.config, "dictConfig", lambda config: None)
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
     live.prepare(database_url)
 
     def runner(*args: str) -> tuple[int, str, str]:
@@ -36,7 +49,7 @@ def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
         return code, out.out, out.err
 
     runner.url = database_url  # type: ignore[attr-defined]
-    return runner
+    return cast(Run, runner)
 
 
 def principal(url: str, text: str) -> access.Principal | None:
@@ -51,7 +64,7 @@ def principal(url: str, text: str) -> access.Principal | None:
     return asyncio.run(check())
 
 
-def test_create_owner_key_shows_it_once_and_it_works(run) -> None:
+def test_create_owner_key_shows_it_once_and_it_works(run: Run) -> None:
     code, out, _ = run("keys", "create-owner", "--label", "Campaign lead")
     assert code == 0
     found = KEY.findall(out)
@@ -66,7 +79,7 @@ def test_create_owner_key_shows_it_once_and_it_works(run) -> None:
     assert found[0] not in out and found[0].split("_")[2] not in out  # never the secret again
 
 
-def test_owner_key_for_one_petition(run) -> None:
+def test_owner_key_for_one_petition(run: Run) -> None:
     code, out, _ = run("keys", "create-owner", "--petition", SLUG)
     assert code == 0
     scoped = principal(run.url, KEY.findall(out)[0])
@@ -75,9 +88,11 @@ def test_owner_key_for_one_petition(run) -> None:
     assert code == 1 and "no petition 'no-such-petition'" in err
 
 
-def test_revoke_stops_a_key(run) -> None:
+def test_revoke_stops_a_key(run: Run) -> None:
     text = KEY.findall(run("keys", "create-owner")[1])[0]
-    key_id = access_keys.parse(text).id
+    key = access_keys.parse(text)
+    assert key is not None
+    key_id = key.id
     code, out, _ = run("keys", "revoke", key_id)
     assert code == 0 and f"Revoked key {key_id}" in out
     assert principal(run.url, text) is None
@@ -88,7 +103,7 @@ def test_revoke_stops_a_key(run) -> None:
     assert run("keys", "revoke", "not a key")[0] == 1
 
 
-def test_add_partner_prints_its_snippet_and_key(run) -> None:
+def test_add_partner_prints_its_snippet_and_key(run: Run) -> None:
     code, out, _ = run("partners", "add", SLUG, "--name", "Open Doors Network",
                        "--base-url", "https://petitions.example.org")  # fmt: skip
     assert code == 0
@@ -109,7 +124,7 @@ def test_add_partner_prints_its_snippet_and_key(run) -> None:
     assert found[0] not in out
 
 
-def test_add_partner_refusals(run) -> None:
+def test_add_partner_refusals(run: Run) -> None:
     assert run("partners", "add", SLUG, "--name", "NGO", "--code", "ngo")[0] == 0
     code, _, err = run("partners", "add", SLUG, "--name", "Another", "--code", "ngo")
     assert code == 1 and "already used" in err
@@ -120,12 +135,14 @@ def test_add_partner_refusals(run) -> None:
     assert run("partners", "add", SLUG, "--name", "   ")[0] == 1
 
 
-def test_a_partner_gets_a_new_key_and_the_old_one_can_go(run) -> None:
+def test_a_partner_gets_a_new_key_and_the_old_one_can_go(run: Run) -> None:
     first = KEY.findall(run("partners", "add", SLUG, "--name", "NGO A", "--code", "ngo-a")[1])[0]
     code, out, _ = run("partners", "key", SLUG, "ngo-a")
     assert code == 0
     second = KEY.findall(out)[0]
-    assert run("keys", "revoke", access_keys.parse(first).id)[0] == 0
+    first_key = access_keys.parse(first)
+    assert first_key is not None
+    assert run("keys", "revoke", first_key.id)[0] == 0
     assert principal(run.url, first) is None
     assert principal(run.url, second) is not None
     assert run("partners", "key", SLUG, "nobody")[0] == 1
@@ -145,8 +162,10 @@ def test_demo_keys_replace_the_last_runs(database_url: str) -> None:
     (old_owner, old_partner), (owner, partner) = asyncio.run(twice())
     assert principal(database_url, old_owner.text) is None
     assert principal(database_url, old_partner.text) is None
-    assert principal(database_url, owner.text).is_owner
-    assert principal(database_url, partner.text).partner_code == cli.DEMO_PARTNER[0]
+    new_owner = principal(database_url, owner.text)
+    assert new_owner is not None and new_owner.is_owner
+    new_partner = principal(database_url, partner.text)
+    assert new_partner is not None and new_partner.partner_code == cli.DEMO_PARTNER[0]
 
 
 def test_demo_prints_working_dashboard_links(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +18,7 @@ from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 ADMIN = f"/admin/petitions/{SLUG}"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Keys:
     partner: access_keys.Key
 
 
-def in_thread(work: Callable[[], Any]) -> Any:
+def in_thread(work: Callable[[], T]) -> T:
     """Run `asyncio.run` work off this thread: Playwright's sync API keeps a loop running here."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(work).result(60)
@@ -39,6 +40,7 @@ def admin_keys(widget_server: live.LiveServer) -> Keys:
         await storage.connect()
         try:
             pid = await storage.petition_id(SLUG)
+            assert pid is not None
             partner = await storage.add_partner(pid, "ngo-a", "NGO A")
             made = Keys(
                 access_keys.generate(access_keys.OWNER), access_keys.generate(access_keys.PARTNER)

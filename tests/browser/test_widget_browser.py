@@ -420,10 +420,11 @@ def test_layout_mirrors_for_right_to_left(visit: Callable[..., Visit]) -> None:
     wait_fitted(frame)
 
     def sides() -> list[float]:
-        return frame.evaluate(
+        lefts: list[float] = frame.evaluate(
             "[...['#pw-c-org', 'label[for=pw-c-org]']].map(s =>"
             " document.querySelector(s).getBoundingClientRect().left)"
         )
+        return lefts
 
     checkbox, label = sides()
     assert checkbox < label

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ from server.domain.validation import (
 )
 
 
-def errors_of(fields: dict, **modes: str) -> dict[str, str]:
+def errors_of(fields: dict[str, Any], **modes: str) -> dict[str, str]:
     with pytest.raises(FieldErrors) as caught:
         validate_signer(fields, **modes)
     return {field: key for field, (key, _) in caught.value.errors.items()}
@@ -200,7 +202,7 @@ json_values = st.recursive(
         json_values,
     )
 )
-def test_any_json_shape_gives_signer_or_field_errors(fields: dict) -> None:
+def test_any_json_shape_gives_signer_or_field_errors(fields: dict[str, Any]) -> None:
     try:
         signer = validate_signer(fields, country="optional", comment="optional")
     except FieldErrors as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -47,8 +49,8 @@ async def opened(url: str) -> Storage:
     return storage
 
 
-def run(coro):
-    return asyncio.run(coro)
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
 
 
 def test_migrations_are_applied_once(database_url: str) -> None:
@@ -62,7 +64,7 @@ def test_migrations_are_applied_once(database_url: str) -> None:
     run(check())
 
 
-def test_sqlite_is_in_wal_mode(tmp_path) -> None:
+def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
     async def check() -> None:
         storage = await opened(f"sqlite:///{tmp_path / 'x.db'}")
         assert await storage.database.fetch_val("PRAGMA journal_mode") == "wal"
@@ -194,6 +196,7 @@ def test_duplicates_inside_one_group(database_url: str) -> None:
         storage = await opened(database_url)
         await storage.import_petitions([EXAMPLE])
         pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
         batch = [
             signature(pid, "a@example.org", nonce="same"),
             signature(pid, "b@example.org", nonce="same"),
@@ -214,10 +217,11 @@ def test_concurrent_signers_are_counted_exactly(database_url: str) -> None:
         storage = await opened(database_url)
         await storage.import_petitions([EXAMPLE])
         pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
         batch = [signature(pid, f"s{i}@example.org") for i in range(400)]
         results = await _sign(storage, batch)
         assert None not in results
-        assert max(results) == 400
+        assert max(cast(list[int], results)) == 400
         assert await storage.totals() == {pid: 400}
         assert await storage.stored_signatures(pid) == 400
         await storage.disconnect()
@@ -230,6 +234,7 @@ def test_one_token_submitted_fifty_times_at_once(database_url: str) -> None:
         storage = await opened(database_url)
         await storage.import_petitions([EXAMPLE])
         pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
         batch = [signature(pid, f"r{i}@example.org", nonce="one-token") for i in range(50)]
         results = await _sign(storage, batch)
         assert sum(r is not None for r in results) == 1
@@ -244,6 +249,7 @@ def test_used_nonces_are_purged_after_expiry(database_url: str) -> None:
         storage = await opened(database_url)
         await storage.import_petitions([EXAMPLE])
         pid = await storage.petition_id(EXAMPLE.slug)
+        assert pid is not None
         old = dataclasses.replace(signature(pid, "x@example.org", nonce="old"), nonce_expires_at=10)
         await _sign(storage, [old, signature(pid, "y@example.org", nonce="fresh")])
         await storage.purge_used_nonces(now=1_000)

@@ -4,18 +4,20 @@ server's own SQL is in server/storage.py; these few queries exist only to audit 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from server.store.storage import Storage, email_digest
 
 SLUG = "save-russian-lgbt-network"
 
 
-async def _audit(url: str) -> dict:
+async def _audit(url: str) -> dict[str, Any]:
     storage = Storage(url)
     await storage.connect()
     try:
         db = storage.database
         pid = await storage.petition_id(SLUG)
+        assert pid is not None
         rows = await db.fetch_all(
             "SELECT email, email_key FROM signatures WHERE petition_id = :p", {"p": pid}
         )
@@ -45,6 +47,6 @@ async def _audit(url: str) -> dict:
         await storage.disconnect()
 
 
-def audit(url: str) -> dict:
+def audit(url: str) -> dict[str, Any]:
     """Counter total, signature rows, stored emails, nonces without a signature, integrity."""
     return asyncio.run(_audit(url))

@@ -12,8 +12,9 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ SLUG = "save-russian-lgbt-network"
 SECOND = "second-petition"
 EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
 ADMIN = f"/admin/petitions/{SLUG}"
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -47,10 +49,10 @@ async def _opened(url: str) -> Storage:
     return storage
 
 
-def in_storage(url: str, work):
+def in_storage(url: str, work: Callable[[Storage], Awaitable[T]]) -> T:
     """`work(storage)`'s result, on a storage opened for it."""
 
-    async def run():
+    async def run() -> T:
         storage = await _opened(url)
         try:
             return await work(storage)
@@ -82,10 +84,12 @@ def world(server: live.LiveServer) -> World:
 
     async def build(storage: Storage) -> tuple[dict[str, int], dict[str, access_keys.Key]]:
         pid = await storage.petition_id(SLUG)
+        assert pid is not None
         a = await storage.add_partner(pid, "ngo-a", "NGO A")
         b = await storage.add_partner(pid, "ngo-b", "NGO B")
         await storage.import_petitions([dataclasses.replace(EXAMPLE, slug=SECOND)])
         second = await storage.petition_id(SECOND)
+        assert second is not None
         c = await storage.add_partner(second, "ngo-c", "NGO C")
         made = {
             "owner": await new_key(storage, access_keys.OWNER),
@@ -273,7 +277,9 @@ def test_sign_out_ends_the_session(world: World) -> None:
 # --- CSRF and cross-site posts --------------------------------------------------------------
 
 
-def test_state_changes_need_the_csrf_token_and_our_own_site(world: World, owner: httpx.Client):
+def test_state_changes_need_the_csrf_token_and_our_own_site(
+    world: World, owner: httpx.Client
+) -> None:
     token = csrf_of(owner)
     status = f"{ADMIN}/status"
     refused = [
@@ -400,7 +406,9 @@ def test_owner_dashboard_numbers(world: World, owner: httpx.Client) -> None:
     assert all(world.email(tag) not in page.text for tag in world.signers)
 
 
-def test_partner_page_lists_only_its_consenting_signers(world: World, owner, partner_a) -> None:
+def test_partner_page_lists_only_its_consenting_signers(
+    world: World, owner: httpx.Client, partner_a: httpx.Client
+) -> None:
     page = partner_a.get(f"{ADMIN}/partners/ngo-a")
     assert page.status_code == 200
     assert world.signers["a-yes"]["name"] in page.text
@@ -456,13 +464,16 @@ def test_the_preview_cannot_sign(owner: httpx.Client) -> None:
     assert '"preview": true' in page.text or '"preview":true' in page.text
     visitors = owner.get(f"/widget/{SLUG}", params={"partner": "ngo-b"}).text
     assert re.search(r'name="token" value="[^"]{40,}"', visitors)
-    assert "disabled" not in re.search(r"<button type=\"submit\"[^>]*>", visitors).group(0)
+    button = re.search(r"<button type=\"submit\"[^>]*>", visitors)
+    assert button is not None and "disabled" not in button.group(0)
 
 
 # --- Exports -------------------------------------------------------------------------------------
 
 
-def test_partner_export_holds_only_its_own_consenting_signers(world: World, partner_a) -> None:
+def test_partner_export_holds_only_its_own_consenting_signers(
+    world: World, partner_a: httpx.Client
+) -> None:
     response = partner_a.get(f"{ADMIN}/partners/ngo-a/export.csv")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
@@ -482,7 +493,9 @@ def test_partner_export_holds_only_its_own_consenting_signers(world: World, part
     assert scripted.text == response.text
 
 
-def test_owner_export_holds_every_signer_with_their_consents(world: World, owner) -> None:
+def test_owner_export_holds_every_signer_with_their_consents(
+    world: World, owner: httpx.Client
+) -> None:
     rows = {r["email"]: r for r in rows_of(owner.get(f"{ADMIN}/export.csv").text)}
     mine = {tag: rows[world.email(tag)] for tag in ("a-yes", "a-no", "b-yes", "direct", "unknown")}
     assert world.email("c-yes") not in rows  # another petition
@@ -637,6 +650,7 @@ def test_reimporting_a_file_keeps_what_the_dashboard_changed(database_url: str) 
         await storage.migrate()
         await storage.import_petitions([EXAMPLE])
         pid = await storage.petition_id(SLUG)
+        assert pid is not None
         assert await storage.set_petition_status(pid, "closed")
         assert await storage.set_petition_goal(pid, 80_000)
         assert not await storage.set_petition_goal(pid, 80_000)  # no change
@@ -654,7 +668,9 @@ def test_reimporting_a_file_keeps_what_the_dashboard_changed(database_url: str) 
     asyncio.run(check())
 
 
-def test_signer_names_are_shown_as_text_on_the_partner_page(world: World, owner) -> None:
+def test_signer_names_are_shown_as_text_on_the_partner_page(
+    world: World, owner: httpx.Client
+) -> None:
     """A signer's name is the one text of a stranger's that reaches the dashboard."""
     hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)><svg onload=alert(3)>'
     url = world.server.env["DATABASE_URL"]

@@ -16,16 +16,16 @@ SVG = "{http://www.w3.org/2000/svg}"
 def test_badge_says_count_and_goal() -> None:
     svg = ET.fromstring(badge.render(12_345, 50_000))
     assert svg.get("aria-label") == "12,345 signed of 50,000"
-    assert svg.find(f"{SVG}title").text == "12,345 signed of 50,000"
+    assert svg.findtext(f"{SVG}title") == "12,345 signed of 50,000"
     texts = [t.text for t in svg.iter(f"{SVG}text")]
     assert texts == ["12,345 signed", "12,345 signed", "of 50,000", "of 50,000"]  # shadow, text
 
 
 def test_badge_width_fits_its_text() -> None:
     short, long = ET.fromstring(badge.render(1, 10)), ET.fromstring(badge.render(1_234_567, 10**9))
-    assert int(short.get("width")) < int(long.get("width"))
+    assert int(short.attrib["width"]) < int(long.attrib["width"])
     rects = long.findall(f"{SVG}g/{SVG}rect")
-    assert sum(int(r.get("width")) for r in rects) == int(long.get("width"))
+    assert sum(int(r.attrib["width"]) for r in rects) == int(long.attrib["width"])
 
 
 def test_badge_in_russian_and_when_closed() -> None:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from server.web.client_address import client_address, client_key, key_for
 
 PROXY = (ipaddress.ip_network("10.0.0.0/8"),)
 
 
-def scope(peer: str, forwarded: str | None = None) -> dict:
+def scope(peer: str, forwarded: str | None = None) -> dict[str, Any]:
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
     return {"client": (peer, 1234), "headers": headers}
 

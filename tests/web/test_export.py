@@ -12,18 +12,19 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
 from server.domain import access_keys, export
+from server.domain.export import ExportRow
 from server.domain.petitions import load_file
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
 from server.settings import sqlite_path
-from server.store.storage import ExportRow, Storage
+from server.store.storage import Storage
 from server.store.writer import create_writer
 from server.web import bundle
 from tests.support import live
@@ -64,7 +65,9 @@ def collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
     return asyncio.run(run())
 
 
-def csv_text(rows: Iterable[ExportRow], columns=export.OWNER_COLUMNS, **options: bool) -> str:
+def csv_text(
+    rows: Iterable[ExportRow], columns: Sequence[str] = export.OWNER_COLUMNS, **options: bool
+) -> str:
     return b"".join(collect(export.csv_chunks(stream(rows), columns, **options))).decode()
 
 

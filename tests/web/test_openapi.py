@@ -4,6 +4,7 @@ generated input, no 5xx, and every answer matches the OpenAPI document the serve
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import httpx
 import schemathesis
@@ -34,7 +35,7 @@ CHECKS = [
 ]
 
 
-def _with_examples() -> dict:
+def _with_examples() -> dict[str, Any]:
     """The published document, plus an example slug that exists, so that the fuzzer reaches
     the petition and not only 404s."""
     document = copy.deepcopy(openapi.document())
@@ -55,14 +56,15 @@ def test_the_server_publishes_this_document(client: httpx.Client) -> None:
     assert client.get("/openapi.json").json() == openapi.document()
 
 
-def positive(case) -> bool:
+def positive(case: schemathesis.Case[Any]) -> bool:
     """Whether schemathesis generated `case` to be valid (it expects invalid ones refused)."""
     return case.meta is not None and case.meta.generation.mode.name == "POSITIVE"
 
 
+# `case` is Any: its body is whichever JSON value the schema allows, and it is filled in below.
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_never_fails_and_keeps_its_schema(case, server: live.LiveServer) -> None:
+def test_api_never_fails_and_keeps_its_schema(case: Any, server: live.LiveServer) -> None:
     token = case.body.get("token") if isinstance(case.body, dict) else None
     # A genuine token for half of the cases, so that fuzzed fields reach validation instead of
     # stopping at "invalid_token"; for half of those also a valid name and email, so that the

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,11 +21,13 @@ SIGN = f"/api/petitions/{SLUG}/signatures"
 
 
 def token(client: httpx.Client, **params: str) -> str:
-    return client.get(f"/api/petitions/{SLUG}/token", params=params).json()["token"]
+    issued: str = client.get(f"/api/petitions/{SLUG}/token", params=params).json()["token"]
+    return issued
 
 
 def count(client: httpx.Client) -> int:
-    return client.get(f"/api/petitions/{SLUG}").json()["signatures"]
+    signatures: int = client.get(f"/api/petitions/{SLUG}").json()["signatures"]
+    return signatures
 
 
 def stored(server: live.LiveServer) -> tuple[int, int]:
@@ -36,6 +38,7 @@ def stored(server: live.LiveServer) -> tuple[int, int]:
         await storage.connect()
         try:
             pid = await storage.petition_id(SLUG)
+            assert pid is not None
             return (await storage.totals()).get(pid, 0), await storage.stored_signatures(pid)
         finally:
             await storage.disconnect()
@@ -154,7 +157,7 @@ def test_honeypot_pretends_and_stores_nothing(
     ],
     ids=["forged", "tampered", "other-key", "expired", "wrong-petition"],
 )
-def test_bad_tokens(client: httpx.Client, make_token, code: str) -> None:
+def test_bad_tokens(client: httpx.Client, make_token: Callable[[str], str], code: str) -> None:
     response = client.post(SIGN, json={"token": make_token(token(client)), **live.new_signer()})
     assert response.status_code == 400
     assert response.json()["error"] == code
@@ -274,6 +277,7 @@ def test_partner_comes_from_the_token_not_the_client(tmp_path: Path, database_ur
         await storage.connect()
         try:
             pid = await storage.petition_id(SLUG)
+            assert pid is not None
             return {
                 code: (await storage.add_partner(pid, code, code.title())).id
                 for code in ("honest-ngo", "thief-ngo")
@@ -285,7 +289,9 @@ def test_partner_comes_from_the_token_not_the_client(tmp_path: Path, database_ur
         storage = Storage(database_url)
         await storage.connect()
         try:
-            return await storage.partner_totals(await storage.petition_id(SLUG))
+            pid = await storage.petition_id(SLUG)
+            assert pid is not None
+            return await storage.partner_totals(pid)
         finally:
             await storage.disconnect()
 

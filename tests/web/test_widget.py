@@ -506,7 +506,8 @@ def test_assets_are_fingerprinted_immutable_and_compressed(client: httpx.Client)
 
 def test_live_count_is_tiny_and_304_until_someone_signs(client: httpx.Client) -> None:
     _, doc = get_page(client)
-    rendered = client.get(f"{PAGE}/count", headers={"If-None-Match": page_data(doc)["count_etag"]})
+    etag = str(page_data(doc)["count_etag"])
+    rendered = client.get(f"{PAGE}/count", headers={"If-None-Match": etag})
     assert rendered.status_code == 304  # a widget's first poll, when nobody signed meanwhile
     first = client.get(f"{PAGE}/count")
     assert first.status_code == 200
