@@ -22,11 +22,12 @@ import uvicorn
 
 from server import settings as settings_module
 from server.domain import access_keys, snippet
-from server.domain.errors import StorageUnavailable
+from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Petition, PetitionFileError, load_file
 from server.settings import Settings, SettingsError
-from server.store.storage import Storage, describe
+from server.store.engine import describe
+from server.store.storage import Storage
 from server.web import bundle
 from server.web.protocol import GuardedHttpToolsProtocol
 
@@ -360,7 +361,7 @@ def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
             return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
         try:
             partner = await storage.add_partner(petition_id, code, name)
-        except ValueError as exc:
+        except Conflict as exc:
             return _fail(f"{exc}; choose another with --code")
         key = await _new_key(storage, access_keys.PARTNER, name, petition_id, partner.id)
         print(f"Added partner '{name}' with code {code} to {args.petition}.\n")

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from server.domain.errors import PetitionWidgetError
+from server.store.engine import kind_of
+from server.store.sqlite import sqlite_path
 
 logger = logging.getLogger("petition_widget")
 
@@ -149,10 +151,6 @@ class Settings:
     demo: bool = False
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
 
@@ -205,12 +203,6 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     )
 
 
-def sqlite_path(database_url: str) -> Path:
-    """The file of a `sqlite:///` URL (three slashes: relative, four: absolute)."""
-    _, _, rest = database_url.partition(":///")
-    return Path(rest)
-
-
 def _database_url(url: str) -> str:
     if url.startswith("postgres://"):  # the spelling some hosting platforms hand out
         url = "postgresql://" + url.removeprefix("postgres://")
@@ -227,7 +219,7 @@ def _database_url(url: str) -> str:
 def _key_file(configured: str, database_url: str) -> Path:
     if configured:
         return Path(configured)
-    if database_url.startswith("sqlite"):
+    if kind_of(database_url) == "sqlite":
         db = sqlite_path(database_url)
         return db.with_name(db.name + ".key")
     return Path("petition-widget.key")

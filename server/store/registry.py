@@ -15,7 +15,8 @@ import time
 
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
-from server.store.storage import Storage, describe
+from server.store.engine import describe
+from server.store.storage import Storage
 
 logger = logging.getLogger("petition_widget.registry")
 
@@ -76,7 +77,7 @@ class Registry:
         new connection and thread per query)."""
         while True:
             try:
-                async with self.storage.database.connection():
+                async with self.storage.session():
                     while True:
                         await asyncio.sleep(self.refresh_interval)
                         await self.refresh()

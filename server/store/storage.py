@@ -1,238 +1,37 @@
-"""Storage: every SQL statement of the project, for SQLite and PostgreSQL alike.
+"""Storage: the queries of the project, written once for SQLite and PostgreSQL alike.
 
 The same statements run on both engines (standard SQL plus `ON CONFLICT` and `RETURNING`,
-which both understand); the few type names that differ are filled into the schema. Most work
-goes through `databases`. The one hot path, recording signatures, is written once as a *plan*
-(a generator that yields statements and receives their first row) and run by two small drivers:
-a long-lived sqlite3 connection held by the SQLite writer, and an asyncpg connection from the
-`databases` pool. See `writer` for why signatures are committed in groups.
-
-Counts are kept in `counters`, one row per petition, partner and shard, updated in the same
-transaction as the signatures they count and summed on read: the count is exact without a
-`COUNT(*)`, and writers on several processes or hosts spread over shards instead of queueing
-on one row.
+which both understand); what differs is the engine adapter's (`engine.py`). Reads go through
+`databases`; every write goes through `write()`, the one write path, which on SQLite is
+serialised with the group commit of signatures (`writer`, `signatures`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hashlib
 import json
 import logging
-import re
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import databases
-
 from server.domain.access import AccessKeyRow
-from server.domain.errors import StorageUnavailable
+from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Petition
-from server.domain.signatures import NewSignature
-from server.settings import sqlite_path
-from server.store.schema import _TYPES, MIGRATIONS
+from server.store.engine import Engine, Plan, Transaction, describe, engine_for
+from server.store.schema import MIGRATIONS
+from server.store.sqlite import SqliteEngine
 
 logger = logging.getLogger("petition_widget.storage")
 
-BUSY_TIMEOUT_MS = 5_000
-POSTGRES_SHARDS = 16
-CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
-COMMAND_TIMEOUT = 10.0  # seconds one PostgreSQL statement may take before it is an error
-_MIGRATION_LOCK = 7_346_221  # PostgreSQL advisory lock id held while migrating
 EXPORT_BATCH = 500  # rows an export's reader hands over at a time
 EXPORT_QUEUE = 4  # batches it may read ahead of the response
-
-
-# --- Connections ------------------------------------------------------------------------------
-
-
-def _sqlite_pragmas(synchronous: str) -> list[str]:
-    return [
-        f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-        # FULL: a commit reaches the disk before we answer, so it survives a power loss. With
-        # WAL and group commit that costs one fsync per group, not per signature.
-        f"PRAGMA synchronous = {synchronous.upper()}",
-        "PRAGMA foreign_keys = ON",
-    ]
-
-
-def _sqlite_factory(synchronous: str) -> type[sqlite3.Connection]:
-    """A sqlite3 connection class that sets our pragmas on every new connection: `databases`
-    opens one per task, and per-connection pragmas would otherwise be lost."""
-    pragmas = _sqlite_pragmas(synchronous)
-
-    class Connection(sqlite3.Connection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            for pragma in pragmas:
-                self.execute(pragma)
-
-    return Connection
-
-
-def open_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
-    """A plain sqlite3 connection with our pragmas, in autocommit mode (we say BEGIN)."""
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, factory=_sqlite_factory(synchronous)
-    )
-    return conn
-
-
-# --- asyncpg parameters -----------------------------------------------------------------------
-
-_NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
-
-
-@dataclass(frozen=True)
-class _Positional:
-    sql: str
-    names: tuple[str, ...]
-
-
-_positional_cache: dict[str, _Positional] = {}
-
-
-def _positional(sql: str) -> _Positional:
-    """`:name` parameters rewritten as asyncpg's `$1`, once per statement."""
-    found = _positional_cache.get(sql)
-    if found is None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match[1] not in names:
-                names.append(match[1])
-            return f"${names.index(match[1]) + 1}"
-
-        found = _positional_cache[sql] = _Positional(_NAMED_PARAM.sub(number, sql), tuple(names))
-    return found
-
-
-# --- Signing plan -----------------------------------------------------------------------------
-
-Statement = tuple[str, dict[str, Any]]
-Plan = Generator[Statement, Any, list[int | None]]
-
-_CLAIM_NONCE = """
-INSERT INTO used_tokens (nonce, email_digest, expires_at) VALUES (:nonce, :digest, :expires_at)
-ON CONFLICT (nonce) DO NOTHING RETURNING nonce"""
-_NONCE_OWNER = """
-SELECT u.email_digest, s.email_key FROM used_tokens u
-LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
-_INSERT_SIGNATURE = """
-INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
-    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at)
-VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
-    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now)
-ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
-_ADD_CONSENT = """
-INSERT INTO consent_texts (version, lang, text) VALUES (:version, :lang, :text)
-ON CONFLICT (version) DO NOTHING"""
-_BUMP_COUNTER = """
-INSERT INTO counters (petition_id, partner_id, shard, n)
-VALUES (:petition_id, :partner_id, :shard, :n)
-ON CONFLICT (petition_id, partner_id, shard) DO UPDATE SET n = counters.n + excluded.n"""
-_PETITION_TOTAL = "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :petition_id"
 _PURGE_NONCES = "DELETE FROM used_tokens WHERE expires_at < :now"
-
-
-def sign_plan(
-    batch: Sequence[NewSignature], *, shard: int, now: int, known_consents: set[str]
-) -> Plan:
-    """Record a group of signatures in one transaction; the plan's value has, per signature,
-    the petition's count after the group, or None when its token was already used by someone
-    else.
-
-    A token's nonce is claimed first, with a digest of the signer's email key, so a replayed
-    token records nothing; the same person (same email key) signing again is stopped by the
-    unique constraint and not counted twice; a retry of the very same submission finds its own
-    nonce and digest and gets the same answer.
-    """
-    increments: collections.Counter[tuple[int, int]] = collections.Counter()
-    accepted = [False] * len(batch)
-    for consent in {s.consent for s in batch if s.consent.version not in known_consents}:
-        yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
-    for i, s in enumerate(batch):
-        digest = email_digest(s.signer.email_key)
-        claim = {"nonce": s.nonce, "digest": digest, "expires_at": s.nonce_expires_at}
-        if (yield _CLAIM_NONCE, claim) is None:
-            owner = yield _NONCE_OWNER, {"nonce": s.nonce}
-            accepted[i] = owner is not None and digest in (owner[0], email_digest(owner[1]))
-            continue
-        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
-            increments[(s.petition_id, s.partner_id or 0)] += 1
-        accepted[i] = True
-    # Sorted, so that concurrent transactions lock counter rows in the same order.
-    for (petition_id, partner_id), n in sorted(increments.items()):
-        values = {"petition_id": petition_id, "partner_id": partner_id, "shard": shard, "n": n}
-        yield _BUMP_COUNTER, values
-    totals = {}
-    for petition_id in sorted({s.petition_id for s in batch}):
-        row = yield _PETITION_TOTAL, {"petition_id": petition_id}
-        totals[petition_id] = int(row[0])
-    return [totals[s.petition_id] if ok else None for s, ok in zip(batch, accepted, strict=True)]
-
-
-def email_digest(email_key: str | None) -> str | None:
-    """What a used token keeps of its signer: enough to recognise a retry, not the address."""
-    if email_key is None:
-        return None
-    return hashlib.sha256(email_key.encode()).hexdigest()[:32]
-
-
-def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
-    signer = s.signer
-    return {
-        "petition_id": s.petition_id,
-        "partner_id": s.partner_id,
-        "unknown_partner": s.unknown_partner,
-        "email_key": signer.email_key,
-        "email": signer.email,
-        "name": signer.name,
-        "country": signer.country,
-        "comment": signer.comment,
-        "lang": s.lang,
-        "consent_version": s.consent.version,
-        "consent_organiser": int(signer.consent_organiser),
-        "consent_partner": int(signer.consent_partner),
-        "now": now,
-    }
-
-
-def run_plan_sqlite(conn: sqlite3.Connection, plan: Plan) -> list[int | None]:
-    """Run a plan's statements on a sqlite3 connection, inside a transaction the caller holds
-    (the writer begins it IMMEDIATE, so it never fails half-way for lack of the write lock)."""
-    row = None
-    while True:
-        try:
-            sql, params = plan.send(row)
-        except StopIteration as done:
-            return list(done.value)
-        row = conn.execute(sql, params).fetchone()
-
-
-async def run_plan_asyncpg(conn: Any, plan: Plan) -> list[int | None]:
-    """Run a plan on an asyncpg connection, in one transaction."""
-    async with conn.transaction():
-        row = None
-        while True:
-            try:
-                sql, params = plan.send(row)
-            except StopIteration as done:
-                return list(done.value)
-            statement = _positional(sql)
-            row = await conn.fetchrow(statement.sql, *(params[n] for n in statement.names))
-
-
-def purge_used_nonces_sqlite(conn: sqlite3.Connection, now: int) -> None:
-    conn.execute(_PURGE_NONCES, {"now": now})
 
 
 # --- The storage object -------------------------------------------------------------------------
@@ -251,24 +50,19 @@ class PetitionRow:
 class Storage:
     def __init__(self, database_url: str, *, synchronous: str = "full") -> None:
         self.url = database_url
-        self.dialect = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-        self.synchronous = synchronous
-        options: dict[str, Any]
-        if self.dialect == "sqlite":
-            options = {"factory": _sqlite_factory(synchronous)}
-        else:
-            # A hung server or network must end in an error, not in requests waiting forever.
-            options = {
-                "min_size": 1,
-                "max_size": 10,
-                "timeout": CONNECT_TIMEOUT,
-                "command_timeout": COMMAND_TIMEOUT,
-            }
-        self.database = databases.Database(database_url, **options)
+        self.engine: Engine = engine_for(database_url, synchronous)
+        self.database = self.engine.database
+
+    @property
+    def dialect(self) -> str:
+        """The engine's name, "sqlite" or "postgresql" (for tests and messages; the store's
+        own code asks its adapter instead of testing this)."""
+        return self.engine.name
 
     @property
     def sqlite_file(self) -> Path:
-        return sqlite_path(self.url)
+        assert isinstance(self.engine, SqliteEngine)
+        return self.engine.path
 
     async def connect(self) -> None:
         try:
@@ -277,44 +71,44 @@ class Storage:
             raise StorageUnavailable(describe(exc)) from None
 
     async def disconnect(self) -> None:
+        await self.engine.close()
         await self.database.disconnect()
 
+    def write(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """A write transaction on the one write path: committed when the block ends, rolled
+        back if it raises. Hold it for statements only, never across network I/O."""
+        return self.engine.transaction()
+
+    async def run_plan(self, plan: Plan) -> list[int | None]:
+        """Run a signing plan in one write transaction (the writer's hot path)."""
+        return await self.engine.run_plan(plan)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        return self.engine.is_unavailable(exc)
+
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[databases.core.Connection]:
-        """A transaction that will write. On SQLite it takes the write lock at BEGIN, as a
-        deferred transaction that reads first can fail later with "database is locked"."""
-        async with self.database.connection() as conn:
-            if self.dialect == "sqlite":
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    await conn.execute("ROLLBACK")
-                    raise
-                await conn.execute("COMMIT")
-            else:
-                async with conn.transaction():
-                    yield conn
+    async def session(self) -> AsyncIterator[None]:
+        """Hold one read connection for the block: several reads in a row (a dashboard page, a
+        refresh loop) then share it instead of opening one each (on SQLite, `databases` opens
+        a connection and a thread per query otherwise)."""
+        async with self.database.connection():
+            yield
 
     async def migrate(self) -> int:
         """Apply the migrations this database lacks; returns the schema version."""
-        if self.dialect == "sqlite":
-            # Stored in the file: set once, it holds for every later connection.
-            await self.database.execute("PRAGMA journal_mode = WAL")
-        async with self.write() as conn:
-            if self.dialect == "postgresql":
-                await conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-            await conn.execute(
+        async with self.write() as tx:
+            await self.engine.lock_for_migration(tx)
+            await tx.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
             )
-            current = await conn.fetch_val("SELECT MAX(version) FROM schema_migrations") or 0
+            current = await tx.fetch_val("SELECT MAX(version) FROM schema_migrations") or 0
             for version, statements in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
                 for statement in statements:
-                    await conn.execute(statement.format(**_TYPES[self.dialect]))
-                await conn.execute(
+                    await tx.execute(statement.format(**self.engine.types))
+                await tx.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :t)",
                     {"v": version, "t": _now()},
                 )
@@ -376,7 +170,7 @@ class Storage:
                 await self._bump_revision(conn)
         return outcome
 
-    async def _bump_revision(self, conn: databases.core.Connection) -> None:
+    async def _bump_revision(self, conn: Transaction) -> None:
         await conn.execute("UPDATE revisions SET n = n + 1 WHERE name = 'content'")
 
     async def content_revision(self) -> int:
@@ -427,26 +221,17 @@ class Storage:
         )
         return {(r[0] or None): int(r[1]) for r in rows}
 
-    async def unknown_partner_codes(self, petition_id: int) -> dict[str, int]:
-        """Partner codes that arrived in snippets but belong to no partner, with their counts."""
-        rows = await self.database.fetch_all(
-            "SELECT unknown_partner, COUNT(*) FROM signatures "
-            "WHERE petition_id = :p AND unknown_partner IS NOT NULL GROUP BY unknown_partner",
-            {"p": petition_id},
-        )
-        return {r[0]: int(r[1]) for r in rows}
-
     # Partners --------------------------------------------------------------------------------
 
     async def add_partner(self, petition_id: int, code: str, name: str) -> Partner:
-        """A new partner of a petition. Raises ValueError if the code is taken."""
+        """A new partner of a petition. Raises Conflict if the code is taken."""
         async with self.write() as conn:
             taken = await conn.fetch_val(
                 "SELECT id FROM partners WHERE petition_id = :p AND code = :c",
                 {"p": petition_id, "c": code},
             )
             if taken is not None:
-                raise ValueError(f"partner code '{code}' is already used on this petition")
+                raise Conflict(f"partner code '{code}' is already used on this petition")
             await conn.execute(
                 "INSERT INTO partners (petition_id, code, name, created_at) "
                 "VALUES (:p, :c, :n, :t)",
@@ -467,15 +252,10 @@ class Storage:
         )
         return None if value is None else int(value)
 
-    async def sign_postgres(self, batch: Sequence[NewSignature], *, shard: int, now: int,
-                            known_consents: set[str]) -> list[int | None]:  # fmt: skip
-        """Record a group of signatures on PostgreSQL (see `sign_plan`)."""
-        async with self.database.connection() as conn:
-            plan = sign_plan(batch, shard=shard, now=now, known_consents=known_consents)
-            return await run_plan_asyncpg(conn.raw_connection, plan)
-
     async def purge_used_nonces(self, now: int) -> None:
-        await self.database.execute(_PURGE_NONCES, {"now": now})
+        """Forget the nonces of tokens that have expired: they can no longer be replayed."""
+        async with self.write() as tx:
+            await tx.execute(_PURGE_NONCES, {"now": now})
 
     # --- Access keys, the dashboard and the export ------------------------------------------
     # Keys are read from here on every admin request, so a revoked key stops working at once on
@@ -681,20 +461,10 @@ class Storage:
             reader.cancel()  # a no-op once it has finished
 
     async def _raw_rows(self, sql: str, values: dict[str, Any]) -> AsyncIterator[Sequence[Any]]:
-        """Rows as the driver gives them, read through a cursor: `databases`' own row objects
-        cost more than the rest of an export together."""
+        """Rows as the driver gives them, read through a cursor (see `Engine.raw_rows`)."""
         async with self.database.connection() as conn:
-            raw = conn.raw_connection
-            if self.dialect == "sqlite":
-                async with raw.execute(sql, values) as cursor:
-                    async for row in cursor:
-                        yield row
-            else:
-                statement = _positional(sql)
-                args = [values[name] for name in statement.names]
-                async with raw.transaction():  # asyncpg cursors live in a transaction
-                    async for row in raw.cursor(statement.sql, *args, prefetch=EXPORT_BATCH):
-                        yield row
+            async for row in self.engine.raw_rows(conn.raw_connection, sql, values):
+                yield row
 
 
 # --- Rows of the dashboard and the export --------------------------------------------------------
@@ -765,32 +535,6 @@ class SignerRow:
     name: str
     country: str | None
     lang: str
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether an error means the database cannot be used right now (down, unreachable, hung,
-    locked, full, read-only), as opposed to a bug or a refused row: answered `503`, not `500`."""
-    if isinstance(exc, OSError | TimeoutError | sqlite3.OperationalError):
-        return True
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - a SQLite-only install
-        return False
-    return isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.InsufficientResourcesError
-        | asyncpg.OperatorInterventionError,
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """An exception's kind, for logs and health checks, without its message: database errors
-    can quote the values of a failed row, and those may be a signer's email."""
-    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
-    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
 
 
 def _now() -> int:

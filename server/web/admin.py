@@ -355,7 +355,7 @@ async def overview(request: Request) -> Response:
     services = services_of(request)
     now = int(time.time())
     rows = []
-    async with services.storage.database.connection():
+    async with services.storage.session():
         totals = await services.storage.totals()
         for entry in sorted(services.registry.entries.values(), key=lambda e: e.slug):
             if not caller.principal.may_see(entry.id):
@@ -390,7 +390,7 @@ async def petition_page(request: Request) -> Response:
     if not caller.principal.may_manage(entry.id):
         return forbidden(request, caller=caller)
     storage = services_of(request).storage
-    async with storage.database.connection():
+    async with storage.session():
         numbers = await _numbers(storage, entry, None)
         partners = await storage.petition_partners(entry.id)
         by_partner = await storage.partner_totals(entry.id)
@@ -449,7 +449,7 @@ async def partner_page(request: Request) -> Response:
         return found
     entry, partner = found
     storage = services_of(request).storage
-    async with storage.database.connection():
+    async with storage.session():
         numbers = await _numbers(storage, entry, partner.id)
         petition_total = sum((await storage.partner_totals(entry.id)).values())
         consenting = await storage.consenting_signers(partner.id)

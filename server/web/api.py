@@ -28,7 +28,7 @@ from starlette.routing import Route
 from server.domain import access, i18n, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
-from server.store.storage import describe
+from server.store.engine import describe
 from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.web.services import Services, services_of
@@ -206,7 +206,7 @@ async def _keyed_petition(
     if not principal.may_see(entry.id):
         message = "This key does not open this petition."
         return json_response({"error": "forbidden", "message": message}, 403, PRIVATE)
-    async with storage.database.connection():
+    async with storage.session():
         by_partner = await storage.partner_totals(entry.id)
         partners = await storage.petition_partners(entry.id)
         activity = await storage.partner_activity(entry.id)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.store.storage import describe, is_unavailable
+from server.store.engine import describe, is_unavailable
 from server.web import admin, api, badge, demo, openapi, widget
 from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER

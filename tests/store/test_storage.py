@@ -143,7 +143,8 @@ def test_signing_rules(database_url: str) -> None:
         assert await storage.totals() == {pid: 2}
         assert await storage.stored_signatures(pid) == 2
         assert await storage.partner_totals(pid) == {partner.id: 1, None: 1}
-        assert await storage.unknown_partner_codes(pid) == {"typo": 1}
+        unknown = await storage.unknown_partner_activity(pid)
+        assert [(u.code, u.signatures) for u in unknown] == [("typo", 1)]
         await storage.disconnect()
 
     run(check())

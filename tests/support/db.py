@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.store.storage import Storage, email_digest
+from server.store.signatures import email_digest
+from server.store.storage import Storage
 
 SLUG = "save-russian-lgbt-network"
 

@@ -23,7 +23,7 @@ from server.domain.export import ExportRow
 from server.domain.petitions import load_file
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
-from server.settings import sqlite_path
+from server.store.sqlite import sqlite_path
 from server.store.storage import Storage
 from server.store.writer import create_writer
 from server.web import bundle

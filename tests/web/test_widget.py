@@ -648,7 +648,8 @@ def unknown_codes(server: live.LiveServer) -> dict[str, int]:
         try:
             pid = await storage.petition_id(SLUG)
             assert pid is not None
-            return await storage.unknown_partner_codes(pid)
+            found = await storage.unknown_partner_activity(pid)
+            return {u.code: u.signatures for u in found}
         finally:
             await storage.disconnect()
 

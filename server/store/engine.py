@@ -1,0 +1,126 @@
+"""The engine adapter: what differs between SQLite and PostgreSQL, behind one small interface.
+
+Everything engine-specific lives in an adapter (`sqlite.py`, `postgres.py`): how the `databases`
+pool is configured, how a write transaction is opened and serialised (the write path), how
+parameters reach the driver, how the hot path's statements run on the raw driver, and which
+errors mean "the database cannot be used right now". The rest of the store (`storage.py`,
+`writer.py`, `outbox.py`) writes standard SQL once and asks its adapter for the rest: adding
+an engine is one adapter file plus its tests.
+
+Every write goes through `Engine.transaction()`, the one write path: CLI and dashboard
+changes, outbox rows and claims, purges and the group commit of signatures alike.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Protocol
+
+import databases
+
+#: A statement and its named (`:name`) values.
+Statement = tuple[str, dict[str, Any]]
+#: A sequence of statements that receives each statement's first row and returns a value: the
+#: shape of the signing hot path, run by each adapter on its raw driver (`Engine.run_plan`).
+Plan = Generator[Statement, Any, list[int | None]]
+#: What a failed write means: try the same again, the database cannot be used now, or
+#: something in the data itself was refused.
+FailureKind = Literal["retry", "unavailable", "data"]
+
+
+class Transaction(Protocol):
+    """A write transaction: statements with `:name` parameters; rows index by position."""
+
+    async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None: ...
+
+    async def fetch_one(
+        self, sql: str, values: Mapping[str, Any] | None = None
+    ) -> Sequence[Any] | None: ...
+
+    async def fetch_all(
+        self, sql: str, values: Mapping[str, Any] | None = None
+    ) -> list[Sequence[Any]]: ...
+
+    async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any: ...
+
+
+class Engine(abc.ABC):
+    name: ClassVar[str]
+    #: Type names filled into the schema's statements (`{pk}`).
+    types: ClassVar[dict[str, str]]
+    #: Signature groups that may commit at once, and the counter shards they spread over.
+    writer_concurrency: ClassVar[int] = 1
+    shards: ClassVar[int] = 1
+    #: What a claim query appends to lock the rows it picks without waiting for other claimers.
+    skip_locked: ClassVar[str] = ""
+
+    def __init__(self, url: str, synchronous: str = "full") -> None:
+        self.url = url
+        self.synchronous = synchronous
+        self.database = databases.Database(url, **self.database_options())
+
+    @abc.abstractmethod
+    def database_options(self) -> dict[str, Any]:
+        """Keyword arguments for `databases.Database`."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release what the write path holds (connections, locks, threads)."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """A write transaction, committed when the block ends and rolled back if it raises."""
+
+    @abc.abstractmethod
+    async def run_plan(self, plan: Plan) -> list[int | None]:
+        """Run a plan's statements in one write transaction on the raw driver (the hot path)."""
+
+    @abc.abstractmethod
+    async def lock_for_migration(self, tx: Transaction) -> None:
+        """Keep other hosts from migrating at the same time, until `tx` ends."""
+
+    @abc.abstractmethod
+    def raw_rows(self, conn: Any, sql: str, values: dict[str, Any]) -> AsyncIterator[Any]:
+        """Rows as the driver gives them, read through a cursor on a `databases` connection's
+        raw connection: `databases`' own row objects cost more than an export's whole work."""
+
+    @abc.abstractmethod
+    def classify(self, exc: BaseException) -> FailureKind:
+        """What a failed write means (see `FailureKind`)."""
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether an error means the database cannot be used right now (down, unreachable,
+        hung, locked, full, read-only), as opposed to a bug or a refused row."""
+        return is_unavailable(exc)
+
+
+def kind_of(database_url: str) -> Literal["sqlite", "postgresql"]:
+    """Which engine a `DATABASE_URL` names."""
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+def engine_for(database_url: str, synchronous: str = "full") -> Engine:
+    """The adapter for a database URL."""
+    if kind_of(database_url) == "sqlite":
+        from server.store.sqlite import SqliteEngine
+
+        return SqliteEngine(database_url, synchronous)
+    from server.store.postgres import PostgresEngine
+
+    return PostgresEngine(database_url, synchronous)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """`Engine.is_unavailable` for any engine: the app's error handler knows no engine."""
+    from server.store import postgres, sqlite
+
+    return sqlite.is_unavailable(exc) or postgres.is_unavailable(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception's kind, for logs and health checks, without its message: database errors
+    can quote the values of a failed row, and those may be a signer's email."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "sqlite_errorname", None)
+    return f"{type(exc).__name__} ({code})" if code else type(exc).__name__
