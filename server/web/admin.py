@@ -42,6 +42,7 @@ from server.store.storage import Storage
 from server.web import auth, client_address
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
+from server.web.responses import templates
 from server.web.services import services_of
 from server.web.sessions import Session, Sessions, cookie_name
 
@@ -64,7 +65,6 @@ PAGE_HEADERS = {
     # Not no-referrer: browsers then send `Origin: null` with our own form posts. same-origin
     # still sends nothing to other sites.
     "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -92,12 +92,7 @@ class AdminState:
 
 @functools.cache
 def _files() -> tuple[jinja2.Environment, dict[str, Asset]]:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templates(TEMPLATES)
     env.filters["when"] = _when
     env.filters["number"] = lambda n: f"{n:,}"
     env.filters["percent"] = lambda x: f"{100 * x:.1f}%"
@@ -380,15 +375,23 @@ async def _entry(request: Request) -> Entry | None:
     return services_of(request).registry.get(request.path_params["slug"])
 
 
-async def petition_page(request: Request) -> Response:
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
+async def _managed(request: Request, caller: Caller) -> Entry | Response:
+    """The petition in the path, once the caller may manage it; else the page to answer."""
     entry = await _entry(request)
     if entry is None:
         return not_found(request, caller)
     if not caller.principal.may_manage(entry.id):
         return forbidden(request, caller=caller)
+    return entry
+
+
+async def petition_page(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, Response):
+        return caller
+    entry = await _managed(request, caller)
+    if isinstance(entry, Response):
+        return entry
     storage = services_of(request).storage
     async with storage.session():
         numbers = await _numbers(storage, entry, None)
@@ -566,11 +569,9 @@ async def _change(request: Request) -> tuple[Caller, dict[str, Any], Entry] | Re
     if isinstance(posted, Response):
         return posted
     caller, form = posted
-    entry = await _entry(request)
-    if entry is None:
-        return not_found(request, caller)
-    if not caller.principal.may_manage(entry.id):
-        return forbidden(request, caller=caller)
+    entry = await _managed(request, caller)
+    if isinstance(entry, Response):
+        return entry
     return caller, form, entry
 
 
@@ -639,12 +640,10 @@ async def export_signatures(request: Request) -> Response:
         columns = export.PARTNER_COLUMNS
         name = f"{entry.slug}-{partner.code}-consenting-signers"
     else:
-        maybe = await _entry(request)
-        if maybe is None:
-            return not_found(request, caller)
-        entry = maybe
-        if not caller.principal.may_manage(entry.id):
-            return forbidden(request, caller=caller)
+        managed = await _managed(request, caller)
+        if isinstance(managed, Response):
+            return managed
+        entry = managed
         columns = export.OWNER_COLUMNS
         name = f"{entry.slug}-signatures"
     logger.info("export of %s (%s) by %s key %s", entry.slug, partner.code if partner else "all",
@@ -660,7 +659,6 @@ async def export_signatures(request: Request) -> Response:
         headers={
             "Content-Disposition": f'attachment; filename="{name}-{day}.{fmt}"',
             "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
         },
     )
 

@@ -31,11 +31,9 @@ from server.domain.petitions import Entry
 from server.store.engine import describe
 from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
-from server.web.services import Services, services_of
+from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
+from server.web.services import Services, petition_endpoint, services_of
 
-CORS = {"Access-Control-Allow-Origin": "*"}
-# Every JSON answer: readable from any site, and never sniffed into something else.
-JSON_HEADERS = {**CORS, "X-Content-Type-Options": "nosniff"}
 PREFLIGHT = {
     **CORS,
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -44,23 +42,6 @@ PREFLIGHT = {
 }
 HEALTH_TIMEOUT = 3.0  # seconds each health check may take before it counts as failed
 PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {**JSON_HEADERS, **(headers or {})}
-    return Response(body, status, headers, media_type="application/json")
-
-
-def error_response(
-    status: int, code: str, lang: str = i18n.DEFAULT_LANGUAGE, retry_after: int | None = None
-) -> Response:
-    t = i18n.catalog(lang)
-    message = t(f"error_{code}") if f"error_{code}" in t.messages else code.replace("_", " ")
-    headers = {"Retry-After": str(retry_after)} if retry_after else {}
-    if status in (400, 403, 404, 409, 413, 415, 422, 429, 503):
-        headers["Cache-Control"] = "no-store"
-    return json_response({"error": code, "message": message}, status, headers)
 
 
 def request_language(request: Request, entry: Entry | None = None, asked: Any = None) -> str:
@@ -163,20 +144,12 @@ def _iso(timestamp: int) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _find(request: Request) -> tuple[Services, Entry] | Response:
-    """The services and the petition named in the path, or the 404 to answer."""
-    services = services_of(request)
-    entry = services.registry.get(request.path_params["slug"])
-    if entry is None:
-        return error_response(404, "not_found", request_language(request))
-    return services, entry
+def _no_petition(request: Request) -> Response:
+    return error_response(404, "not_found", request_language(request))
 
 
-async def petition(request: Request) -> Response:
-    found = _find(request)
-    if isinstance(found, Response):
-        return found
-    services, entry = found
+@petition_endpoint(_no_petition)
+async def petition(request: Request, services: Services, entry: Entry) -> Response:
     lang = request_language(request, entry)
     if "authorization" in request.headers:
         return await _keyed_petition(request, services, entry, lang)
@@ -259,11 +232,8 @@ def rate_limited(services: Services, request: Request, entry: Entry | None) -> i
     return wait
 
 
-async def token(request: Request) -> Response:
-    found = _find(request)
-    if isinstance(found, Response):
-        return found
-    services, entry = found
+@petition_endpoint(_no_petition)
+async def token(request: Request, services: Services, entry: Entry) -> Response:
     lang = request_language(request, entry)
     wait = services.client_limiter.hit(client_key(request))
     if wait:
@@ -279,13 +249,10 @@ async def token(request: Request) -> Response:
 SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
 
 
-async def signatures(request: Request) -> Response:
+@petition_endpoint(_no_petition)
+async def signatures(request: Request, services: Services, entry: Entry) -> Response:
     """The hot path of a surge: nothing here is done for a signature that does not need it
     (the language, for one, is worked out only to word a refusal)."""
-    found = _find(request)
-    if isinstance(found, Response):
-        return found
-    services, entry = found
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
     wait = rate_limited(services, request, entry)
     if wait and not as_html:

@@ -19,12 +19,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store.engine import describe, is_unavailable
-from server.web import admin, api, badge, demo, openapi, widget
+from server.web import admin, api, badge, demo, openapi, responses, widget
 from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER
 
 logger = logging.getLogger("petition_widget")
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 STARTUP_PATIENCE = 30.0  # seconds to keep trying to reach the database at start-up
 
 
@@ -91,18 +92,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
     headers = dict(exc.headers or {})
     if request.url.path.startswith("/api/") or request.url.path == "/healthz":
-        response = api.error_response(exc.status_code, code)
+        response = responses.error_response(exc.status_code, code)
         response.headers.update(headers)
         return response
     if exc.status_code == 404:
-        return widget.not_found(request)
+        return responses.not_found(request)
     return Response(code.replace("_", " "), exc.status_code, headers, media_type="text/plain")
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     if is_unavailable(exc):  # the database is down or hung, not our code: try later
-        return api.error_response(503, "storage_unavailable", retry_after=STORAGE_RETRY_AFTER)
-    return api.error_response(500, "server_error")
+        return responses.error_response(503, "storage_unavailable", retry_after=STORAGE_RETRY_AFTER)
+    return responses.error_response(500, "server_error")
 
 
 class _Guard:
@@ -121,6 +122,8 @@ class _Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                # Every answer, said once here: never sniffed into something else.
+                message = {**message, "headers": [*message.get("headers", ()), _NOSNIFF]}
             await send(message)
 
         try:
@@ -134,5 +137,5 @@ class _Guard:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error("unexpected %s in %s\n%s", describe(exc), scope.get("path"), frames)
             if not started and scope["type"] == "http":
-                response = api.error_response(500, "server_error")
-                await response(scope, receive, send)
+                response = responses.error_response(500, "server_error")
+                await response(scope, receive, watch)

@@ -48,7 +48,6 @@ class Asset:
             "Cache-Control": cache_control,
             "ETag": self.etag,
             "Vary": "Accept-Encoding",
-            "X-Content-Type-Options": "nosniff",
             # Loaded by partners' pages on other origins: say so explicitly.
             "Cross-Origin-Resource-Policy": "cross-origin",
         }

@@ -18,6 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import i18n
+from server.domain.petitions import Entry
+from server.web.services import Services, petition_endpoint
 
 MAX_AGE = 60  # seconds a browser or cache may show a badge without asking again
 STALE = 600  # seconds a cache may keep showing one while it asks
@@ -104,17 +106,18 @@ def headers(etag: str) -> dict[str, str]:
         "ETag": etag,
         "Access-Control-Allow-Origin": "*",
         "Cross-Origin-Resource-Policy": "cross-origin",  # shown by pages on any origin
-        "X-Content-Type-Options": "nosniff",
         # Opened directly, an SVG is a document: it may run nothing and load nothing.
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
     }
 
 
-async def badge(request: Request) -> Response:
-    registry = request.app.state.services.registry
-    entry = registry.get(request.path_params["slug"])
-    if entry is None:
-        return Response("not found", 404, {"Cache-Control": "no-store"}, media_type="text/plain")
+def _no_petition(request: Request) -> Response:
+    return Response("not found", 404, {"Cache-Control": "no-store"}, media_type="text/plain")
+
+
+@petition_endpoint(_no_petition)
+async def badge(request: Request, services: Services, entry: Entry) -> Response:
+    registry = services.registry
     lang = request.query_params.get("lang", "en")
     lang = lang if lang in i18n.LANGUAGES else "en"
     body = render(registry.count(entry), entry.goal, lang=lang, is_open=entry.is_open).encode()

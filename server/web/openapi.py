@@ -284,7 +284,7 @@ def document() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    headers = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+    headers = {"Access-Control-Allow-Origin": "*"}
     return JSONResponse(document(), headers=headers)
 
 

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.domain.form_tokens import FormTokens
+from server.domain.petitions import Entry
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store.registry import Registry
@@ -30,3 +34,27 @@ class Services:
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+PetitionHandler = Callable[[Request, Services, Entry], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def petition_endpoint(
+    missing: Callable[[Request], Response],
+) -> Callable[[PetitionHandler], Endpoint]:
+    """An endpoint about the petition named by `{slug}` in its path: the handler gets the
+    services and the petition, and `missing` answers for a slug this server does not know."""
+
+    def decorate(handler: PetitionHandler) -> Endpoint:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            services: Services = request.app.state.services
+            entry = services.registry.get(request.path_params["slug"])
+            if entry is None:
+                return missing(request)
+            return await handler(request, services, entry)
+
+        return endpoint
+
+    return decorate

@@ -31,7 +31,8 @@ from server.domain.petitions import Entry
 from server.domain.signatures import consent_wording, form_language
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
-from server.web.services import Services, services_of
+from server.web.responses import not_found, templates
+from server.web.services import Services, petition_endpoint, services_of
 from server.web.stencil import Stencil
 from server.web.submission import Outcome
 
@@ -48,12 +49,7 @@ _KEPT = ("accent", "origin", "frame")
 
 @functools.cache
 def _files() -> tuple[jinja2.Environment, dict[str, Asset], Asset]:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(WIDGET_DIR),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templates(WIDGET_DIR)
     # The script's data as UTF-8, not \uXXXX escapes: a third of the size in Russian. (`tojson`
     # still escapes <, >, & and ', so the data cannot end its <script> element.)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
@@ -104,7 +100,6 @@ def content_security_policy(entry: Entry, inline_style: str) -> str:
 def security_headers(csp: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
-        "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",  # every document carries a fresh, single-use form token
     }
@@ -311,11 +306,8 @@ def interface_languages(entry: Entry) -> list[str]:
     return [lang for lang in sorted(i18n.LANGUAGES) if form_language(entry, lang) == lang]
 
 
-async def document(request: Request) -> Response:
-    services = services_of(request)
-    entry = services.registry.get(request.path_params["slug"])
-    if entry is None:
-        return not_found(request)
+@petition_endpoint(not_found)
+async def document(request: Request, services: Services, entry: Entry) -> Response:
     params = request.query_params
     lang = i18n.choose_language(
         params.get("lang"),
@@ -379,13 +371,10 @@ def _etag(count: int, status: str) -> str:
     return f'"{count}-{status}"'
 
 
-async def live_count(request: Request) -> Response:
+@petition_endpoint(not_found)
+async def live_count(request: Request, services: Services, entry: Entry) -> Response:
     """The count alone, for open widgets to poll: about 60 bytes, or a `304` with none while it
     has not changed. It is read from the registry in memory, never from the database."""
-    services = services_of(request)
-    entry = services.registry.get(request.path_params["slug"])
-    if entry is None:
-        return not_found(request)
     etag, answer, not_modified = _count_answers(
         services.registry.count(entry), entry.goal, entry.status
     )
@@ -402,7 +391,6 @@ def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Part
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={COUNT_MAX_AGE}",
-        "X-Content-Type-Options": "nosniff",
     }
     body = f'{{"signatures":{count},"goal":{goal},"status":"{status}"}}'.encode()
     return etag, prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)
@@ -422,24 +410,6 @@ async def asset(request: Request) -> Response:
     if found is None:
         return not_found(request)
     return found.response(request, IMMUTABLE)
-
-
-def not_found(request: Request) -> Response:
-    t = i18n.catalog(i18n.choose_language(
-        request.query_params.get("lang"), request.headers.get("accept-language", ""),
-        i18n.LANGUAGES, i18n.DEFAULT_LANGUAGE,
-    ))  # fmt: skip
-    body = (
-        f'<!doctype html><html lang="{t.lang}" dir="{t.dir}"><meta charset=utf-8>'
-        f"<title>404</title><p>{t('error_not_found')}</p></html>"
-    )
-    headers = {
-        "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-    }
-    return Response(body, 404, headers, media_type="text/html")
 
 
 routes = [

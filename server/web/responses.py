@@ -1,0 +1,70 @@
+"""Answers that several endpoints give alike: JSON and its errors, the public 404 page, and the
+one Jinja environment setting that every template shares.
+
+`X-Content-Type-Options: nosniff` is on none of them: the app's outermost layer adds it to
+every answer (`app._Guard`), so no endpoint can forget it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.domain import i18n
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+# Every JSON answer is readable from any site: the public API holds nothing private, and keyed
+# answers say `private, no-store` (browsers on other origins cannot send the key anyway).
+JSON_HEADERS = CORS
+NO_STORE_STATUSES = frozenset((400, 403, 404, 409, 413, 415, 422, 429, 503))
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = {**JSON_HEADERS, **(headers or {})}
+    return Response(body, status, headers, media_type="application/json")
+
+
+def error_response(
+    status: int, code: str, lang: str = i18n.DEFAULT_LANGUAGE, retry_after: int | None = None
+) -> Response:
+    t = i18n.catalog(lang)
+    message = t(f"error_{code}") if f"error_{code}" in t.messages else code.replace("_", " ")
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status in NO_STORE_STATUSES:
+        headers["Cache-Control"] = "no-store"
+    return json_response({"error": code, "message": message}, status, headers)
+
+
+def not_found(request: Request) -> Response:
+    """The public 404 page: a line in the visitor's language, loading nothing."""
+    t = i18n.catalog(i18n.choose_language(
+        request.query_params.get("lang"), request.headers.get("accept-language", ""),
+        i18n.LANGUAGES, i18n.DEFAULT_LANGUAGE,
+    ))  # fmt: skip
+    body = (
+        f'<!doctype html><html lang="{t.lang}" dir="{t.dir}"><meta charset=utf-8>'
+        f"<title>404</title><p>{t('error_not_found')}</p></html>"
+    )
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+    return Response(body, 404, headers, media_type="text/html")
+
+
+def templates(directory: Path) -> jinja2.Environment:
+    """A Jinja environment over one directory: autoescaped (petition files and signers supply
+    text), with block tags that leave no blank lines behind."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
