@@ -36,6 +36,7 @@ from server.domain import access, charts, export, snippet
 from server.domain.access import Principal
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, Entry
+from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
 from server.store.storage import Storage
@@ -361,8 +362,8 @@ async def overview(request: Request) -> Response:
                     "entry": entry,
                     "title": entry.petition.in_language(entry.petition.lang).title,
                     "count": count,
-                    "progress": min(count, entry.goal),
-                    "share": count / entry.goal,
+                    "progress": Progress(count, entry.goal).filled,
+                    "share": Progress(count, entry.goal).share,
                     "last_day": await services.storage.signatures_between(
                         entry.id, now - charts.DAY, now + 1
                     ),
@@ -514,8 +515,8 @@ async def _numbers(storage: Storage, entry: Entry, partner_id: int | None) -> di
     return {
         "count": count,
         "goal": entry.goal,
-        "progress": min(count, entry.goal),
-        "share_of_goal": count / entry.goal,
+        "progress": Progress(count, entry.goal).filled,
+        "share_of_goal": Progress(count, entry.goal).share,
         "first": first,
         "last": last,
         "last_day": last_day,

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server import __version__
+from server.web import refusals
 
 
 def _json(schema: str) -> dict[str, Any]:
@@ -33,6 +34,37 @@ def _error(description: str, *, retry_after: bool = False, html: bool = False) -
 
 
 _TEXT = {"schema": {"type": "string"}}
+
+# What each refusal of the sign endpoint means, for the document; its status comes from the one
+# table that the endpoint answers with (`refusals.SIGN_REFUSALS`).
+_SIGN_MEANINGS = {
+    400: "Bad token or body",
+    403: "The petition is closed",
+    409: "The token was used by someone else",
+    413: "Body too large",
+    415: "Not JSON nor a form",
+    422: "Invalid fields, all of them at once",
+    429: "Too many signatures",
+    503: "Storage unavailable",
+}
+_RETRY_AFTER = ("token_too_fresh", "rate_limited", "storage_unavailable")
+
+
+def _sign_refusals(html: dict[str, Any]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for status, codes in refusals.SIGN_REFUSALS.items():
+        description = f"{_SIGN_MEANINGS[status]} (`error`: {', '.join(codes)})"
+        if status == 422:
+            answers[str(status)] = {
+                "description": description,
+                "content": {**_json("FieldErrors"), **html},
+            }
+            continue
+        retry_after = any(code in _RETRY_AFTER for code in codes)
+        answers[str(status)] = _error(description, html=True, retry_after=retry_after)
+    return answers
+
+
 _SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
 _LANG = {
     "name": "lang",
@@ -213,19 +245,9 @@ def document() -> dict[str, Any]:
                             "description": "Signed (also when this person had signed before)",
                             "content": {**_json("Signed"), **html},
                         },
-                        "400": _error("Bad token or body", html=True, retry_after=True),
-                        "403": _error("The petition is closed", html=True),
+                        **_sign_refusals(html),
                         "404": _error("No such petition"),
                         "408": _error("The body arrived too slowly", html=True),
-                        "409": _error("The token was used by someone else", html=True),
-                        "413": _error("Body too large", html=True),
-                        "415": _error("Not JSON nor a form", html=True),
-                        "422": {
-                            "description": "Invalid fields, all of them at once",
-                            "content": {**_json("FieldErrors"), **html},
-                        },
-                        "429": _error("Too many signatures", retry_after=True, html=True),
-                        "503": _error("Storage unavailable", retry_after=True, html=True),
                     },
                 }
             },

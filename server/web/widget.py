@@ -28,6 +28,7 @@ from starlette.routing import Route
 from server.domain import countries, i18n, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
+from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
@@ -199,9 +200,9 @@ def _render(
     texts = entry.petition.in_language(view.lang)
     count = services.registry.count(entry)
     partner = entry.partners.get(view.partner)
-    percent = min(100.0, 100.0 * count / entry.goal)
+    progress = Progress(count, entry.goal)
     colours = accent_colours(view.kept.get("accent"))
-    inline_style = f".pw-fill{{width:{percent:.2f}%}}"
+    inline_style = f".pw-fill{{width:{progress.percent:.2f}%}}"
     if colours:
         inline_style = f":root{{--accent:{colours[0]};--on-accent:{colours[1]}}}" + inline_style
     count_text = t.plural("signed_count", count)
@@ -230,7 +231,7 @@ def _render(
         ],
         "count": count,
         "goal": entry.goal,
-        "value_max": max(count, entry.goal),  # aria-valuenow may not exceed aria-valuemax
+        "value_max": progress.value_max,
         "count_text": count_text,
         "goal_text": goal_text,
         "state": view.state,
