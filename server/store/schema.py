@@ -98,4 +98,21 @@ MIGRATIONS: list[list[str]] = [
         # instead of three (`signature_id` stays, read only for tokens used before this).
         "ALTER TABLE used_tokens ADD COLUMN email_digest TEXT",
     ],
+    [
+        # The outbox: work that must follow a change (a mail, a webhook) is written in the same
+        # transaction as the change, then delivered by a job (see `outbox`). A claim is a lease:
+        # it moves `available_at` to the lease's end, so the due rows of a topic are one range
+        # of this index, and a row whose worker died is due again when its lease runs out.
+        """CREATE TABLE outbox (
+            id {pk},
+            topic TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            available_at BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_until BIGINT,
+            last_error TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox (topic, available_at)",
+    ],
 ]

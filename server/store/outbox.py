@@ -1,0 +1,234 @@
+"""The outbox: work that must follow a change, written in the change's own transaction.
+
+A confirmation mail or a partner's webhook must go out if and only if the signature that causes
+it was committed. Sending from the request cannot promise that (the commit may fail after the
+send, the process may die before it), so the request writes an outbox row in the same
+transaction as the change (`add`), and a job delivers it afterwards (`deliver`): a rollback
+leaves no row, a crash leaves the row for the next worker. Delivery is at least once; handlers
+must tolerate a repeat.
+
+Rows are claimed as leases (`claim`): a short transaction of its own sets `claimed_until` and
+moves `available_at` to the lease's end, then commits, so no transaction stays open while a
+handler talks to the network, and a row whose worker died is due again once its lease ends.
+On PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`, which the
+engine adapter supplies); on SQLite the write path lets one claimer in at a time. Leases are
+capped at 60 s and a handler is cut off when its lease ends, so a slow handler cannot overlap
+with the worker that claims its row next. A failed row is tried again after a jittered
+exponential backoff (5 s doubling up to an hour); its error is kept, and logged, as an exception
+type only: messages can quote a signer's email.
+
+Times are whole seconds since the epoch, like every timestamp in the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server.store.clock import Clock, Stopping, pause
+from server.store.engine import Transaction
+from server.store.storage import Storage
+
+logger = logging.getLogger("petition_widget.outbox")
+
+MAX_LEASE = 60.0  # seconds: a claim's longest lease
+MIN_IDLE = 0.1  # seconds: the shortest wait when nothing is due, so a miss cannot spin
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    created_at: int
+    attempts: int  # including the claim that returned this row
+
+
+Handler = Callable[[OutboxRow], Awaitable[None]]
+
+_ADD = """
+INSERT INTO outbox (topic, payload, created_at, available_at)
+VALUES (:topic, :payload, :now, :now)"""
+_CLAIM = """
+UPDATE outbox SET claimed_until = :until, available_at = :until, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM outbox WHERE topic = :topic AND available_at <= :now
+    ORDER BY available_at, id LIMIT :limit{lock}
+)
+RETURNING id, topic, payload, created_at, attempts"""
+_ANY_DUE = "SELECT id FROM outbox WHERE topic = :topic AND available_at <= :now LIMIT 1"
+_RETRY = """
+UPDATE outbox SET available_at = :at, claimed_until = NULL, last_error = :error
+WHERE id = :id"""
+_RELEASE = """
+UPDATE outbox SET available_at = :now, claimed_until = NULL, attempts = attempts - 1
+WHERE id = :id AND attempts = :attempts"""
+_NEXT_DUE = "SELECT MIN(available_at) FROM outbox WHERE topic = :topic"
+
+
+async def add(tx: Transaction, topic: str, payload: dict[str, Any], now: float) -> None:
+    """Queue `payload` for `topic`, inside the caller's transaction: it exists only if that
+    transaction commits."""
+    values = {"topic": topic, "payload": json.dumps(payload), "now": int(now)}
+    await tx.execute(_ADD, values)
+
+
+async def claim(
+    storage: Storage, topic: str, limit: int, lease_seconds: float, now: float
+) -> list[OutboxRow]:
+    """Lease up to `limit` due rows of `topic`, oldest due first, for `lease_seconds` (at most
+    MAX_LEASE), counting an attempt for each; committed before it returns."""
+    if lease_seconds <= 0:
+        raise ValueError("a lease must last some time")
+    until = math.ceil(now + min(lease_seconds, MAX_LEASE))
+    values = {"topic": topic, "now": int(now), "until": until, "limit": limit}
+    # Look first, without the write lock: an idle outbox, polled every few seconds, then never
+    # takes SQLite's one write lock from the signature writer.
+    if await storage.database.fetch_val(_ANY_DUE, {"topic": topic, "now": int(now)}) is None:
+        return []
+    async with storage.write() as tx:
+        # The adapter's clause for passing over rows another claimer is locking, if it needs one.
+        rows = await tx.fetch_all(_CLAIM.format(lock=storage.engine.skip_locked), values)
+    claimed = [
+        OutboxRow(id=r[0], topic=r[1], payload=json.loads(r[2]), created_at=r[3], attempts=r[4])
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda row: row.id)
+
+
+async def complete(storage: Storage, row_id: int) -> None:
+    """The row's work is done: it goes."""
+    async with storage.write() as tx:
+        await tx.execute("DELETE FROM outbox WHERE id = :id", {"id": row_id})
+
+
+async def retry(
+    storage: Storage,
+    row_id: int,
+    available_at: float,
+    error_kind: str,
+    *,
+    attempts: int | None = None,
+) -> bool:
+    """End the row's lease and try it again at `available_at`, noting why it failed (a kind,
+    such as an exception's type name: never a message). With `attempts` (the row's, as claimed),
+    nothing changes if it has been claimed again since, as a lease that ran out lets another
+    worker do. Returns whether the row was changed."""
+    sql, values = _RETRY, {"id": row_id, "at": math.ceil(available_at), "error": error_kind}
+    if attempts is not None:
+        sql, values = sql + " AND attempts = :attempts", {**values, "attempts": attempts}
+    async with storage.write() as tx:
+        changed = await tx.fetch_all(sql + " RETURNING id", values)
+    return bool(changed)
+
+
+async def release(storage: Storage, rows: Sequence[OutboxRow], now: float) -> int:
+    """Hand back leases that were not used: the rows are due at once, and the claim does not
+    count as an attempt. Rows claimed again since are left alone. Returns how many went back."""
+    if not rows:
+        return 0
+    released = 0
+    async with storage.write() as tx:
+        for row in rows:
+            values = {"id": row.id, "attempts": row.attempts, "now": int(now)}
+            released += len(await tx.fetch_all(_RELEASE + " RETURNING id", values))
+    return released
+
+
+async def oldest_pending_age(storage: Storage, now: float) -> float | None:
+    """Seconds since the oldest row still in the outbox (claimed or not) was added; None when
+    it is empty. A health check's figure: it grows when delivery is stuck."""
+    oldest = await storage.database.fetch_val("SELECT MIN(created_at) FROM outbox")
+    return None if oldest is None else max(0.0, now - float(oldest))
+
+
+def backoff(
+    attempts: int, first: float = 5.0, cap: float = 3600.0, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: `first`, doubling each time, up
+    to `cap`, each drawn from the upper half of that so failed rows do not retry in step."""
+    ceiling = min(cap, first * 2.0 ** min(max(attempts, 1) - 1, 64))
+    return ceiling * (rng or _RNG).uniform(0.5, 1.0)
+
+
+_RNG = random.Random()
+
+
+async def deliver(
+    storage: Storage,
+    clock: Clock,
+    topic: str,
+    handler: Handler,
+    stopping: Stopping,
+    *,
+    batch: int = 10,
+    lease: float = 30.0,
+    idle: float = 5.0,
+    rng: random.Random | None = None,
+) -> None:
+    """Deliver `topic`'s rows until `stopping` is set: claim a batch, run `handler(row)` on each
+    outside any transaction, delete the rows it handled, schedule a retry with backoff for those
+    it raised on. When nothing is due, wait for the next due row, or `idle` seconds at most (rows
+    added elsewhere are not announced). Once stopping, claims no more and hands back the rows
+    of its batch it has not started. Errors of the database itself are raised: the job runner
+    restarts the loop after a backoff."""
+    lease = min(lease, MAX_LEASE)
+    while not stopping.is_set():
+        now = clock.now()
+        rows = await claim(storage, topic, batch, lease, now)
+        if not rows:
+            if await pause(clock, await _idle_wait(storage, clock, topic, idle), stopping):
+                return
+            continue
+        lease_end = now + lease  # no later than the stored lease, which is rounded up
+        pending = list(rows)
+        try:
+            while pending and not stopping.is_set():
+                # A row started with little lease left would likely be cut off: hand it back.
+                left = lease_end - clock.now()
+                if left < lease / 4:
+                    break
+                await _handle(storage, clock, pending.pop(0), handler, left, rng)
+        finally:
+            if pending:
+                with contextlib.suppress(Exception):  # else their leases simply run out
+                    await release(storage, pending, clock.now())
+
+
+async def _handle(
+    storage: Storage,
+    clock: Clock,
+    row: OutboxRow,
+    handler: Handler,
+    left: float,
+    rng: random.Random | None,
+) -> None:
+    try:
+        # The lease is in clock time; the cut-off is real time, which it is in production.
+        async with asyncio.timeout(left):
+            await handler(row)
+    except Exception as exc:
+        kind = type(exc).__name__
+        delay = backoff(row.attempts, rng=rng)
+        logger.warning(
+            "outbox %s: row %d failed (%s) on attempt %d; next in %.0f s",
+            row.topic, row.id, kind, row.attempts, delay,
+        )  # fmt: skip
+        await retry(storage, row.id, clock.now() + delay, kind, attempts=row.attempts)
+    else:
+        await complete(storage, row.id)
+
+
+async def _idle_wait(storage: Storage, clock: Clock, topic: str, idle: float) -> float:
+    """How long to wait before claiming again: until the next row is due, at most `idle`."""
+    next_due = await storage.database.fetch_val(_NEXT_DUE, {"topic": topic})
+    if next_due is None:
+        return idle
+    return max(MIN_IDLE, min(idle, float(next_due) - clock.now()))
