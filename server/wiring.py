@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 from starlette.types import ASGIApp
 
@@ -17,20 +18,27 @@ from server import settings as settings_module
 from server.domain.form_tokens import FormTokens
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
+from server.store import jobs
+from server.store.clock import Clock, SystemClock
 from server.store.registry import Registry
+from server.store.runner import JobRunner
 from server.store.storage import Storage
 from server.store.writer import create_writer
 from server.web.app import create_app as create_web_app
 from server.web.services import Services
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
     storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+    registry = Registry(storage, settings.count_refresh, clock)
+    runner = JobRunner(clock, logging.getLogger("petition_widget.jobs"))
+    jobs.register(runner, storage, registry, clock)
     return Services(
         settings=settings,
         storage=storage,
         writer=create_writer(storage),
-        registry=Registry(storage, settings.count_refresh),
+        registry=registry,
         tokens=FormTokens(
             settings.secret_keys,
             lifetime=settings.token_lifetime,
@@ -39,6 +47,8 @@ def build_services(settings: Settings) -> Services:
         sign_limiter=RateLimiter(settings.rate_sign_per_minute),
         client_limiter=RateLimiter(settings.rate_client_per_minute),
         client_secret=derive_key(settings.secret_keys[0], "client-address"),
+        clock=clock,
+        jobs=runner,
     )
 
 

@@ -9,12 +9,12 @@ this process show up at once: the writer reports the count after each commit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
+from server.store.clock import Clock, Stopping, SystemClock, pause
 from server.store.engine import describe
 from server.store.storage import Storage
 
@@ -22,9 +22,12 @@ logger = logging.getLogger("petition_widget.registry")
 
 
 class Registry:
-    def __init__(self, storage: Storage, refresh_interval: float) -> None:
+    def __init__(
+        self, storage: Storage, refresh_interval: float, clock: Clock | None = None
+    ) -> None:
         self.storage = storage
         self.refresh_interval = refresh_interval
+        self.clock: Clock = clock or SystemClock()
         self.revision = -1
         self.entries: dict[str, Entry] = {}
         self.counts: dict[int, int] = {}
@@ -72,20 +75,20 @@ class Registry:
         self.refreshed_at = time.monotonic()
         self.failure = None
 
-    async def run(self) -> None:
-        """Refresh forever, on one held connection (on SQLite, `databases` would otherwise open a
-        new connection and thread per query)."""
-        while True:
+    async def run(self, stopping: Stopping) -> None:
+        """Refresh until `stopping` is set (a job of the runner, `jobs.register`), on one held
+        connection (on SQLite, `databases` would otherwise open a new connection and thread per
+        query). A failed read is logged once per kind and reported by `failure` for the health
+        check; the next period tries again."""
+        while not stopping.is_set():
             try:
                 async with self.storage.session():
-                    while True:
-                        await asyncio.sleep(self.refresh_interval)
+                    while not await pause(self.clock, self.refresh_interval, stopping):
                         await self.refresh()
-            except asyncio.CancelledError:
-                raise
+                return
             except Exception as exc:
                 reason = describe(exc)
                 if self.failure != reason:
                     logger.error("cannot read counts: %s", reason)
                 self.failure = reason
-                await asyncio.sleep(self.refresh_interval)
+                await pause(self.clock, self.refresh_interval, stopping)

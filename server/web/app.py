@@ -26,6 +26,7 @@ from server.web.submission import STORAGE_RETRY_AFTER
 logger = logging.getLogger("petition_widget")
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+JOBS_GRACE = 5.0  # seconds background jobs get to finish their step at shutdown
 STARTUP_PATIENCE = 30.0  # seconds to keep trying to reach the database at start-up
 
 
@@ -36,14 +37,14 @@ def create_app(services: Services) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _open_storage(services)
         await services.writer.start()
-        refresher = asyncio.create_task(services.registry.run())
+        await services.jobs.start()
         try:
             yield
         finally:
-            # uvicorn calls this after in-flight requests have finished: the writer then
-            # commits whatever is still queued before the database is closed.
-            refresher.cancel()
-            await asyncio.gather(refresher, return_exceptions=True)
+            # uvicorn calls this after in-flight requests have finished: background jobs
+            # finish (or hand back) what they hold, the writer commits whatever is still
+            # queued, and only then is the database closed.
+            await services.jobs.stop(JOBS_GRACE)
             await services.writer.close()
             await services.storage.disconnect()
 

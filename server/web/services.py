@@ -14,7 +14,9 @@ from server.domain.form_tokens import FormTokens
 from server.domain.petitions import Entry
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
+from server.store.clock import Clock
 from server.store.registry import Registry
+from server.store.runner import JobRunner
 from server.store.storage import Storage
 from server.store.writer import Writer
 
@@ -29,6 +31,8 @@ class Services:
     sign_limiter: RateLimiter  # per client address and petition
     client_limiter: RateLimiter  # per client address, over all petitions
     client_secret: bytes  # keys the hash that stands for a client's address
+    clock: Clock  # wall time of the background jobs (a test may drive it)
+    jobs: JobRunner  # the background work of this process
 
 
 def services_of(request: Request) -> Services:
