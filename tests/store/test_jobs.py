@@ -1,0 +1,90 @@
+"""The store's periodic work runs as jobs of the runner, on both engines, under a manual clock:
+expired nonces are purged, and counts written by another process reach the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from server.domain.petitions import load_file
+from server.store import jobs
+from server.store.clock import ManualClock
+from server.store.registry import Registry
+from server.store.runner import JobRunner
+from server.store.storage import Storage
+from server.web import bundle
+
+T = 1_700_000_000
+
+
+async def opened(url: str) -> Storage:
+    storage = Storage(url)
+    await storage.connect()
+    await storage.migrate()
+    return storage
+
+
+async def nonces(storage: Storage) -> set[str]:
+    rows = await storage.database.fetch_all("SELECT nonce FROM used_tokens")
+    return {r[0] for r in rows}
+
+
+def test_nonce_purge_runs_at_start_and_every_period(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        clock = ManualClock(T)
+        runner = JobRunner(clock, logging.getLogger("test.jobs"))
+        jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
+        async with storage.write() as tx:
+            for nonce, expires in (("old", T - 1), ("later", T + 100), ("live", T + 10_000)):
+                await tx.execute(
+                    "INSERT INTO used_tokens (nonce, expires_at) VALUES (:n, :e)",
+                    {"n": nonce, "e": expires},
+                )
+        await runner.start()
+        try:
+            await clock.wait_for_sleepers(2)  # both jobs have run once and sleep
+            assert await nonces(storage) == {"later", "live"}
+            await clock.advance(jobs.PURGE_EVERY - 1)
+            assert await nonces(storage) == {"later", "live"}  # not before its period
+            await clock.advance(1)
+            await clock.wait_for_sleepers(2)
+            assert await nonces(storage) == {"live"}
+            assert runner.status()["nonce-purge"].failures == 0
+        finally:
+            await runner.stop(1.0)
+            await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_count_refresh_brings_other_writers_counts(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([load_file(bundle.EXAMPLE_PETITION)])
+        clock = ManualClock(T)
+        registry = Registry(storage, 1.0, clock)
+        await registry.refresh()
+        (entry,) = registry.entries.values()
+        runner = JobRunner(clock, logging.getLogger("test.jobs"))
+        jobs.register(runner, storage, registry, clock)
+        await runner.start()
+        try:
+            await clock.wait_for_sleepers(2)
+            # Another worker's commit: a counter row this process never wrote.
+            async with storage.write() as tx:
+                await tx.execute(
+                    "INSERT INTO counters (petition_id, partner_id, shard, n) "
+                    "VALUES (:p, 0, 5, 42)",
+                    {"p": entry.id},
+                )
+            assert registry.count(entry) == 0
+            await clock.advance(1.0)
+            await clock.wait_for_sleepers(2)
+            assert registry.count(entry) == 42
+            assert registry.failure is None
+        finally:
+            await runner.stop(1.0)
+            await storage.disconnect()
+
+    asyncio.run(check())
