@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 
-from server.domain.partners import Partner
 from server.domain.petitions import Entry
 from server.store.clock import Clock, Stopping, SystemClock, pause
 from server.store.engine import describe
@@ -48,22 +47,8 @@ class Registry:
     async def refresh(self) -> None:
         revision = await self.storage.content_revision()
         if revision != self.revision:
-            petitions = await self.storage.petitions()
-            partners: dict[int, dict[str, Partner]] = {}
-            for partner in await self.storage.partners():
-                partners.setdefault(partner.petition_id, {})[partner.code] = partner
-            self.entries = {
-                row.slug: Entry(
-                    id=row.id,
-                    slug=row.slug,
-                    petition=row.petition,
-                    goal=row.goal,
-                    status=row.status,
-                    updated_at=row.updated_at,
-                    partners=partners.get(row.id, {}),
-                )
-                for row in petitions
-            }
+            entries = await self.storage.petitions(await self.storage.partners())
+            self.entries = {entry.slug: entry for entry in entries}
         totals = await self.storage.totals()
         if revision != self.revision:
             # Content changed (an owner may have erased signatures): take the totals as they are.

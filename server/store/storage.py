@@ -22,7 +22,7 @@ from server.domain.access import AccessKeyRow
 from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.export import ExportRow
 from server.domain.partners import Partner
-from server.domain.petitions import Petition
+from server.domain.petitions import Entry, Petition
 from server.store.engine import Engine, Plan, Transaction, describe, engine_for
 from server.store.schema import MIGRATIONS
 from server.store.sqlite import SqliteEngine
@@ -35,16 +35,6 @@ _PURGE_NONCES = "DELETE FROM used_tokens WHERE expires_at < :now"
 
 
 # --- The storage object -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PetitionRow:
-    id: int
-    slug: str
-    petition: Petition
-    goal: int
-    status: str
-    updated_at: int
 
 
 class Storage:
@@ -176,18 +166,23 @@ class Storage:
     async def content_revision(self) -> int:
         return int(await self.database.fetch_val("SELECT n FROM revisions WHERE name = 'content'"))
 
-    async def petitions(self) -> list[PetitionRow]:
+    async def petitions(self, partners: Iterable[Partner] = ()) -> list[Entry]:
+        """Every petition as published, with those of `partners` that are its own."""
         rows = await self.database.fetch_all(
             "SELECT id, slug, document, goal, status, updated_at FROM petitions ORDER BY slug"
         )
+        by_petition: dict[int, dict[str, Partner]] = {}
+        for partner in partners:
+            by_petition.setdefault(partner.petition_id, {})[partner.code] = partner
         return [
-            PetitionRow(
+            Entry(
                 id=r[0],
                 slug=r[1],
                 petition=Petition.from_document(json.loads(r[2])),
                 goal=r[3],
                 status=r[4],
                 updated_at=r[5],
+                partners=by_petition.get(r[0], {}),
             )
             for r in rows
         ]
