@@ -32,6 +32,9 @@ class Registry:
         self.counts: dict[int, int] = {}
         self.failure: str | None = None
         self.refreshed_at = 0.0
+        # Counts noted while a refresh reads the totals: a commit that lands during the read
+        # must not be undone by it.
+        self._noted: dict[int, int] | None = None
 
     def get(self, slug: str) -> Entry | None:
         return self.entries.get(slug)
@@ -43,15 +46,25 @@ class Registry:
         """A count read inside a committed transaction: never older than what we hold."""
         if count > self.counts.get(petition_id, 0):
             self.counts[petition_id] = count
+        if self._noted is not None and count > self._noted.get(petition_id, 0):
+            self._noted[petition_id] = count
 
     async def refresh(self) -> None:
         revision = await self.storage.content_revision()
         if revision != self.revision:
             entries = await self.storage.petitions(await self.storage.partners())
             self.entries = {entry.slug: entry for entry in entries}
-        totals = await self.storage.totals()
+        self._noted = {}
+        try:
+            totals = await self.storage.totals()
+            noted = self._noted
+        finally:
+            self._noted = None
         if revision != self.revision:
-            # Content changed (an owner may have erased signatures): take the totals as they are.
+            # Content changed (an owner may have erased signatures): take the totals as they
+            # are, except for commits noted since they were read.
+            for petition_id, count in noted.items():
+                totals[petition_id] = max(totals.get(petition_id, 0), count)
             self.counts = totals
         else:
             for petition_id, total in totals.items():

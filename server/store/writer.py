@@ -49,7 +49,11 @@ class Writer:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock  # when signatures are recorded: their `created_at`
-        self.waiting = 0
+        self.waiting = 0  # requests waiting for their commit
+        # Signatures queued or in a group being committed, whether or not anyone still waits
+        # for them (a client that hung up leaves its signature to be recorded): what the
+        # back-pressure limit counts.
+        self.queued = 0
         self._pending: collections.deque[_Pending] = collections.deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -85,11 +89,14 @@ class Writer:
         Raises StorageUnavailable when the database cannot take it, or has not within
         WAIT_TIMEOUT seconds.
         """
-        if self.waiting >= MAX_WAITING:
+        if self._closing:
+            raise StorageUnavailable("the writer is shutting down")
+        if self.queued >= MAX_WAITING:
             raise StorageUnavailable("too many signatures waiting")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int | None] = loop.create_future()
         self.waiting += 1
+        self.queued += 1
         try:
             self._deadlines.append((loop.time() + WAIT_TIMEOUT, future))
             self._pending.append((signature, future))
@@ -107,12 +114,14 @@ class Writer:
                 await self._wake.wait()
                 continue
             group = [self._pending.popleft() for _ in range(min(MAX_GROUP, len(self._pending)))]
+            futures = [f for _, f in group]
             try:
-                outcome = await self._record([s for s, _ in group])
+                _settle(futures, await self._record([s for s, _ in group]))
             except Exception as exc:  # a bug must not stop the writer for good
                 logger.error("unexpected %s while writing signatures", describe(exc))
-                outcome = [StorageUnavailable(describe(exc)) for _ in group]
-            _settle([f for _, f in group], outcome)
+                _settle(futures, [StorageUnavailable(describe(exc)) for _ in group])
+            finally:
+                self.queued -= len(group)
 
     async def _record(self, batch: list[NewSignature]) -> list[Any]:
         now = self.clock()

@@ -192,3 +192,30 @@ def test_registry_edited_petition_reloads_and_takes_counts_as_they_are(tmp_path:
         await storage.disconnect()
 
     run(check())
+
+
+def test_registry_keeps_a_commit_noted_while_a_refresh_reads(tmp_path: Path) -> None:
+    """A commit noted while a refresh after a content change was reading the totals was
+    overwritten by those older totals, so the public count dipped until the next refresh."""
+
+    async def check() -> None:
+        storage, pid, _ = await prepared(tmp_path)
+        await sign(storage, pid, "a@example.org")
+        registry = Registry(storage, 1.0)
+        await registry.refresh()
+        read_totals = storage.totals
+
+        async def totals_while_a_commit_lands() -> dict[int, int]:
+            found = await read_totals()
+            registry.note_count(pid, 2)  # this process committed a second signature meanwhile
+            return found
+
+        storage.totals = totals_while_a_commit_lands  # type: ignore[method-assign]
+        await storage.add_partner(pid, "ngo", "NGO")  # a content change
+        await registry.refresh()
+        (entry,) = [e for e in registry.entries.values() if e.id == pid]
+        assert "ngo" in entry.partners
+        assert registry.count(entry) == 2
+        await storage.disconnect()
+
+    run(check())

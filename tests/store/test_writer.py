@@ -481,3 +481,82 @@ def test_writer_watchdog_answers_a_signer_whose_commit_never_comes(
         assert fake.committed == ["s0"]  # late, but recorded: a retry of it gets the same answer
 
     run(check())
+
+
+# --- Regressions ---------------------------------------------------------------------------------
+
+
+def test_writer_back_pressure_counts_signatures_whose_signers_hung_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hung-up signers left their signatures queued but freed their places: with a hung
+    database the queue grew without bound. The limit counts queued signatures now."""
+    monkeypatch.setattr(writer_module, "MAX_WAITING", 3)
+
+    async def check() -> None:
+        fake = FakeEngine()
+        fake.gate.clear()
+        writer = Writer(fake, lambda: NOW)
+        await writer.start()
+        tasks = submitted(writer, "s0")
+        await until(lambda: fake.reached == 1)
+        tasks += submitted(writer, "s1", "s2")
+        await until(lambda: writer.waiting == 3)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert writer.waiting == 0
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(writer.submit(sig("s3")), 1.0)
+        fake.gate.set()
+        await until(lambda: writer.queued == 0)
+        assert await writer.submit(sig("s4")) == 4  # s0, s1 and s2 were recorded all the same
+        await writer.close()
+
+    run(check())
+
+
+def test_writer_refuses_a_signature_once_closed() -> None:
+    """A submit after close() used to wait forever: nothing was left to answer it."""
+
+    async def check() -> None:
+        writer = Writer(FakeEngine(), lambda: NOW)
+        await writer.start()
+        await writer.close()
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(writer.submit(sig("late")), 1.0)
+
+    run(check())
+
+
+class ShortEngine(FakeEngine):
+    """An adapter with a bug: it answers a group with one result too few, once."""
+
+    broken = True
+
+    async def run_plan(self, plan: Plan) -> list[int | None]:
+        outcome = await super().run_plan(plan)
+        if self.broken:
+            self.broken = False
+            return outcome[:-1]
+        return outcome
+
+
+def test_writer_survives_an_adapter_that_answers_a_group_wrongly() -> None:
+    """Settling a group outside the writer's guard let such a bug end the writer for good."""
+
+    async def check() -> None:
+        fake = ShortEngine()
+        fake.gate.clear()
+        writer = Writer(fake, lambda: NOW)
+        await writer.start()
+        first = submitted(writer, "s0", "s1")
+        await until(lambda: writer.waiting == 2)
+        fake.gate.set()
+        results = await asyncio.gather(*first, return_exceptions=True)
+        assert results[0] == 2
+        assert isinstance(results[1], StorageUnavailable)
+        assert await asyncio.wait_for(writer.submit(sig("s2")), 1.0) == 3  # still writing
+        await writer.close()
+
+    run(check())
