@@ -66,7 +66,7 @@ def test_readme_documents_exactly_the_settings() -> None:
 
 
 def test_no_setting_is_read_outside_the_table() -> None:
-    source = "\n".join(p.read_text() for p in (README.parent / "server").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (README.parent / "server").rglob("*.py"))
     read = set(re.findall(r"environ(?:\.get)?\(\s*[\"']([A-Z_]+)", source))
     assert read <= set(settings.SETTINGS) | {"PETITION_WIDGET_REQUIRE_ALL"}, read
 

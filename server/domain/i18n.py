@@ -1,6 +1,6 @@
 """Interface languages: message catalogs, plural forms, number formatting, language choice.
 
-Catalogs are TOML files in `server/locales/`, one per language, so translators edit text, not
+Catalogs are TOML files in `server/domain/locales/`, one per language, so translators edit text, not
 code. English is the reference: every catalog must have exactly its keys (a test checks this).
 Plural rules and digit grouping follow Unicode CLDR for the languages we ship; adding a language
 means adding its catalog and, if its plural rule is new, a line in `_PLURAL_RULES`.

@@ -2,7 +2,7 @@
 
 One limiter is a GCRA (generic cell rate algorithm): per key it keeps a single number, the
 time at which the key's bucket will be full again, so memory stays small and checks are O(1).
-Keys are keyed hashes of client addresses (`clients.client_key`), never addresses. Limits are
+Keys are keyed hashes of client addresses (`client_address.client_key`), never addresses. Limits are
 per process: with several workers each keeps its own, which only makes them more lenient.
 """
 

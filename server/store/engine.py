@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import databases
 
+from server.domain.errors import StorageUnavailable
+
 #: A statement and its named (`:name`) values.
 Statement = tuple[str, dict[str, Any]]
 #: A sequence of statements that receives each statement's first row and returns a value: the
@@ -116,6 +118,8 @@ def is_unavailable(exc: BaseException) -> bool:
     """`Engine.is_unavailable` for any engine: the app's error handler knows no engine."""
     from server.store import postgres, sqlite
 
+    if isinstance(exc, StorageUnavailable):  # ours, raised where a driver's error was caught
+        return True
     return sqlite.is_unavailable(exc) or postgres.is_unavailable(exc)
 
 

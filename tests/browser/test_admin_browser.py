@@ -16,6 +16,8 @@ from server.domain import access_keys
 from server.store.storage import Storage
 from tests.support import live
 
+pytestmark = pytest.mark.browser
+
 SLUG = "save-russian-lgbt-network"
 ADMIN = f"/admin/petitions/{SLUG}"
 T = TypeVar("T")

@@ -1,5 +1,5 @@
 """Reading a database directly, for tests that check what survived a crash or a fault. The
-server's own SQL is in server/storage.py; these few queries exist only to audit it."""
+server's own SQL is in server/store/storage.py; these few queries exist only to audit it."""
 
 from __future__ import annotations
 
