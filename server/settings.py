@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import stat
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,21 @@ SETTINGS: dict[str, Setting] = {
             "1 turns on uvicorn's access log. Off by default: it would store client addresses.",
         ),
         Setting("LOG_LEVEL", "info", "Log level of the server's own messages."),
+        Setting(
+            "SMTP_URL",
+            "",
+            "Where confirmation mails are sent: `smtp://user:pass@host:587` (STARTTLS is "
+            "required, with a verified certificate, except to a loopback address) or "
+            "`smtps://user:pass@host:465` (TLS from the start). Needed by petitions with "
+            '`confirmation = "email"`.',
+        ),
+        Setting("MAIL_FROM", "", "The sender's address of confirmation mails."),
+        Setting(
+            "CONFIRM_LIFETIME",
+            "604800",
+            "Seconds a confirmation link stays valid (7 days); a signature not confirmed by "
+            "then is deleted with all its personal data.",
+        ),
     ]
 }
 
@@ -148,6 +164,10 @@ class Settings:
     sqlite_synchronous: str
     access_log: bool
     log_level: str
+    smtp_url: str = ""
+    mail_from: str = ""
+    confirm_lifetime: int = 604_800
+    base_url_set: bool = False  # BASE_URL was given, not derived from HOST and PORT
     demo: bool = False
 
     @property
@@ -199,8 +219,43 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         sqlite_synchronous=synchronous,
         access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
         log_level=raw["LOG_LEVEL"].lower(),
+        smtp_url=_smtp_url(raw["SMTP_URL"]),
+        mail_from=_mail_from(raw["MAIL_FROM"]),
+        confirm_lifetime=_integer(raw, "CONFIRM_LIFETIME", minimum=600),
+        base_url_set=bool(raw["BASE_URL"]),
         demo=bool(overrides.get("demo", False)),
     )
+
+
+def missing_for_confirmation(settings: Settings) -> list[str]:
+    """The settings that mail confirmation needs and that are unset: links in mails are built
+    on `BASE_URL`, mails leave through `SMTP_URL` from `MAIL_FROM`."""
+    needed = {
+        "SMTP_URL": settings.smtp_url,
+        "MAIL_FROM": settings.mail_from,
+        "BASE_URL": settings.base_url if settings.base_url_set else "",
+    }
+    return [name for name, value in needed.items() if not value]
+
+
+def _smtp_url(url: str) -> str:
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465")
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise SettingsError("SMTP_URL has a port that is not a number") from None
+    return url
+
+
+def _mail_from(address: str) -> str:
+    local, at, domain = address.rpartition("@")
+    if address and not (at and local and "." in domain and not any(c.isspace() for c in address)):
+        raise SettingsError("MAIL_FROM must be an email address, like petitions@example.org")
+    return address
 
 
 def _database_url(url: str) -> str:

@@ -165,11 +165,26 @@
     button.textContent = on ? t.sending : t.sign_button;
   }
 
-  function signed(n) {
+  function signed(n, withdrawUrl) {
     showCount(n);
+    var withdraw = thanks.querySelector(".pw-withdraw");
+    if (withdrawUrl) {
+      withdraw.querySelector("a").href = withdrawUrl;
+      withdraw.hidden = false;
+    }
     form.hidden = true;
     thanks.hidden = false;
     thanks.querySelector("h2").focus(); // moves the reader to the thank-you, which is read out
+  }
+
+  // The petition counts a signature once its signer confirms it from a mail: say where to look,
+  // with the address as typed (as text: it goes nowhere else).
+  function checkEmail(address) {
+    var check = document.getElementById("pw-check");
+    check.querySelector(".pw-check-text").textContent = format(t.check_text, { email: address });
+    form.hidden = true;
+    check.hidden = false;
+    check.querySelector("h2").focus();
   }
 
   function send(attempt) {
@@ -181,7 +196,8 @@
     }).then(function (r) {
       var retryAfter = Math.min(60, parseInt(r.headers.get("Retry-After") || "0", 10) || 0);
       return r.json().catch(function () { return {}; }).then(function (j) {
-        if (r.status === 201) return signed(j.signatures);
+        if (r.status === 201) return signed(j.signatures, j.withdraw_url);
+        if (r.status === 202) return checkEmail(form.elements.email.value.trim());
         if (r.status === 422) {
           setAlert(j.message || t.form_errors);
           var first = setErrors(j.errors || {});

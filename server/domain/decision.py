@@ -16,6 +16,7 @@ from typing import Any
 
 from server.domain.errors import PetitionClosed
 from server.domain.form_tokens import Claims, FormTokens
+from server.domain.links import Link, new_ref
 from server.domain.petitions import Entry
 from server.domain.signatures import NewSignature, consent_wording, form_language
 from server.domain.validation import FieldErrors, validate_signer
@@ -33,9 +34,14 @@ class Decision:
     signature: NewSignature | None
 
 
-def decide(entry: Entry, tokens: FormTokens, fields: Mapping[str, Any]) -> Decision:
+def decide(
+    entry: Entry, tokens: FormTokens, fields: Mapping[str, Any], confirm_lifetime: int = 604_800
+) -> Decision:
     """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
-    `TokenError` (with the claims of a genuine token), or `FieldErrors`."""
+    `TokenError` (with the claims of a genuine token), or `FieldErrors`.
+
+    An accepted submission gets its own random reference and links: a withdrawal link, and a
+    confirmation link valid `confirm_lifetime` seconds when the petition confirms by email."""
     if not entry.is_open:
         raise PetitionClosed()
     claims = tokens.verify(fields.get("token"), entry.slug)
@@ -67,5 +73,9 @@ def decide(entry: Entry, tokens: FormTokens, fields: Mapping[str, Any]) -> Decis
         signer=signer,
         lang=lang,
         consent=wording.record(),
+        ref=new_ref(),
+        withdraw=Link.new(),
+        confirm=Link.new() if petition.needs_confirmation else None,
+        confirm_lifetime=confirm_lifetime,
     )
     return Decision(claims, signature)

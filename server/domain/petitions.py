@@ -26,6 +26,9 @@ SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 _ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?")
 
 STATUSES = ("open", "closed")
+#: How a signature comes to count: once its signer confirms from a mail ("email", the default
+#: for files imported since confirmation exists), or at once ("none").
+CONFIRMATIONS = ("email", "none")
 UPDATE_KINDS = ("update", "correction")
 FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
 MAX_GOAL = 1_000_000_000
@@ -41,9 +44,12 @@ _TEXT_LIMITS = {
     "organiser": 200,
 }
 _REQUIRED_TEXTS = ("title", "summary", "target", "statement")
+# The mail a signer gets may be read by someone hostile to them: sender name and subject are
+# neutral unless the file says otherwise (empty: the catalog's neutral wording).
+_MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
-    "translations", *_TEXT_LIMITS,
+    "translations", "signing", "mail", *_TEXT_LIMITS,
 }  # fmt: skip
 
 
@@ -76,6 +82,8 @@ class Texts:
     legal_notice: str = ""
     organiser: str = ""
     updates: tuple[Update, ...] = ()
+    mail_from_name: str = ""  # the sender's name in confirmation mails ("" : neutral default)
+    mail_subject: str = ""  # their subject ("" : neutral default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +98,13 @@ class Petition:
     frame_ancestors: tuple[str, ...] = ()
     share_url: str = ""
     privacy_url: str = ""
+    # A stored petition from before confirmation existed has no such key: it keeps counting at
+    # once until its file is imported again (the file's default is "email").
+    confirmation: str = "none"
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.confirmation == "email"
 
     @functools.cached_property  # asked on every request; a petition never changes once loaded
     def languages(self) -> tuple[str, ...]:
@@ -204,6 +219,17 @@ class _Reader:
                 raise self.fail(f"{section} must be a table", other)
             texts[other] = self.translation(table, texts[lang], section)
 
+        signing = self.table(data, "signing")
+        confirmation = signing.pop("confirmation", "email")
+        if confirmation not in CONFIRMATIONS:
+            raise self.fail(
+                f"signing.confirmation must be one of {', '.join(CONFIRMATIONS)}",
+                "confirmation",
+                "signing",
+            )
+        if signing:
+            key = next(iter(signing))
+            raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
         form = self.table(data, "form")
         embed = self.table(data, "embed")
         fields = {}
@@ -237,10 +263,11 @@ class _Reader:
             frame_ancestors=tuple(ancestors),
             share_url=self.url(data, "share_url"),
             privacy_url=self.url(data, "privacy_url"),
+            confirmation=confirmation,
         )
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:
-        allowed = {*_TEXT_LIMITS, "updates"}
+        allowed = {*_TEXT_LIMITS, "updates", "mail"}
         unknown = sorted(set(table) - allowed)
         if unknown:
             raise self.fail(f"unknown key '{unknown[0]}' in [{section}]", unknown[0], section)
@@ -256,7 +283,12 @@ class _Reader:
                 )
         values = {name: getattr(own, name) or getattr(original, name) for name in _TEXT_LIMITS}
         updates = tuple(by_key.get((u.date, u.kind), u) for u in original.updates)
-        return Texts(**values, updates=updates)
+        return Texts(
+            **values,
+            updates=updates,
+            mail_from_name=own.mail_from_name or original.mail_from_name,
+            mail_subject=own.mail_subject or original.mail_subject,
+        )
 
     def texts(self, data: dict[str, Any], *, required: bool, section: str) -> Texts:
         values = {
@@ -264,7 +296,21 @@ class _Reader:
                               limit=limit, section=section)
             for name, limit in _TEXT_LIMITS.items()
         }  # fmt: skip
-        return Texts(**values, updates=self.updates(data.get("updates", []), section))
+        where = f"{section}.mail" if section else "mail"
+        mail = self.table(data, "mail", section=section)
+        unknown = sorted(set(mail) - set(_MAIL_LIMITS))
+        if unknown:
+            raise self.fail(f"unknown key '{unknown[0]}' in [{where}]", unknown[0], where)
+        from_name, subject = (
+            self.string(mail, name, limit=limit, section=where)
+            for name, limit in _MAIL_LIMITS.items()
+        )
+        return Texts(
+            **values,
+            updates=self.updates(data.get("updates", []), section),
+            mail_from_name=from_name,
+            mail_subject=subject,
+        )
 
     def updates(self, items: Any, section: str) -> tuple[Update, ...]:
         where = f"{section}.updates" if section else "updates"
@@ -319,10 +365,11 @@ class _Reader:
             raise self.fail(f"unknown language {value!r} (known: {known})", key, section)
         return value
 
-    def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    def table(self, data: Mapping[str, Any], key: str, section: str = "") -> dict[str, Any]:
         value = data.get(key, {})
         if not isinstance(value, dict):
-            raise self.fail(f"{key} must be a table ([{key}])", key)
+            where = f"{section}.{key}" if section else key
+            raise self.fail(f"{key} must be a table ([{where}])", key, section)
         return dict(value)
 
 

@@ -8,6 +8,7 @@ import functools
 import hashlib
 
 from server.domain import i18n
+from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
 from server.domain.validation import Signer
@@ -36,6 +37,18 @@ class NewSignature:
     signer: Signer
     lang: str
     consent: Consent
+    ref: str = ""  # names this submission in its links (`links.new_ref`)
+    # The link that withdraws this submission's signature: in the answer when it counts at
+    # once, in the mails when it waits for confirmation.
+    withdraw: Link | None = None
+    # For a petition whose signatures are confirmed by email: the confirmation link, and for
+    # how long it is valid. None: the signature counts at once.
+    confirm: Link | None = None
+    confirm_lifetime: int = 0
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.confirm is not None
 
 
 @dataclasses.dataclass(frozen=True)

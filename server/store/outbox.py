@@ -32,6 +32,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from server.domain.errors import PetitionWidgetError
 from server.store.clock import Clock, Stopping, pause
 from server.store.engine import Transaction
 from server.store.storage import Storage
@@ -39,6 +40,20 @@ from server.store.storage import Storage
 logger = logging.getLogger("petition_widget.outbox")
 
 MAX_LEASE = 60.0  # seconds: a claim's longest lease
+NEVER = 2**62  # the `available_at` of a row that failed for good: never due again
+
+
+class GiveUp(PetitionWidgetError):
+    """Raised by a handler when its row can never succeed (a mail server's permanent refusal,
+    or retries for longer than the row's kind allows): the row is marked failed at once, keeps
+    nothing of its payload, and is only counted (`counts`) until `purge_failed` removes it.
+    `kind` says why, for the record: never a message, which could quote an address."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 MIN_IDLE = 0.1  # seconds: the shortest wait when nothing is due, so a miss cannot spin
 
 
@@ -70,7 +85,7 @@ WHERE id = :id"""
 _RELEASE = """
 UPDATE outbox SET available_at = :now, claimed_until = NULL, attempts = attempts - 1
 WHERE id = :id AND attempts = :attempts"""
-_NEXT_DUE = "SELECT MIN(available_at) FROM outbox WHERE topic = :topic"
+_NEXT_DUE = "SELECT MIN(available_at) FROM outbox WHERE topic = :topic AND failed_at IS NULL"
 
 
 async def add(tx: Transaction, topic: str, payload: dict[str, Any], now: float) -> None:
@@ -142,11 +157,55 @@ async def release(storage: Storage, rows: Sequence[OutboxRow], now: float) -> in
     return released
 
 
-async def oldest_pending_age(storage: Storage, now: float) -> float | None:
-    """Seconds since the oldest row still in the outbox (claimed or not) was added; None when
-    it is empty. A health check's figure: it grows when delivery is stuck."""
-    oldest = await storage.database.fetch_val("SELECT MIN(created_at) FROM outbox")
+async def oldest_pending_age(
+    storage: Storage, now: float, topic: str | None = None
+) -> float | None:
+    """Seconds since the oldest row still to deliver (claimed or not) was added, of one topic
+    or all; None when there is none. A health check's figure: it grows when delivery is stuck.
+    Rows that failed for good are not waiting: they do not count."""
+    sql = "SELECT MIN(created_at) FROM outbox WHERE failed_at IS NULL"
+    values: dict[str, Any] = {}
+    if topic is not None:
+        sql, values = sql + " AND topic = :topic", {"topic": topic}
+    oldest = await storage.database.fetch_val(sql, values)
     return None if oldest is None else max(0.0, now - float(oldest))
+
+
+async def fail(storage: Storage, row_id: int, now: float, kind: str) -> None:
+    """Mark a row failed for good (see `GiveUp`): its payload, which may hold an address, is
+    dropped at once."""
+    async with storage.write() as tx:
+        await tx.execute(
+            "UPDATE outbox SET payload = '{}', failed_at = :now, available_at = :never, "
+            "claimed_until = NULL, last_error = :kind WHERE id = :id",
+            {"id": row_id, "now": int(now), "never": NEVER, "kind": kind},
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    waiting: int  # still to deliver, claimed or not
+    failed: int  # failed for good, kept only as a count
+
+
+async def counts(storage: Storage, topic: str) -> Counts:
+    """How many rows of `topic` wait and how many failed: figures for the dashboard, which
+    never shows what the rows hold."""
+    row = await storage.database.fetch_one(
+        "SELECT COUNT(*) - COUNT(failed_at), COUNT(failed_at) FROM outbox WHERE topic = :topic",
+        {"topic": topic},
+    )
+    assert row is not None
+    return Counts(waiting=int(row[0]), failed=int(row[1]))
+
+
+async def purge_failed(storage: Storage, before: float) -> None:
+    """Forget rows that failed for good before `before`: they were kept to be counted."""
+    async with storage.write() as tx:
+        await tx.execute(
+            "DELETE FROM outbox WHERE failed_at IS NOT NULL AND failed_at < :before",
+            {"before": int(before)},
+        )
 
 
 def backoff(
@@ -214,6 +273,12 @@ async def _handle(
         # The lease is in clock time; the cut-off is real time, which it is in production.
         async with asyncio.timeout(left):
             await handler(row)
+    except GiveUp as given_up:
+        logger.warning(
+            "outbox %s: row %d failed for good (%s) on attempt %d",
+            row.topic, row.id, given_up.kind, row.attempts,
+        )  # fmt: skip
+        await fail(storage, row.id, clock.now(), given_up.kind)
     except Exception as exc:
         kind = type(exc).__name__
         delay = backoff(row.attempts, rng=rng)

@@ -49,6 +49,11 @@ class Registry:
         if self._noted is not None and count > self._noted.get(petition_id, 0):
             self._noted[petition_id] = count
 
+    def lower_count(self, petition_id: int, count: int) -> None:
+        """A count that went down in a transaction of this process (a withdrawal): shown at
+        once here; other workers follow at their next refresh."""
+        self.counts[petition_id] = count
+
     async def refresh(self) -> None:
         revision = await self.storage.content_revision()
         if revision != self.revision:

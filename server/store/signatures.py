@@ -14,24 +14,49 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Generator, Sequence
 from typing import Any
 
+from server.domain import links
+from server.domain.links import Link
 from server.domain.signatures import NewSignature
-from server.store.engine import Plan
+from server.store.engine import Plan, Statement
 
 _CLAIM_NONCE = """
-INSERT INTO used_tokens (nonce, email_digest, expires_at) VALUES (:nonce, :digest, :expires_at)
+INSERT INTO used_tokens (nonce, email_digest, expires_at, ref)
+VALUES (:nonce, :digest, :expires_at, :ref)
 ON CONFLICT (nonce) DO NOTHING RETURNING nonce"""
 _NONCE_OWNER = """
-SELECT u.email_digest, s.email_key FROM used_tokens u
+SELECT u.email_digest, s.email_key, u.ref FROM used_tokens u
 LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
 _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
-    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at)
+    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
-    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now)
+    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
+_INSERT_PENDING = """
+INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
+    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref)
+VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
+    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref)
+RETURNING id"""
+_SIGNED_BEFORE = """
+SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
+_NAME_SIGNATURE = "UPDATE signatures SET ref = :ref WHERE id = :id AND ref IS NULL"
+_ADD_LINK = """
+INSERT INTO links (digest, kind, petition_id, ref, expires_at)
+VALUES (:digest, :kind, :petition_id, :ref, :expires_at)"""
+_COUNT_QUOTA = """
+INSERT INTO mail_quota (petition_id, email_key, sent) VALUES (:petition_id, :email_key, 1)
+ON CONFLICT (petition_id, email_key) DO UPDATE SET sent = mail_quota.sent + 1 RETURNING sent"""
+_COUNT_BUDGET = """
+INSERT INTO mail_budget (recipient, day, sent) VALUES (:recipient, :day, 1)
+ON CONFLICT (recipient, day) DO UPDATE SET sent = mail_budget.sent + 1 RETURNING sent"""
+_QUEUE_MAIL = """
+INSERT INTO outbox (topic, payload, created_at, available_at)
+VALUES ('mail', :payload, :now, :now)"""
 _ADD_CONSENT = """
 INSERT INTO consent_texts (version, lang, text) VALUES (:version, :lang, :text)
 ON CONFLICT (version) DO NOTHING"""
@@ -41,18 +66,28 @@ VALUES (:petition_id, :partner_id, :shard, :n)
 ON CONFLICT (petition_id, partner_id, shard) DO UPDATE SET n = counters.n + excluded.n"""
 _PETITION_TOTAL = "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :petition_id"
 
+MAIL_TOPIC = "mail"
+MAILS_PER_SIGNER = 3  # mails ever sent to one address about one petition
+MAILS_PER_DAY = 5  # mails a day to one address, over every petition
+DAY = 86_400
+#: The value a signature that waits for confirmation gets: there is no count to tell.
+QUEUED = 0
+
 
 def sign_plan(
     batch: Sequence[NewSignature], *, shard: int, now: int, known_consents: set[str]
 ) -> Plan:
     """Record a group of signatures in one transaction; the plan's value has, per signature,
-    the petition's count after the group, or None when its token was already used by someone
-    else.
+    the petition's count after the group (`QUEUED` for one that waits for confirmation), or
+    None when its token was already used by someone else.
 
     A token's nonce is claimed first, with a digest of the signer's email key, so a replayed
-    token records nothing; the same person (same email key) signing again is stopped by the
-    unique constraint and not counted twice; a retry of the very same submission finds its own
-    nonce and digest and gets the same answer.
+    token records nothing, and a retry of the very same submission finds its own nonce and
+    digest and gets the same answer (and sends no second mail). A signature that counts at once
+    is stopped by the unique constraint when its signer had signed: not counted twice, and its
+    withdrawal link, recorded only with a new signature, then removes nothing. One that needs
+    confirming waits in `pending_signatures` with its links, and its mail goes to the outbox in
+    this same transaction: the confirmation, or "you have already signed" for a signer who has.
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
@@ -60,23 +95,79 @@ def sign_plan(
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
     for i, s in enumerate(batch):
         digest = email_digest(s.signer.email_key)
-        claim = {"nonce": s.nonce, "digest": digest, "expires_at": s.nonce_expires_at}
+        claim = {
+            "nonce": s.nonce,
+            "digest": digest,
+            "expires_at": s.nonce_expires_at,
+            "ref": s.ref or None,
+        }
         if (yield _CLAIM_NONCE, claim) is None:
             owner = yield _NONCE_OWNER, {"nonce": s.nonce}
             accepted[i] = owner is not None and digest in (owner[0], email_digest(owner[1]))
+            if accepted[i] and owner[2] and s.withdraw and not s.needs_confirmation:
+                # A retry whose first answer was lost: its link withdraws the same signature.
+                yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, owner[2], None)
             continue
-        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
-            increments[(s.petition_id, s.partner_id or 0)] += 1
         accepted[i] = True
+        if s.needs_confirmation:
+            yield from _wait_for_confirmation(s, now)
+        elif (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
+            increments[(s.petition_id, s.partner_id or 0)] += 1
+            if s.withdraw is not None:
+                yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
     # Sorted, so that concurrent transactions lock counter rows in the same order.
     for (petition_id, partner_id), n in sorted(increments.items()):
         values = {"petition_id": petition_id, "partner_id": partner_id, "shard": shard, "n": n}
         yield _BUMP_COUNTER, values
     totals = {}
-    for petition_id in sorted({s.petition_id for s in batch}):
+    for petition_id in sorted({s.petition_id for s in batch if not s.needs_confirmation}):
         row = yield _PETITION_TOTAL, {"petition_id": petition_id}
         totals[petition_id] = int(row[0])
-    return [totals[s.petition_id] if ok else None for s, ok in zip(batch, accepted, strict=True)]
+    return [
+        (QUEUED if s.needs_confirmation else totals[s.petition_id]) if ok else None
+        for s, ok in zip(batch, accepted, strict=True)
+    ]
+
+
+def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, Any, None]:
+    assert s.confirm is not None and s.withdraw is not None
+    key = {"petition_id": s.petition_id, "email_key": s.signer.email_key}
+    before = yield _SIGNED_BEFORE, key
+    if before is None:
+        yield _INSERT_PENDING, _signature_values(s, now)
+        expires = now + s.confirm_lifetime
+        yield _ADD_LINK, _link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires)
+        yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+        mail = {"kind": "confirm", "confirm": s.confirm.token, "withdraw": s.withdraw.token}
+    else:
+        # Signed and confirmed already: the mail says so, with a link that withdraws the
+        # signature that counts (named now if it was made before links existed).
+        ref = before[1]
+        if ref is None:
+            ref = s.ref
+            yield _NAME_SIGNATURE, {"id": before[0], "ref": ref}
+        yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None)
+        mail = {"kind": "already_signed", "withdraw": s.withdraw.token}
+    sent = yield _COUNT_QUOTA, key
+    if int(sent[0]) > MAILS_PER_SIGNER:
+        return
+    budget = yield _COUNT_BUDGET, {"recipient": s.signer.email_key, "day": now // DAY}
+    if int(budget[0]) > MAILS_PER_DAY:
+        return
+    payload = {**mail, "to": s.signer.email, "lang": s.lang, "petition_id": s.petition_id}
+    yield _QUEUE_MAIL, {"payload": json.dumps(payload), "now": now}
+
+
+def _link(
+    link: Link, kind: str, petition_id: int, ref: str, expires_at: int | None
+) -> dict[str, Any]:
+    return {
+        "digest": link.digest,
+        "kind": kind,
+        "petition_id": petition_id,
+        "ref": ref,
+        "expires_at": expires_at,
+    }
 
 
 def email_digest(email_key: str | None) -> str | None:
@@ -102,4 +193,5 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
         "consent_organiser": int(signer.consent_organiser),
         "consent_partner": int(signer.consent_partner),
         "now": now,
+        "ref": s.ref or None,
     }

@@ -23,7 +23,7 @@ from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
-from server.store.engine import Engine, Plan, Transaction, describe, engine_for
+from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.schema import MIGRATIONS
 from server.store.sqlite import SqliteEngine
 
@@ -69,10 +69,6 @@ class Storage:
         back if it raises. Hold it for statements only, never across network I/O."""
         return self.engine.transaction()
 
-    async def run_plan(self, plan: Plan) -> list[int | None]:
-        """Run a signing plan in one write transaction (the writer's hot path)."""
-        return await self.engine.run_plan(plan)
-
     def is_unavailable(self, exc: BaseException) -> bool:
         return self.engine.is_unavailable(exc)
 
@@ -96,8 +92,11 @@ class Storage:
             for version, statements in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
-                for statement in statements:
-                    await tx.execute(statement.format(**self.engine.types))
+                for step in statements:
+                    if isinstance(step, str):
+                        await tx.execute(step.format(**self.engine.types))
+                    else:
+                        await step(tx)
                 await tx.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :t)",
                     {"v": version, "t": _now()},
@@ -268,12 +267,13 @@ class Storage:
         petition_id: int | None = None,
         partner_id: int | None = None,
     ) -> None:
-        await self.database.execute(
-            "INSERT INTO access_keys (id, role, petition_id, partner_id, secret_hash, label, "
-            "created_at) VALUES (:id, :role, :petition, :partner, :hash, :label, :now)",
-            {"id": key_id, "role": role, "petition": petition_id, "partner": partner_id,
-             "hash": secret_hash, "label": label, "now": _now()},
-        )  # fmt: skip
+        async with self.write() as tx:
+            await tx.execute(
+                "INSERT INTO access_keys (id, role, petition_id, partner_id, secret_hash, "
+                "label, created_at) VALUES (:id, :role, :petition, :partner, :hash, :label, :now)",
+                {"id": key_id, "role": role, "petition": petition_id, "partner": partner_id,
+                 "hash": secret_hash, "label": label, "now": _now()},
+            )  # fmt: skip
 
     async def access_key(self, key_id: str) -> AccessKeyRow | None:
         row = await self.database.fetch_one(_ACCESS_KEYS + " WHERE k.id = :id", {"id": key_id})
@@ -285,20 +285,22 @@ class Storage:
 
     async def revoke_access_key(self, key_id: str) -> bool:
         """Revoke a key; False when there is no such key or it was revoked already."""
-        revoked = await self.database.fetch_val(
-            "UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL "
-            "RETURNING id",
-            {"id": key_id, "now": _now()},
-        )
+        async with self.write() as tx:
+            revoked = await tx.fetch_val(
+                "UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL "
+                "RETURNING id",
+                {"id": key_id, "now": _now()},
+            )
         return revoked is not None
 
     async def revoke_access_keys_labelled(self, label: str) -> int:
         """Revoke every key with this label (the demo replaces its keys on each run)."""
-        rows = await self.database.fetch_all(
-            "UPDATE access_keys SET revoked_at = :now WHERE label = :label "
-            "AND revoked_at IS NULL RETURNING id",
-            {"label": label, "now": _now()},
-        )
+        async with self.write() as tx:
+            rows = await tx.fetch_all(
+                "UPDATE access_keys SET revoked_at = :now WHERE label = :label "
+                "AND revoked_at IS NULL RETURNING id",
+                {"label": label, "now": _now()},
+            )
         return len(rows)
 
     async def partner(self, petition_id: int, code: str) -> Partner | None:

@@ -39,12 +39,15 @@ MAX_WAITING = 20_000  # beyond this, new signatures are refused with 503 (back-p
 WAIT_TIMEOUT = 30.0  # seconds a request waits for its commit before answering 503
 RETRIES = 3  # attempts of a group that conflicted with another
 
-_Pending = tuple[NewSignature, asyncio.Future[int | None]]
+# A signature and its waiting request; None for a no-op that only waits for the next commit.
+_Pending = tuple[NewSignature | None, asyncio.Future[int | None]]
 
 
 class Writer:
     #: Why the last attempt to write failed, or None once a write has succeeded again.
     failure: str | None = None
+    #: When (`time.monotonic()`) a group last failed to commit.
+    failed_at: float = 0.0
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
@@ -82,9 +85,11 @@ class Writer:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
 
-    async def submit(self, signature: NewSignature) -> int | None:
-        """Record one signature; returns the petition's count once it is committed, or None
-        when the signature's token was already used by someone else.
+    async def submit(self, signature: NewSignature | None) -> int | None:
+        """Record one signature; returns the petition's count once it is committed (0 for one
+        that waits for confirmation), or None when the signature's token was already used by
+        someone else. `None` records nothing, and returns 0 when the group it joined commits:
+        a bot caught by the honeypot waits as long as a signer, so timing tells it nothing.
 
         Raises StorageUnavailable when the database cannot take it, or has not within
         WAIT_TIMEOUT seconds.
@@ -116,7 +121,12 @@ class Writer:
             group = [self._pending.popleft() for _ in range(min(MAX_GROUP, len(self._pending)))]
             futures = [f for _, f in group]
             try:
-                _settle(futures, await self._record([s for s, _ in group]))
+                batch = [s for s, _ in group if s is not None]
+                outcome = await self._record(batch)
+                if len(batch) < len(group):  # no-ops joined the group: they get 0
+                    results = iter(outcome)
+                    outcome = [0 if s is None else next(results, None) for s, _ in group]
+                _settle(futures, outcome)
             except Exception as exc:  # a bug must not stop the writer for good
                 logger.error("unexpected %s while writing signatures", describe(exc))
                 _settle(futures, [StorageUnavailable(describe(exc)) for _ in group])
@@ -145,6 +155,7 @@ class Writer:
                 if self.failure != reason:
                     logger.error("cannot write signatures: %s", reason)
                 self.failure = reason
+                self.failed_at = time.monotonic()
                 return [StorageUnavailable(reason) for _ in batch]
             self.failure = None
             self._known_consents.update(s.consent.version for s in batch)

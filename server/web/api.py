@@ -1,8 +1,9 @@
 """The public JSON API: a petition with its live count, form tokens, signatures, health.
 
 Endpoints are thin: they find the petition, apply rate limits, decode the request, call the
-domain (`signing`), and shape the answer. Reads are served from the in-memory registry; a
-petition's JSON is built once per count change and answered with `304` when unchanged.
+domain (through `submission`), and shape the answer. Reads are served from the in-memory
+registry; a petition's JSON is built once per count change and answered with `304` when
+unchanged.
 Every answer allows any origin (`Access-Control-Allow-Origin: *`): the public API holds nothing
 private, and partners may build their own forms on it. A caller with an access key
 (`Authorization: Bearer ...`, from a server or script: browsers on other origins cannot send it,
@@ -18,6 +19,7 @@ import datetime
 import gzip
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.domain import access, i18n, richtext
+from server.domain import access, i18n, links, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
 from server.store.engine import describe
@@ -41,6 +43,7 @@ PREFLIGHT = {
     "Access-Control-Max-Age": "86400",
 }
 HEALTH_TIMEOUT = 3.0  # seconds each health check may take before it counts as failed
+RECENT_WRITE_FAILURE = 5.0  # seconds a failed group of signatures keeps writes "unavailable"
 PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking
 
 
@@ -247,6 +250,8 @@ async def token(request: Request, services: Services, entry: Entry) -> Response:
 
 
 SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
+# One body for every accepted submission of a petition that confirms by email: byte for byte.
+CONFIRMATION_SENT = b'{"status":"confirmation_sent"}'
 
 
 @petition_endpoint(_no_petition)
@@ -268,8 +273,14 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
     outcome = await submission.sign(services, entry, fields)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
+    if outcome.confirmation_sent:
+        return Response(CONFIRMATION_SENT, 202, SIGNED_HEADERS, media_type="application/json")
     if outcome.signed and outcome.count is not None:
-        body = b'{"status":"signed","signatures":%d}' % outcome.count
+        url = services.settings.base_url + links.path(links.WITHDRAW, outcome.withdraw_token or "")
+        body = b'{"status":"signed","signatures":%d,"withdraw_url":%s}' % (
+            outcome.count,
+            json.dumps(url).encode(),
+        )
         return Response(body, 201, SIGNED_HEADERS, media_type="application/json")
     lang = request_language(request, entry, fields.get("lang"))
     if outcome.fields:
@@ -314,12 +325,18 @@ async def healthz(request: Request) -> Response:
         await asyncio.wait_for(services.storage.ping(), HEALTH_TIMEOUT)
     except Exception as exc:
         problems["database"] = describe(exc)
-    if services.writer.failure:
+    writer = services.writer
+    if writer.failure:
         # The last write failed. Try one now: storage may be back, and a server that says
         # "unavailable" until its next signature would never get one behind a load balancer.
+        # A small write can succeed while groups of signatures still fail (a disk with a few
+        # pages left): while groups failed in the last few seconds, that is still a problem.
         try:
             await asyncio.wait_for(services.storage.probe_write(), HEALTH_TIMEOUT)
-            services.writer.failure = None
+            if time.monotonic() - writer.failed_at < RECENT_WRITE_FAILURE:
+                problems["writes"] = writer.failure
+            else:
+                writer.failure = None
         except Exception as exc:
             problems["writes"] = describe(exc)
     if services.registry.failure:

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store.engine import describe, is_unavailable
-from server.web import admin, api, badge, demo, openapi, responses, widget
+from server.web import admin, api, badge, demo, link_pages, openapi, responses, widget
 from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER
 
@@ -54,6 +54,7 @@ def create_app(services: Services) -> ASGIApp:
         *openapi.routes,
         *badge.routes,
         *admin.routes,
+        *link_pages.routes,
     ]
     if settings.demo:
         routes += demo.routes
@@ -124,7 +125,9 @@ class _Guard:
             if message["type"] == "http.response.start":
                 started = True
                 # Every answer, said once here: never sniffed into something else.
-                message = {**message, "headers": [*message.get("headers", ()), _NOSNIFF]}
+                # (Starlette makes this message anew for each answer; its header list may be
+                # shared by prebuilt answers, so it is copied, not appended to.)
+                message["headers"] = [*message.get("headers", ()), _NOSNIFF]
             await send(message)
 
         try:

@@ -103,12 +103,19 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Signed": {
         "type": "object",
-        "required": ["status", "signatures"],
+        "required": ["status", "signatures", "withdraw_url"],
         "additionalProperties": False,
         "properties": {
             "status": {"const": "signed"},
             "signatures": {"type": "integer", "minimum": 0},
+            "withdraw_url": {"type": "string", "format": "uri"},
         },
+    },
+    "ConfirmationSent": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"const": "confirmation_sent"}},
     },
     "Update": {
         "type": "object",
@@ -242,8 +249,23 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "201": {
-                            "description": "Signed (also when this person had signed before)",
+                            "description": (
+                                "Signed, on a petition whose signatures count at once (also "
+                                "when this person had signed before). `signatures` is the "
+                                "count published before the request, plus one; "
+                                "`withdraw_url` withdraws the signature this request made "
+                                "(a link that removes nothing when it made none)."
+                            ),
                             "content": {**_json("Signed"), **html},
+                        },
+                        "202": {
+                            "description": (
+                                "Accepted, on a petition that confirms signatures by email: "
+                                "the same bytes for every accepted submission (first, repeat, "
+                                "retry, or none at all); the signature counts once confirmed "
+                                "from the mail."
+                            ),
+                            "content": {**_json("ConfirmationSent"), **html},
                         },
                         **_sign_refusals(html),
                         "404": _error("No such petition"),

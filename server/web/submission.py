@@ -16,6 +16,7 @@ from typing import Any
 from server.domain.decision import decide
 from server.domain.errors import PetitionClosed, Refusal, StorageUnavailable, TokenUsed
 from server.domain.form_tokens import Claims, TokenError
+from server.domain.links import Link
 from server.domain.petitions import Entry
 from server.domain.validation import FieldErrors
 from server.web import refusals
@@ -34,10 +35,18 @@ class Outcome:
     # The form token's claims when it was genuine: the form is shown again with its partner
     # and language, without decoding the token a second time.
     claims: Claims | None = None
+    # The link that withdraws the signature this submission created (a decoy that removes
+    # nothing when it created none): for the answer to this submission only.
+    withdraw_token: str | None = None
 
     @property
     def signed(self) -> bool:
         return self.status == 201
+
+    @property
+    def confirmation_sent(self) -> bool:
+        """Accepted, and waiting for its signer to confirm from a mail."""
+        return self.status == 202
 
     @classmethod
     def refused(cls, refusal: Refusal, claims: Claims | None = None) -> Outcome:
@@ -52,21 +61,34 @@ class Outcome:
 
 async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> Outcome:
     try:
-        decision = decide(entry, services.tokens, fields)
+        decision = decide(entry, services.tokens, fields, services.settings.confirm_lifetime)
     except PetitionClosed as closed:
         # Refused before the token is looked at; its claims still word the page.
         return Outcome.refused(closed, services.tokens.peek(fields.get("token")))
     except Refusal as refusal:
         return Outcome.refused(refusal)
     claims, signature = decision.claims, decision.signature
-    if signature is None:  # the honeypot: "signed", as far as the bot can tell
-        return Outcome(201, count=services.registry.count(entry), claims=claims)
+    # Said before the request: the answer of a counted signature tells nothing beyond it.
+    published = services.registry.count(entry)
     try:
+        # A bot caught by the honeypot goes through the writer too, recording nothing, so that
+        # it waits as long as a signer does.
         count = await services.writer.submit(signature)
     except StorageUnavailable:
         unavailable = Refusal("storage_unavailable", retry_after=STORAGE_RETRY_AFTER)
         return Outcome.refused(unavailable, claims)
     if count is None:
         return Outcome.refused(TokenUsed(), claims)
-    services.registry.note_count(entry.id, count)
-    return Outcome(201, count=count, claims=claims)
+    if entry.petition.needs_confirmation:
+        # The same answer for every accepted submission: a first signer, a repeat, a bot, one
+        # whose mail was not sent. Counts move when a signer confirms, never here.
+        return Outcome(202, claims=claims)
+    if count:
+        services.registry.note_count(entry.id, count)
+    withdraw = signature.withdraw if signature is not None else None
+    return Outcome(
+        201,
+        count=published + 1,
+        claims=claims,
+        withdraw_token=(withdraw or Link.new()).token,
+    )

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.domain import countries, i18n, richtext
+from server.domain import countries, i18n, links, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
 from server.domain.progress import Progress
@@ -115,7 +115,7 @@ class View:
 
     lang: str
     partner: str  # the normalised partner code carried by the form token
-    state: str = "form"  # form | signed | closed
+    state: str = "form"  # form | signed | check_email | closed
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     errors: Mapping[str, str] = dataclasses.field(default_factory=dict)
     message: str = ""
@@ -124,6 +124,9 @@ class View:
     # The dashboard's live preview: the form as visitors see it, with signing off, so that an
     # owner trying it out does not add to the count or to a partner's list.
     preview: bool = False
+    count: int | None = None  # the count to show instead of the registry's (a thank-you's)
+    withdraw_url: str = ""  # the thank-you's withdrawal link (in the answer to the POST only)
+    check_email: str = ""  # the address as typed, on the check-your-email step
 
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
@@ -160,10 +163,16 @@ _MAX_STENCILS = 1_000
 
 
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
-    if not entry.is_open and view.state != "signed":
+    if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
     token = "" if view.preview else services.tokens.issue(entry.slug, view.partner, view.lang)
-    if view.values or view.errors or view.message or view.status != 200 or view.state == "signed":
+    if (
+        view.values
+        or view.errors
+        or view.message
+        or view.status != 200
+        or view.state in ("signed", "check_email")
+    ):
         html, headers = _render(services, entry, view, token, view.kept.get("frame", ""))
         return compressed(request, html, "text/html; charset=utf-8", headers, status=view.status)
     key = (
@@ -198,7 +207,7 @@ def _render(
     env, _, _ = _files()
     t = i18n.catalog(view.lang)
     texts = entry.petition.in_language(view.lang)
-    count = services.registry.count(entry)
+    count = services.registry.count(entry) if view.count is None else view.count
     partner = entry.partners.get(view.partner)
     progress = Progress(count, entry.goal)
     colours = accent_colours(view.kept.get("accent"))
@@ -241,6 +250,8 @@ def _render(
         "errors": view.errors,
         "keep": [(k, frame if k == "frame" else v) for k, v in view.kept.items() if v],
         "token": token,
+        "withdraw_url": view.withdraw_url,
+        "check_email": view.check_email,
         "country": entry.petition.country,
         "comment": entry.petition.comment,
         "countries": countries.choices(view.lang),
@@ -277,6 +288,7 @@ def _render(
                         "error_required",
                         "error_email_invalid",
                         "error_network",
+                        "check_text",
                     )
                 },
             },
@@ -345,6 +357,15 @@ def sign_result(
     )
     if outcome.signed:
         view.state = "signed"
+        view.count = outcome.count
+        if outcome.withdraw_token:
+            view.withdraw_url = services.settings.base_url + links.path(
+                links.WITHDRAW, outcome.withdraw_token
+            )
+        return render(request, services, entry, view)
+    if outcome.confirmation_sent:
+        view.state = "check_email"
+        view.check_email = str(fields.get("email", "")).strip()
         return render(request, services, entry, view)
     view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
     for checkbox in ("consent_organiser", "consent_partner"):

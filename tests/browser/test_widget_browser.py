@@ -16,16 +16,14 @@ import httpx
 import pytest
 
 from server.domain import i18n
-from server.domain.petitions import load_file
 from server.web import demo, widget
-from server.web.bundle import EXAMPLE_PETITION
 from tests.browser.conftest import ARTIFACTS, PartnerSite
-from tests.support import live
+from tests.support import live, petitions
 
 pytestmark = pytest.mark.browser
 
 SLUG = "save-russian-lgbt-network"
-EXAMPLE = load_file(EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 TIMEOUT_MS = 10_000  # the longest any single wait in the browser may take
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.domain.petitions import load_file
 from server.store import jobs
 from server.store.clock import ManualClock
 from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.storage import Storage
-from server.web import bundle
+from tests.support import petitions
 
 T = 1_700_000_000
 
@@ -61,7 +60,7 @@ def test_nonce_purge_runs_at_start_and_every_period(database_url: str) -> None:
 def test_count_refresh_brings_other_writers_counts(database_url: str) -> None:
     async def check() -> None:
         storage = await opened(database_url)
-        await storage.import_petitions([load_file(bundle.EXAMPLE_PETITION)])
+        await storage.import_petitions([petitions.example()])
         clock = ManualClock(T)
         registry = Registry(storage, 1.0, clock)
         await registry.refresh()

@@ -9,16 +9,14 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from server.domain.petitions import load_file
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
 from server.store.registry import Registry
 from server.store.storage import Storage
 from server.store.writer import create_writer
-from server.web import bundle
-from tests.support import backends
+from tests.support import backends, petitions
 
-EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 OTHER = dataclasses.replace(EXAMPLE, slug="another-petition")
 
 

@@ -11,15 +11,15 @@ from typing import Any, cast
 
 import pytest
 
-from server.domain.petitions import Petition, load_file
+from server.domain.petitions import Petition
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
 from server.store.schema import MIGRATIONS
 from server.store.storage import Storage
 from server.store.writer import create_writer
-from server.web import bundle
+from tests.support import petitions
 
-EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 
 
 def signature(

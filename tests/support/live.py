@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from server.domain.petitions import Petition, load_file
+from server.domain.petitions import Petition
 from server.store.storage import Storage
-from server.web import bundle
+from tests.support import petitions as examples
 
 SECRET = "test-secret-" + "x" * 32
 LOGS: list[Path] = []
@@ -52,7 +52,7 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
         await storage.connect()
         try:
             await storage.migrate()
-            await storage.import_petitions(petitions or [load_file(bundle.EXAMPLE_PETITION)])
+            await storage.import_petitions(petitions or [examples.example()])
         finally:
             await storage.disconnect()
 

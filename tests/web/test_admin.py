@@ -20,14 +20,13 @@ import httpx
 import pytest
 
 from server.domain import access_keys
-from server.domain.petitions import load_file
 from server.store.storage import Storage
-from server.web import bundle, sessions
-from tests.support import backends, live
+from server.web import sessions
+from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
 SECOND = "second-petition"
-EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 ADMIN = f"/admin/petitions/{SLUG}"
 T = TypeVar("T")
 

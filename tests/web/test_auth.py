@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from server.domain import access, access_keys
-from server.domain.petitions import load_file
 from server.store.storage import Storage
-from server.web import auth, bundle
+from server.web import auth
+from tests.support import petitions
 
-EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 
 
 async def opened(url: str) -> tuple[Storage, int]:

@@ -20,16 +20,14 @@ import pytest
 
 from server.domain import access_keys, export
 from server.domain.export import ExportRow
-from server.domain.petitions import load_file
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
 from server.store.sqlite import sqlite_path
 from server.store.storage import Storage
 from server.store.writer import create_writer
-from server.web import bundle
-from tests.support import live
+from tests.support import live, petitions
 
-EXAMPLE = load_file(bundle.EXAMPLE_PETITION)
+EXAMPLE = petitions.example()
 
 
 def row(**changes: object) -> ExportRow:

@@ -14,7 +14,7 @@ import pytest
 
 from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
-from tests.support import live
+from tests.support import live, petitions
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"
@@ -51,7 +51,9 @@ def test_sign_counts_once_and_answers_duplicates_identically(client: httpx.Clien
     person = live.new_signer()
     first = client.post(SIGN, json={"token": token(client), **person})
     assert first.status_code == 201
-    assert first.json() == {"status": "signed", "signatures": before + 1}
+    answer = first.json()
+    assert answer.pop("withdraw_url").startswith(f"{client.base_url}/withdraw/")
+    assert answer == {"status": "signed", "signatures": before + 1}
     # The same person again, other case and spaces, fresh token: same status, same shape.
     again = client.post(
         SIGN,
@@ -69,10 +71,20 @@ def test_sign_counts_once_and_answers_duplicates_identically(client: httpx.Clien
 
 def test_replay_of_the_same_submission_is_idempotent(client: httpx.Client) -> None:
     body = {"token": token(client), **live.new_signer()}
+    before = count(client)
     first = client.post(SIGN, json=body)
     replay = client.post(SIGN, json=body)
     assert first.status_code == replay.status_code == 201
-    assert replay.json() == first.json()
+    first_answer, replay_answer = first.json(), replay.json()
+    first_link, replay_link = first_answer.pop("withdraw_url"), replay_answer.pop("withdraw_url")
+    # Each answer says the count published before it, plus one: the replay tells nothing more.
+    assert first_answer == {"status": "signed", "signatures": before + 1}
+    assert replay_answer == {"status": "signed", "signatures": before + 2}
+    assert count(client) == before + 1
+    # A retry whose first answer was lost still gets a link that withdraws the signature.
+    assert replay_link != first_link
+    assert client.post(replay_link.removeprefix(str(client.base_url))).status_code == 200
+    assert count(client) == before
 
 
 def test_used_token_with_another_email_is_refused(client: httpx.Client) -> None:
@@ -319,10 +331,7 @@ def test_unknown_partner_code_still_counts(server: live.LiveServer, client: http
 def test_closed_petition_refuses_signatures(tmp_path: Path, database_url: str) -> None:
     import dataclasses
 
-    from server.domain.petitions import load_file
-    from server.web import bundle
-
-    closed = dataclasses.replace(load_file(bundle.EXAMPLE_PETITION), status="closed")
+    closed = dataclasses.replace(petitions.example(), status="closed")
     live.prepare(database_url, [closed])
     with live.LiveServer(database_url, tmp_path) as srv, httpx.Client(base_url=srv.base_url) as c:
         response = c.post(SIGN, json={"token": token(c), **live.new_signer()})
