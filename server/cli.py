@@ -24,8 +24,8 @@ from server import settings as settings_module
 from server.domain import access_keys, snippet
 from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.partners import CODE, code_from_name
-from server.domain.petitions import Petition, PetitionFileError, load_file
-from server.settings import Settings, SettingsError
+from server.domain.petitions import Entry, Petition, PetitionFileError, load_file
+from server.settings import Settings, SettingsError, missing_for_confirmation
 from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle
@@ -235,9 +235,26 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         outcome = await storage.import_petitions(petitions)
         for slug, what in outcome.items():
             print(f"{slug}: {what}")
+        problem = _mail_problem(await storage.petitions(), settings)
+        if problem:
+            print(f"petition-widget: warning: {problem}", file=sys.stderr)
         return 0
 
     return _with_storage(settings, work)
+
+
+def _mail_problem(entries: Sequence[Entry], settings: Settings) -> str:
+    """Why the open petitions that confirm by email could not send their mails, or ""."""
+    missing = missing_for_confirmation(settings)
+    needing = sorted(e.slug for e in entries if e.is_open and e.petition.needs_confirmation)
+    if not (missing and needing):
+        return ""
+    return (
+        f"{', '.join(needing)} confirm{'s' if len(needing) == 1 else ''} signatures by email, "
+        f"which needs {', '.join(missing)} (see the README's settings); set "
+        f"{'it' if len(missing) == 1 else 'them'}, or set [signing] confirmation = \"none\" "
+        "in the petition file and import it again"
+    )
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -429,7 +446,14 @@ def _date(timestamp: int) -> str:
 
 
 def _prepare(settings: Settings) -> int:
+    """Migrate the database; refuse (non-zero) when an open petition needs mails that these
+    settings cannot send: its signers would wait for a confirmation that never comes."""
+
     async def work(storage: Storage) -> int:
+        problem = _mail_problem(await storage.petitions(), settings)
+        if problem:
+            print(f"petition-widget: cannot serve: {problem}", file=sys.stderr)
+            return 1
         return 0
 
     return _with_storage(settings, work)

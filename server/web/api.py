@@ -14,6 +14,7 @@ read from the database and never cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import gzip
@@ -30,7 +31,9 @@ from starlette.routing import Route
 from server.domain import access, i18n, links, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
+from server.store import outbox
 from server.store.engine import describe
+from server.store.signatures import MAIL_TOPIC
 from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
@@ -341,10 +344,19 @@ async def healthz(request: Request) -> Response:
             problems["writes"] = describe(exc)
     if services.registry.failure:
         problems["counts"] = services.registry.failure
+    # A mail backlog is reported, never a reason to take the server out of a load balancer:
+    # signing still works, and mails go out once the mail server takes them again.
+    oldest: int | None = None
+    with contextlib.suppress(Exception):
+        age = await asyncio.wait_for(
+            outbox.oldest_pending_age(services.storage, time.time(), MAIL_TOPIC), HEALTH_TIMEOUT
+        )
+        oldest = None if age is None else int(age)
     headers = {"Cache-Control": "no-store"}
     if problems:
-        return json_response({"status": "unavailable", "problems": problems}, 503, headers)
-    return json_response({"status": "ok"}, 200, headers)
+        body = {"status": "unavailable", "problems": problems, "oldest_unsent_mail_s": oldest}
+        return json_response(body, 503, headers)
+    return json_response({"status": "ok", "oldest_unsent_mail_s": oldest}, 200, headers)
 
 
 routes = [

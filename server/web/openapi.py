@@ -184,10 +184,15 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status"],
+        "required": ["status", "oldest_unsent_mail_s"],
         "properties": {
             "status": {"enum": ["ok", "unavailable"]},
             "problems": {"type": "object", "additionalProperties": {"type": "string"}},
+            "oldest_unsent_mail_s": {
+                "type": ["integer", "null"],
+                "description": "Seconds the oldest mail still to send has waited (null: none). "
+                "A backlog never makes the server unhealthy.",
+            },
         },
     },
 }

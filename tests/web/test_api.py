@@ -99,7 +99,7 @@ def test_token_endpoint(client: httpx.Client) -> None:
 def test_healthz(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "oldest_unsent_mail_s": None}
     assert response.headers["x-content-type-options"] == "nosniff"
     described = client.get("/openapi.json")
     assert described.headers["x-content-type-options"] == "nosniff"
