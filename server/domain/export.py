@@ -29,7 +29,7 @@ from typing import Any
 @dataclasses.dataclass(frozen=True)
 class ExportRow:
     id: int
-    created_at: int
+    created_at: int  # when it began to count: confirmed, or signed when that is the same
     name: str
     email: str
     country: str | None
@@ -42,6 +42,7 @@ class ExportRow:
     consent_partner: bool
     consent_version: str
     consent_text: str | None
+    signed_at: int | None = None  # when it was submitted, when it was confirmed later
 
 
 CHUNK_BYTES = 64 * 1024
@@ -51,6 +52,7 @@ BOM = "\ufeff"
 OWNER_COLUMNS = (
     "id",
     "signed_at",
+    "confirmed_at",
     "name",
     "email",
     "country",
@@ -66,6 +68,7 @@ OWNER_COLUMNS = (
 )
 PARTNER_COLUMNS = (
     "signed_at",
+    "confirmed_at",
     "name",
     "email",
     "country",
@@ -85,7 +88,8 @@ def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
     """One signature as {column: value}: strings, booleans, None, and the id as a number."""
     values: dict[str, Any] = {
         "id": row.id,
-        "signed_at": iso(row.created_at),
+        "signed_at": iso(row.signed_at or row.created_at),
+        "confirmed_at": iso(row.created_at),
         "name": row.name,
         "email": row.email,
         "country": row.country,

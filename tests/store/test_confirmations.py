@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
-from server.domain import links
+from server.domain import export, links
 from server.domain.links import Link
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
@@ -107,6 +107,9 @@ def test_a_submission_waits_with_its_mail_and_counts_once_confirmed(database_url
         assert change == confirmations.Change(pid, 1)
         assert await counted(storage, pid) == (1, [("Ann", T + 60, T)])
         assert await pending(storage) == []
+        (row,) = [r async for r in storage.export_rows(pid)]
+        record = export.record(row, export.OWNER_COLUMNS)
+        assert (record["signed_at"], record["confirmed_at"]) == (export.iso(T), export.iso(T + 60))
         # Again: the same success, nothing moves.
         assert await confirmations.confirm(storage, s.confirm.digest, T + 90) == (
             confirmations.Change(pid)
