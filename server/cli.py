@@ -25,7 +25,9 @@ from server.domain import access_keys, snippet
 from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Entry, Petition, PetitionFileError, load_file
+from server.domain.validation import FieldErrors, validate_signer
 from server.settings import Settings, SettingsError, missing_for_confirmation
+from server.store import confirmations
 from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle
@@ -128,7 +130,26 @@ def _parser() -> argparse.ArgumentParser:
     do_list.set_defaults(run=_list)
     _key_commands(commands)
     _partner_commands(commands)
+    _signature_commands(commands)
     return parser
+
+
+def _signature_commands(commands: Any) -> None:
+    group = commands.add_parser("signatures", help="remove a signer who asks by other means")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    remove = actions.add_parser(
+        "remove",
+        help="remove an address's signature from a petition; the address is read from a "
+        "prompt, or from standard input with --email - (never from the command line)",
+    )
+    remove.add_argument("petition", metavar="SLUG")
+    remove.add_argument(
+        "--email",
+        choices=["-"],
+        help="read the address from standard input instead of a prompt",
+    )
+    _database_flag(remove)
+    remove.set_defaults(run=_remove_signer)
 
 
 def _key_commands(commands: Any) -> None:
@@ -252,7 +273,7 @@ def _mail_problem(entries: Sequence[Entry], settings: Settings) -> str:
     return (
         f"{', '.join(needing)} confirm{'s' if len(needing) == 1 else ''} signatures by email, "
         f"which needs {', '.join(missing)} (see the README's settings); set "
-        f"{'it' if len(missing) == 1 else 'them'}, or set [signing] confirmation = \"none\" "
+        f'{"it" if len(missing) == 1 else "them"}, or set [signing] confirmation = "none" '
         "in the petition file and import it again"
     )
 
@@ -429,6 +450,38 @@ def _list_partners(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'PETITION':<{slug_w}}  {'CODE':<{code_w}}  {'SIGNATURES':>10}  KEYS  NAME")
         for slug, code, count, n_keys, name in rows:
             print(f"{slug:<{slug_w}}  {code:<{code_w}}  {count:>10,}  {n_keys:>4}  {name}")
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
+    """A signer asked, by mail or in person, to be removed. The address never appears on the
+    command line (shell history, process lists) and is never printed or logged."""
+    if args.email == "-":
+        address = sys.stdin.readline()
+    else:
+        try:
+            address = input("Email address to remove: ")
+        except EOFError:
+            address = ""
+    try:
+        key = validate_signer({"name": "-", "email": address}).email_key
+    except FieldErrors:
+        return _fail("that is not a valid email address")
+
+    async def work(storage: Storage) -> int:
+        petition_id = await storage.petition_id(args.petition)
+        if petition_id is None:
+            return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+        counted, waiting = await confirmations.remove_signer(storage, petition_id, key)
+        if not (counted or waiting):
+            print(f"No signature of that address on {args.petition}.")
+            return 0
+        print(
+            f"Removed from {args.petition}: {counted} counted signature(s) and "
+            f"{waiting} waiting for confirmation, with their personal data."
+        )
         return 0
 
     return _with_storage(settings, work)

@@ -3,12 +3,17 @@ when the mails could not be sent, naming the petitions and the settings; `import
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import httpx
 
 from server.web import bundle
 from tests.support import live
 from tests.test_cli import GOOD, cli
 
+SLUG = "save-russian-lgbt-network"
 NO_MAIL = {"SMTP_URL": "", "MAIL_FROM": "", "BASE_URL": ""}
 
 
@@ -51,3 +56,39 @@ def test_petitions_that_count_at_once_need_no_mail(tmp_path: Path) -> None:
         "petitions", "import", str(counted), "--database-url", url, cwd=tmp_path, env=NO_MAIL
     )
     assert imported.returncode == 0 and "warning" not in imported.stderr
+
+
+def test_signatures_remove_reads_the_address_from_stdin_and_never_prints_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    live.prepare(url)  # the example petition, counting at once
+    address = "remove.me@example.org"
+    server = live.LiveServer(url, tmp_path).start()
+    try:
+        with httpx.Client(base_url=server.base_url) as c:
+            token = c.get(f"/api/petitions/{SLUG}/token").json()["token"]
+            signed = c.post(
+                f"/api/petitions/{SLUG}/signatures",
+                json={"token": token, "name": "Remove Me", "email": address},
+            )
+            assert signed.status_code == 201, signed.text
+    finally:
+        server.stop()
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "signatures", "remove", SLUG, "--email", "-",
+         "--database-url", url],
+        input=" Remove.Me@example.org \n", capture_output=True, text=True, cwd=tmp_path,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 counted signature(s)" in done.stdout
+    assert address not in done.stdout.lower() + done.stderr.lower()
+    again = subprocess.run(
+        [sys.executable, "-m", "server", "signatures", "remove", SLUG, "--email", "-",
+         "--database-url", url],
+        input=address + "\n", capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert "No signature of that address" in again.stdout
+    listed = cli("petitions", "list", "--database-url", url, cwd=tmp_path)
+    assert any(line.split()[:2] == [SLUG, "0"] for line in listed.stdout.splitlines())

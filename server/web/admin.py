@@ -39,6 +39,8 @@ from server.domain.petitions import MAX_GOAL, Entry
 from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
 from server.settings import Settings
+from server.store import confirmations, outbox
+from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
 from server.web import auth, client_address
 from server.web.assets import IMMUTABLE, Asset, compressed
@@ -400,6 +402,8 @@ async def petition_page(request: Request) -> Response:
         by_partner = await storage.partner_totals(entry.id)
         activity = await storage.partner_activity(entry.id)
         unknown = await storage.unknown_partner_activity(entry.id)
+        waiting = await confirmations.pending_count(storage, entry.id)
+        mail = await outbox.counts(storage, MAIL_TOPIC)
     total = numbers["count"]
     table = []
     for p in partners:
@@ -428,6 +432,9 @@ async def petition_page(request: Request) -> Response:
         direct={"count": direct, "share": direct / total if total else 0.0},
         unknown=[{"row": u, "share": u.signatures / total if total else 0.0} for u in unknown],
         generator=_generator(request, entry, [p.code for p in partners]),
+        confirmation={"pending": waiting, "mail": mail}
+        if entry.petition.needs_confirmation
+        else None,
         max_goal=MAX_GOAL,
         base_url=services_of(request).settings.base_url,
     )
