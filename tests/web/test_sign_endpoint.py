@@ -376,3 +376,27 @@ def test_rotated_keys_on_a_live_server(tmp_path: Path, database_url: str) -> Non
         retired = FormTokens(["retired-key"], lifetime=7200, min_age=0).issue(SLUG)
         assert c.post(SIGN, json={"token": retired, **live.new_signer()}).status_code == 400
         assert json.loads(c.get(f"/api/petitions/{SLUG}").text)["signatures"] == 1
+
+
+def test_counted_at_once_every_201_says_the_published_count_plus_one(
+    client: httpx.Client,
+) -> None:
+    """The count oracle: the answer used to carry the count just after its commit, so a
+    victim's earlier signature showed as a count that did not move. Now a first signer, a
+    repeat and a bot all hear the count published before their request, plus one."""
+    person = live.new_signer()
+    answers = []
+    for body in (
+        {"token": token(client), **person},  # a first signature
+        {"token": token(client), **person},  # the same person again
+        {"token": token(client), **live.new_signer(), "website": "x"},  # the honeypot
+    ):
+        published = count(client)
+        response = client.post(SIGN, json=body)
+        assert response.status_code == 201
+        answer = response.json()
+        answers.append(answer)
+        assert answer["signatures"] == published + 1
+        assert set(answer) == {"status", "signatures", "withdraw_url"}
+    links = {a["withdraw_url"] for a in answers}
+    assert len(links) == 3  # each answer its own link, working or not: they look alike

@@ -1,0 +1,239 @@
+"""Confirmation by email over HTTP, on both engines: every accepted submission gets the same
+bytes; counts move only when a person confirms from the mail's link; links opened by a mail
+scanner change nothing; withdrawal; unknown and expired links. The mails themselves are read
+from the outbox here (the SMTP side has tests of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from server.store.storage import Storage
+from tests.support import backends, live, petitions
+
+SLUG = "save-russian-lgbt-network"
+SIGN = f"/api/petitions/{SLUG}/signatures"
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[live.LiveServer]:
+    """A server whose example petition confirms by email. Its mail server is a closed port:
+    mails wait in the outbox, where these tests read their links."""
+    folder = tmp_path_factory.mktemp("confirm")
+    if request.param == "sqlite":
+        url = backends.sqlite_url(folder)
+    else:
+        url = request.getfixturevalue("postgres").create()
+    live.prepare(url, [petitions.example(confirmation="email")])
+    server = live.LiveServer(
+        url, folder, SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM="p@example.org"
+    )
+    server.env["BASE_URL"] = server.base_url
+    with server as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: live.LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=30) as c:
+        yield c
+
+
+def token(client: httpx.Client) -> str:
+    value: str = client.get(f"/api/petitions/{SLUG}/token").json()["token"]
+    return value
+
+
+def count(client: httpx.Client) -> int:
+    value: int = client.get(f"/api/petitions/{SLUG}").json()["signatures"]
+    return value
+
+
+def query(server: live.LiveServer, sql: str, values: dict[str, Any] | None = None) -> list[Any]:
+    async def read() -> list[Any]:
+        storage = Storage(server.env["DATABASE_URL"])
+        await storage.connect()
+        try:
+            rows = await storage.database.fetch_all(sql, values)
+            return [tuple(r[i] for i in range(len(r))) for r in rows]
+        finally:
+            await storage.disconnect()
+
+    return asyncio.run(read())
+
+
+def change(server: live.LiveServer, sql: str, values: dict[str, Any]) -> None:
+    async def write() -> None:
+        storage = Storage(server.env["DATABASE_URL"])
+        await storage.connect()
+        try:
+            async with storage.write() as tx:
+                await tx.execute(sql, values)
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(write())
+
+
+def mails_to(server: live.LiveServer, address: str) -> list[dict[str, Any]]:
+    rows = query(server, "SELECT payload FROM outbox WHERE topic = 'mail' ORDER BY id")
+    found = [json.loads(r[0]) for r in rows]
+    return [m for m in found if m.get("to", "").lower() == address.lower()]
+
+
+def link(server: live.LiveServer, kind: str, value: str) -> str:
+    return f"/{kind}/{value}"
+
+
+def same_answer(response: httpx.Response) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
+    """What a response says, but its Date."""
+    headers = sorted((k, v) for k, v in response.headers.items() if k.lower() != "date")
+    return response.status_code, response.content, tuple(headers)
+
+
+def test_every_accepted_submission_gets_the_same_bytes(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    before = count(client)
+    first = live.new_signer()
+    answers = [client.post(SIGN, json={"token": token(client), **first})]  # a first signer
+    answers.append(client.post(SIGN, json={"token": token(client), **first}))  # still pending
+    retry = {"token": token(client), **live.new_signer()}
+    answers += [client.post(SIGN, json=retry), client.post(SIGN, json=retry)]  # a retry
+    bot = {"token": token(client), **live.new_signer(), "website": "https://spam.example"}
+    answers.append(client.post(SIGN, json=bot))  # the honeypot
+    flood = live.new_signer()
+    answers += [client.post(SIGN, json={"token": token(client), **flood}) for _ in range(5)]
+    # Confirmed, then signing again.
+    (mail,) = mails_to(server, first["email"])[:1]
+    assert client.post(link(server, "confirm", mail["confirm"])).status_code == 200
+    answers.append(client.post(SIGN, json={"token": token(client), **first}))
+    assert {a.status_code for a in answers} == {202}
+    assert answers[0].json() == {"status": "confirmation_sent"}
+    assert len({same_answer(a) for a in answers}) == 1
+    assert "signatures" not in answers[0].text
+    assert count(client) == before + 1  # only the confirmation counted
+    assert len(mails_to(server, bot["email"])) == 0
+    assert len(mails_to(server, retry["email"])) == 1
+    assert len(mails_to(server, flood["email"])) == 3  # at most 3 per address and petition
+    assert mails_to(server, first["email"])[-1]["kind"] == "already_signed"
+
+
+def test_a_mail_scanner_opening_every_link_changes_nothing(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    before = count(client)
+    signer = live.new_signer()
+    assert client.post(SIGN, json={"token": token(client), **signer}).status_code == 202
+    (mail,) = mails_to(server, signer["email"])
+    for kind in ("confirm", "withdraw"):
+        page = client.get(link(server, kind, mail[kind]))
+        assert page.status_code == 200
+        assert "<script" not in page.text.lower()
+        assert 'method="post"' in page.text
+        assert "onload" not in page.text.lower() and "http-equiv" not in page.text.lower()
+        assert "script-src" not in page.headers["content-security-policy"]
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["cache-control"] == "no-store"
+    # The confirmation page says who is signing and what they ticked.
+    shown = client.get(link(server, "confirm", mail["confirm"])).text
+    assert signer["name"] in shown
+    assert count(client) == before
+    assert query(server, "SELECT COUNT(*) FROM pending_signatures WHERE email = :e",
+                 {"e": signer["email"]}) == [(1,)]  # fmt: skip
+
+
+def test_counts_move_on_a_confirmation_and_back_on_a_withdrawal(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    before = count(client)
+    signer = live.new_signer()
+    client.post(SIGN, json={"token": token(client), **signer})
+    (mail,) = mails_to(server, signer["email"])
+    confirmed = client.post(link(server, "confirm", mail["confirm"]))
+    assert confirmed.status_code == 200 and "Your signature counts" in confirmed.text
+    assert count(client) == before + 1
+    again = client.post(link(server, "confirm", mail["confirm"]))
+    assert (again.status_code, again.text) == (200, confirmed.text)
+    assert count(client) == before + 1
+    withdrawn = client.post(link(server, "withdraw", mail["withdraw"]))
+    assert withdrawn.status_code == 200 and "withdrawn" in withdrawn.text
+    assert count(client) == before
+    repeated = client.post(link(server, "withdraw", mail["withdraw"]))
+    assert (repeated.status_code, repeated.text) == (200, withdrawn.text)
+    assert count(client) == before
+    assert query(server, "SELECT COUNT(*) FROM signatures WHERE email = :e",
+                 {"e": signer["email"]}) == [(0,)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/confirm/nope",
+        "/confirm/" + "A" * 43,
+        "/withdraw/" + "b" * 43,
+        "/confirm/" + "x" * 44,
+        "/withdraw/%00%ff",
+    ],
+)
+def test_unknown_or_malformed_links_get_a_404_page(client: httpx.Client, path: str) -> None:
+    before = count(client)
+    for method in ("GET", "POST"):
+        response = client.request(method, path)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")
+        assert "does not work" in response.text
+    assert count(client) == before
+
+
+def test_an_expired_link_gets_a_410_page_that_offers_to_sign_again(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    signer = live.new_signer()
+    client.post(SIGN, json={"token": token(client), **signer})
+    (mail,) = mails_to(server, signer["email"])
+    expire = (
+        "UPDATE links SET expires_at = 1 WHERE kind = 'confirm' AND ref IN "
+        "(SELECT ref FROM pending_signatures WHERE email = :e)"
+    )
+    change(server, expire, {"e": signer["email"]})
+    before = count(client)
+    for method in ("GET", "POST"):
+        response = client.request(method, link(server, "confirm", mail["confirm"]))
+        assert response.status_code == 410
+        assert f'href="/widget/{SLUG}"' in response.text
+    assert count(client) == before
+
+
+def test_the_form_without_javascript_gets_a_check_your_email_page(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    pages = []
+    signers = [live.new_signer() for _ in range(2)]
+    for signer in (signers[0], signers[0], signers[1]):
+        page = client.get(f"/widget/{SLUG}").text
+        value = re.search(r'name="token" value="([^"]+)"', page)
+        assert value is not None
+        response = client.post(
+            SIGN, data={"token": value[1], **signer}, headers=HTML, follow_redirects=False
+        )
+        assert response.status_code == 202
+        assert "Check your email" in response.text
+        assert signer["email"] in response.text  # the address as typed, to its signer only
+        # Apart from the signer's own input and the fresh form token, the pages are the same.
+        text = re.sub(r'name="token" value="[^"]+"', "", response.text)
+        for typed in signer.values():
+            text = text.replace(typed, "")
+        pages.append(text)
+    assert len(set(pages)) == 1
