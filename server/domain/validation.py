@@ -3,20 +3,33 @@
 Errors are message keys of the interface catalogs (`i18n`), so the caller answers in the
 signer's language; every field is checked and all errors are reported at once.
 
-How an email address is normalised for "one signature per person" (docs/privacy.md):
-surrounding white space is removed, the text is put in Unicode NFC, the domain is converted to
-its ASCII (IDNA) form, and the whole address is lower-cased. Nothing provider-specific is done:
-dots and "+tags" stay, so `a.b+x@example.org` and `ab@example.org` are two people.
+How an email address is checked and normalised for "one signature per person"
+(docs/privacy.md): surrounding white space is removed and the text is put in Unicode NFC; an
+address with an invisible character anywhere (`_INVISIBLE`: zero-width characters, joiners,
+bidirectional controls, the soft hyphen, fillers) is refused, as it would look like another;
+then `email-validator` checks the syntax, without any DNS look-up (a signer must not wait on
+DNS, and a domain that does not resolve today may tomorrow). Its domain goes through UTS-46 and
+IDNA 2008, so `faß.de` (xn--fa-hia.de) and `fass.de` stay two domains, as registries hold them;
+Python's own `idna` codec is IDNA 2003, which folds ß into ss. The key is the local part
+lower-cased (then NFC again) and the domain in lower-case ASCII: `Anna@ÖBB.at` is
+`anna@xn--bb-eka.at`. Unicode local parts (EAI, RFC 6531) are accepted as email-validator
+accepts them; only quoted local parts, IP-address domains and display names are refused.
+Nothing provider-specific is done: dots and "+tags" stay, so `a.b+x@example.org` and
+`ab@example.org` are two people.
+
+The rules changed once (IDNA 2003 to 2008, invisible characters): `stored_email_key` gives an
+address stored under the old rules its key under these, for the migration that re-keys them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import email_validator
 
 from server.domain import countries
 from server.domain.errors import Refusal
@@ -27,7 +40,7 @@ if TYPE_CHECKING:
 NAME_MAX = 120
 COMMENT_MAX = 1_000
 EMAIL_MAX = 254  # RFC 5321: the longest address a mail server must handle
-LOCAL_PART_MAX = 64
+LOCAL_PART_MAX = 64  # RFC 5321, in characters: email-validator's strict mode checks it
 
 # Unicode categories never allowed in a name: controls, surrogates, private use, unassigned,
 # line and paragraph separators.
@@ -36,10 +49,36 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
 # in a spreadsheet or dashboard; the marks (LRM/RLM) and joiners that scripts need stay allowed.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _WHITESPACE_RUN = re.compile(r"\s+")
-# Characters that may not appear unquoted in a local part (RFC 5322 specials and space).
-_LOCAL_FORBIDDEN = re.compile(r"[\s\"(),:;<>@\[\]\\]")
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# No top-level domain has one letter or digits only; email-validator would take `a@b.c`.
 _TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
+# Characters that show as nothing (or as a blank) and so make one address look like another:
+# refused anywhere in an address, before email-validator looks. Its own checks let some through
+# (a Hangul filler in the local part), and UTS-46 alone would delete others from a domain
+# (`fa\u00adss.de` would become `fass.de`); this list does not depend on a release of it.
+# Unicode's Default_Ignorable_Code_Point ranges, the braille blank, and (below) every format
+# (Cf), control (Cc) and separator (Z*) character.
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero width space, non-joiner, joiner; left-to-right and right-to-left marks
+    (0x202A, 0x202E),  # bidirectional embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidirectional isolates, old formats
+    (0x2800, 0x2800),  # braille pattern blank
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # zero width no-break space (byte order mark)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),  # reserved specials
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0000, 0xE0FFF),  # tags and variation selectors supplement
+)
+_INVISIBLE = frozenset(chr(c) for low, high in _INVISIBLE_RANGES for c in range(low, high + 1))
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 TRUE_WORDS = frozenset({"1", "true", "on", "yes"})
 FALSE_WORDS = frozenset({"", "0", "false", "off", "no"})
@@ -160,41 +199,72 @@ def _plain(text: str) -> bool:
 
 
 def email_key_of(email: str) -> str:
-    """The normalised form of an address (see the module docstring), or `_Invalid`."""
+    """The normalised form of an address (see the module docstring), or `_Invalid`:
+    `error_email_too_long` past `EMAIL_MAX` (in characters, or in UTF-8 bytes as RFC 5321
+    counts), `error_email_invalid` for anything else."""
     email = unicodedata.normalize("NFC", email).strip()
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain or len(local) > LOCAL_PART_MAX:
+    if _has_invisible(email):
         raise _Invalid("error_email_invalid")
-    if (
-        _LOCAL_FORBIDDEN.search(local)
-        or local.startswith(".")
-        or local.endswith(".")
-        or ".." in local
-        or not (local.isprintable() or _allowed(local))
-    ):
+    if max(len(email), len(email.encode("utf-8", "surrogatepass"))) > EMAIL_MAX:
+        raise _Invalid("error_email_too_long")
+    try:
+        # Every option is given, not left to the library's module-wide defaults, which any
+        # importer may change. `strict` adds the local part's limit of 64 characters.
+        checked = email_validator.validate_email(
+            email,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_empty_local=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            allow_display_name=False,
+            globally_deliverable=True,
+            test_environment=False,
+            strict=True,
+        )
+    except email_validator.EmailNotValidError:
+        raise _Invalid("error_email_invalid") from None
+    domain = checked.ascii_domain.lower()
+    if not _TLD.fullmatch(domain.rpartition(".")[2]):
         raise _Invalid("error_email_invalid")
-    ascii_domain = _ascii_domain(domain)
-    if ascii_domain is None:
-        raise _Invalid("error_email_invalid")
-    key = f"{local.lower()}@{ascii_domain}"
-    if len(key) > EMAIL_MAX:
+    # Lower-casing may decompose (U+0130 becomes i and a combining dot): NFC again, so that
+    # normalising a key gives it back.
+    key = f"{unicodedata.normalize('NFC', checked.local_part.lower())}@{domain}"
+    if len(key.encode("utf-8")) > EMAIL_MAX:
         raise _Invalid("error_email_too_long")
     return key
 
 
-@functools.lru_cache(maxsize=4096)  # a surge brings thousands of signers from a few domains
-def _ascii_domain(domain: str) -> str | None:
-    """The domain in lower-case ASCII (IDNA), or None if it is not a valid host name."""
+def stored_email_key(email: str) -> str | None:
+    """The key of an address stored under earlier rules (for the migration that re-keys them):
+    its key now; or, for one refused only for its invisible characters, the key of the address
+    without them (so `a\u200b@b.org` and `a@b.org` are one signer, as they look); None when even
+    that is refused (a `.test` domain, a symbol IDNA 2008 refuses), and the caller keeps the
+    key it had."""
     try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except (UnicodeError, ValueError):
+        return email_key_of(email)
+    except _Invalid:
+        pass
+    try:
+        return email_key_of(strip_invisible(email))
+    except _Invalid:
         return None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
-        return None
-    if not _TLD.fullmatch(labels[-1]):
-        return None
-    return ascii_domain
+
+
+def strip_invisible(text: str) -> str:
+    """The text without its invisible characters (see `_INVISIBLE`)."""
+    return "".join(c for c in text if not _invisible(c))
+
+
+def _invisible(c: str) -> bool:
+    return c in _INVISIBLE or unicodedata.category(c) in _INVISIBLE_CATEGORIES
+
+
+def _has_invisible(text: str) -> bool:
+    # Nearly every address is printable ASCII without a space: settled in C, at once.
+    if text.isascii() and text.isprintable() and " " not in text:
+        return False
+    return any(_invisible(c) for c in text)
 
 
 def _country(value: Any, mode: str) -> str | None:

@@ -116,6 +116,7 @@ def test_name_is_nfc() -> None:
         ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
         ("ivan@почта.рф", "ivan@xn--80a1acny.xn--p1ai"),
         ("Ü@Bücher.de", "ü@xn--bcher-kva.de"),
+        ("a@Faß.de", "a@xn--fa-hia.de"),  # IDNA 2008: not fass.de, another domain
     ],
 )
 def test_email_keys(email: str, key: str) -> None:
@@ -142,6 +143,8 @@ def test_email_keys(email: str, key: str) -> None:
         "a@c.123",
         "a@@c.org",
         "x" * 65 + "@c.org",
+        "a\u200b@c.org",
+        "a@c\u00ad.org",
     ],
 )
 def test_invalid_emails(email: str) -> None:
