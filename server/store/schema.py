@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server.store.rekey import rekey_email_addresses
+
 #: A migration step: a statement (with `{pk}` and the like filled in by the engine adapter), or
 #: a function run with the migration's transaction, for what SQL alone cannot do.
 Step = str | Callable[[Any], Awaitable[None]]
@@ -177,5 +179,10 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         # A row that failed for good keeps no address: it is only counted, until deleted.
         "ALTER TABLE outbox ADD COLUMN failed_at BIGINT",
+    ],
+    [
+        # Email keys made again under IDNA 2008 (faß.de is not fass.de) and without invisible
+        # characters; signatures that now share a key are merged, counters following (`rekey`).
+        rekey_email_addresses,
     ],
 ]
