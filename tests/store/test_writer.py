@@ -108,7 +108,7 @@ class FakeEngine(Engine):
             return (nonce,)
         if "FROM used_tokens u" in sql:
             nonce = values["nonce"]
-            return (tx.claimed.get(nonce, self.claimed.get(nonce)), None)
+            return (tx.claimed.get(nonce, self.claimed.get(nonce)), None, None)
         if "INSERT INTO signatures" in sql:
             if values["email_key"] in self.refused:
                 raise Refused(f"bad row: {values['email_key']}")

@@ -45,6 +45,9 @@ summary = "Summary of {slug}"
 target = "The council"
 statement = "We ask the council."
 {extra}
+
+[signing]
+confirmation = "none"
 """
 
 
@@ -80,6 +83,9 @@ text = '''<details open ontoggle=alert(11)>x</details>'''
 [translations.ru]
 title = '''<script>alert("ru")</script> Заголовок'''
 summary = '''<img src=x onerror=alert(12)> Сводка'''
+
+[signing]
+confirmation = "none"
 """
 )
 
