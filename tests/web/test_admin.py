@@ -481,7 +481,8 @@ def test_partner_export_holds_only_its_own_consenting_signers(
     rows = rows_of(response.text)
     assert [r["email"] for r in rows] == [world.email("a-yes")]
     assert list(rows[0]) == [
-        "signed_at", "confirmed_at", "name", "email", "country", "lang", "consent_version", "consent_text",
+        "signed_at", "confirmed_at", "name", "email", "country", "lang", "consent_version",
+        "consent_text",
     ]  # fmt: skip
     assert "NGO A" in rows[0]["consent_text"]  # the very words the signer agreed to
     as_json = json.loads(partner_a.get(f"{ADMIN}/partners/ngo-a/export.json").text)
