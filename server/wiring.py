@@ -1,9 +1,9 @@
 """Wiring: builds the services of a running server from its settings, and the ASGI app on top.
 
-The one place that knows every layer: settings in, a store (engine, writer, registry), the
-domain's form tokens and rate limiters, and the web app that serves them. `app_from_environment`
-is what uvicorn imports in each worker (settings come from the environment, which
-`petition-widget serve` fills from its flags).
+The one place that knows every layer: settings in, a store (engine, writer, registry, and the
+jobs with the mail sender they use), the domain's form tokens and rate limiters, and the web app
+that serves them. `app_from_environment` is what uvicorn imports in each worker (settings come
+from the environment, which `petition-widget serve` fills from its flags).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from server.store import jobs
 from server.store.clock import Clock, SystemClock
 from server.store.registry import Registry
 from server.store.runner import JobRunner
+from server.store.smtp import SmtpSender
 from server.store.storage import Storage
 from server.store.writer import create_writer
 from server.web.app import create_app as create_web_app
@@ -33,7 +34,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
     registry = Registry(storage, settings.count_refresh, clock)
     runner = JobRunner(clock, logging.getLogger("petition_widget.jobs"))
-    jobs.register(runner, storage, registry, clock)
+    jobs.register(runner, storage, registry, clock, mail_job=mail_job(settings))
     return Services(
         settings=settings,
         storage=storage,
@@ -49,6 +50,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         client_secret=derive_key(settings.secret_keys[0], "client-address"),
         clock=clock,
         jobs=runner,
+    )
+
+
+def mail_job(settings: Settings) -> jobs.MailJob | None:
+    """The mail job's parts, or None when mails cannot be sent (no SMTP_URL or MAIL_FROM): then
+    mail rows wait in the outbox until they can."""
+    if not (settings.smtp_url and settings.mail_from):
+        return None
+    return jobs.MailJob(
+        sender=SmtpSender.from_url(settings.smtp_url),
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        confirm_lifetime=settings.confirm_lifetime,
     )
 
 
