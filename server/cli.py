@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging.config
 import os
 import sys
@@ -30,7 +31,7 @@ from server.settings import Settings, SettingsError, missing_for_confirmation
 from server.store import confirmations
 from server.store.engine import describe
 from server.store.storage import Storage
-from server.web import bundle
+from server.web import bundle, demo, mailcatcher
 from server.web.protocol import GuardedHttpToolsProtocol
 
 DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
@@ -38,6 +39,7 @@ DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
 # the label of the keys each demo run makes afresh (the run before's are revoked).
 DEMO_PARTNER = ("open-doors", "Open Doors Network")
 DEMO_LABEL = "demo"
+DEMO_MAIL_FROM = "demo@petition-widget.localhost"  # the sender of the demo's (caught) mails
 
 # uvicorn settings for production serving; the reasons are in docs/operations.md.
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -560,6 +562,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     if _with_storage(settings, work):
         return 1
+    # The example petition confirms signatures by mail: the demo sends them, over real SMTP, to
+    # a catcher in this process, whose mails /demo/mail lists (the app runs here too, below).
+    catcher = mailcatcher.MailCatcher(mailcatcher.MAILBOX)
+    catcher.start_in_thread()
+    settings = demo_mail_settings(settings, catcher.url)
     base = settings.base_url
     owner, partner_key = made
     partner_label = f"The partner's view ({DEMO_PARTNER[0]}):"
@@ -568,21 +575,34 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         f"  Partner page embedding the widget:  {base}/\n"
         f"  The widget alone:                   {base}/widget/{petition.slug}\n"
         f"  The petition's JSON:                {base}/api/petitions/{petition.slug}\n"
+        f"  Mails the demo sent (confirm here): {base}{demo.MAIL_PATH}\n"
         f"  The owner's dashboard:              {base}/admin/login#key={owner.text}\n"
         f"  {partner_label:<36}{base}/admin/login#key={partner_key.text}\n"
         "  (Dashboard keys are made afresh on each demo run and shown only here.)\n"
         f"  Database: {settings.database_url}\n"
+        f"  Mail: caught on {catcher.url}, never sent on\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=logging_config(settings.log_level, settings.access_log),
-        **UVICORN_OPTIONS,
-    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=logging_config(settings.log_level, settings.access_log),
+            **UVICORN_OPTIONS,
+        )
+    finally:
+        catcher.stop_thread()
     return 0
+
+
+def demo_mail_settings(settings: Settings, smtp_url: str) -> Settings:
+    """The demo's settings with its mail going to `smtp_url` (its catcher) from
+    `DEMO_MAIL_FROM`, whatever the environment says: a demo never mails the outside world."""
+    return dataclasses.replace(
+        settings, smtp_url=smtp_url, mail_from=DEMO_MAIL_FROM, base_url_set=True
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from server.web import bundle
 from tests.support import live
@@ -114,3 +116,27 @@ def test_demo_serves_the_example_and_a_partner_page(tmp_path: Path) -> None:
         key_file = tmp_path / "petition-widget-demo.db.key"
         assert key_file.exists() and oct(key_file.stat().st_mode)[-3:] == "600"
         assert key_file.read_text().strip() not in log.read_text()
+
+
+def test_demo_catches_its_confirmation_mails_and_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN_MIN_AGE", "0")  # the demo reads it from the environment
+    monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{live.free_port()}")  # ignored: caught
+    slug = "save-russian-lgbt-network"
+    with live.demo(tmp_path) as (base, log):
+        assert f'href="{base}/demo/mail"' in httpx.get(base + "/").text
+        assert "No mail yet" in httpx.get(base + "/demo/mail").text
+        token = httpx.get(f"{base}/api/petitions/{slug}/token").json()["token"]
+        signer = live.new_signer("demo")
+        signed = httpx.post(
+            f"{base}/api/petitions/{slug}/signatures", json={"token": token, **signer}
+        )
+        assert signed.status_code < 300, signed.text
+        deadline = time.monotonic() + 20
+        while "/confirm/" not in (page := httpx.get(base + "/demo/mail")).text:
+            assert time.monotonic() < deadline, "the demo's mail never reached its page"
+            time.sleep(0.2)
+        assert signer["email"] in page.text
+        assert f'<a href="{base}/confirm/' in page.text
+        assert f"{base}/demo/mail" in log.read_text()  # the banner names the page
