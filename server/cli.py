@@ -67,6 +67,10 @@ def logging_config(level: str, access_log: bool) -> dict[str, Any]:
             "uvicorn.access": {"level": "INFO" if access_log else "CRITICAL"},
             # `databases` logs query parameters (signers' emails) at DEBUG: never below WARNING.
             "databases": {"level": "WARNING"},
+            # aiosmtpd (the demo's mail catcher) logs every recipient's address at INFO, and
+            # aiosmtplib the conversation at DEBUG: never below WARNING either.
+            "mail.log": {"level": "WARNING"},
+            "aiosmtplib": {"level": "WARNING"},
         },
     }
 

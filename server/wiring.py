@@ -34,7 +34,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
     registry = Registry(storage, settings.count_refresh, clock)
     runner = JobRunner(clock, logging.getLogger("petition_widget.jobs"))
-    jobs.register(runner, storage, registry, clock, mail_job=mail_job(settings))
+    jobs.register(
+        runner,
+        storage,
+        registry,
+        clock,
+        mail_job=mail_job(settings),
+        confirm_lifetime=settings.confirm_lifetime,
+    )
     return Services(
         settings=settings,
         storage=storage,

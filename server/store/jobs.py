@@ -2,8 +2,9 @@
 
 - `count-refresh`: re-reads the shared counters every `COUNT_REFRESH` seconds, so counts taken
   by other workers and hosts reach this one's registry (and petition changes made by the CLI).
-- `nonce-purge`: forgets the nonces of expired form tokens every `PURGE_EVERY` seconds; an
-  expired token is refused on its own, so its nonce no longer needs to be remembered.
+- `purge` (every `PURGE_EVERY` seconds): forgets the nonces of expired form tokens (an expired
+  token is refused on its own, so its nonce no longer needs to be remembered), and deletes the
+  submissions not confirmed within `CONFIRM_LIFETIME`, with all their personal data.
 - `mail` (only when mail is configured, `MailJob`): delivers the outbox's `mail` rows, the
   confirmation and "already signed" mails. Each claims its rows as leases (`outbox.deliver`),
   so several workers and hosts share the work. A mail is tried for up to `MAIL_PATIENCE` (24 h,
@@ -21,7 +22,7 @@ import logging
 
 from server.domain import mail
 from server.domain.petitions import Entry
-from server.store import outbox
+from server.store import confirmations, outbox
 from server.store.clock import Clock, Stopping
 from server.store.registry import Registry
 from server.store.runner import JobRunner
@@ -59,13 +60,18 @@ def register(
     clock: Clock,
     *,
     mail_job: MailJob | None = None,
+    confirm_lifetime: int = 604_800,
 ) -> None:
     runner.forever("count-refresh", registry.run)
 
-    async def purge_nonces() -> None:
-        await storage.purge_used_nonces(int(clock.now()))
+    async def purge() -> None:
+        now = int(clock.now())
+        await storage.purge_used_nonces(now)
+        gone = await confirmations.expire_pending(storage, now, confirm_lifetime)
+        if gone:
+            logger.info("deleted %d submission(s) never confirmed", gone)
 
-    runner.every("nonce-purge", PURGE_EVERY, purge_nonces)
+    runner.every("purge", PURGE_EVERY, purge)
     if mail_job is None:
         return
 

@@ -49,7 +49,7 @@ def test_nonce_purge_runs_at_start_and_every_period(database_url: str) -> None:
             await clock.advance(1)
             await clock.wait_for_sleepers(2)
             assert await nonces(storage) == {"live"}
-            assert runner.status()["nonce-purge"].failures == 0
+            assert runner.status()["purge"].failures == 0
         finally:
             await runner.stop(1.0)
             await storage.disconnect()
@@ -82,6 +82,41 @@ def test_count_refresh_brings_other_writers_counts(database_url: str) -> None:
             await clock.wait_for_sleepers(2)
             assert registry.count(entry) == 42
             assert registry.failure is None
+        finally:
+            await runner.stop(1.0)
+            await storage.disconnect()
+
+    asyncio.run(check())
+
+
+def test_the_purge_deletes_submissions_never_confirmed(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        await storage.import_petitions([petitions.example(confirmation="email")])
+        pid = await storage.petition_id("save-russian-lgbt-network")
+        lifetime = 7 * 86_400
+        async with storage.write() as tx:
+            for ref, created in (("old", T - lifetime - 1), ("young", T - lifetime + 60)):
+                await tx.execute(
+                    "INSERT INTO pending_signatures (ref, petition_id, email_key, email, name, "
+                    "lang, consent_version, consent_organiser, consent_partner, created_at) "
+                    "VALUES (:ref, :p, :ref, :ref, 'Someone', 'en', 'v', 0, 0, :t)",
+                    {"ref": ref, "p": pid, "t": created},
+                )
+        clock = ManualClock(T)
+        runner = JobRunner(clock, logging.getLogger("test.jobs"))
+        jobs.register(
+            runner, storage, Registry(storage, 1.0, clock), clock, confirm_lifetime=lifetime
+        )
+        await runner.start()
+        try:
+            await clock.wait_for_sleepers(2)
+            rows = await storage.database.fetch_all("SELECT ref FROM pending_signatures")
+            assert [r[0] for r in rows] == ["young"]
+            await clock.advance(jobs.PURGE_EVERY)
+            await clock.wait_for_sleepers(2)
+            rows = await storage.database.fetch_all("SELECT ref FROM pending_signatures")
+            assert rows == []  # its time came too
         finally:
             await runner.stop(1.0)
             await storage.disconnect()

@@ -30,7 +30,7 @@ from tests.support import petitions
 T = 1_700_000_000
 BASE = "https://petitions.example.net"
 FROM = "petitions@example.net"
-JOBS = 4  # count-refresh, nonce-purge, mail, outbox-purge: each sleeps between its steps
+JOBS = 4  # count-refresh, purge, mail, outbox-purge: each sleeps between its steps
 
 
 @dataclass
@@ -310,7 +310,7 @@ def test_without_mail_settings_no_mail_job_runs_and_rows_wait(database_url: str)
         clock = ManualClock(T)
         runner = JobRunner(clock, logging.getLogger("test.jobs"))
         jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
-        assert set(runner.status()) == {"count-refresh", "nonce-purge"}
+        assert set(runner.status()) == {"count-refresh", "purge"}
         await queue(storage, mail(petition_id))
         await runner.start()
         try:
