@@ -37,7 +37,12 @@ def server(
         url = request.getfixturevalue("postgres").create()
     live.prepare(url, [petitions.example(confirmation="email")])
     server = live.LiveServer(
-        url, folder, SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM="p@example.org"
+        url,
+        folder,
+        SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}",
+        MAIL_FROM="p@example.org",
+        # Every log line, at every level, is checked for signer data (tests/conftest.py).
+        LOG_LEVEL="debug",
     )
     server.env["BASE_URL"] = server.base_url
     with server as running:
