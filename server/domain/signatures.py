@@ -52,6 +52,17 @@ class NewSignature:
 
 
 @dataclasses.dataclass(frozen=True)
+class Decoy:
+    """What a bot caught by the honeypot leaves on a petition that counts at once: a withdrawal
+    link, stored like a real one but naming no signature, so that its pages look like any
+    other's and tell the bot nothing."""
+
+    petition_id: int
+    ref: str
+    withdraw: Link
+
+
+@dataclasses.dataclass(frozen=True)
 class ConsentWording:
     """What the form says about the use of a signer's data, in one language."""
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 from server.domain import links
 from server.store.engine import Transaction
+from server.store.signatures import DAY, email_digest
 from server.store.storage import Storage
 
 #: What a link can lead to.
@@ -149,7 +150,8 @@ async def withdraw(storage: Storage, digest: str) -> Change | None:
 
 async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
     """Delete submissions not confirmed within `lifetime` seconds, with all their personal
-    data, and links expired long enough ago; returns how many submissions went."""
+    data, links expired long enough ago, and past days' mail budgets; returns how many
+    submissions went."""
     async with storage.write() as tx:
         gone = await tx.fetch_all(
             "DELETE FROM pending_signatures WHERE created_at < :before RETURNING id",
@@ -159,6 +161,8 @@ async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
             "DELETE FROM links WHERE expires_at IS NOT NULL AND expires_at < :before",
             {"before": now - KEEP_EXPIRED_LINKS},
         )
+        # A day's mail budget is needed for that day only.
+        await tx.execute("DELETE FROM mail_budget WHERE day < :today", {"today": now // DAY - 1})
     return len(gone)
 
 
@@ -182,6 +186,11 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
         pending = await tx.fetch_all(
             "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k RETURNING id",
             key,
+        )
+        # Its mail quota goes too: it is a digest of the address.
+        await tx.execute(
+            "DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :k",
+            {"p": petition_id, "k": email_digest(email_key)},
         )
         for row in removed:
             await _move_counter(tx, petition_id, row[0], -1)

@@ -20,7 +20,7 @@ from typing import Any
 
 from server.domain import links
 from server.domain.links import Link
-from server.domain.signatures import NewSignature
+from server.domain.signatures import Decoy, NewSignature
 from server.store.engine import Plan, Statement
 
 _CLAIM_NONCE = """
@@ -75,7 +75,7 @@ QUEUED = 0
 
 
 def sign_plan(
-    batch: Sequence[NewSignature], *, shard: int, now: int, known_consents: set[str]
+    batch: Sequence[NewSignature | Decoy], *, shard: int, now: int, known_consents: set[str]
 ) -> Plan:
     """Record a group of signatures in one transaction; the plan's value has, per signature,
     the petition's count after the group (`QUEUED` for one that waits for confirmation), or
@@ -91,9 +91,14 @@ def sign_plan(
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
-    for consent in {s.consent for s in batch if s.consent.version not in known_consents}:
+    signatures = [s for s in batch if isinstance(s, NewSignature)]
+    for consent in {s.consent for s in signatures if s.consent.version not in known_consents}:
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
     for i, s in enumerate(batch):
+        if isinstance(s, Decoy):
+            yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+            accepted[i] = True
+            continue
         digest = email_digest(s.signer.email_key)
         claim = {
             "nonce": s.nonce,
@@ -111,22 +116,27 @@ def sign_plan(
         accepted[i] = True
         if s.needs_confirmation:
             yield from _wait_for_confirmation(s, now)
-        elif (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
+            continue
+        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
             increments[(s.petition_id, s.partner_id or 0)] += 1
-            if s.withdraw is not None:
-                yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+        if s.withdraw is not None:
+            # Also for a signer who had signed (the insert changed nothing): the link then
+            # names no signature, and its pages look like any other's.
+            yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
     # Sorted, so that concurrent transactions lock counter rows in the same order.
     for (petition_id, partner_id), n in sorted(increments.items()):
         values = {"petition_id": petition_id, "partner_id": partner_id, "shard": shard, "n": n}
         yield _BUMP_COUNTER, values
     totals = {}
-    for petition_id in sorted({s.petition_id for s in batch if not s.needs_confirmation}):
+    for petition_id in sorted({s.petition_id for s in signatures if not s.needs_confirmation}):
         row = yield _PETITION_TOTAL, {"petition_id": petition_id}
         totals[petition_id] = int(row[0])
     return [
-        (QUEUED if s.needs_confirmation else totals[s.petition_id]) if ok else None
+        None if not ok
+        else QUEUED if isinstance(s, Decoy) or s.needs_confirmation
+        else totals[s.petition_id]
         for s, ok in zip(batch, accepted, strict=True)
-    ]
+    ]  # fmt: skip
 
 
 def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, Any, None]:
@@ -148,10 +158,13 @@ def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, An
             yield _NAME_SIGNATURE, {"id": before[0], "ref": ref}
         yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None)
         mail = {"kind": "already_signed", "withdraw": s.withdraw.token}
-    sent = yield _COUNT_QUOTA, key
+    # The quotas keep a digest of the address, never the address (issue 14 makes every such
+    # digest keyed).
+    recipient = email_digest(s.signer.email_key)
+    sent = yield _COUNT_QUOTA, {"petition_id": s.petition_id, "email_key": recipient}
     if int(sent[0]) > MAILS_PER_SIGNER:
         return
-    budget = yield _COUNT_BUDGET, {"recipient": s.signer.email_key, "day": now // DAY}
+    budget = yield _COUNT_BUDGET, {"recipient": recipient, "day": now // DAY}
     if int(budget[0]) > MAILS_PER_DAY:
         return
     payload = {**mail, "to": s.signer.email, "lang": s.lang, "petition_id": s.petition_id}

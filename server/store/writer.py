@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from server.domain.errors import StorageUnavailable
-from server.domain.signatures import NewSignature
+from server.domain.signatures import Decoy, NewSignature
 from server.store.engine import Engine, describe
 from server.store.signatures import sign_plan
 from server.store.storage import Storage
@@ -40,7 +40,7 @@ WAIT_TIMEOUT = 30.0  # seconds a request waits for its commit before answering 5
 RETRIES = 3  # attempts of a group that conflicted with another
 
 # A signature and its waiting request; None for a no-op that only waits for the next commit.
-_Pending = tuple[NewSignature | None, asyncio.Future[int | None]]
+_Pending = tuple[NewSignature | Decoy | None, asyncio.Future[int | None]]
 
 
 class Writer:
@@ -85,7 +85,7 @@ class Writer:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
 
-    async def submit(self, signature: NewSignature | None) -> int | None:
+    async def submit(self, signature: NewSignature | Decoy | None) -> int | None:
         """Record one signature; returns the petition's count once it is committed (0 for one
         that waits for confirmation), or None when the signature's token was already used by
         someone else. `None` records nothing, and returns 0 when the group it joined commits:
@@ -133,7 +133,7 @@ class Writer:
             finally:
                 self.queued -= len(group)
 
-    async def _record(self, batch: list[NewSignature]) -> list[Any]:
+    async def _record(self, batch: list[NewSignature | Decoy]) -> list[Any]:
         now = self.clock()
         for attempt in range(RETRIES):
             plan = sign_plan(
@@ -158,7 +158,9 @@ class Writer:
                 self.failed_at = time.monotonic()
                 return [StorageUnavailable(reason) for _ in batch]
             self.failure = None
-            self._known_consents.update(s.consent.version for s in batch)
+            self._known_consents.update(
+                s.consent.version for s in batch if isinstance(s, NewSignature)
+            )
             return outcome
         raise AssertionError("unreachable: the last attempt returns")
 

@@ -16,8 +16,9 @@ from typing import Any
 from server.domain.decision import decide
 from server.domain.errors import PetitionClosed, Refusal, StorageUnavailable, TokenUsed
 from server.domain.form_tokens import Claims, TokenError
-from server.domain.links import Link
+from server.domain.links import Link, new_ref
 from server.domain.petitions import Entry
+from server.domain.signatures import Decoy
 from server.domain.validation import FieldErrors
 from server.web import refusals
 from server.web.services import Services
@@ -70,10 +71,14 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
     claims, signature = decision.claims, decision.signature
     # Said before the request: the answer of a counted signature tells nothing beyond it.
     published = services.registry.count(entry)
+    decoy = None
+    if signature is None and not entry.petition.needs_confirmation:
+        decoy = Decoy(entry.id, new_ref(), Link.new())
     try:
-        # A bot caught by the honeypot goes through the writer too, recording nothing, so that
-        # it waits as long as a signer does.
-        count = await services.writer.submit(signature)
+        # A bot caught by the honeypot goes through the writer too, recording no signature, so
+        # that it waits as long as a signer does (and, where the answer carries a withdrawal
+        # link, its link is stored like any other).
+        count = await services.writer.submit(signature if signature is not None else decoy)
     except StorageUnavailable:
         unavailable = Refusal("storage_unavailable", retry_after=STORAGE_RETRY_AFTER)
         return Outcome.refused(unavailable, claims)
@@ -85,10 +90,6 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
         return Outcome(202, claims=claims)
     if count:
         services.registry.note_count(entry.id, count)
-    withdraw = signature.withdraw if signature is not None else None
-    return Outcome(
-        201,
-        count=published + 1,
-        claims=claims,
-        withdraw_token=(withdraw or Link.new()).token,
-    )
+    withdraw = signature.withdraw if signature is not None else decoy.withdraw if decoy else None
+    assert withdraw is not None  # every accepted submission of such a petition has its link
+    return Outcome(201, count=published + 1, claims=claims, withdraw_token=withdraw.token)

@@ -210,6 +210,10 @@ def test_an_address_gets_at_most_a_few_mails_per_petition(database_url: str) -> 
         for _ in range(MAILS_PER_SIGNER + 3):
             assert await sign(storage, submission(pid, "flood@example.org")) == [0]
         assert len(await mails(storage)) == MAILS_PER_SIGNER
+        # The quotas count a digest of the address, never the address itself.
+        for table in ("mail_quota", "mail_budget"):
+            rows = await storage.database.fetch_all(f"SELECT * FROM {table}")
+            assert rows and "flood" not in repr([tuple(r) for r in rows])
         await storage.disconnect()
 
     run(check())

@@ -400,3 +400,27 @@ def test_counted_at_once_every_201_says_the_published_count_plus_one(
         assert set(answer) == {"status", "signatures", "withdraw_url"}
     links = {a["withdraw_url"] for a in answers}
     assert len(links) == 3  # each answer its own link, working or not: they look alike
+
+
+def test_a_repeats_and_a_bots_withdrawal_links_look_like_a_real_one(client: httpx.Client) -> None:
+    """The link in a repeat's (or a bot's) answer used to be stored nowhere, so opening it gave
+    404 where a first signer's gave 200: it told whether the address had signed."""
+    person = live.new_signer()
+    bodies = [
+        {"token": token(client), **person},  # a first signature
+        {"token": token(client), **person},  # the same person again
+        {"token": token(client), **live.new_signer(), "website": "x"},  # the honeypot
+    ]
+    paths = []
+    for body in bodies:
+        answer = client.post(SIGN, json=body).json()
+        paths.append(answer["withdraw_url"].removeprefix(str(client.base_url)))
+    pages = [client.get(path) for path in paths]
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    assert len({p.text for p in pages}) == 1
+    before = count(client)
+    # The repeat's and the bot's remove nothing, with the same answer as the real one.
+    done = [client.post(path) for path in (paths[1], paths[2], paths[0])]
+    assert [d.status_code for d in done] == [200, 200, 200]
+    assert len({d.text for d in done}) == 1
+    assert count(client) == before - 1  # only the real one withdrew a signature
