@@ -84,7 +84,8 @@ def _entry(services: Services, petition_id: int) -> Entry | None:
 
 
 def _days(services: Services) -> int:
-    return max(1, services.settings.confirm_lifetime // 86_400)
+    """Whole days, rounded up as the mail rounds them: "deleted within N days" stays true."""
+    return max(1, -(-services.settings.confirm_lifetime // 86_400))
 
 
 def _unknown(request: Request) -> Response:
