@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.domain import access_keys
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 
@@ -242,3 +243,29 @@ def test_the_form_without_javascript_gets_a_check_your_email_page(
             text = text.replace(typed, "")
         pages.append(text)
     assert len(set(pages)) == 1
+
+
+def test_the_dashboard_counts_what_waits_and_never_shows_an_address(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    key = access_keys.generate(access_keys.OWNER)
+
+    async def add_key() -> None:
+        storage = Storage(server.env["DATABASE_URL"])
+        await storage.connect()
+        try:
+            await storage.add_access_key(key.id, access_keys.OWNER, key.digest, "test")
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(add_key())
+    signer = live.new_signer()
+    client.post(SIGN, json={"token": token(client), **signer})
+    waiting = query(server, "SELECT COUNT(*) FROM pending_signatures")[0][0]
+    page = client.get(f"/admin/petitions/{SLUG}", headers={"Authorization": f"Bearer {key.text}"})
+    assert page.status_code == 200
+    assert re.search(
+        rf'<span class="stat-value">{waiting:,}</span><span class="stat-label">waiting', page.text
+    )
+    assert "mails to send" in page.text
+    assert signer["email"] not in page.text and signer["name"] not in page.text
