@@ -43,6 +43,7 @@ class Load:
     exhausted: bool = False  # sign load: a thread ran out of bodies before its time was up
     status_errors: int = 0  # read load: answers >= 400
     bytes: int = 0  # read load: bytes received
+    ok_status: int = 201  # sign load: the answer that acknowledges (202 when mail confirms)
 
     @property
     def per_second(self) -> float:
@@ -50,7 +51,7 @@ class Load:
 
     @property
     def acknowledged(self) -> int:
-        return self.statuses.get(201, 0)
+        return self.statuses.get(self.ok_status, 0)
 
     @property
     def acknowledged_per_second(self) -> float:
@@ -95,10 +96,29 @@ def sign(
     connections: int,
     threads: int,
     reuse: bool = False,
+    ok_status: int = 201,
 ) -> Load:
     """Post bodies for `seconds`, then wait for every answer; see sign.lua. `reuse` starts the
-    bodies over when they run out: only for a server that ignores them (the bare baseline)."""
+    bodies over when they run out: only for a server that ignores them (the bare baseline).
+    `ok_status` is the answer that acknowledges a signature (202 when it waits for a mail)."""
     args = [str(bodies), str(seconds), str(threads), path, "reuse" if reuse else "once"]
+    return _each(url, args, seconds, connections=connections, threads=threads, ok_status=ok_status)
+
+
+def post_paths(
+    url: str, paths: Path, *, seconds: float, connections: int, threads: int, ok_status: int
+) -> Load:
+    """POST each path of the file `paths` (one a line) once, with an empty form body, as the
+    button of a confirmation page does; stop after `seconds` or the last path, and wait for
+    every answer (sign.lua's "paths" mode)."""
+    args = [str(paths), str(seconds), str(threads), "/", "paths"]  # "/": unused, but a path
+    return _each(url, args, seconds, connections=connections, threads=threads, ok_status=ok_status)
+
+
+def _each(
+    url: str, args: list[str], seconds: float, *, connections: int, threads: int, ok_status: int
+) -> Load:
+    """Run sign.lua with `args`: one request per line of a file, drained before wrk ends."""
     command = _command(url, SIGN_SCRIPT, seconds + DRAIN_PATIENCE, connections, threads)
     process = subprocess.Popen(
         [*command, "--", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -139,6 +159,7 @@ def sign(
         latency_ms=_latency(raw["latency_us"]),
         sent=raw["sent"],
         exhausted=bool(raw["exhausted"]),
+        ok_status=ok_status,
     )
 
 

@@ -1,4 +1,6 @@
-"""Where the sign path spends its time: py-spy samples the running server during a sign load.
+"""Where the sign path spends its time: py-spy samples the running server during a sign load
+(and, with confirmation by email, during that sign load, the mail job's drain and the
+confirmation load, each into a file of its own).
 
 `recording` runs `py-spy record` on the server process for the length of a load and keeps the
 raw samples (one line per distinct stack: `thread;frame;frame;... count`, the input of
@@ -21,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-SAMPLES = "sign-profile.txt"
+SAMPLES = "sign-profile.txt"  # the sign path (confirmation none); the others are named by run.py
 RATE = 250  # samples per second
 
 
@@ -31,15 +33,15 @@ def py_spy() -> str | None:
 
 
 @contextlib.contextmanager
-def recording(pid: int, out: Path, seconds: float) -> Iterator[None]:
+def recording(pid: int, out: Path, seconds: float, samples: str = SAMPLES) -> Iterator[None]:
     program = py_spy()
     if program is None:
         raise RuntimeError("py-spy is not installed: pip install py-spy (or '.[bench]')")
     command = [
         program, "record", "--pid", str(pid), "--rate", str(RATE), "--threads", "--gil",
-        "--format", "raw", "--output", str(out / SAMPLES), "--duration", str(int(seconds) + 120),
+        "--format", "raw", "--output", str(out / samples), "--duration", str(int(seconds) + 120),
     ]  # fmt: skip
-    log = (out / "py-spy.log").open("wb")
+    log = (out / "py-spy.log").open("ab")  # one log for every recording of the run
     spy = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield
@@ -69,12 +71,14 @@ def _function(frame: str) -> str:
     return _line(frame).rsplit(":", 1)[0] + ")" if ":" in frame else frame
 
 
-def summarise(out: Path, top: int = 25) -> Summary:
+def summarise(
+    out: Path, top: int = 25, samples: str = SAMPLES, title: str = "the sign path"
+) -> Summary:
     threads: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in (out / SAMPLES).read_text().splitlines():
+    for line in (out / samples).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
@@ -88,12 +92,12 @@ def summarise(out: Path, top: int = 25) -> Summary:
         for function in {_function(f) for f in frames[1:]}:
             inclusive[function] += n
     if not total:
-        return Summary(f"## Profile\n\nNo samples in {out / SAMPLES}.")
+        return Summary(f"## Profile of {title}\n\nNo samples in {out / samples}.")
     lines = [
-        "## Profile of the sign path (py-spy, 1 worker, SQLite)",
+        f"## Profile of {title} (py-spy, 1 worker, SQLite)",
         "",
         f"{total:,} samples at {RATE}/s of the thread holding the GIL; raw stacks in "
-        f"`{out / SAMPLES}`.",
+        f"`{out / samples}`.",
         "",
         "| Thread | Share |",
         "|---|--:|",

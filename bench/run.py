@@ -4,8 +4,11 @@ For each worker count (1, then 2): the bare baseline under the sign load and the
 then our server on a fresh SQLite file under the same sign load, the check that the stored
 count equals the signature rows equals the acknowledged answers, and the read loads (the
 petition's JSON with and without `If-None-Match`, the widget document). With `--postgres`, the
-sign load and the check again on a fresh PostgreSQL database, dropped afterwards. Then the
-widget's weight. Run `python -m bench --help`; bench/README.md says more.
+sign load and the check again on a fresh PostgreSQL database, dropped afterwards. On one
+worker of each engine, confirmation by email: the sign load with the petition confirming by
+email beside the same load without, the mail job emptying the outbox into an SMTP sink, and
+the confirmation of every link, each step checked against the database (`confirmation.py`).
+Then the widget's weight. Run `python -m bench --help`; bench/README.md says more.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, load, profile, servers, weight
+from bench import bodies, confirmation, load, profile, servers, weight
 
 SECRET = "bench-" + secrets.token_urlsafe(32)
 TOKEN_LIFETIME = 7200  # the server's default: pre-issued tokens stay valid for the whole run
@@ -41,6 +44,34 @@ READS = {  # name: (path, headers); "If-None-Match" in a name: the current ETag 
     "widget document": (f"/widget/{SLUG}", BROWSER),
 }
 BODIES_PER_SECOND = 12_000  # pre-issued bodies per second of sign load (more than bare takes)
+MAIL_PATIENCE = 900.0  # seconds the mail job gets to empty the outbox after the sign load
+CONFIRM_PATIENCE = 600.0  # seconds the confirmation load may take to post every link
+PROFILE_DRAIN = 15.0  # seconds of the mail job's drain that the profile samples
+PROFILES = {  # the profiles of confirmation by email: samples file, title
+    "sign": ("sign-email-profile.txt", "the sign path, confirmation by email"),
+    "mail": ("mail-profile.txt", "the mail job's drain"),
+    "confirm": ("confirm-profile.txt", "confirmations (`POST /confirm/{token}`)"),
+}
+
+
+@dataclasses.dataclass
+class Confirmation:
+    """The confirmation scenario on one engine, one worker: the sign load with the petition
+    confirming by email (`on`) beside the same load without (`off`), the mail job's drain of
+    the outbox it left, and the load that confirms every link the mails carried."""
+
+    server: str  # "sqlite", "postgresql"
+    off: Result
+    on: Result
+    drain: confirmation.Drain
+    confirmed: Result
+
+    def failures(self) -> list[tuple[str, str]]:
+        steps = [(r.kind, r) for r in (self.off, self.on, self.confirmed)]
+        found = [(f"{self.on.label}, {kind}", r.check) for kind, r in steps if r.failed]
+        if self.drain.failed:
+            found.append((f"{self.on.label}, mails", self.drain.check))
+        return found
 
 
 @dataclasses.dataclass
@@ -81,21 +112,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         for workers in args.workers:
             bench.bare(workers)
             bench.ours("sqlite", f"sqlite:///{folder / f'sqlite-{workers}w.db'}", workers)
+        if args.confirmation_duration:
+            on, off = (f"sqlite:///{folder / f'confirm-{name}.db'}" for name in ("email", "none"))
+            bench.confirmation("sqlite", off, on)
         if args.postgres:
             for workers in args.workers:
                 with _postgres_database(args.postgres) as url:
                     bench.ours("postgresql", url, workers, reads=False)
+            if args.confirmation_duration:
+                with (
+                    _postgres_database(args.postgres) as off,
+                    _postgres_database(args.postgres) as on,
+                ):
+                    bench.confirmation("postgresql", off, on)
         sizes = bench.weight()
-        profiled = bench.profile(Path(args.profile)) if args.profile else None
-        report = _report(bench.results, sizes, args, profiled)
+        profiled = bench.profile(Path(args.profile)) if args.profile else []
+        report = _report(bench.results, sizes, args, profiled, bench.confirmations)
         print("\n" + report, flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(_as_json(bench, sizes, args), indent=2) + "\n")
         print(f"bench: done in {time.monotonic() - started:.0f} s")
-    failures = [r for r in bench.results if r.failed]
+    failures = [(f"{r.label}, {r.kind}", r.check) for r in bench.results if r.failed]
+    failures += [failure for run in bench.confirmations for failure in run.failures()]
     if failures:
-        for r in failures:
-            print(f"bench: FAILED: {r.label}, {r.kind}: {r.check}", file=sys.stderr)
+        for what, check in failures:
+            print(f"bench: FAILED: {what}: {check}", file=sys.stderr)
         return 1
     return 0
 
@@ -115,6 +156,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="also run the sign load on PostgreSQL: a server URL "
         "whose user may create databases (a fresh one is made, and dropped afterwards)",
+    )
+    add(
+        "--confirmation-duration",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds of the sign load with confirmation by email, beside the same load "
+        "without, on 1 worker of each engine; the mail job then sends every mail it queued "
+        "(about 200 a second) and every link is confirmed; 0 to skip (5)",
     )
     add("--connections", type=int, default=50, help="concurrent connections (50)")
     add("--threads", type=int, default=1, help="wrk threads (1)")
@@ -162,22 +212,31 @@ class Bench:
         self.body_file = body_file
         self.read_seconds = read_seconds
         self.results: list[Result] = []
+        self.confirmations: list[Confirmation] = []
 
-    def _say(self, result: Result) -> None:
-        self.results.append(result)
+    def _say(self, result: Result, listed: bool = True) -> None:
+        if listed:
+            self.results.append(result)
         print(f"  {result.label}, {result.kind}: {_summary(result)}", flush=True)
 
-    def _sign(self, server: servers.Server, reuse: bool = False) -> tuple[load.Load, Any]:
+    def _sign(
+        self,
+        server: servers.Server,
+        reuse: bool = False,
+        seconds: float | None = None,
+        ok_status: int = 201,
+    ) -> tuple[load.Load, Any]:
         return _measured(
             server,
             lambda: load.sign(
                 server.url,
                 SIGN_PATH,
                 self.body_file,
-                seconds=self.args.duration,
+                seconds=seconds or self.args.duration,
                 connections=self.args.connections,
                 threads=self.args.threads,
                 reuse=reuse,
+                ok_status=ok_status,
             ),
             self.args.settle,
         )
@@ -231,13 +290,68 @@ class Bench:
                     result.check, result.failed = f"answered {status}, not {expected}", True
                 self._say(result)
 
+    def confirmation(self, backend: str, off_url: str, on_url: str) -> None:
+        """Sign with confirmation off, then on (same load, same settings, mail to the sink),
+        let the mail job empty the outbox, then confirm every link the sink caught."""
+        print(f"bench: confirmation by email on {backend}, 1 worker", flush=True)
+        seconds = self.args.confirmation_duration
+        with servers.Sink(self.folder, f"{backend}-confirm") as sink:
+            assert sink.process is not None
+            servers.prepare(off_url, confirmation="none")
+            log = self.folder / f"{backend}-confirm-none.log"
+            with servers.our_server(off_url, 1, SECRET, log, smtp_port=sink.port) as server:
+                signed, cpu = self._sign(server, seconds=seconds)
+                off = Result(backend, 1, "sign, confirmation none", signed, cpu, server.peak_rss())
+                off.check, off.failed = _sign_check(signed, servers.stored_counts(off_url, SLUG))
+                self._say(off, listed=False)
+
+            servers.prepare(on_url, confirmation="email")
+            log = self.folder / f"{backend}-confirm-email.log"
+            with servers.our_server(on_url, 1, SECRET, log, smtp_port=sink.port) as server:
+                assert server.process is not None
+                signed, cpu = self._sign(server, seconds=seconds, ok_status=202)
+                on = Result(backend, 1, "sign, confirmation email", signed, cpu, server.peak_rss())
+                drained = confirmation.drain(
+                    on_url, server.process.pid, sink.process.pid, MAIL_PATIENCE
+                )
+                mails = sink.mails()
+                after = confirmation.stored(on_url, SLUG)
+                on.check, on.failed = confirmation.sign_check(signed, after, len(mails))
+                self._say(on, listed=False)
+                drained.check, drained.failed = confirmation.mail_check(drained, mails, after)
+                print(f"  {on.label}, mails: {_drain_summary(drained)}", flush=True)
+
+                paths = self.folder / f"{backend}-confirm-paths.txt"
+                links = confirmation.write_paths(confirmation.caught_links(mails), paths)
+                done, cpu = self._confirm(server, paths)
+                confirmed = Result(backend, 1, "confirm links", done, cpu, server.peak_rss())
+                confirmed.check, confirmed.failed = confirmation.confirm_check(
+                    done, links, confirmation.stored(on_url, SLUG), signed.acknowledged
+                )
+                self._say(confirmed, listed=False)
+        self.confirmations.append(Confirmation(backend, off, on, drained, confirmed))
+
+    def _confirm(self, server: servers.Server, paths: Path) -> tuple[load.Load, Any]:
+        return _measured(
+            server,
+            lambda: load.post_paths(
+                server.url,
+                paths,
+                seconds=CONFIRM_PATIENCE,
+                connections=self.args.connections,
+                threads=self.args.threads,
+                ok_status=200,
+            ),
+            self.args.settle,
+        )
+
     def weight(self) -> list[weight.Item]:
         url = f"sqlite:///{self.folder / 'weight.db'}"
         servers.prepare(url)
         with servers.our_server(url, 1, SECRET, self.folder / "weight.log") as server:
             return weight.measure(server.port, SLUG)
 
-    def profile(self, out: Path) -> profile.Summary:
+    def profile(self, out: Path) -> list[profile.Summary]:
         print("bench: profiling the sign path (1 worker, SQLite) with py-spy", flush=True)
         url = f"sqlite:///{self.folder / 'profile.db'}"
         servers.prepare(url)
@@ -249,7 +363,42 @@ class Bench:
         result = Result("sqlite", 1, "sign, under py-spy", signed, cpu)
         result.check, result.failed = _sign_check(signed, servers.stored_counts(url, SLUG))
         self._say(result)
-        return profile.summarise(out)
+        summaries = [profile.summarise(out)]
+        if self.args.confirmation_duration:
+            summaries += self._profile_confirmation(out)
+        return summaries
+
+    def _profile_confirmation(self, out: Path) -> list[profile.Summary]:
+        """Sample the sign load with confirmation by email, the first `PROFILE_DRAIN` seconds
+        of the mail job's drain, then (the sink holding the mails left, so the job idles) the
+        confirmation of every link, those of unsent mails read from the outbox. Figures under
+        py-spy are printed, not reported: py-spy takes a share of the cores."""
+        print("bench: profiling confirmation by email (1 worker, SQLite) with py-spy", flush=True)
+        url = f"sqlite:///{self.folder / 'profile-email.db'}"
+        servers.prepare(url, confirmation="email")
+        seconds = self.args.confirmation_duration
+        log = self.folder / "profile-email.log"
+        with (
+            servers.Sink(self.folder, "profile") as sink,
+            servers.our_server(url, 1, SECRET, log, smtp_port=sink.port) as server,
+        ):
+            assert server.process is not None and sink.process is not None
+            pid = server.process.pid
+            with profile.recording(pid, out, seconds, PROFILES["sign"][0]):
+                signed, cpu = self._sign(server, seconds=seconds, ok_status=202)
+            kind = "sign, confirmation email, under py-spy"
+            self._say(Result("sqlite", 1, kind, signed, cpu), listed=False)
+            with profile.recording(pid, out, PROFILE_DRAIN, PROFILES["mail"][0]):
+                drained = confirmation.drain(url, pid, sink.process.pid, PROFILE_DRAIN)
+            sink.hold()
+            print(f"  SQLite, 1 worker, mails, under py-spy: {_drain_summary(drained)}", flush=True)
+            tokens = confirmation.caught_links(sink.mails()) + confirmation.unsent_links(url)
+            paths = self.folder / "profile-confirm-paths.txt"
+            confirmation.write_paths(sorted(set(tokens)), paths)
+            with profile.recording(pid, out, CONFIRM_PATIENCE, PROFILES["confirm"][0]):
+                done, cpu = self._confirm(server, paths)
+            self._say(Result("sqlite", 1, "confirm links, under py-spy", done, cpu), listed=False)
+        return [profile.summarise(out, samples=f, title=t) for f, t in PROFILES.values()]
 
 
 def _measured(
@@ -312,8 +461,8 @@ def _statuses(counts: dict[int, int]) -> str:
 
 def _errors(result: Result) -> str:
     parts = []
-    if result.kind.startswith("sign"):
-        others = {s: n for s, n in result.load.statuses.items() if s != 201}
+    if result.load.statuses:  # a sign or confirm load, which counts answers by status
+        others = {s: n for s, n in result.load.statuses.items() if s != result.load.ok_status}
         if others:
             parts.append(_statuses(others))
     elif result.load.status_errors:
@@ -352,6 +501,8 @@ def _summary(result: Result) -> str:
     rate = (
         f"{result.load.acknowledged_per_second:,.0f} signatures/s"
         if result.kind.startswith("sign") and result.server != "bare"
+        else f"{result.load.acknowledged_per_second:,.0f} confirmations/s"
+        if result.kind == "confirm links"
         else f"{result.load.per_second:,.0f} requests/s"
     )
     text = (
@@ -359,11 +510,20 @@ def _summary(result: Result) -> str:
         f"CPU cores: server {result.cpu['server']:.2f}, wrk {result.cpu['wrk']:.2f}, "
         f"other {result.cpu['other']:.2f}"
     )
-    if result.load.exhausted:
+    if result.load.exhausted and result.kind != "confirm links":  # which posts every link
         text += " (ran out of pre-issued bodies: ended early)"
     if result.check:
         text += f"; check {result.check}"
     return text
+
+
+def _drain_summary(drained: confirmation.Drain) -> str:
+    text = (
+        f"{drained.per_second:,.0f} mails/s ({drained.sent:,} in {drained.seconds:.1f} s), "
+        f"CPU cores: server {drained.cpu['server']:.2f}, sink {drained.cpu['sink']:.2f}, "
+        f"other {drained.cpu['other']:.2f}"
+    )
+    return text + (f"; check {drained.check}" if drained.check else "")
 
 
 def _baseline(results: list[Result], workers: int, kind: str) -> float:
@@ -377,7 +537,8 @@ def _report(
     results: list[Result],
     sizes: list[weight.Item],
     args: argparse.Namespace,
-    profiled: profile.Summary | None,
+    profiled: Sequence[profile.Summary] = (),
+    confirmations: Sequence[Confirmation] = (),
 ) -> str:
     lines = [
         f"## Sign load: {args.connections} connections, {args.duration:g} s per scenario, "
@@ -422,30 +583,92 @@ def _report(
             f"{_ms(lat['p99'])} | {per:,.0f} | {_errors(r) if not r.failed else r.check} | "
             f"{_cpu_per_request(r)} | {_cpu(r.cpu)} |"
         )
+    if confirmations:
+        lines += ["", *_confirmation_tables(confirmations, args)]
     lines += ["", weight.table(sizes)]
-    if profiled is not None:
-        lines += ["", profiled.text]
+    for summary in profiled:
+        lines += ["", summary.text]
     return "\n".join(lines)
+
+
+def _confirmation_tables(
+    confirmations: Sequence[Confirmation], args: argparse.Namespace
+) -> list[str]:
+    lines = [
+        f"## Confirmation by email: 1 worker, {args.connections} connections, "
+        f"{args.confirmation_duration:g} s of sign load, then every mail, then every link",
+        "",
+        "| Server | Confirmation | Acknowledged/s | Email/none | p50 ms | p95 ms | p99 ms | "
+        "Errors | Server CPU µs/request | CPU cores: server / wrk / other | Peak RSS | Counts |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|---|---|---|",
+    ]
+    for run in confirmations:
+        off = run.off.load.acknowledged_per_second
+        for r, policy in ((run.off, "none (201)"), (run.on, "email (202)")):
+            lat = r.load.latency_ms
+            ratio = f"{r.load.acknowledged_per_second / off:.0%}" if r is run.on and off else ""
+            lines.append(
+                f"| {r.label} | {policy} | {r.load.acknowledged_per_second:,.0f} | {ratio} | "
+                f"{_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {_errors(r)} | "
+                f"{_cpu_per_request(r)} | {_cpu(r.cpu)} | {_rss(r.rss_kib)} | {r.check} |"
+            )
+    lines += [
+        "",
+        "| Server | Step | Per second | How many | Seconds | p50 ms | p99 ms | "
+        "Server CPU µs each | CPU cores: server / wrk or sink / other | Check |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for run in confirmations:
+        d = run.drain
+        cpu = f"{d.cpu['server']:.2f} / {d.cpu['sink']:.2f} / {d.cpu['other']:.2f}"
+        lines.append(
+            f"| {run.on.label} | mails: outbox to SMTP sink | {d.per_second:,.0f} | {d.sent:,} | "
+            f"{d.seconds:.1f} | - | - | {d.cpu_per_mail_us('server'):,.0f} | {cpu} | {d.check} |"
+        )
+        c = run.confirmed
+        lat = c.load.latency_ms
+        lines.append(
+            f"| {c.label} | confirmations: `POST /confirm/{{token}}` | "
+            f"{c.load.acknowledged_per_second:,.0f} | {c.load.acknowledged:,} | "
+            f"{c.load.seconds:.1f} | {_ms(lat['p50'])} | {_ms(lat['p99'])} | "
+            f"{_cpu_per_request(c)} | {_cpu(c.cpu)} | {c.check} |"
+        )
+    return lines
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    return {
+        "server": r.server,
+        "workers": r.workers,
+        "kind": r.kind,
+        "per_second": r.load.per_second,
+        "acknowledged_per_second": r.load.acknowledged_per_second,
+        "load": dataclasses.asdict(r.load),
+        "cpu_cores": r.cpu,
+        "peak_rss_kib": r.rss_kib,
+        "check": r.check,
+        "failed": r.failed,
+    }
 
 
 def _as_json(bench: Bench, sizes: list[weight.Item], args: argparse.Namespace) -> dict[str, Any]:
     return {
         "arguments": {k: v for k, v in vars(args).items() if k != "postgres"},
         "postgres": bool(args.postgres),
-        "results": [
+        "results": [_result_json(r) for r in bench.results],
+        "confirmation": [
             {
-                "server": r.server,
-                "workers": r.workers,
-                "kind": r.kind,
-                "per_second": r.load.per_second,
-                "acknowledged_per_second": r.load.acknowledged_per_second,
-                "load": dataclasses.asdict(r.load),
-                "cpu_cores": r.cpu,
-                "peak_rss_kib": r.rss_kib,
-                "check": r.check,
-                "failed": r.failed,
+                "server": run.server,
+                "sign_none": _result_json(run.off),
+                "sign_email": _result_json(run.on),
+                "mails": {
+                    **dataclasses.asdict(run.drain),
+                    "sent": run.drain.sent,
+                    "per_second": run.drain.per_second,
+                },
+                "confirm": _result_json(run.confirmed),
             }
-            for r in bench.results
+            for run in bench.confirmations
         ],
         "weight": [dataclasses.asdict(item) for item in sizes],
     }

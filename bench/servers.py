@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from server.domain.petitions import load_file
 from server.store.storage import Storage
@@ -132,8 +133,17 @@ def bare_server(workers: int, log: Path) -> Server:
     return Server("bare Starlette", port, argv, dict(os.environ), log)
 
 
-def our_server(database_url: str, workers: int, secret: str, log: Path) -> Server:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEYS", "DATABASE_URL")}
+MAIL_FROM = "petitions@bench.example.org"  # its domain ends each Message-ID
+
+
+def our_server(
+    database_url: str, workers: int, secret: str, log: Path, *, smtp_port: int | None = None
+) -> Server:
+    """Our server; with `smtp_port`, mail goes to that port on 127.0.0.1 (a `Sink`), as to a
+    relay on the same machine (plain SMTP, which `SMTP_URL` allows only to a loopback
+    address), and its links are built on the server's own address: the mail job runs."""
+    ours = ("SECRET_KEYS", "DATABASE_URL", "SMTP_URL", "MAIL_FROM", "BASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     port = free_port()
     server = Server("petition-widget", port, [sys.executable, "-m", "server", "serve"], env, log)
     server.env.update(
@@ -152,13 +162,95 @@ def our_server(database_url: str, workers: int, secret: str, log: Path) -> Serve
         ACCESS_LOG="0",
         LOG_LEVEL="warning",
     )
+    if smtp_port is not None:
+        server.env.update(
+            SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", MAIL_FROM=MAIL_FROM, BASE_URL=server.url
+        )
     return server
 
 
-def prepare(database_url: str) -> str:
-    """Migrate a fresh database and import the example petition; returns its slug."""
-    # Signatures that count at once: the figure every earlier run measured.
-    petition = dataclasses.replace(load_file(bundle.EXAMPLE_PETITION), confirmation="none")
+class Sink:
+    """The SMTP sink (`python -m bench.sink`) in a process of its own, with its log and the
+    file where it writes what it caught (`mails`)."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.port = free_port()
+        self.log_path = folder / f"{name}-sink.log"
+        self.out = folder / f"{name}-mails.jsonl"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Sink:
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.sink",
+            "--port",
+            str(self.port),
+            "--out",
+            str(self.out),
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the SMTP sink exited at start:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the SMTP sink did not start:\n{self.log_tail()}")
+
+    def mails(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """What the sink caught so far, one dict per mail (see `bench.sink.record`)."""
+        from bench import sink
+
+        assert self.process is not None
+        self.out.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not self.out.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the SMTP sink wrote nothing:\n{self.log_tail()}")
+            time.sleep(0.05)
+        return sink.records(self.out)
+
+    def hold(self) -> None:
+        """From now on, greet no new connection (see `bench.sink`)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGUSR2)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def prepare(database_url: str, confirmation: str = "none") -> str:
+    """Migrate a fresh database and import the example petition; returns its slug. By default
+    its signatures count at once (`confirmation = "none"`), the figure every earlier run
+    measured; "email" makes each wait for its confirmation link."""
+    petition = dataclasses.replace(load_file(bundle.EXAMPLE_PETITION), confirmation=confirmation)
 
     async def run() -> None:
         storage = Storage(database_url)

@@ -1,12 +1,15 @@
 -- Signatures under load, for wrk: every request carries its own pre-issued token and email.
 --
--- wrk -s bench/sign.lua URL -- BODIES SECONDS THREADS PATH [reuse]
+-- wrk -s bench/sign.lua URL -- BODIES SECONDS THREADS PATH [reuse | paths]
 --   BODIES   a file of JSON request bodies, one a line; thread k of THREADS takes the lines
 --            k, k + THREADS, ... so no body is ever sent twice
 --   SECONDS  how long each thread sends new requests
 --   PATH     the sign endpoint's path
 --   reuse    start the bodies over when they run out (only for the bare baseline, which reads
 --            no body; our server would rightly refuse a used token)
+--   paths    each line of BODIES is a path instead, POSTed once with an empty form body, as
+--            a browser sends the button of a confirmation page (PATH is then unused, but must
+--            be a valid path: wrk parses the request made to count requests per string)
 --
 -- When its time is up (or its bodies run out) a thread sends nothing more, waits until every
 -- request it sent has been answered, says "drained" on stderr and stops. The driver then ends
@@ -37,8 +40,23 @@ end
 sent, received, first_us, last_us, exhausted = 0, 0, 0, 0, 0
 statuses = {}
 
-local bodies, path, duration_us, deadline, reuse
+local bodies, path, duration_us, deadline, reuse, post
 local index, closing, announced = 0, false, false
+
+local function post_body(body)
+  return wrk.format("POST", path, {
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json",
+  }, body)
+end
+
+local function post_path(line)
+  return wrk.format("POST", line, {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Accept"] = "text/html",
+  }, "")
+end
+
 -- wrk calls request() once in thread 0's state before the thread starts, only to count how
 -- many requests the string holds; that call must not take a body nor start the clock.
 local verified
@@ -48,6 +66,7 @@ function init(args)
   duration_us = tonumber(args[2]) * 1000000
   path = args[4]
   reuse = args[5] == "reuse"
+  post = args[5] == "paths" and post_path or post_body
   verified = id ~= 0
   bodies = {}
   local line_no = 0
@@ -68,17 +87,10 @@ local function finish()
   end
 end
 
-local function post(body)
-  return wrk.format("POST", path, {
-    ["Content-Type"] = "application/json",
-    ["Accept"] = "application/json",
-  }, body)
-end
-
 function request()
   if not verified then
     verified = true
-    return post("{}")
+    return post_body("{}")
   end
   local now = now_us()
   if reuse and index >= #bodies then

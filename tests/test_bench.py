@@ -2,7 +2,9 @@
 
 No speed is asserted (this machine's speed is not the code's); what must hold is that the
 bench completes, prints its figures, finds the stored count equal to the signature rows equal
-to the acknowledged answers, and that no signer's name or email reached a server log.
+to the acknowledged answers, with confirmation by email finds a pending signature and exactly
+one mail per `202` and a count per confirmed link, and that no signer's name or email reached
+a server log.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
         [
             sys.executable, "-m", "bench", "--duration", "2", "--read-duration", "1",
             "--workers", "1", "--signatures", "4000", "--connections", "8", "--settle", "0",
-            "--dir", str(run), "--json", str(figures),
+            "--confirmation-duration", "1", "--dir", str(run), "--json", str(figures),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -39,7 +41,7 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
         timeout=240,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for heading in ("## Sign load", "## Reads", "## Widget weight"):
+    for heading in ("## Sign load", "## Reads", "## Confirmation by email", "## Widget weight"):
         assert heading in done.stdout
 
     results = json.loads(figures.read_text())["results"]
@@ -50,6 +52,13 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
     kinds = {r["kind"] for r in results if r["server"] == "sqlite"}
     assert {"petition JSON", "live count, If-None-Match (304)", "widget document"} <= kinds
     assert any(r["server"] == "bare" and r["kind"] == "sign" for r in results)
+
+    confirmations = json.loads(figures.read_text())["confirmation"]
+    assert [c["server"] for c in confirmations] == ["sqlite"]
+    for step in ("sign_none", "sign_email", "mails", "confirm"):
+        assert confirmations[0][step]["check"].startswith("ok: "), step
+    assert confirmations[0]["sign_email"]["load"]["statuses"].get("202", 0) > 0
+    assert confirmations[0]["mails"]["sent"] > 0
 
     # The bench's signers reach the server's logs no more than real ones would.
     logs = list(run.glob("*.log"))
