@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from server.domain.errors import PetitionWidgetError
-from server.store.engine import kind_of
-from server.store.sqlite import sqlite_path
+from server.store.engine import UnknownDatabase, default_key_file, normalise_url
 
 logger = logging.getLogger("petition_widget")
 
@@ -259,25 +258,14 @@ def _mail_from(address: str) -> str:
 
 
 def _database_url(url: str) -> str:
-    if url.startswith("postgres://"):  # the spelling some hosting platforms hand out
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith(("sqlite:///", "sqlite+aiosqlite:///")):
-        if "?" in url:
-            # `databases` would pass the query to sqlite3 as part of the file name.
-            raise SettingsError("DATABASE_URL: SQLite URLs take no options after '?'")
-        return "sqlite:///" + url.partition(":///")[2]
-    if url.startswith(("postgresql://", "postgresql+asyncpg://")):
-        return url
-    raise SettingsError("DATABASE_URL must start with sqlite:/// or postgresql://")
+    try:
+        return normalise_url(url)
+    except UnknownDatabase as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _key_file(configured: str, database_url: str) -> Path:
-    if configured:
-        return Path(configured)
-    if kind_of(database_url) == "sqlite":
-        db = sqlite_path(database_url)
-        return db.with_name(db.name + ".key")
-    return Path("petition-widget.key")
+    return Path(configured) if configured else default_key_file(database_url)
 
 
 def _generated_key(path: Path) -> str:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import databases
 
-from server.domain.errors import StorageUnavailable
+from server.domain.errors import PetitionWidgetError, StorageUnavailable
 
 #: A statement and its named (`:name`) values.
 Statement = tuple[str, dict[str, Any]]
@@ -97,30 +99,76 @@ class Engine(abc.ABC):
         hung, locked, full, read-only), as opposed to a bug or a refused row."""
         return is_unavailable(exc)
 
+    @staticmethod
+    @abc.abstractmethod
+    def unavailable(exc: BaseException) -> bool:
+        """This engine's own test for `is_unavailable`: its driver's errors."""
 
-def kind_of(database_url: str) -> Literal["sqlite", "postgresql"]:
-    """Which engine a `DATABASE_URL` names."""
-    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    @staticmethod
+    def normalise_url(database_url: str) -> str:
+        """The URL as this engine's driver wants it; `UnknownDatabase` when it cannot use it."""
+        return database_url
+
+    @staticmethod
+    def default_key_file(database_url: str) -> Path:
+        """Where a generated secret key is kept when `SECRET_KEY_FILE` is unset."""
+        return Path("petition-widget.key")
+
+
+class UnknownDatabase(PetitionWidgetError):
+    """A `DATABASE_URL` that names no engine we have, or that its engine cannot use."""
+
+
+class Engines:
+    """The engines we have, by URL scheme: adding one is its adapter module and a line here."""
+
+    #: scheme -> the adapter's module (imported when used: a SQLite-only run never loads asyncpg)
+    MODULES: ClassVar[dict[str, str]] = {
+        "sqlite": "server.store.sqlite",
+        "postgresql": "server.store.postgres",
+    }
+
+    @classmethod
+    def adapter(cls, database_url: str) -> type[Engine]:
+        scheme = database_url.partition(":")[0].partition("+")[0]
+        if scheme not in cls.MODULES:
+            known = ", ".join(f"{name}://" for name in cls.MODULES)
+            raise UnknownDatabase(f"DATABASE_URL must start with one of {known}")
+        adapter: type[Engine] = importlib.import_module(cls.MODULES[scheme]).ENGINE
+        return adapter
+
+    @classmethod
+    def all(cls) -> list[type[Engine]]:
+        return [importlib.import_module(m).ENGINE for m in cls.MODULES.values()]
+
+
+def normalise_url(database_url: str) -> str:
+    """A `DATABASE_URL` as its adapter wants it, or `UnknownDatabase` saying why not."""
+    if database_url.startswith("postgres://"):  # the spelling some hosting platforms hand out
+        database_url = "postgresql://" + database_url.removeprefix("postgres://")
+    return Engines.adapter(database_url).normalise_url(database_url)
+
+
+def kind_of(database_url: str) -> str:
+    """The name of the engine a `DATABASE_URL` names."""
+    return Engines.adapter(database_url).name
 
 
 def engine_for(database_url: str, synchronous: str = "full") -> Engine:
     """The adapter for a database URL."""
-    if kind_of(database_url) == "sqlite":
-        from server.store.sqlite import SqliteEngine
+    return Engines.adapter(database_url)(database_url, synchronous)
 
-        return SqliteEngine(database_url, synchronous)
-    from server.store.postgres import PostgresEngine
 
-    return PostgresEngine(database_url, synchronous)
+def default_key_file(database_url: str) -> Path:
+    """Where a generated secret key is kept by default for this database (see settings)."""
+    return Engines.adapter(database_url).default_key_file(database_url)
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """`Engine.is_unavailable` for any engine: the app's error handler knows no engine."""
-    from server.store import postgres, sqlite
-
     if isinstance(exc, StorageUnavailable):  # ours, raised where a driver's error was caught
         return True
-    return sqlite.is_unavailable(exc) or postgres.is_unavailable(exc)
+    return any(adapter.unavailable(exc) for adapter in Engines.all())
 
 
 def describe(exc: BaseException) -> str:

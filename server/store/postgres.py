@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from server.store.engine import Engine, FailureKind, Plan, Transaction
+from server.store.engine import Engine, FailureKind, Plan, Transaction, UnknownDatabase
 
 SHARDS = 16
 CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
@@ -102,6 +102,16 @@ class PostgresEngine(Engine):
     shards = SHARDS
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        return is_unavailable(exc)
+
+    @staticmethod
+    def normalise_url(database_url: str) -> str:
+        if not database_url.startswith(("postgresql://", "postgresql+asyncpg://")):
+            raise UnknownDatabase("DATABASE_URL: a PostgreSQL URL starts with postgresql://")
+        return database_url
+
     def database_options(self) -> dict[str, Any]:
         return {
             "min_size": 1,
@@ -151,3 +161,6 @@ class PostgresEngine(Engine):
         if isinstance(exc, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError):
             return "data"
         return "unavailable"
+
+
+ENGINE = PostgresEngine

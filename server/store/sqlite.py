@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from server.store.engine import Engine, FailureKind, Plan, Transaction
+from server.store.engine import Engine, FailureKind, Plan, Transaction, UnknownDatabase
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -117,6 +117,25 @@ class SqliteEngine(Engine):
 
     def database_options(self) -> dict[str, Any]:
         return {"factory": _factory(self.synchronous)}
+
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        return is_unavailable(exc)
+
+    @staticmethod
+    def normalise_url(database_url: str) -> str:
+        if not database_url.startswith(("sqlite:///", "sqlite+aiosqlite:///")):
+            raise UnknownDatabase("DATABASE_URL: a SQLite URL starts with sqlite:///")
+        if "?" in database_url:
+            # `databases` would pass the query to sqlite3 as part of the file name.
+            raise UnknownDatabase("DATABASE_URL: SQLite URLs take no options after '?'")
+        return "sqlite:///" + database_url.partition(":///")[2]
+
+    @staticmethod
+    def default_key_file(database_url: str) -> Path:
+        """Beside the database file, so the two travel together on one machine."""
+        db = sqlite_path(database_url)
+        return db.with_name(db.name + ".key")
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -210,3 +229,6 @@ class SqliteEngine(Engine):
         if is_unavailable(exc) or not isinstance(exc, sqlite3.Error):
             return "unavailable"
         return "data"
+
+
+ENGINE = SqliteEngine

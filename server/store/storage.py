@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from server.domain.access import AccessKeyRow
@@ -25,7 +24,6 @@ from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
 from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.schema import MIGRATIONS
-from server.store.sqlite import SqliteEngine
 
 logger = logging.getLogger("petition_widget.storage")
 
@@ -48,11 +46,6 @@ class Storage:
         """The engine's name, "sqlite" or "postgresql" (for tests and messages; the store's
         own code asks its adapter instead of testing this)."""
         return self.engine.name
-
-    @property
-    def sqlite_file(self) -> Path:
-        assert isinstance(self.engine, SqliteEngine)
-        return self.engine.path
 
     async def connect(self) -> None:
         try:

@@ -125,6 +125,10 @@ class FakeEngine(Engine):
             return (self.counters[pid] + tx.counters[pid],)
         raise AssertionError(f"unexpected statement: {sql}")
 
+    @staticmethod
+    def unavailable(exc: BaseException) -> bool:
+        return isinstance(exc, Down)
+
     def classify(self, exc: BaseException) -> FailureKind:
         if isinstance(exc, Deadlock):
             return "retry"
