@@ -10,7 +10,11 @@
     ├── StorageUnavailable      the database cannot be used right now: try again later
     ├── PetitionFileError       (petitions) a petition file we cannot load
     ├── SettingsError           (settings) a setting with a wrong value
-    └── Conflict                a change that clashes with what is stored (a taken code)
+    ├── Conflict                a change that clashes with what is stored (a taken code)
+    ├── BadPayload              work queued in the outbox that cannot be done as written
+    ├── UnknownDatabase         (store.engine) a DATABASE_URL no engine can use
+    ├── MailError               (store.smtp) a mail not sent: transient, or permanent (5xx)
+    └── GiveUp                  (store.outbox) a handler's word that its row can never succeed
 
 Which HTTP status answers which refusal is decided in one table, `server.web.refusals`; the
 domain only names the refusal. No message of these errors ever carries signer data: they are
@@ -57,3 +61,8 @@ class StorageUnavailable(PetitionWidgetError):
 
 class Conflict(PetitionWidgetError):
     """A change that clashes with what is stored, such as a partner code already taken."""
+
+
+class BadPayload(PetitionWidgetError):
+    """Work queued in the outbox that cannot be done as it was written (an unknown kind of
+    mail, a missing link): a bug of ours, never retried."""

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from typing import Any, TypeGuard
 
 from server.domain import i18n, links
+from server.domain.errors import BadPayload
 from server.domain.petitions import Entry, Petition
 
 CONFIRM = "confirm"
@@ -54,7 +55,7 @@ def compose(
 ) -> EmailMessage:
     """The mail an outbox row's `payload` asks for, about `entry_or_petition`.
 
-    Raises ValueError when the payload is not one we write (an unknown kind, a missing
+    Raises BadPayload when the payload is not one we write (an unknown kind, a missing
     address or token): such a row can never be sent."""
     petition = entry_or_petition
     if isinstance(petition, Entry):
@@ -62,12 +63,12 @@ def compose(
     kind, to, withdraw = payload.get("kind"), payload.get("to"), payload.get("withdraw")
     confirm = payload.get("confirm") if kind == CONFIRM else None
     if kind not in KINDS or not _text(to) or not _text(withdraw):
-        raise ValueError("not a mail payload")
+        raise BadPayload("not a mail payload")
     if kind == CONFIRM and not _text(confirm):
-        raise ValueError("a confirmation mail needs its confirm token")
+        raise BadPayload("a confirmation mail needs its confirm token")
     assert isinstance(to, str) and isinstance(withdraw, str)
     if "@" not in mail_from:
-        raise ValueError("MAIL_FROM must be an address")
+        raise BadPayload("MAIL_FROM must be an address")
 
     lang = payload.get("lang")
     lang = lang if isinstance(lang, str) and lang in petition.texts else petition.lang

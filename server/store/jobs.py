@@ -21,6 +21,7 @@ import dataclasses
 import logging
 
 from server.domain import mail
+from server.domain.errors import BadPayload
 from server.domain.petitions import Entry
 from server.store import confirmations, outbox
 from server.store.clock import Clock, Stopping
@@ -107,7 +108,7 @@ def mail_handler(
                 confirm_lifetime=job.confirm_lifetime,
                 now=clock.now(),
             )
-        except ValueError:
+        except BadPayload:
             raise outbox.GiveUp("bad_payload") from None
         try:
             await job.sender.send(message)

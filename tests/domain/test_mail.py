@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from server.domain import i18n, links, mail
+from server.domain.errors import BadPayload
 from server.domain.petitions import Entry, Petition, parse
 from tests.support import petitions
 
@@ -171,5 +172,5 @@ def test_an_entry_is_accepted_like_its_petition() -> None:
     ],
 )
 def test_a_payload_we_never_write_is_refused(broken: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(BadPayload):
         compose({**payload(), **broken})
