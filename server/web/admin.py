@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +95,12 @@ class AdminState:
 
 @functools.cache
 def _files() -> tuple[jinja2.Environment, dict[str, Asset]]:
-    env = templates(TEMPLATES)
-    env.filters["when"] = _when
-    env.filters["number"] = lambda n: f"{n:,}"
-    env.filters["percent"] = lambda x: f"{100 * x:.1f}%"
+    env = templates()
     assets = {
         a.name: a
         for a in (Asset.load(TEMPLATES / n, fingerprint=True) for n in ("admin.css", "admin.js"))
     }
     return env, assets
-
-
-def _when(timestamp: int | None) -> str:
-    if timestamp is None:
-        return "—"
-    return f"{datetime.datetime.fromtimestamp(timestamp, datetime.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _asset_url(suffix: str) -> str:
@@ -267,6 +258,22 @@ def not_found(request: Request, caller: Caller | None = None) -> Response:
     return page(request, "message.html", caller, 404, heading="Not found", message=message)
 
 
+def signed_in(
+    handler: Callable[[Request, Caller], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A dashboard page for whoever is signed in (or sends a key): the handler gets the caller;
+    anyone else gets the sign-in form (401) or the answer `_caller` gives."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        caller = await _caller(request)
+        if isinstance(caller, Response):
+            return caller
+        return await handler(request, caller)
+
+    return endpoint
+
+
 async def login_page(request: Request) -> Response:
     caller = await _caller(request) if _session(request) is not None else None
     if isinstance(caller, Caller):
@@ -343,10 +350,8 @@ def _partner_url(principal: Principal) -> str:
     return f"/admin/petitions/{principal.petition_slug}/partners/{principal.partner_code}"
 
 
-async def overview(request: Request) -> Response:
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
+@signed_in
+async def overview(request: Request, caller: Caller) -> Response:
     if not caller.principal.is_owner:
         message = "The overview of petitions is for owners. Your partner key opens your own page."
         return forbidden(request, message, caller)
@@ -388,10 +393,8 @@ async def _managed(request: Request, caller: Caller) -> Entry | Response:
     return entry
 
 
-async def petition_page(request: Request) -> Response:
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
+@signed_in
+async def petition_page(request: Request, caller: Caller) -> Response:
     entry = await _managed(request, caller)
     if isinstance(entry, Response):
         return entry
@@ -451,10 +454,8 @@ class PartnerLine:
     consenting: int
 
 
-async def partner_page(request: Request) -> Response:
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
+@signed_in
+async def partner_page(request: Request, caller: Caller) -> Response:
     found = await _partner(request, caller)
     if isinstance(found, Response):
         return found
@@ -631,10 +632,8 @@ def _back(entry: Entry, **outcome: str) -> Response:
 # --- Exports -------------------------------------------------------------------------------------
 
 
-async def export_signatures(request: Request) -> Response:
-    caller = await _caller(request)
-    if isinstance(caller, Response):
-        return caller
+@signed_in
+async def export_signatures(request: Request, caller: Caller) -> Response:
     fmt = request.path_params["format"]
     if fmt not in export.FORMATS:
         return not_found(request, caller)

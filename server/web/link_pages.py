@@ -41,7 +41,7 @@ def _files() -> tuple[Any, str, str]:
         f"default-src 'none'; style-src 'sha256-{digest}'; form-action 'self'; "
         "base-uri 'none'; frame-ancestors 'none'"
     )
-    return templates(PAGES).get_template("link.html"), css, csp
+    return templates().get_template("link.html"), css, csp
 
 
 def _page(

@@ -50,10 +50,7 @@ _KEPT = ("accent", "origin", "frame")
 
 @functools.cache
 def _files() -> tuple[jinja2.Environment, dict[str, Asset], Asset]:
-    env = templates(WIDGET_DIR)
-    # The script's data as UTF-8, not \uXXXX escapes: a third of the size in Russian. (`tojson`
-    # still escapes <, >, & and ', so the data cannot end its <script> element.)
-    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    env = templates()
     assets = {
         a.name: a
         for a in (Asset.load(WIDGET_DIR / n, fingerprint=True) for n in ("widget.css", "widget.js"))
