@@ -101,7 +101,7 @@ def summarise(
         "",
         "| Thread | Share |",
         "|---|--:|",
-        *(f"| {t} | {n / total:.0%} |" for t, n in threads.most_common()),
+        *_threads(threads, total),
         "",
         "| Where samples land (self) | Share |",
         "|---|--:|",
@@ -112,3 +112,17 @@ def summarise(
         *(f"| `{f}` | {n / total:.1%} |" for f, n in inclusive.most_common(top * 2)),
     ]
     return Summary("\n".join(lines))
+
+
+def _threads(threads: collections.Counter[str], total: int) -> list[str]:
+    """A row per thread with at least 1% of the samples, then the rest together (aiosqlite
+    starts a thread per connection, and confirmations open one per request)."""
+    rows, rest, others = [], 0, 0
+    for thread, n in threads.most_common():
+        if n / total >= 0.01:
+            rows.append(f"| {thread} | {n / total:.0%} |")
+        else:
+            rest, others = rest + n, others + 1
+    if others:
+        rows.append(f"| {others:,} other threads | {rest / total:.0%} |")
+    return rows

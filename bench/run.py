@@ -46,7 +46,7 @@ READS = {  # name: (path, headers); "If-None-Match" in a name: the current ETag 
 BODIES_PER_SECOND = 12_000  # pre-issued bodies per second of sign load (more than bare takes)
 MAIL_PATIENCE = 900.0  # seconds the mail job gets to empty the outbox after the sign load
 CONFIRM_PATIENCE = 600.0  # seconds the confirmation load may take to post every link
-PROFILE_DRAIN = 15.0  # seconds of the mail job's drain that the profile samples
+PROFILE_SECONDS = 15.0  # seconds of the mail job's drain, and of confirmations, the profile samples
 PROFILES = {  # the profiles of confirmation by email: samples file, title
     "sign": ("sign-email-profile.txt", "the sign path, confirmation by email"),
     "mail": ("mail-profile.txt", "the mail job's drain"),
@@ -331,13 +331,15 @@ class Bench:
                 self._say(confirmed, listed=False)
         self.confirmations.append(Confirmation(backend, off, on, drained, confirmed))
 
-    def _confirm(self, server: servers.Server, paths: Path) -> tuple[load.Load, Any]:
+    def _confirm(
+        self, server: servers.Server, paths: Path, seconds: float = CONFIRM_PATIENCE
+    ) -> tuple[load.Load, Any]:
         return _measured(
             server,
             lambda: load.post_paths(
                 server.url,
                 paths,
-                seconds=CONFIRM_PATIENCE,
+                seconds=seconds,
                 connections=self.args.connections,
                 threads=self.args.threads,
                 ok_status=200,
@@ -369,10 +371,10 @@ class Bench:
         return summaries
 
     def _profile_confirmation(self, out: Path) -> list[profile.Summary]:
-        """Sample the sign load with confirmation by email, the first `PROFILE_DRAIN` seconds
-        of the mail job's drain, then (the sink holding the mails left, so the job idles) the
-        confirmation of every link, those of unsent mails read from the outbox. Figures under
-        py-spy are printed, not reported: py-spy takes a share of the cores."""
+        """Sample the sign load with confirmation by email, the first `PROFILE_SECONDS` of the
+        mail job's drain, then (the sink holding the mails left, so the job idles) as long of
+        confirmations, with links of unsent mails read from the outbox. Figures under py-spy
+        are printed, not reported: py-spy takes a share of the cores."""
         print("bench: profiling confirmation by email (1 worker, SQLite) with py-spy", flush=True)
         url = f"sqlite:///{self.folder / 'profile-email.db'}"
         servers.prepare(url, confirmation="email")
@@ -388,15 +390,15 @@ class Bench:
                 signed, cpu = self._sign(server, seconds=seconds, ok_status=202)
             kind = "sign, confirmation email, under py-spy"
             self._say(Result("sqlite", 1, kind, signed, cpu), listed=False)
-            with profile.recording(pid, out, PROFILE_DRAIN, PROFILES["mail"][0]):
-                drained = confirmation.drain(url, pid, sink.process.pid, PROFILE_DRAIN)
+            with profile.recording(pid, out, PROFILE_SECONDS, PROFILES["mail"][0]):
+                drained = confirmation.drain(url, pid, sink.process.pid, PROFILE_SECONDS)
             sink.hold()
             print(f"  SQLite, 1 worker, mails, under py-spy: {_drain_summary(drained)}", flush=True)
             tokens = confirmation.caught_links(sink.mails()) + confirmation.unsent_links(url)
             paths = self.folder / "profile-confirm-paths.txt"
             confirmation.write_paths(sorted(set(tokens)), paths)
-            with profile.recording(pid, out, CONFIRM_PATIENCE, PROFILES["confirm"][0]):
-                done, cpu = self._confirm(server, paths)
+            with profile.recording(pid, out, PROFILE_SECONDS, PROFILES["confirm"][0]):
+                done, cpu = self._confirm(server, paths, PROFILE_SECONDS)
             self._say(Result("sqlite", 1, "confirm links, under py-spy", done, cpu), listed=False)
         return [profile.summarise(out, samples=f, title=t) for f, t in PROFILES.values()]
 
@@ -502,7 +504,7 @@ def _summary(result: Result) -> str:
         f"{result.load.acknowledged_per_second:,.0f} signatures/s"
         if result.kind.startswith("sign") and result.server != "bare"
         else f"{result.load.acknowledged_per_second:,.0f} confirmations/s"
-        if result.kind == "confirm links"
+        if result.kind.startswith("confirm links")
         else f"{result.load.per_second:,.0f} requests/s"
     )
     text = (
@@ -510,7 +512,7 @@ def _summary(result: Result) -> str:
         f"CPU cores: server {result.cpu['server']:.2f}, wrk {result.cpu['wrk']:.2f}, "
         f"other {result.cpu['other']:.2f}"
     )
-    if result.load.exhausted and result.kind != "confirm links":  # which posts every link
+    if result.load.exhausted and not result.kind.startswith("confirm links"):  # posts them all
         text += " (ran out of pre-issued bodies: ended early)"
     if result.check:
         text += f"; check {result.check}"
