@@ -347,11 +347,16 @@ async def healthz(request: Request) -> Response:
     # A mail backlog is reported, never a reason to take the server out of a load balancer:
     # signing still works, and mails go out once the mail server takes them again.
     oldest: int | None = None
-    with contextlib.suppress(Exception):
-        age = await asyncio.wait_for(
-            outbox.oldest_pending_age(services.storage, time.time(), MAIL_TOPIC), HEALTH_TIMEOUT
-        )
-        oldest = None if age is None else int(age)
+    # Only when the database answered: a query cancelled by the timeout mid-flight can leave
+    # its pooled connection broken, and a health check polled through an outage would then
+    # use up the pool.
+    if "database" not in problems:
+        with contextlib.suppress(Exception):
+            age = await asyncio.wait_for(
+                outbox.oldest_pending_age(services.storage, time.time(), MAIL_TOPIC),
+                HEALTH_TIMEOUT,
+            )
+            oldest = None if age is None else int(age)
     headers = {"Cache-Control": "no-store"}
     if problems:
         body = {"status": "unavailable", "problems": problems, "oldest_unsent_mail_s": oldest}
