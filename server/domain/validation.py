@@ -218,20 +218,7 @@ def email_key_of(email: str) -> str:
             raise _Invalid("error_email_invalid")
         return f"{local.lower()}@{ascii_domain}"
     try:
-        # Every option is given, not left to the library's module-wide defaults, which any
-        # importer may change. `strict` adds the local part's limit of 64 characters.
-        checked = email_validator.validate_email(
-            email,
-            check_deliverability=False,
-            allow_smtputf8=True,
-            allow_empty_local=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-            allow_display_name=False,
-            globally_deliverable=True,
-            test_environment=False,
-            strict=True,
-        )
+        checked = _validate(email)
     except email_validator.EmailNotValidError:
         raise _Invalid("error_email_invalid") from None
     domain = checked.ascii_domain.lower()
@@ -245,6 +232,20 @@ def email_key_of(email: str) -> str:
     return key
 
 
+# Every option is given, not left to email-validator's module-wide defaults, which any importer
+# may change. `strict` adds the local part's limit of 64 characters.
+_validate = functools.partial(
+    email_validator.validate_email,
+    check_deliverability=False,  # no DNS look-up, ever
+    allow_smtputf8=True,
+    allow_empty_local=False,
+    allow_quoted_local=False,
+    allow_domain_literal=False,
+    allow_display_name=False,
+    globally_deliverable=True,
+    test_environment=False,
+    strict=True,
+)
 # RFC 5322's dot-atom in ASCII: what email-validator accepts unquoted, in the grammar it checks.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 LOCAL_MAX = 64  # RFC 5321's limit on a local part, which `strict` enforces below
@@ -255,18 +256,7 @@ def _checked_domain(domain: str) -> str | None:
     """A lower-case ASCII domain as email-validator checks it (IDNA 2008, special-use and
     top-level rules), or None when it refuses it; and our own rule on the top-level label."""
     try:
-        checked = email_validator.validate_email(
-            f"a@{domain}",
-            check_deliverability=False,
-            allow_smtputf8=True,
-            allow_empty_local=False,
-            allow_quoted_local=False,
-            allow_domain_literal=False,
-            allow_display_name=False,
-            globally_deliverable=True,
-            test_environment=False,
-            strict=True,
-        )
+        checked = _validate(f"a@{domain}")
     except email_validator.EmailNotValidError:
         return None
     ascii_domain = checked.ascii_domain.lower()
