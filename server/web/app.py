@@ -136,10 +136,19 @@ class _Guard:
             if scope["type"] == "lifespan":
                 raise
             if is_unavailable(exc):  # answered 503 already; the fault itself is no bug of ours
-                logger.warning("storage unavailable in %s: %s", scope.get("path"), describe(exc))
+                logger.warning("storage unavailable in %s: %s", _loggable(scope), describe(exc))
                 return
             frames = "".join(traceback.format_tb(exc.__traceback__))
-            logger.error("unexpected %s in %s\n%s", describe(exc), scope.get("path"), frames)
+            logger.error("unexpected %s in %s\n%s", describe(exc), _loggable(scope), frames)
             if not started and scope["type"] == "http":
                 response = responses.error_response(500, "server_error")
                 await response(scope, receive, watch)
+
+
+def _loggable(scope: Scope) -> str:
+    """A request's path as logs may hold it: the secret of a link in a mail is left out."""
+    path = str(scope.get("path", ""))
+    for prefix in ("/confirm/", "/withdraw/"):
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path

@@ -180,6 +180,8 @@ async def confirm(request: Request) -> Response:
         return _confirmed(request, entry)
     if target.expired:
         return _expired(request, services, entry)
+    if target.found == "gone":  # withdrawn before it was confirmed: as the GET says
+        return _unknown(request)
     limited = _limited(request, services)
     if limited is not None:
         return limited
@@ -229,13 +231,14 @@ async def withdraw(request: Request) -> Response:
     if target.kind != links.WITHDRAW:
         return _unknown(request)
     entry = _entry(services, target.petition_id)
-    if target.found != "gone":
-        limited = _limited(request, services)
-        if limited is not None:
-            return limited
-        change = await confirmations.withdraw(services.storage, digest)
-        if change is not None and change.count is not None:
-            services.registry.lower_count(change.petition_id, change.count)
+    # Every withdrawal takes the same steps, whether its link names a signature or not (a repeat
+    # signer's names none): the same limit, the same write, the same time.
+    limited = _limited(request, services)
+    if limited is not None:
+        return limited
+    change = await confirmations.withdraw(services.storage, digest)
+    if change is not None and change.count is not None:
+        services.registry.lower_count(change.petition_id, change.count)
     t = _language(request, entry, target.lang)
     title = _title(entry, t.lang)
     return _page(

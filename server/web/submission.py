@@ -72,7 +72,7 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
     # Said before the request: the answer of a counted signature tells nothing beyond it.
     published = services.registry.count(entry)
     decoy = None
-    if signature is None and not entry.petition.needs_confirmation:
+    if signature is None:  # the honeypot: its group writes and flushes, as a signer's does
         decoy = Decoy(entry.id, new_ref(), Link.new())
     try:
         # A bot caught by the honeypot goes through the writer too, recording no signature, so

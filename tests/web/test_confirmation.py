@@ -269,3 +269,19 @@ def test_the_dashboard_counts_what_waits_and_never_shows_an_address(
     )
     assert "mails to send" in page.text
     assert signer["email"] not in page.text and signer["name"] not in page.text
+
+
+def test_confirming_a_withdrawn_submission_says_the_link_does_not_work(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    """Its POST used to answer "Your signature counts" while its GET said 404."""
+    signer = live.new_signer()
+    client.post(SIGN, json={"token": token(client), **signer})
+    (mail,) = mails_to(server, signer["email"])
+    before = count(client)
+    assert client.post(link(server, "withdraw", mail["withdraw"])).status_code == 200
+    for method in ("GET", "POST"):
+        response = client.request(method, link(server, "confirm", mail["confirm"]))
+        assert response.status_code == 404
+        assert "does not work" in response.text
+    assert count(client) == before
