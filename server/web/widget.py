@@ -205,6 +205,10 @@ def _render(
     t = i18n.catalog(view.lang)
     texts = entry.petition.in_language(view.lang)
     count = services.registry.count(entry) if view.count is None else view.count
+    if view.state == "check_email":
+        # The answer to a submission that waits for confirmation carries no count: the same
+        # page whatever the count is when it is made (the progress bar is not shown on it).
+        count = 0
     partner = entry.partners.get(view.partner)
     progress = Progress(count, entry.goal)
     colours = accent_colours(view.kept.get("accent"))

@@ -285,3 +285,26 @@ def test_confirming_a_withdrawn_submission_says_the_link_does_not_work(
         assert response.status_code == 404
         assert "does not work" in response.text
     assert count(client) == before
+
+
+def test_the_check_your_email_page_carries_no_count(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    def answer() -> str:
+        page = client.get(f"/widget/{SLUG}").text
+        value = re.search(r'name="token" value="([^"]+)"', page)
+        assert value is not None
+        signer = live.new_signer()
+        text = client.post(SIGN, data={"token": value[1], **signer}, headers=HTML).text
+        text = re.sub(r'name="token" value="[^"]+"', "", text)
+        for typed in signer.values():
+            text = text.replace(typed, "")
+        return text
+
+    before = answer()
+    # Someone confirms: the count moves, and the next page must not show it.
+    signer = live.new_signer()
+    client.post(SIGN, json={"token": token(client), **signer})
+    (mail,) = mails_to(server, signer["email"])
+    client.post(link(server, "confirm", mail["confirm"]))
+    assert answer() == before
