@@ -148,7 +148,13 @@ def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, An
         expires = now + s.confirm_lifetime
         yield _ADD_LINK, _link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires)
         yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
-        mail = {"kind": "confirm", "confirm": s.confirm.token, "withdraw": s.withdraw.token}
+        # `ref` names the pending submission, so a mail refused for good can delete it.
+        mail = {
+            "kind": "confirm",
+            "confirm": s.confirm.token,
+            "withdraw": s.withdraw.token,
+            "ref": s.ref,
+        }
     else:
         # Signed and confirmed already: the mail says so, with a link that withdraws the
         # signature that counts (named now if it was made before links existed).

@@ -100,7 +100,7 @@ def test_a_submission_waits_with_its_mail_and_counts_once_confirmed(database_url
         assert mail == {
             "kind": "confirm", "to": "Ann@example.org", "lang": "en", "petition_id": pid,
             "confirm": s.confirm.token if s.confirm else None, "withdraw": s.withdraw.token
-            if s.withdraw else None,
+            if s.withdraw else None, "ref": s.ref,
         }  # fmt: skip
         assert s.confirm is not None
         change = await confirmations.confirm(storage, s.confirm.digest, T + 60)
