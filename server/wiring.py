@@ -45,7 +45,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     return Services(
         settings=settings,
         storage=storage,
-        writer=create_writer(storage),
+        writer=create_writer(storage, clock.now),
         registry=registry,
         tokens=FormTokens(
             settings.secret_keys,

@@ -18,7 +18,7 @@ import contextlib
 import importlib
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import databases
 
@@ -26,9 +26,20 @@ from server.domain.errors import PetitionWidgetError, StorageUnavailable
 
 #: A statement and its named (`:name`) values.
 Statement = tuple[str, dict[str, Any]]
-#: A sequence of statements that receives each statement's first row and returns a value: the
-#: shape of the signing hot path, run by each adapter on its raw driver (`Engine.run_plan`).
-Plan = Generator[Statement, Any, list[int | None]]
+
+
+class Many(NamedTuple):
+    """One statement run once for each of its value sets (the driver's `executemany`): rows a
+    plan adds and never reads back, in one call instead of a round trip each."""
+
+    sql: str
+    values: list[dict[str, Any]]
+
+
+#: A sequence of statements that receives each statement's first row (None after a `Many`) and
+#: returns a value: the shape of the signing hot path, run by each adapter on its raw driver
+#: (`Engine.run_plan`).
+Plan = Generator[Statement | Many, Any, list[int | None]]
 #: What a failed write means: try the same again, the database cannot be used now, or
 #: something in the data itself was refused.
 FailureKind = Literal["retry", "unavailable", "data"]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from server.store.engine import Engine, FailureKind, Plan, Transaction, UnknownDatabase
+from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 
 SHARDS = 16
 CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
@@ -137,11 +137,16 @@ class PostgresEngine(Engine):
                 row = None
                 while True:
                     try:
-                        sql, params = plan.send(row)
+                        sent = plan.send(row)
                     except StopIteration as done:
                         return list(done.value)
-                    statement = positional(sql)
-                    row = await raw.fetchrow(statement.sql, *statement.args(params))
+                    statement = positional(sent[0])
+                    if isinstance(sent, Many):
+                        # One round trip for them all: asyncpg pipelines the value sets.
+                        await raw.executemany(statement.sql, map(statement.args, sent.values))
+                        row = None
+                    else:
+                        row = await raw.fetchrow(statement.sql, *statement.args(sent[1]))
 
     async def lock_for_migration(self, tx: Transaction) -> None:
         await tx.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")

@@ -13,6 +13,7 @@ on one row.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 from collections.abc import Generator, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 from server.domain import links
 from server.domain.links import Link
 from server.domain.signatures import Decoy, NewSignature
-from server.store.engine import Plan, Statement
+from server.store.engine import Many, Plan, Statement
 
 _CLAIM_NONCE = """
 INSERT INTO used_tokens (nonce, email_digest, expires_at, ref)
@@ -41,7 +42,7 @@ INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref)
-RETURNING id"""
+"""
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
 _NAME_SIGNATURE = "UPDATE signatures SET ref = :ref WHERE id = :id AND ref IS NULL"
@@ -91,12 +92,15 @@ def sign_plan(
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
+    # Rows whose statements return nothing the plan needs wait for the group's end, and go in
+    # one statement per table (`Many`): on PostgreSQL each statement is a round trip.
+    rows = _Rows()
     signatures = [s for s in batch if isinstance(s, NewSignature)]
     for consent in {s.consent for s in signatures if s.consent.version not in known_consents}:
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
     for i, s in enumerate(batch):
         if isinstance(s, Decoy):
-            yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+            rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None))
             accepted[i] = True
             continue
         digest = email_digest(s.signer.email_key)
@@ -111,18 +115,19 @@ def sign_plan(
             accepted[i] = owner is not None and digest in (owner[0], email_digest(owner[1]))
             if accepted[i] and owner[2] and s.withdraw and not s.needs_confirmation:
                 # A retry whose first answer was lost: its link withdraws the same signature.
-                yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, owner[2], None)
+                rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, owner[2], None))
             continue
         accepted[i] = True
         if s.needs_confirmation:
-            yield from _wait_for_confirmation(s, now)
+            yield from _wait_for_confirmation(s, now, rows)
             continue
         if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
             increments[(s.petition_id, s.partner_id or 0)] += 1
         if s.withdraw is not None:
             # Also for a signer who had signed (the insert changed nothing): the link then
             # names no signature, and its pages look like any other's.
-            yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+            rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None))
+    yield from rows.write()
     # Sorted, so that concurrent transactions lock counter rows in the same order.
     for (petition_id, partner_id), n in sorted(increments.items()):
         values = {"petition_id": petition_id, "partner_id": partner_id, "shard": shard, "n": n}
@@ -139,15 +144,32 @@ def sign_plan(
     ]  # fmt: skip
 
 
-def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, Any, None]:
+@dataclasses.dataclass
+class _Rows:
+    """The rows a group adds that no later statement of the plan reads back."""
+
+    pending: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    mails: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def write(self) -> Generator[Many, Any, None]:
+        for sql, values in ((_INSERT_PENDING, self.pending), (_ADD_LINK, self.links),
+                            (_QUEUE_MAIL, self.mails)):  # fmt: skip
+            if values:
+                yield Many(sql, values)
+
+
+def _wait_for_confirmation(
+    s: NewSignature, now: int, rows: _Rows
+) -> Generator[Statement, Any, None]:
     assert s.confirm is not None and s.withdraw is not None
     key = {"petition_id": s.petition_id, "email_key": s.signer.email_key}
     before = yield _SIGNED_BEFORE, key
     if before is None:
-        yield _INSERT_PENDING, _signature_values(s, now)
+        rows.pending.append(_signature_values(s, now))
         expires = now + s.confirm_lifetime
-        yield _ADD_LINK, _link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires)
-        yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None)
+        rows.links.append(_link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires))
+        rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None))
         # `ref` names the pending submission, so a mail refused for good can delete it.
         mail = {
             "kind": "confirm",
@@ -162,7 +184,7 @@ def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, An
         if ref is None:
             ref = s.ref
             yield _NAME_SIGNATURE, {"id": before[0], "ref": ref}
-        yield _ADD_LINK, _link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None)
+        rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None))
         mail = {"kind": "already_signed", "withdraw": s.withdraw.token}
     # The quotas keep a digest of the address, never the address (issue 14 makes every such
     # digest keyed).
@@ -174,7 +196,7 @@ def _wait_for_confirmation(s: NewSignature, now: int) -> Generator[Statement, An
     if int(budget[0]) > MAILS_PER_DAY:
         return
     payload = {**mail, "to": s.signer.email, "lang": s.lang, "petition_id": s.petition_id}
-    yield _QUEUE_MAIL, {"payload": json.dumps(payload), "now": now}
+    rows.mails.append({"payload": json.dumps(payload), "now": now})
 
 
 def _link(

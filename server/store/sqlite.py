@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from server.store.engine import Engine, FailureKind, Plan, Transaction, UnknownDatabase
+from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -158,10 +158,14 @@ class SqliteEngine(Engine):
             row = None
             while True:
                 try:
-                    sql, params = plan.send(row)
+                    statement = plan.send(row)
                 except StopIteration as done:
                     return list(done.value)
-                row = conn.execute(sql, params).fetchone()
+                if isinstance(statement, Many):
+                    conn.executemany(statement.sql, statement.values)
+                    row = None
+                else:
+                    row = conn.execute(*statement).fetchone()
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[sqlite3.Connection]:
