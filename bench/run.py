@@ -109,17 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         bench = Bench(args, folder, body_file, read_seconds)
-        for workers in args.workers:
+        signing = args.only in (None, "signing")
+        confirming = args.only in (None, "confirmation") and args.confirmation_duration
+        for workers in args.workers if signing else []:
             bench.bare(workers)
             bench.ours("sqlite", f"sqlite:///{folder / f'sqlite-{workers}w.db'}", workers)
-        if args.confirmation_duration:
+        if confirming:
             on, off = (f"sqlite:///{folder / f'confirm-{name}.db'}" for name in ("email", "none"))
             bench.confirmation("sqlite", off, on)
         if args.postgres:
-            for workers in args.workers:
+            for workers in args.workers if signing else []:
                 with _postgres_database(args.postgres) as url:
                     bench.ours("postgresql", url, workers, reads=False)
-            if args.confirmation_duration:
+            if confirming:
                 with (
                     _postgres_database(args.postgres) as off,
                     _postgres_database(args.postgres) as on,
@@ -165,6 +167,13 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds of the sign load with confirmation by email, beside the same load "
         "without, on 1 worker of each engine; the mail job then sends every mail it queued "
         "(about 200 a second) and every link is confirmed; 0 to skip (5)",
+    )
+    add(
+        "--only",
+        choices=("signing", "confirmation"),
+        help="run only these loads: the sign and read scenarios, or the confirmation ones "
+        "(each carries its own baseline: the bare endpoint, or the same load without "
+        "confirmation); the widget's weight is always measured",
     )
     add("--connections", type=int, default=50, help="concurrent connections (50)")
     add("--threads", type=int, default=1, help="wrk threads (1)")
