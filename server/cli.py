@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from server import settings as settings_module
+from server import wiring
 from server.domain import access_keys, snippet
 from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.partners import CODE, code_from_name
@@ -222,7 +223,7 @@ def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[int]])
         storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
         await storage.connect()
         try:
-            await storage.migrate()
+            await storage.migrate(wiring.email_hasher(settings))
             return await work(storage)
         finally:
             await storage.disconnect()
@@ -471,8 +472,11 @@ def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
             address = input("Email address to remove: ")
         except EOFError:
             address = ""
+    hasher = wiring.email_hasher(settings)
+    if hasher is None:
+        return _fail("EMAIL_HASH_KEY is not set: signatures are found by its keyed hash")
     try:
-        key = validate_signer({"name": "-", "email": address}).email_key
+        key = hasher.email_key(validate_signer({"name": "-", "email": address}).email_key)
     except FieldErrors:
         return _fail("that is not a valid email address")
 

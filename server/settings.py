@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from server.domain import sealing
 from server.domain.errors import PetitionWidgetError
-from server.store.engine import UnknownDatabase, default_key_file, normalise_url
+from server.store.engine import UnknownDatabase, default_key_file, is_local, normalise_url
 
 logger = logging.getLogger("petition_widget")
 
@@ -134,6 +135,27 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("MAIL_FROM", "", "The sender's address of confirmation mails."),
         Setting(
+            "SEALING_PUBLIC_KEY",
+            "",
+            "The owner's public key (base64 of 32 bytes, from `petition-widget keys "
+            "create-sealing`). Set: names, emails and comments are sealed for it, and only its "
+            "secret key, kept off the server, opens them. Unset: they are stored in clear.",
+        ),
+        Setting(
+            "EMAIL_HASH_KEY",
+            "",
+            "The key of the keyed hash (HMAC-SHA256) that stands for every email address. All "
+            "workers and hosts must share it; never change it (every address could then sign "
+            "again). Required with PostgreSQL; on SQLite generated once into "
+            "`EMAIL_HASH_KEY_FILE`.",
+        ),
+        Setting(
+            "EMAIL_HASH_KEY_FILE",
+            "",
+            "Where `EMAIL_HASH_KEY` is read from when it is unset (generated there, mode 0600, "
+            "on SQLite). Default: beside the SQLite database, `<database>.email-hash-key`.",
+        ),
+        Setting(
             "CONFIRM_LIFETIME",
             "604800",
             "Seconds a confirmation link stays valid (7 days); a signature not confirmed by "
@@ -166,6 +188,8 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = ""
     confirm_lifetime: int = 604_800
+    sealing_public_key: str = ""
+    email_hash_key: str = dataclasses.field(default="", repr=False)  # "" only on PostgreSQL
     base_url_set: bool = False  # BASE_URL was given, not derived from HOST and PORT
     demo: bool = False
 
@@ -221,6 +245,8 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         smtp_url=_smtp_url(raw["SMTP_URL"]),
         mail_from=_mail_from(raw["MAIL_FROM"]),
         confirm_lifetime=_integer(raw, "CONFIRM_LIFETIME", minimum=600),
+        sealing_public_key=_sealing_key(raw["SEALING_PUBLIC_KEY"]),
+        email_hash_key=_email_hash_key(raw, database_url),
         base_url_set=bool(raw["BASE_URL"]),
         demo=bool(overrides.get("demo", False)),
     )
@@ -268,7 +294,42 @@ def _key_file(configured: str, database_url: str) -> Path:
     return Path(configured) if configured else default_key_file(database_url)
 
 
-def _generated_key(path: Path) -> str:
+def _sealing_key(text: str) -> str:
+    if text:
+        try:
+            sealing.parse_public_key(text)
+        except sealing.BadKey as exc:
+            raise SettingsError(f"SEALING_PUBLIC_KEY: {exc}") from None
+    return text
+
+
+MIN_HASH_KEY = 32  # characters of EMAIL_HASH_KEY: a guessable key would let a list be tested
+
+
+def _email_hash_key(raw: Mapping[str, str], database_url: str) -> str:
+    """`EMAIL_HASH_KEY`, or the key kept in its file, generated there on SQLite (one machine);
+    "" on PostgreSQL without either (`serve` then refuses to start)."""
+    key = raw["EMAIL_HASH_KEY"]
+    configured = raw["EMAIL_HASH_KEY_FILE"]
+    if not key and (configured or is_local(database_url)):
+        path = Path(configured) if configured else _beside(database_url, ".email-hash-key")
+        if is_local(database_url):
+            key = _generated_key(path, "EMAIL_HASH_KEY")
+        elif path.exists():
+            key = path.read_text().strip()
+        else:
+            raise SettingsError(f"EMAIL_HASH_KEY_FILE {path} does not exist")
+    if key and len(key) < MIN_HASH_KEY:
+        raise SettingsError(f"EMAIL_HASH_KEY must be at least {MIN_HASH_KEY} characters")
+    return key
+
+
+def _beside(database_url: str, suffix: str) -> Path:
+    key_file = default_key_file(database_url)
+    return key_file.with_name(key_file.name.removesuffix(".key") + suffix)
+
+
+def _generated_key(path: Path, setting: str = "SECRET_KEYS") -> str:
     """Read the key kept at `path`, or create it with mode 0600. The key itself is never logged."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -284,10 +345,11 @@ def _generated_key(path: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     logger.warning(
-        "SECRET_KEYS is not set: generated a new secret key and saved it to %s (mode 0600). "
-        "Keep that file; set SECRET_KEYS to share one key between hosts.",
-        path,
-    )
+        "%s is not set: generated a new secret key and saved it to %s (mode 0600). "
+        "Keep that file, and a copy apart from the database's backups; set %s to share one "
+        "key between hosts.",
+        setting, path, setting,
+    )  # fmt: skip
     return key
 
 

@@ -8,6 +8,7 @@ from the environment, which `petition-widget serve` fills from its flags).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp
 from server import settings as settings_module
 from server.domain.form_tokens import FormTokens
 from server.domain.ratelimit import RateLimiter
+from server.domain.sealing import EmailHasher
+from server.domain.signatures import seal_group
 from server.settings import Settings
 from server.store import jobs
 from server.store.clock import Clock, SystemClock
@@ -24,7 +27,7 @@ from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.smtp import SmtpSender
 from server.store.storage import Storage
-from server.store.writer import create_writer
+from server.store.writer import Prepare, create_writer
 from server.web.app import create_app as create_web_app
 from server.web.services import Services
 
@@ -45,7 +48,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     return Services(
         settings=settings,
         storage=storage,
-        writer=create_writer(storage, clock.now),
+        writer=create_writer(storage, clock.now, sealer(settings)),
         registry=registry,
         tokens=FormTokens(
             settings.secret_keys,
@@ -57,7 +60,21 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         client_secret=derive_key(settings.secret_keys[0], "client-address"),
         clock=clock,
         jobs=runner,
+        email_hasher=email_hasher(settings),
     )
+
+
+def email_hasher(settings: Settings) -> EmailHasher | None:
+    """The keyed hash of addresses; None only on PostgreSQL without `EMAIL_HASH_KEY`, where
+    `serve` refuses to start (the CLI's other commands then work on clear keys' absence)."""
+    return EmailHasher(settings.email_hash_key.encode()) if settings.email_hash_key else None
+
+
+def sealer(settings: Settings) -> Prepare | None:
+    """What the writer runs on each group off the event loop: sealing, when a key is set."""
+    if not settings.sealing_public_key:
+        return None
+    return functools.partial(seal_group, owner_key=settings.sealing_public_key)
 
 
 def mail_job(settings: Settings) -> jobs.MailJob | None:

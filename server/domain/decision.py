@@ -18,6 +18,7 @@ from server.domain.errors import PetitionClosed
 from server.domain.form_tokens import Claims, FormTokens
 from server.domain.links import Link, new_ref
 from server.domain.petitions import Entry
+from server.domain.sealing import EmailHasher
 from server.domain.signatures import NewSignature, consent_wording, form_language
 from server.domain.validation import FieldErrors, validate_signer
 
@@ -35,13 +36,19 @@ class Decision:
 
 
 def decide(
-    entry: Entry, tokens: FormTokens, fields: Mapping[str, Any], confirm_lifetime: int = 604_800
+    entry: Entry,
+    tokens: FormTokens,
+    fields: Mapping[str, Any],
+    confirm_lifetime: int = 604_800,
+    hasher: EmailHasher | None = None,
 ) -> Decision:
     """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
     `TokenError` (with the claims of a genuine token), or `FieldErrors`.
 
     An accepted submission gets its own random reference and links: a withdrawal link, and a
-    confirmation link valid `confirm_lifetime` seconds when the petition confirms by email."""
+    confirmation link valid `confirm_lifetime` seconds when the petition confirms by email.
+    With `hasher` (`EMAIL_HASH_KEY`, always given in production), the address's key, by which
+    the store finds a second signature, is its keyed hash, never the address."""
     if not entry.is_open:
         raise PetitionClosed()
     claims = tokens.verify(fields.get("token"), entry.slug)
@@ -64,6 +71,10 @@ def decide(
             consent_organiser=signer.consent_organiser and not unshown_organiser,
             consent_partner=signer.consent_partner and partner is not None,
         )
+    domain = None
+    if hasher is not None:
+        domain = hasher.domain_key(signer.email_key.rpartition("@")[2])
+        signer = dataclasses.replace(signer, email_key=hasher.email_key(signer.email_key))
     signature = NewSignature(
         petition_id=entry.id,
         partner_id=partner.id if partner else None,
@@ -77,5 +88,7 @@ def decide(
         withdraw=Link.new(),
         confirm=Link.new() if petition.needs_confirmation else None,
         confirm_lifetime=confirm_lifetime,
+        email_domain=domain,
+        partner_key=partner.public_key if partner and signer.consent_partner else None,
     )
     return Decision(claims, signature)

@@ -20,6 +20,7 @@ class Partner:
     petition_id: int
     code: str
     name: str
+    public_key: str | None = None  # base64 X25519: its consenting signers are sealed for it
 
 
 def normalise_code(raw: str | None) -> str:

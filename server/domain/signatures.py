@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 from server.domain import i18n
 from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
+from server.domain.sealing import Sealed, name_box, parse_public_key, seal_signer
 from server.domain.validation import Signer
 
 
@@ -45,10 +48,44 @@ class NewSignature:
     # how long it is valid. None: the signature counts at once.
     confirm: Link | None = None
     confirm_lifetime: int = 0
+    # The keyed hash of the address's domain (abuse rules filter on it; see `sealing`).
+    email_domain: str | None = None
+    # The partner's public key, when the signer ticked its box and it has one: a copy of the
+    # personal data is sealed for it.
+    partner_key: str | None = None
+    # The personal data, sealed (`seal_group`); None while it is not, or when nothing seals.
+    sealed: Sealed | None = None
 
     @property
     def needs_confirmation(self) -> bool:
         return self.confirm is not None
+
+
+def seal_group(
+    batch: Sequence[NewSignature | Decoy], now: int, *, owner_key: str
+) -> list[NewSignature | Decoy]:
+    """A group's signatures with their personal data sealed for the owner (and the partner
+    copies): run by the writer off the event loop before the group's transaction. `now` is the
+    exact time of submission, which only the boxes keep."""
+    owner = parse_public_key(owner_key)
+    partners: dict[str, Any] = {}
+    sealed: list[NewSignature | Decoy] = []
+    for s in batch:
+        if isinstance(s, NewSignature) and s.sealed is None:
+            partner = None
+            if s.partner_key is not None:
+                partner = partners.get(s.partner_key)
+                if partner is None:
+                    partner = partners[s.partner_key] = parse_public_key(s.partner_key)
+            box = seal_signer(
+                name=s.signer.name, email=s.signer.email, comment=s.signer.comment,
+                signed_at=now, owner=owner, partner=partner,
+            )  # fmt: skip
+            if s.confirm is not None:
+                box = dataclasses.replace(box, name_box=name_box(s.signer.name, s.confirm.token))
+            s = dataclasses.replace(s, sealed=box)
+        sealed.append(s)
+    return sealed
 
 
 @dataclasses.dataclass(frozen=True)

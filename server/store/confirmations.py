@@ -22,7 +22,7 @@ import dataclasses
 import random
 from typing import Literal
 
-from server.domain import links
+from server.domain import links, sealing
 from server.store.engine import Transaction
 from server.store.signatures import DAY, email_digest
 from server.store.storage import Storage
@@ -44,6 +44,8 @@ class LinkTarget:
     consent_organiser: bool = False
     consent_partner: bool = False
     partner_id: int | None = None
+    # Sealed data: the name is in `name_box`, which only the link's own token opens.
+    name_box: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,7 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
         kind, petition_id, ref, expires_at = link[0], link[1], link[2], link[3]
         expired = expires_at is not None and expires_at < now
         pending = await storage.database.fetch_one(
-            "SELECT name, consent_organiser, consent_partner, partner_id, lang "
+            "SELECT name, consent_organiser, consent_partner, partner_id, lang, name_box "
             "FROM pending_signatures WHERE ref = :ref",
             {"ref": ref},
         )
@@ -76,6 +78,7 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
                 kind, petition_id, expired, "pending",
                 name=pending[0], consent_organiser=bool(pending[1]),
                 consent_partner=bool(pending[2]), partner_id=pending[3], lang=pending[4],
+                name_box=pending[5],
             )  # fmt: skip
         counted = await storage.database.fetch_val(
             "SELECT id FROM signatures WHERE ref = :ref", {"ref": ref}
@@ -101,12 +104,16 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
         moved = await tx.fetch_val(
             "INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, "
             "email, name, country, comment, lang, consent_version, consent_organiser, "
-            "consent_partner, created_at, signed_at, ref) "
+            "consent_partner, created_at, signed_at, ref, sealed, partner_sealed, "
+            "email_domain) "
             "SELECT petition_id, partner_id, unknown_partner, email_key, email, name, country, "
-            "comment, lang, consent_version, consent_organiser, consent_partner, :now, "
-            "created_at, ref FROM pending_signatures WHERE id = :id "
+            "comment, lang, consent_version, consent_organiser, consent_partner, "
+            # Sealed, the clear time of the confirmation is its hour, like every other.
+            "CASE WHEN sealed IS NULL THEN CAST(:now AS BIGINT) ELSE CAST(:hour AS BIGINT) END, "
+            "created_at, ref, sealed, "
+            "partner_sealed, email_domain FROM pending_signatures WHERE id = :id "
             "ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id",
-            {"id": pending_id, "now": now},
+            {"id": pending_id, "now": now, "hour": sealing.hour(now)},
         )
         key = {"p": petition_id, "k": email_key}
         winner = await tx.fetch_val(

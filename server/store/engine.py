@@ -70,6 +70,9 @@ class Engine(abc.ABC):
     shards: ClassVar[int] = 1
     #: What a claim query appends to lock the rows it picks without waiting for other claimers.
     skip_locked: ClassVar[str] = ""
+    #: Whether one machine holds the whole database (SQLite): a key the workers must share can
+    #: then be generated and kept beside it; a server that several hosts use needs it given.
+    local: ClassVar[bool] = False
 
     def __init__(self, url: str, synchronous: str = "full") -> None:
         self.url = url
@@ -168,6 +171,11 @@ def kind_of(database_url: str) -> str:
 def engine_for(database_url: str, synchronous: str = "full") -> Engine:
     """The adapter for a database URL."""
     return Engines.adapter(database_url)(database_url, synchronous)
+
+
+def is_local(database_url: str) -> bool:
+    """Whether the engine keeps its whole database on this machine (see `Engine.local`)."""
+    return Engines.adapter(database_url).local
 
 
 def default_key_file(database_url: str) -> Path:

@@ -185,4 +185,21 @@ MIGRATIONS: list[list[Step]] = [
         # characters; signatures that now share a key are merged, counters following (`rekey`).
         rekey_email_addresses,
     ],
+    [
+        # Sealed signer data (`domain/sealing`). With a sealing key, `name`, `email` and
+        # `comment` stay empty and `sealed` holds them in a box for the owner's key,
+        # `partner_sealed` a copy for the partner's key when the signer ticked its box;
+        # `email_domain` is an HMAC of the address's domain (abuse rules filter on it).
+        "ALTER TABLE signatures ADD COLUMN sealed TEXT",
+        "ALTER TABLE signatures ADD COLUMN partner_sealed TEXT",
+        "ALTER TABLE signatures ADD COLUMN email_domain TEXT",
+        "ALTER TABLE pending_signatures ADD COLUMN sealed TEXT",
+        "ALTER TABLE pending_signatures ADD COLUMN partner_sealed TEXT",
+        "ALTER TABLE pending_signatures ADD COLUMN email_domain TEXT",
+        # What a confirmation page shows of a sealed submission, its name, in a box that only
+        # the token in its mail opens (`sealing.name_box`): the server keeps the token's digest.
+        "ALTER TABLE pending_signatures ADD COLUMN name_box TEXT",
+        # A partner's public key: its consenting signers are sealed for it too.
+        "ALTER TABLE partners ADD COLUMN public_key TEXT",
+    ],
 ]

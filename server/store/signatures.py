@@ -19,7 +19,7 @@ import json
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from server.domain import links
+from server.domain import links, sealing
 from server.domain.links import Link
 from server.domain.signatures import Decoy, NewSignature
 from server.store.engine import Many, Plan, Statement
@@ -33,15 +33,19 @@ SELECT u.email_digest, s.email_key, u.ref FROM used_tokens u
 LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
 _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
-    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref)
+    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
+    sealed, partner_sealed, email_domain)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
-    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref)
+    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
+    :sealed, :partner_sealed, :email_domain)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
 _INSERT_PENDING = """
 INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
-    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref)
+    country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
+    sealed, partner_sealed, email_domain, name_box)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
-    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref)
+    :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
+    :sealed, :partner_sealed, :email_domain, :name_box)
 """
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
@@ -107,7 +111,10 @@ def sign_plan(
         claim = {
             "nonce": s.nonce,
             "digest": digest,
-            "expires_at": s.nonce_expires_at,
+            # Sealed, no exact time is kept beside a signature: the token's would tell it.
+            "expires_at": sealing.hour_after(s.nonce_expires_at)
+            if s.sealed
+            else s.nonce_expires_at,
             "ref": s.ref or None,
         }
         if (yield _CLAIM_NONCE, claim) is None:
@@ -166,8 +173,10 @@ def _wait_for_confirmation(
     key = {"petition_id": s.petition_id, "email_key": s.signer.email_key}
     before = yield _SIGNED_BEFORE, key
     if before is None:
-        rows.pending.append(_signature_values(s, now))
-        expires = now + s.confirm_lifetime
+        rows.pending.append(
+            {**_signature_values(s, now), "name_box": s.sealed.name_box if s.sealed else None}
+        )
+        expires = (sealing.hour(now) if s.sealed else now) + s.confirm_lifetime
         rows.links.append(_link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires))
         rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None))
         # `ref` names the pending submission, so a mail refused for good can delete it.
@@ -219,20 +228,24 @@ def email_digest(email_key: str | None) -> str | None:
 
 
 def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
-    signer = s.signer
+    signer, sealed = s.signer, s.sealed
     return {
         "petition_id": s.petition_id,
         "partner_id": s.partner_id,
         "unknown_partner": s.unknown_partner,
         "email_key": signer.email_key,
-        "email": signer.email,
-        "name": signer.name,
+        # Sealed: the personal data is only in the boxes, and the clear time only the hour.
+        "email": "" if sealed else signer.email,
+        "name": "" if sealed else signer.name,
         "country": signer.country,
-        "comment": signer.comment,
+        "comment": None if sealed else signer.comment,
         "lang": s.lang,
         "consent_version": s.consent.version,
         "consent_organiser": int(signer.consent_organiser),
         "consent_partner": int(signer.consent_partner),
-        "now": now,
+        "now": sealing.hour(now) if sealed else now,
         "ref": s.ref or None,
+        "sealed": sealed.owner if sealed else None,
+        "partner_sealed": sealed.partner if sealed else None,
+        "email_domain": s.email_domain,
     }

@@ -106,6 +106,7 @@ class SqliteTransaction:
 class SqliteEngine(Engine):
     name = "sqlite"
     types: ClassVar[dict[str, str]] = {"pk": "INTEGER PRIMARY KEY"}
+    local = True
 
     def __init__(self, url: str, synchronous: str = "full") -> None:
         super().__init__(url, synchronous)

@@ -22,7 +22,9 @@ from server.domain.errors import Conflict, StorageUnavailable
 from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
+from server.domain.sealing import EmailHasher
 from server.store.engine import Engine, Transaction, describe, engine_for
+from server.store.keying import key_email_addresses
 from server.store.schema import MIGRATIONS
 
 logger = logging.getLogger("petition_widget.storage")
@@ -30,6 +32,11 @@ logger = logging.getLogger("petition_widget.storage")
 EXPORT_BATCH = 500  # rows an export's reader hands over at a time
 EXPORT_QUEUE = 4  # batches it may read ahead of the response
 _PURGE_NONCES = "DELETE FROM used_tokens WHERE expires_at < :now"
+_PARTNERS = "SELECT id, petition_id, code, name, public_key FROM partners"
+
+
+def _partner(row: Any) -> Partner:
+    return Partner(row[0], row[1], row[2], row[3], row[4])
 
 
 # --- The storage object -------------------------------------------------------------------------
@@ -73,8 +80,9 @@ class Storage:
         async with self.database.connection():
             yield
 
-    async def migrate(self) -> int:
-        """Apply the migrations this database lacks; returns the schema version."""
+    async def migrate(self, email_hasher: EmailHasher | None = None) -> int:
+        """Apply the migrations this database lacks; returns the schema version. With the
+        keyed hash of addresses, also re-key a database that was not keyed yet (`keying`)."""
         async with self.write() as tx:
             await self.engine.lock_for_migration(tx)
             await tx.execute(
@@ -95,6 +103,8 @@ class Storage:
                     {"v": version, "t": _now()},
                 )
                 logger.info("applied database migration %d", version)
+            if email_hasher is not None and await key_email_addresses(tx, email_hasher):
+                logger.info("email keys are now keyed hashes (EMAIL_HASH_KEY)")
         return len(MIGRATIONS)
 
     async def ping(self) -> None:
@@ -180,10 +190,8 @@ class Storage:
         ]
 
     async def partners(self) -> list[Partner]:
-        rows = await self.database.fetch_all(
-            "SELECT id, petition_id, code, name FROM partners ORDER BY petition_id, code"
-        )
-        return [Partner(r[0], r[1], r[2], r[3]) for r in rows]
+        rows = await self.database.fetch_all(_PARTNERS + " ORDER BY petition_id, code")
+        return [_partner(r) for r in rows]
 
     async def totals(self) -> dict[int, int]:
         """Every petition's signature count: sums of a few counter rows, no `COUNT(*)`."""
@@ -210,7 +218,9 @@ class Storage:
 
     # Partners --------------------------------------------------------------------------------
 
-    async def add_partner(self, petition_id: int, code: str, name: str) -> Partner:
+    async def add_partner(
+        self, petition_id: int, code: str, name: str, public_key: str | None = None
+    ) -> Partner:
         """A new partner of a petition. Raises Conflict if the code is taken."""
         async with self.write() as conn:
             taken = await conn.fetch_val(
@@ -224,14 +234,30 @@ class Storage:
                 "VALUES (:p, :c, :n, :t)",
                 {"p": petition_id, "c": code, "n": name, "t": _now()},
             )
+            if public_key is not None:
+                await conn.execute(
+                    "UPDATE partners SET public_key = :k WHERE petition_id = :p AND code = :c",
+                    {"p": petition_id, "c": code, "k": public_key},
+                )
             row = await conn.fetch_one(
-                "SELECT id, petition_id, code, name FROM partners "
-                "WHERE petition_id = :p AND code = :c",
-                {"p": petition_id, "c": code},
+                _PARTNERS + " WHERE petition_id = :p AND code = :c", {"p": petition_id, "c": code}
             )
             await self._bump_revision(conn)
         assert row is not None  # inserted just above, in this transaction
-        return Partner(row[0], row[1], row[2], row[3])
+        return _partner(row)
+
+    async def set_partner_key(self, petition_id: int, code: str, public_key: str) -> bool:
+        """Seal this partner's consenting signers for `public_key` from now on (those before
+        get no partner copy); False when there is no such partner."""
+        async with self.write() as tx:
+            changed = await tx.fetch_all(
+                "UPDATE partners SET public_key = :k WHERE petition_id = :p AND code = :c "
+                "RETURNING id",
+                {"p": petition_id, "c": code, "k": public_key},
+            )
+            if changed:
+                await self._bump_revision(tx)
+        return bool(changed)
 
     async def petition_id(self, slug: str) -> int | None:
         value = await self.database.fetch_val(
@@ -298,17 +324,15 @@ class Storage:
 
     async def partner(self, petition_id: int, code: str) -> Partner | None:
         row = await self.database.fetch_one(
-            "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p AND code = :c",
-            {"p": petition_id, "c": code},
+            _PARTNERS + " WHERE petition_id = :p AND code = :c", {"p": petition_id, "c": code}
         )
-        return None if row is None else Partner(row[0], row[1], row[2], row[3])
+        return None if row is None else _partner(row)
 
     async def petition_partners(self, petition_id: int) -> list[Partner]:
         rows = await self.database.fetch_all(
-            "SELECT id, petition_id, code, name FROM partners WHERE petition_id = :p ORDER BY code",
-            {"p": petition_id},
+            _PARTNERS + " WHERE petition_id = :p ORDER BY code", {"p": petition_id}
         )
-        return [Partner(r[0], r[1], r[2], r[3]) for r in rows]
+        return [_partner(r) for r in rows]
 
     async def set_petition_status(self, petition_id: int, status: str) -> bool:
         """Open or close a petition; False when it already had that status."""

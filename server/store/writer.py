@@ -39,6 +39,8 @@ MAX_WAITING = 20_000  # beyond this, new signatures are refused with 503 (back-p
 WAIT_TIMEOUT = 30.0  # seconds a request waits for its commit before answering 503
 RETRIES = 3  # attempts of a group that conflicted with another
 
+#: What `Writer.prepare` is: a group, and the time, in; the group to record out.
+Prepare = Callable[[list[NewSignature | Decoy], int], list[NewSignature | Decoy]]
 # A signature and its waiting request; None for a no-op that only waits for the next commit.
 _Pending = tuple[NewSignature | Decoy | None, asyncio.Future[int | None]]
 
@@ -49,9 +51,18 @@ class Writer:
     #: When (`time.monotonic()`) a group last failed to commit.
     failed_at: float = 0.0
 
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], float] = time.time,
+        prepare: Prepare | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock  # when signatures are recorded: their `created_at`
+        # Work a group needs before its transaction, run on a thread off the event loop (the
+        # wiring's: sealing the signers' data, which takes two X25519 operations each and
+        # releases the GIL). One thread hop per group, not per signature.
+        self.prepare = prepare
         self.waiting = 0  # requests waiting for their commit
         # Signatures queued or in a group being committed, whether or not anyone still waits
         # for them (a client that hung up leaves its signature to be recorded): what the
@@ -122,6 +133,8 @@ class Writer:
             futures = [f for _, f in group]
             try:
                 batch = [s for s, _ in group if s is not None]
+                if self.prepare is not None and batch:
+                    batch = await asyncio.to_thread(self.prepare, batch, int(self.clock()))
                 outcome = await self._record(batch)
                 if len(batch) < len(group):  # no-ops joined the group: they get 0
                     results = iter(outcome)
@@ -188,6 +201,8 @@ def _settle(futures: Sequence[asyncio.Future[int | None]], outcome: Sequence[Any
             future.set_result(result)
 
 
-def create_writer(storage: Storage, clock: Callable[[], float] = time.time) -> Writer:
+def create_writer(
+    storage: Storage, clock: Callable[[], float] = time.time, prepare: Prepare | None = None
+) -> Writer:
     """The group-commit writer of a storage's engine."""
-    return Writer(storage.engine, clock)
+    return Writer(storage.engine, clock, prepare)

@@ -76,7 +76,7 @@ async def _open_storage(services: Services) -> None:
     while True:
         try:
             await services.storage.connect()
-            await services.storage.migrate()
+            await services.storage.migrate(services.email_hasher)
             await services.registry.refresh()
             return
         except Exception as exc:

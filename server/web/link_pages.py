@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from server.domain import i18n, links
+from server.domain import i18n, links, sealing
 from server.domain.petitions import Entry
 from server.store import confirmations
 from server.store.confirmations import LinkTarget
@@ -147,6 +147,9 @@ async def confirm_page(request: Request) -> Response:
     if target.found == "gone":
         return _unknown(request)
     t = _language(request, entry, target.lang)
+    name = target.name
+    if target.name_box is not None:  # sealed: only the token in the signer's mail opens it
+        name = sealing.open_name_box(target.name_box, request.path_params["token"]) or ""
     choices = []
     if entry is not None:
         organiser = entry.petition.in_language(t.lang).organiser
@@ -161,7 +164,7 @@ async def confirm_page(request: Request) -> Response:
         t("confirm_title"),
         petition_title=_title(entry, t.lang),
         paragraphs=(t("confirm_intro", title=_title(entry, t.lang)),
-                    t("confirm_name", name=target.name)),
+                    t("confirm_name", name=name)),
         choices=choices,
         button=t("confirm_button"),
         after=(t("confirm_not_you", days=_days(services)),),

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from server.domain.form_tokens import FormTokens
 from server.domain.petitions import Entry
 from server.domain.ratelimit import RateLimiter
+from server.domain.sealing import EmailHasher
 from server.settings import Settings
 from server.store.clock import Clock
 from server.store.registry import Registry
@@ -33,6 +34,9 @@ class Services:
     client_secret: bytes  # keys the hash that stands for a client's address
     clock: Clock  # wall time of the background jobs (a test may drive it)
     jobs: JobRunner  # the background work of this process
+    # The keyed hash that stands for addresses (`EMAIL_HASH_KEY`); None only in tests that
+    # build services by hand without one.
+    email_hasher: EmailHasher | None = None
 
 
 def services_of(request: Request) -> Services:

@@ -62,7 +62,13 @@ class Outcome:
 
 async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> Outcome:
     try:
-        decision = decide(entry, services.tokens, fields, services.settings.confirm_lifetime)
+        decision = decide(
+            entry,
+            services.tokens,
+            fields,
+            services.settings.confirm_lifetime,
+            services.email_hasher,
+        )
     except PetitionClosed as closed:
         # Refused before the token is looked at; its claims still word the page.
         return Outcome.refused(closed, services.tokens.peek(fields.get("token")))
