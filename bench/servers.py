@@ -149,6 +149,7 @@ def our_server(
     server.env.update(
         DATABASE_URL=database_url,
         SECRET_KEYS=secret,
+        EMAIL_HASH_KEY=secret * 2,  # at least 32 characters; every worker hashes alike
         HOST="127.0.0.1",
         PORT=str(port),
         WORKERS=str(workers),

@@ -15,7 +15,7 @@ import logging.config
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ import uvicorn
 
 from server import settings as settings_module
 from server import wiring
-from server.domain import access_keys, snippet
+from server.domain import access_keys, export, sealing, snippet
 from server.domain.errors import Conflict, StorageUnavailable
+from server.domain.export import ExportRow
 from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Entry, Petition, PetitionFileError, load_file
 from server.domain.validation import FieldErrors, validate_signer
@@ -53,6 +54,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,  # TRUSTED_PROXIES decides whose X-Forwarded-For we believe
     "http": GuardedHttpToolsProtocol,  # limits on header size and time that uvicorn lacks
 }
+
+logger = logging.getLogger("petition_widget.cli")
 
 
 def logging_config(level: str, access_log: bool) -> dict[str, Any]:
@@ -138,7 +141,39 @@ def _parser() -> argparse.ArgumentParser:
     _key_commands(commands)
     _partner_commands(commands)
     _signature_commands(commands)
+    _export_commands(commands)
     return parser
+
+
+def _export_commands(commands: Any) -> None:
+    formats = tuple(export.FORMATS)
+    out = commands.add_parser(
+        "export",
+        help="a petition's signers, read from the database and opened here with the secret key",
+    )
+    out.add_argument("petition", metavar="SLUG")
+    out.add_argument(
+        "--secret-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the owner's (or, with --partner, the partner's) secret key file",
+    )
+    out.add_argument("--partner", metavar="CODE", help="only this partner's consenting signers")
+    out.add_argument("--format", choices=formats, default="csv", help="csv (default) or json")
+    out.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
+    out.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600), not stdout")
+    _database_flag(out)
+    out.set_defaults(run=_export)
+    opened = commands.add_parser(
+        "export-open", help="open a sealed export downloaded from the dashboard, offline"
+    )
+    opened.add_argument("file", type=Path, metavar="FILE", help="the .sealed file")
+    opened.add_argument("--secret-key", type=Path, required=True, metavar="FILE")
+    opened.add_argument("--format", choices=formats, default="csv", help="csv (default) or json")
+    opened.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
+    opened.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600)")
+    opened.set_defaults(run=_export_open)  # fmt: skip
 
 
 def _signature_commands(commands: Any) -> None:
@@ -173,6 +208,15 @@ def _key_commands(commands: Any) -> None:
     listed = actions.add_parser("list", help="every key: id, role, scope, label, state")
     _database_flag(listed)
     listed.set_defaults(run=_list_keys)
+    sealing_keys = actions.add_parser(
+        "create-sealing",
+        help="a key pair for sealed signer data: the secret to a file (0600), the public shown",
+    )
+    sealing_keys.add_argument(
+        "--out", type=Path, metavar="FILE",
+        help=f"where the secret key goes (default: {SEALING_KEY_FILE}); never overwritten",
+    )  # fmt: skip
+    sealing_keys.set_defaults(run=_create_sealing)
     revoke = actions.add_parser("revoke", help="revoke a key at once, owner's or partner's")
     revoke.add_argument("key", metavar="KEY", help="the key's id (or the whole key)")
     _database_flag(revoke)
@@ -188,6 +232,9 @@ def _partner_commands(commands: Any) -> None:
     add.add_argument("petition", metavar="SLUG", help="the petition")
     add.add_argument("--name", required=True, help='the partner\'s name, e.g. "Open Doors"')
     add.add_argument("--code", help="its partner code (default: made from the name)")
+    add.add_argument(
+        "--public-key", metavar="KEY", help="the partner's sealing public key (base64)"
+    )
     add.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
     _database_flag(add)
     add.set_defaults(run=_add_partner)
@@ -203,6 +250,15 @@ def _partner_commands(commands: Any) -> None:
     key.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
     _database_flag(key)
     key.set_defaults(run=_partner_key)
+    sealing_key = actions.add_parser(
+        "set-sealing-key",
+        help="seal this partner's consenting signers for its key from now on (not earlier ones)",
+    )
+    sealing_key.add_argument("petition", metavar="SLUG")
+    sealing_key.add_argument("code", metavar="CODE")
+    sealing_key.add_argument("key", metavar="KEY", help="the partner's public key (base64)")
+    _database_flag(sealing_key)
+    sealing_key.set_defaults(run=_set_partner_key)
 
 
 def _database_flag(parser: argparse.ArgumentParser) -> None:
@@ -400,12 +456,18 @@ def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
             "starting and ending with a letter or digit"
         )
 
+    if args.public_key is not None:
+        try:
+            sealing.parse_public_key(args.public_key)
+        except sealing.BadKey as exc:
+            return _fail(f"--public-key: {exc}")
+
     async def work(storage: Storage) -> int:
         petition_id = await storage.petition_id(args.petition)
         if petition_id is None:
             return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
         try:
-            partner = await storage.add_partner(petition_id, code, name)
+            partner = await storage.add_partner(petition_id, code, name, args.public_key)
         except Conflict as exc:
             return _fail(f"{exc}; choose another with --code")
         key = await _new_key(storage, access_keys.PARTNER, name, petition_id, partner.id)
@@ -497,6 +559,167 @@ def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
     return _with_storage(settings, work)
 
 
+def _set_partner_key(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        sealing.parse_public_key(args.key)
+    except sealing.BadKey as exc:
+        return _fail(f"KEY: {exc}")
+
+    async def work(storage: Storage) -> int:
+        petition_id = await storage.petition_id(args.petition)
+        if petition_id is None or not await storage.set_partner_key(
+            petition_id, args.code, args.key.strip()
+        ):
+            return _fail(f"no partner '{args.code}' on '{args.petition}' (see: partners list)")
+        print(
+            f"Consenting signers of {args.code} on {args.petition} are sealed for this key from "
+            "now on; those before it have no copy for the partner."
+        )
+        return 0
+
+    return _with_storage(settings, work)
+
+
+# --- Sealed data: keys and offline exports -----------------------------------------------------
+
+SEALING_KEY_FILE = Path("petition-widget-sealing.secret")
+
+
+def _create_sealing(args: argparse.Namespace, settings: Settings) -> int:
+    """A key pair: the secret goes to a file of its own (0600, never overwritten), for the
+    owner to keep off the server; only the public key is printed."""
+    path: Path = args.out or SEALING_KEY_FILE
+    public, secret = sealing.new_key_pair()
+    try:
+        _write_private(path, secret + "\n", exclusive=True)
+    except FileExistsError:
+        return _fail(f"{path} exists: choose another file with --out (a key is never replaced)")
+    except OSError as exc:
+        return _fail(f"cannot write {path}: {describe(exc)}")
+    print(f"Secret key written to {path} (mode 0600). Keep it OFF this server: make two offline")
+    print("copies (e.g. two USB sticks in different places), then delete it here. Whoever holds")
+    print("it can read every sealed signer; without it, nobody can, including you.\n")
+    print("Public key, for the server:\n")
+    print(f"    SEALING_PUBLIC_KEY={public}\n")
+    print("Open an export with: petition-widget export-open FILE --secret-key SECRET_FILE")
+    return 0
+
+
+def _write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def _secret_key(path: Path) -> Any:
+    """The secret key in `path`, or SettingsError saying why not (never its content)."""
+    try:
+        return sealing.parse_secret_key(path.read_text().strip())
+    except OSError as exc:
+        raise SettingsError(f"cannot read the secret key {path}: {describe(exc)}") from None
+    except sealing.BadKey as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+async def _write_rows(
+    rows: AsyncIterator[ExportRow], columns: Sequence[str], args: argparse.Namespace
+) -> None:
+    """Rows as CSV or JSON, to `--out` (created 0600: it holds personal data) or stdout."""
+    _, produce = export.FORMATS[args.format]
+    chunks = (
+        produce(rows, columns, bom=args.bom) if args.format == "csv" else produce(rows, columns)
+    )
+    if args.out is None:
+        async for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        async for chunk in chunks:
+            f.write(chunk)
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    """Read the database (no server needed, and none created) and open its sealed rows here."""
+    try:
+        secret = _secret_key(args.secret_key)
+    except SettingsError as exc:
+        return _fail(str(exc))
+
+    async def run() -> int:
+        storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        if storage.engine.database_missing():
+            return _fail("there is no database at DATABASE_URL (nothing was created)")
+        await storage.connect()
+        try:
+            petition_id = await storage.petition_id(args.petition)
+            if petition_id is None:
+                return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+            partner = None
+            if args.partner:
+                partner = await storage.partner(petition_id, args.partner)
+                if partner is None:
+                    return _fail(f"no partner '{args.partner}' on '{args.petition}'")
+            # The owner's key opens the owner's boxes; a partner's key its copies.
+            own = partner is not None and partner.public_key == sealing.encode_key(
+                secret.public_key
+            )
+            stored = storage.export_rows(
+                petition_id, partner.id if partner else None, partner_box=own
+            )
+            columns = export.PARTNER_COLUMNS if partner else export.OWNER_COLUMNS
+
+            async def opened() -> AsyncIterator[ExportRow]:
+                async for row in stored:
+                    yield export.open_row(row, secret)
+
+            await _write_rows(opened(), columns, args)
+            return 0
+        finally:
+            await storage.disconnect()
+
+    try:
+        return asyncio.run(run())
+    except sealing.BadKey as exc:
+        return _fail(f"{exc} (is it the key of this petition's SEALING_PUBLIC_KEY?)")
+    except (StorageUnavailable, OSError) as exc:
+        return _fail(f"cannot read the database: {describe(exc)}")
+
+
+def _export_open(args: argparse.Namespace, settings: Settings) -> int:
+    """Open a sealed export offline: no database, no server, nothing but the file and the key."""
+    try:
+        secret = _secret_key(args.secret_key)
+    except SettingsError as exc:
+        return _fail(str(exc))
+
+    async def run() -> int:
+        with args.file.open(encoding="utf-8") as f:
+            header = export.sealed_header(f.readline())
+            columns = header.get("columns") or export.OWNER_COLUMNS
+            if not set(columns) <= set(export.OWNER_COLUMNS):
+                raise export.BadExport("the sealed export names columns we do not know")
+
+            async def opened() -> AsyncIterator[ExportRow]:
+                for line in f:
+                    if line.strip():
+                        yield export.open_line(line, secret)
+
+            await _write_rows(opened(), columns, args)
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except sealing.BadKey as exc:
+        return _fail(f"{exc} (the export says whose key it needs: its first line)")
+    except export.BadExport as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {describe(exc)}")
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
@@ -512,14 +735,43 @@ def _prepare(settings: Settings) -> int:
     """Migrate the database; refuse (non-zero) when an open petition needs mails that these
     settings cannot send: its signers would wait for a confirmation that never comes."""
 
+    if not settings.email_hash_key:
+        # Every worker and host must hash addresses alike, so the key cannot be made here.
+        return _fail(
+            "cannot serve: EMAIL_HASH_KEY (or EMAIL_HASH_KEY_FILE) must be set with PostgreSQL, "
+            "the same on every host (generate one with: python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'), and never changed"
+        )
+
     async def work(storage: Storage) -> int:
-        problem = _mail_problem(await storage.petitions(), settings)
+        entries = await storage.petitions(await storage.partners())
+        problem = _mail_problem(entries, settings)
         if problem:
             print(f"petition-widget: cannot serve: {problem}", file=sys.stderr)
             return 1
+        _sealing_notice(entries, settings)
         return 0
 
     return _with_storage(settings, work)
+
+
+def _sealing_notice(entries: Sequence[Entry], settings: Settings) -> None:
+    """Say what sealing does, or that it is off: a choice the owner should make knowingly."""
+    if not settings.sealing_public_key:
+        logger.warning(
+            "SEALING_PUBLIC_KEY is not set: names, emails and comments are stored in clear, and "
+            "a copy of this server's disk names every signer. Make a key pair with: "
+            "petition-widget keys create-sealing (see docs/operations.md)"
+        )
+        return
+    keyless = [f"{e.slug}/{code}" for e in entries for code, p in e.partners.items()
+               if not p.public_key]  # fmt: skip
+    if keyless:
+        logger.warning(
+            "signer data is sealed; partners without a sealing key get no personal data: %s "
+            "(set one with: petition-widget partners set-sealing-key SLUG CODE KEY)",
+            ", ".join(keyless),
+        )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,6 +25,9 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
+from server.domain import sealing
+from server.domain.errors import PetitionWidgetError
+
 
 @dataclasses.dataclass(frozen=True)
 class ExportRow:
@@ -43,6 +46,9 @@ class ExportRow:
     consent_version: str
     consent_text: str | None
     signed_at: int | None = None  # when it was submitted, when it was confirmed later
+    # Sealed: the box holding name, email, comment and the exact time (`sealing`); the clear
+    # fields then hold nothing of them, and the times only their hour.
+    sealed: str | None = None
 
 
 CHUNK_BYTES = 64 * 1024
@@ -176,3 +182,83 @@ FORMATS: dict[str, tuple[str, Callable[..., AsyncIterator[bytes]]]] = {
     "csv": ("text/csv; charset=utf-8", csv_chunks),
     "json": ("application/json", json_chunks),
 }
+
+
+# --- Sealed exports ----------------------------------------------------------------------------
+# A sealed export is JSON lines: a header, then one line per signature with the clear fields of
+# its `ExportRow` and its `box`. It is made on the server, which cannot open it, and opened
+# offline (`petition-widget export-open`) with the secret key, giving the same columns as the
+# plain exports. docs/owners.md documents the format.
+
+SEALED_FORMAT = "petition-widget-sealed-export"
+SEALED_VERSION = 1
+
+
+async def sealed_chunks(
+    rows: AsyncIterable[ExportRow], header: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """The sealed export: `header` (with the format's name and version added), then a line per
+    row. A row stored before sealing was on has no box, and its clear fields as stored."""
+    out = _Lines()
+    head = {"format": SEALED_FORMAT, "version": SEALED_VERSION, **header}
+    out.write(json.dumps(head, ensure_ascii=False) + "\n")
+    async for row in rows:
+        line = dataclasses.asdict(row)
+        box = line.pop("sealed")
+        if box is not None:
+            line.update(name=None, email=None, comment=None, box=box)
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if out.size >= CHUNK_BYTES:
+            yield out.take()
+    yield out.take()
+
+
+class BadExport(PetitionWidgetError):
+    """A file that is not a sealed export of ours, or a line in it that is broken."""
+
+
+def sealed_header(first_line: str) -> dict[str, Any]:
+    try:
+        header = json.loads(first_line)
+    except ValueError:
+        raise BadExport("not a sealed export: its first line is not JSON") from None
+    if not isinstance(header, dict) or header.get("format") != SEALED_FORMAT:
+        raise BadExport("not a sealed export of petition-widget")
+    if header.get("version") != SEALED_VERSION:
+        raise BadExport(f"a sealed export of version {header.get('version')}, not ours")
+    return header
+
+
+def opened_row(line: dict[str, Any], opened: dict[str, Any] | None) -> ExportRow:
+    """A sealed export's line as the row a plain export has, with what its box held."""
+    fields: dict[str, Any] = {f.name: line.get(f.name) for f in dataclasses.fields(ExportRow)}
+    fields["sealed"] = None
+    if opened is not None:
+        fields.update(
+            name=opened.get("name") or "",
+            email=opened.get("email") or "",
+            comment=opened.get("comment"),
+            signed_at=opened.get("signed_at") or fields["signed_at"],
+        )
+    return ExportRow(**fields)
+
+
+def open_row(row: ExportRow, secret: Any) -> ExportRow:
+    """A stored row with its box opened by `secret` (a `nacl.public.PrivateKey`); a row stored
+    before sealing was on comes back as it is. Raises `sealing.BadKey` for a box the key does
+    not open."""
+    if row.sealed is None:
+        return row
+    return opened_row(dataclasses.asdict(row), sealing.open_box(row.sealed, secret))
+
+
+def open_line(text: str, secret: Any) -> ExportRow:
+    """One line of a sealed export, opened."""
+    try:
+        line = json.loads(text)
+    except ValueError:
+        raise BadExport("a line of the sealed export is not JSON") from None
+    if not isinstance(line, dict):
+        raise BadExport("a line of the sealed export is not an object")
+    box = line.get("box")
+    return opened_row(line, sealing.open_box(box, secret) if isinstance(box, str) else None)

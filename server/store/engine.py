@@ -83,6 +83,11 @@ class Engine(abc.ABC):
     def database_options(self) -> dict[str, Any]:
         """Keyword arguments for `databases.Database`."""
 
+    def database_missing(self) -> bool:
+        """Whether connecting would create the database rather than open one (SQLite's file):
+        commands that only read refuse then."""
+        return False
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release what the write path holds (connections, locks, threads)."""

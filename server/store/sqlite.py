@@ -45,6 +45,9 @@ def _pragmas(synchronous: str) -> list[str]:
         # WAL and group commit that costs one fsync per group, not per signature.
         f"PRAGMA synchronous = {synchronous.upper()}",
         "PRAGMA foreign_keys = ON",
+        # Deleted rows (a sent mail's address, a withdrawn signer, retention) are overwritten
+        # with zeros, not left in free pages for whoever copies the file.
+        "PRAGMA secure_delete = ON",
     ]
 
 
@@ -137,6 +140,9 @@ class SqliteEngine(Engine):
         """Beside the database file, so the two travel together on one machine."""
         db = sqlite_path(database_url)
         return db.with_name(db.name + ".key")
+
+    def database_missing(self) -> bool:
+        return not self.path.exists()
 
     async def close(self) -> None:
         if self._conn is not None:

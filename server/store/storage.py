@@ -426,7 +426,7 @@ class Storage:
         return [SignerRow(*_columns(r)) for r in rows]
 
     async def export_rows(
-        self, petition_id: int, partner_id: int | None = None
+        self, petition_id: int, partner_id: int | None = None, *, partner_box: bool = False
     ) -> AsyncIterator[ExportRow]:
         """A petition's signatures, oldest first, one row at a time (constant memory however
         many there are). With `partner_id`: only that partner's signers who agreed to hear
@@ -443,18 +443,23 @@ class Storage:
         else:
             where = "s.petition_id = :p AND s.partner_id = :partner AND s.consent_partner = 1"
             values = {"p": petition_id, "partner": partner_id}
+        # Sealed rows carry the owner's box, or the partner's copy when `partner_box` is asked.
+        box = "s.partner_sealed" if partner_box else "s.sealed"
+        if partner_box:  # signers sealed before the partner had a key have no copy for it
+            where += " AND (s.sealed IS NULL OR s.partner_sealed IS NOT NULL)"
         batches: asyncio.Queue[list[ExportRow] | BaseException | None] = asyncio.Queue(EXPORT_QUEUE)
 
         async def read() -> None:
             batch: list[ExportRow] = []
             try:
-                async for r in self._raw_rows(_EXPORT + where + _EXPORT_ORDER, values):
+                sql = _EXPORT.format(box=box) + where + _EXPORT_ORDER
+                async for r in self._raw_rows(sql, values):
                     batch.append(ExportRow(
                         id=r[0], created_at=r[1], name=r[2], email=r[3], country=r[4],
                         comment=r[5], lang=r[6], partner_code=r[7], partner_name=r[8],
                         unknown_partner=r[9], consent_organiser=bool(r[10]),
                         consent_partner=bool(r[11]), consent_version=r[12], consent_text=r[13],
-                        signed_at=r[14],
+                        signed_at=r[14], sealed=r[15],
                     ))  # fmt: skip
                     if len(batch) >= EXPORT_BATCH:
                         await batches.put(batch)
@@ -511,7 +516,7 @@ _SPAN = _with_partner(
 _EXPORT = """
 SELECT s.id, s.created_at, s.name, s.email, s.country, s.comment, s.lang, pa.code, pa.name,
     s.unknown_partner, s.consent_organiser, s.consent_partner, s.consent_version, c.text,
-    s.signed_at
+    s.signed_at, {box}
 FROM signatures s
 LEFT JOIN partners pa ON pa.id = s.partner_id
 LEFT JOIN consent_texts c ON c.version = s.consent_version

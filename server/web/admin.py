@@ -632,10 +632,25 @@ def _back(entry: Entry, **outcome: str) -> Response:
 # --- Exports -------------------------------------------------------------------------------------
 
 
+#: Plain formats, answered 409 when signer data is sealed (the server cannot open it).
+PLAIN_FORMATS = ("csv", "json", "xlsx")
+
+
 @signed_in
 async def export_signatures(request: Request, caller: Caller) -> Response:
     fmt = request.path_params["format"]
-    if fmt not in export.FORMATS:
+    sealing_key = services_of(request).settings.sealing_public_key
+    if sealing_key and fmt in PLAIN_FORMATS:
+        message = (
+            "Signer data is sealed: this server cannot open it. Download the sealed export "
+            "(export.sealed) and open it offline with: petition-widget export-open FILE "
+            "--secret-key KEYFILE"
+        )
+        return page(request, "message.html", caller, 409, heading="Sealed", message=message)
+    if fmt == "sealed" and not sealing_key:
+        message = "Signer data is not sealed here (SEALING_PUBLIC_KEY is unset): use export.csv."
+        return page(request, "message.html", caller, 409, heading="Not sealed", message=message)
+    if fmt not in export.FORMATS and fmt != "sealed":
         return not_found(request, caller)
     partner: Partner | None = None
     columns: Sequence[str]
@@ -655,11 +670,25 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
         name = f"{entry.slug}-signatures"
     logger.info("export of %s (%s) by %s key %s", entry.slug, partner.code if partner else "all",
                 caller.principal.role, caller.principal.key_id)  # fmt: skip
-    rows = services_of(request).storage.export_rows(entry.id, partner.id if partner else None)
-    media_type, produce = export.FORMATS[fmt]
-    options: Mapping[str, bool] = {"bom": request.query_params.get("bom") == "1"}
-    chunks = produce(rows, columns, **options) if fmt == "csv" else produce(rows, columns)
+    rows = services_of(request).storage.export_rows(
+        entry.id, partner.id if partner else None, partner_box=partner is not None
+    )
     day = datetime.datetime.now(datetime.UTC).date().isoformat()
+    if fmt == "sealed":
+        header = {
+            "petition": entry.slug,
+            "partner": partner.code if partner else None,
+            "columns": list(columns),
+            # Whose secret key opens the boxes: the owner's, or this partner's.
+            "public_key": partner.public_key if partner else sealing_key,
+            "exported_at": export.iso(int(time.time())),
+        }
+        chunks = export.sealed_chunks(rows, header)
+        media_type = "application/x-ndjson"
+    else:
+        media_type, produce = export.FORMATS[fmt]
+        options: Mapping[str, bool] = {"bom": request.query_params.get("bom") == "1"}
+        chunks = produce(rows, columns, **options) if fmt == "csv" else produce(rows, columns)
     return StreamingResponse(
         chunks,
         media_type=media_type,

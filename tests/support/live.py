@@ -59,6 +59,8 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
     asyncio.run(run())
 
 
+EMAIL_HASH_KEY = "test-email-hash-key-0123456789abcdefghij"
+
 class LiveServer:
     def __init__(self, database_url: str, folder: Path, **settings: str | int) -> None:
         self.port = free_port()
@@ -69,6 +71,8 @@ class LiveServer:
             **{k: v for k, v in os.environ.items() if k not in ("SECRET_KEYS", "DATABASE_URL")},
             "DATABASE_URL": database_url,
             "SECRET_KEYS": SECRET,
+            # Shared by every worker (PostgreSQL needs it given; SQLite would make one).
+            "EMAIL_HASH_KEY": EMAIL_HASH_KEY,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "TOKEN_MIN_AGE": "0",
