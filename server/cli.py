@@ -30,7 +30,7 @@ from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Entry, Petition, PetitionFileError, load_file
 from server.domain.validation import FieldErrors, validate_signer
 from server.settings import Settings, SettingsError, missing_for_confirmation
-from server.store import confirmations
+from server.store import confirmations, retention
 from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle, demo, mailcatcher
@@ -142,6 +142,14 @@ def _parser() -> argparse.ArgumentParser:
     _partner_commands(commands)
     _signature_commands(commands)
     _export_commands(commands)
+    group = commands.add_parser(
+        "retention", help="delete signer data of petitions closed longer than [retention] days"
+    )
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="do now what the background job does every hour")
+    run.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    _database_flag(run)
+    run.set_defaults(run=_retention)
     return parser
 
 
@@ -575,6 +583,30 @@ def _set_partner_key(args: argparse.Namespace, settings: Settings) -> int:
             f"Consenting signers of {args.code} on {args.petition} are sealed for this key from "
             "now on; those before it have no copy for the partner."
         )
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _retention(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(storage: Storage) -> int:
+        entries = await storage.petitions()
+        found = await retention.due(storage, entries, time.time())
+        if not found:
+            print("Nothing to delete: no closed petition is past its [retention] days.")
+            return 0
+        for petition in found:
+            print(
+                f"{petition.slug}: closed {export.iso(petition.closed_at)}; "
+                f"{petition.signatures:,} signature(s) with personal data, "
+                f"{petition.pending:,} waiting for confirmation"
+            )
+        if args.dry_run:
+            print("Dry run: nothing deleted. Counts and charts will stay as they are.")
+            return 0
+        for petition in found:
+            await retention.retain(storage, petition.petition_id)
+        print("Deleted that personal data; counts, charts and totals are unchanged.")
         return 0
 
     return _with_storage(settings, work)

@@ -49,8 +49,11 @@ _REQUIRED_TEXTS = ("title", "summary", "target", "statement")
 _MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
-    "translations", "signing", "mail", *_TEXT_LIMITS,
+    "translations", "signing", "mail", "retention", *_TEXT_LIMITS,
 }  # fmt: skip
+#: Days signer data is kept after a petition closes, by default; 0 keeps it for ever.
+RETENTION_DAYS = 180
+MAX_RETENTION_DAYS = 36_500
 
 
 class PetitionFileError(PetitionWidgetError):
@@ -101,6 +104,8 @@ class Petition:
     # A stored petition from before confirmation existed has no such key: it keeps counting at
     # once until its file is imported again (the file's default is "email").
     confirmation: str = "none"
+    # Days after closing until signer data is deleted (`store/retention`); 0: never.
+    retention_days: int = RETENTION_DAYS
 
     @property
     def needs_confirmation(self) -> bool:
@@ -230,6 +235,22 @@ class _Reader:
         if signing:
             key = next(iter(signing))
             raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
+        retention = self.table(data, "retention")
+        days = retention.pop("days", RETENTION_DAYS)
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 0 <= days <= MAX_RETENTION_DAYS
+        ):
+            raise self.fail(
+                f"retention.days must be a whole number of days from 0 (keep for ever) to "
+                f"{MAX_RETENTION_DAYS:,}",
+                "days",
+                "retention",
+            )
+        if retention:
+            key = next(iter(retention))
+            raise self.fail(f"unknown key '{key}' in [retention]", key, "retention")
         form = self.table(data, "form")
         embed = self.table(data, "embed")
         fields = {}
@@ -264,6 +285,7 @@ class _Reader:
             share_url=self.url(data, "share_url"),
             privacy_url=self.url(data, "privacy_url"),
             confirmation=confirmation,
+            retention_days=days,
         )
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:

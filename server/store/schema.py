@@ -201,5 +201,8 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE pending_signatures ADD COLUMN name_box TEXT",
         # A partner's public key: its consenting signers are sealed for it too.
         "ALTER TABLE partners ADD COLUMN public_key TEXT",
+        # When a petition closed (None while open): retention counts from it.
+        "ALTER TABLE petitions ADD COLUMN closed_at BIGINT",
+        "UPDATE petitions SET closed_at = updated_at WHERE status = 'closed'",
     ],
 ]

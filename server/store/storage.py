@@ -33,6 +33,13 @@ EXPORT_BATCH = 500  # rows an export's reader hands over at a time
 EXPORT_QUEUE = 4  # batches it may read ahead of the response
 _PURGE_NONCES = "DELETE FROM used_tokens WHERE expires_at < :now"
 _PARTNERS = "SELECT id, petition_id, code, name, public_key FROM partners"
+# When a petition closed: kept while it stays closed, cleared when it opens again. Retention
+# counts from it.
+_CLOSED_AT = "CASE WHEN :status = 'closed' THEN COALESCE(closed_at, CAST(:now AS BIGINT)) END"
+_UPDATE_IMPORTED = """
+UPDATE petitions SET document = :document, goal = :goal, status = :status, updated_at = :now,
+    closed_at = CASE WHEN :status = 'closed' THEN COALESCE(closed_at, CAST(:now AS BIGINT)) END
+WHERE slug = :slug"""
 
 
 def _partner(row: Any) -> Partner:
@@ -137,7 +144,8 @@ class Storage:
                 if row is None:
                     await conn.execute(
                         "INSERT INTO petitions (slug, document, goal, status, created_at, "
-                        "updated_at) VALUES (:slug, :document, :goal, :status, :now, :now)",
+                        "updated_at, closed_at) VALUES (:slug, :document, :goal, :status, :now, "
+                        ":now, CASE WHEN :status = 'closed' THEN CAST(:now AS BIGINT) END)",
                         {"slug": p.slug, "document": document, "goal": p.goal,
                          "status": p.status, "now": now},
                     )  # fmt: skip
@@ -152,8 +160,7 @@ class Storage:
                     goal = p.goal if before.get("goal") != p.goal else row[1]
                     status = p.status if before.get("status") != p.status else row[2]
                     await conn.execute(
-                        "UPDATE petitions SET document = :document, goal = :goal, "
-                        "status = :status, updated_at = :now WHERE slug = :slug",
+                        _UPDATE_IMPORTED,
                         {"slug": p.slug, "document": document, "goal": goal,
                          "status": status, "now": now},
                     )  # fmt: skip
@@ -345,8 +352,11 @@ class Storage:
     async def _set_petition(self, column: str, petition_id: int, value: int | str) -> bool:
         assert column in ("status", "goal")
         async with self.write() as conn:
+            closing = ""
+            if column == "status":
+                closing = ", closed_at = " + _CLOSED_AT.replace(":status", ":value")
             changed = await conn.fetch_val(
-                f"UPDATE petitions SET {column} = :value, updated_at = :now "  # noqa: S608
+                f"UPDATE petitions SET {column} = :value, updated_at = :now{closing} "  # noqa: S608
                 f"WHERE id = :id AND {column} <> :value RETURNING id",
                 {"id": petition_id, "value": value, "now": _now()},
             )
