@@ -440,6 +440,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         else None,
         max_goal=MAX_GOAL,
         base_url=services_of(request).settings.base_url,
+        sealed=bool(services_of(request).settings.sealing_public_key),
     )
 
 
@@ -465,7 +466,9 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         numbers = await _numbers(storage, entry, partner.id)
         petition_total = sum((await storage.partner_totals(entry.id)).values())
         consenting = await storage.consenting_signers(partner.id)
-        latest = await storage.latest_consenting(partner.id, LATEST_SIGNERS)
+        # Sealed, the server has no names to show: counts only, and the sealed export.
+        sealed = bool(services_of(request).settings.sealing_public_key)
+        latest = [] if sealed else await storage.latest_consenting(partner.id, LATEST_SIGNERS)
     return page(
         request,
         "partner.html",
@@ -478,6 +481,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         share=numbers["count"] / petition_total if petition_total else 0.0,
         consenting=consenting,
         latest=latest,
+        sealed=sealed,
         generator=_generator(request, entry, [partner.code], fixed_partner=partner.code),
     )
 

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.domain import sealing
+from server.domain import access_keys, sealing
 from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
@@ -59,6 +59,7 @@ class Seized:
     people: list[dict[str, str]]
     confirmed: list[dict[str, str]]  # counted at the end (the withdrawn one taken out)
     withdrawn: dict[str, str]
+    public_key: str
 
 
 def _unkeyed_digests(email: str) -> list[bytes]:
@@ -77,7 +78,9 @@ def _query(url: str, sql: str) -> list[Any]:
         storage = Storage(url)
         await storage.connect()
         try:
-            return [tuple(r[i] for i in range(len(r))) for r in await storage.database.fetch_all(sql)]
+            return [
+                tuple(r[i] for i in range(len(r))) for r in await storage.database.fetch_all(sql)
+            ]
         finally:
             await storage.disconnect()
 
@@ -146,7 +149,9 @@ def seized(
                 confirm = next(link for link in links if "/confirm/" in link)
                 assert client.post(confirm.removeprefix(server.base_url)).status_code == 200
             withdrawn = confirmed[0]
-            withdraw = next(link for link in mails[withdrawn["email"]].links if "/withdraw/" in link)
+            withdraw = next(
+                link for link in mails[withdrawn["email"]].links if "/withdraw/" in link
+            )
             assert client.post(withdraw.removeprefix(server.base_url)).status_code == 200
             # The last mails' rows go just after their send: wait for the outbox to drain.
             waiting = "SELECT COUNT(*) FROM outbox WHERE failed_at IS NULL"
@@ -156,7 +161,9 @@ def seized(
                 time.sleep(0.1)
     finally:
         catcher.stop_thread()
-    yield Seized(url, folder, secret_file, partner_secret_file, people, confirmed[1:], withdrawn)
+    yield Seized(
+        url, folder, secret_file, partner_secret_file, people, confirmed[1:], withdrawn, public
+    )
 
 
 def _disk_bytes(seized: Seized) -> bytes:
@@ -276,3 +283,78 @@ def test_boxes_open_with_plain_pynacl(seized: Seized) -> None:
     record = json.loads(nacl.public.SealedBox(secret).decrypt(base64.b64decode(box[0])))
     assert record["email"] in {p["email"] for p in seized.people}
     assert re.fullmatch(r"\d{10}", str(record["signed_at"]))
+
+
+def _keys(url: str) -> tuple[str, str]:
+    """An owner's and the partner's dashboard keys, made in the database."""
+
+    async def make() -> tuple[str, str]:
+        storage = Storage(url)
+        await storage.connect()
+        try:
+            petition_id = await storage.petition_id(SLUG)
+            partner = await storage.partner(petition_id or 0, PARTNER)
+            assert petition_id is not None and partner is not None
+            texts = []
+            for role, scope in (
+                (access_keys.OWNER, {}),
+                (access_keys.PARTNER, {"petition_id": petition_id, "partner_id": partner.id}),
+            ):
+                key = access_keys.generate(role)
+                await storage.add_access_key(key.id, role, key.digest, "test", **scope)
+                texts.append(key.text)
+            return texts[0], texts[1]
+        finally:
+            await storage.disconnect()
+
+    return asyncio.run(make())
+
+
+def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
+    seized: Seized, tmp_path: Path
+) -> None:
+    owner, partner = _keys(seized.url)
+    server = live.LiveServer(
+        seized.url, tmp_path, SEALING_PUBLIC_KEY=seized.public_key,
+        SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM=MAIL_FROM,
+    )  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    admin = f"/admin/petitions/{SLUG}"
+    with server:
+        for key, pages in ((owner, (admin, f"{admin}/partners/{PARTNER}")),
+                           (partner, (f"{admin}/partners/{PARTNER}",))):  # fmt: skip
+            with httpx.Client(base_url=server.base_url, timeout=30) as c:
+                assert c.post("/admin/login", data={"key": key}).status_code == 303
+                for path in pages:
+                    page = c.get(path)
+                    assert page.status_code == 200
+                    assert "sealed" in page.text
+                    assert not any(p["name"] in page.text for p in seized.people)
+                    base = path.replace(admin, f"{admin}") + (
+                        "/export" if "partners" in path else "/export"
+                    )
+                    for fmt in ("csv", "json", "xlsx"):
+                        refused = c.get(f"{base}.{fmt}")
+                        assert refused.status_code == 409, (path, fmt)
+                        assert "export-open" in refused.text
+                    sealed = c.get(f"{base}.sealed")
+                    assert sealed.status_code == 200
+                    assert not any(p["email"].encode() in sealed.content for p in seized.people)
+                    header = json.loads(sealed.content.splitlines()[0])
+                    assert header["format"] == "petition-widget-sealed-export"
+                    key_file = (seized.partner_secret_file if "partners" in path
+                                else seized.secret_file)  # fmt: skip
+                    sealed_file = tmp_path / "download.sealed"
+                    sealed_file.write_bytes(sealed.content)
+                    opened = subprocess.run(
+                        [sys.executable, "-m", "server", "export-open", str(sealed_file),
+                         "--secret-key", str(key_file), "--format", "json"],
+                        check=False, capture_output=True, text=True, timeout=60,
+                    )  # fmt: skip
+                    assert opened.returncode == 0, opened.stderr
+                    expected = [
+                        p for p in seized.confirmed if p["partner"] or "partners" not in path
+                    ]
+                    assert sorted(r["email"] for r in json.loads(opened.stdout)) == sorted(
+                        p["email"] for p in expected
+                    )
