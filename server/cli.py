@@ -30,7 +30,7 @@ from server.domain.partners import CODE, code_from_name
 from server.domain.petitions import Entry, Petition, PetitionFileError, load_file
 from server.domain.validation import FieldErrors, validate_signer
 from server.settings import Settings, SettingsError, missing_for_confirmation
-from server.store import confirmations, retention
+from server.store import confirmations, retention, seal
 from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle, demo, mailcatcher
@@ -142,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     _partner_commands(commands)
     _signature_commands(commands)
     _export_commands(commands)
+    seal = commands.add_parser(
+        "seal", help="seal the signer data a database holds in clear (SEALING_PUBLIC_KEY)"
+    )
+    _database_flag(seal)
+    seal.set_defaults(run=_seal)
     group = commands.add_parser(
         "retention", help="delete signer data of petitions closed longer than [retention] days"
     )
@@ -582,6 +587,32 @@ def _set_partner_key(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"Consenting signers of {args.code} on {args.petition} are sealed for this key from "
             "now on; those before it have no copy for the partner."
+        )
+        return 0
+
+    return _with_storage(settings, work)
+
+
+def _seal(args: argparse.Namespace, settings: Settings) -> int:
+    """Seal a plaintext database in place: resumable, idempotent, then its files rebuilt."""
+    hasher = wiring.email_hasher(settings)
+    if not settings.sealing_public_key:
+        return _fail("SEALING_PUBLIC_KEY is not set (make a pair: keys create-sealing)")
+    if hasher is None:
+        return _fail("EMAIL_HASH_KEY is not set: sealed rows keep a keyed hash of their domain")
+
+    def report(progress: seal.Progress) -> None:
+        share = progress.done / progress.total if progress.total else 1.0
+        bar = "#" * int(share * 30)
+        print(f"\rsealing [{bar:<30}] {progress.done:,}/{progress.total:,}", end="",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    async def work(storage: Storage) -> int:
+        done = await seal.seal_database(storage, settings.sealing_public_key, hasher, report)
+        print(file=sys.stderr)
+        print(
+            f"Sealed {done:,} row(s); the database's files were rebuilt without the plaintext. "
+            "Backups, WAL archives and replicas made before keep it until they expire."
         )
         return 0
 

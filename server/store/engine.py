@@ -83,6 +83,11 @@ class Engine(abc.ABC):
     def database_options(self) -> dict[str, Any]:
         """Keyword arguments for `databases.Database`."""
 
+    @abc.abstractmethod
+    async def rebuild_files(self) -> None:
+        """Rewrite the database's files so that deleted rows leave no trace in them (after
+        `seal` has emptied the plaintext columns)."""
+
     def database_missing(self) -> bool:
         """Whether connecting would create the database rather than open one (SQLite's file):
         commands that only read refuse then."""

@@ -144,6 +144,22 @@ class SqliteEngine(Engine):
     def database_missing(self) -> bool:
         return not self.path.exists()
 
+    async def rebuild_files(self) -> None:
+        """VACUUM rewrites the file without its free pages; a truncated WAL keeps no old
+        frames. On a connection of its own: VACUUM cannot run inside a transaction."""
+
+        def rebuild() -> None:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                for pragma in _pragmas(self.synchronous):
+                    conn.execute(pragma)
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(rebuild)
+
     async def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

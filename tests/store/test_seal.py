@@ -1,0 +1,177 @@
+"""Sealing a plaintext database in place, on both engines: every row sealed exactly as it was,
+the partner copies where they are due, counts unchanged, a second run a no-op; and `petition-widget
+seal` killed with SIGKILL part-way finishes when run again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from server.domain import sealing
+from server.store import seal
+from server.store.storage import Storage
+from tests.support import petitions
+
+HASH_KEY = "seal-test-hash-key-0123456789abcdefghijkl"
+HASHER = sealing.EmailHasher(HASH_KEY.encode())
+T = 1_700_000_123
+
+
+async def plaintext_database(url: str, n: int, partner_key: str) -> tuple[Storage, int, int]:
+    """A migrated database holding `n` plaintext signatures (every third through a partner
+    with a key, every other one of those consenting) and two pending submissions."""
+    storage = Storage(url)
+    await storage.connect()
+    await storage.migrate()
+    await storage.import_petitions([petitions.example()])
+    pid = await storage.petition_id(petitions.example().slug)
+    assert pid is not None
+    partner = await storage.add_partner(pid, "allies", "Allies", partner_key)
+    rows = []
+    for i in range(n):
+        via = partner.id if i % 3 == 0 else None
+        rows.append({
+            "p": pid, "partner": via, "key": HASHER.email_key(f"s{i}@example.org"),
+            "email": f"s{i}@example.org", "name": f"Plain Signer {i}", "comment": f"said {i}",
+            "consent": int(via is not None and i % 2 == 0), "at": T + i, "ref": f"ref-{i}",
+        })  # fmt: skip
+    sql = (
+        "INSERT INTO {table} (petition_id, partner_id, email_key, email, name, comment, lang, "
+        "consent_version, consent_organiser, consent_partner, created_at, ref) VALUES "
+        "(:p, :partner, :key, :email, :name, :comment, 'en', 'v1', 1, :consent, :at, :ref)"
+    )
+    async with storage.write() as tx:
+        for values in rows:
+            await tx.execute(sql.format(table="signatures"), values)
+        await tx.execute(
+            "INSERT INTO counters (petition_id, partner_id, shard, n) VALUES (:p, 0, 0, :n)",
+            {"p": pid, "n": n},
+        )
+        for i in range(2):
+            values = {**rows[0], "key": f"k{i}", "email": f"w{i}@example.org",
+                      "name": f"Waiting {i}", "ref": f"pending-{i}"}  # fmt: skip
+            await tx.execute(sql.format(table="pending_signatures"), values)
+    return storage, pid, partner.id
+
+
+async def rows(storage: Storage) -> list[tuple[Any, ...]]:
+    found = await storage.database.fetch_all(
+        "SELECT id, name, email, comment, sealed, partner_sealed, created_at, signed_at, "
+        "consent_partner, email_domain FROM signatures ORDER BY id"
+    )
+    return [tuple(r[i] for i in range(10)) for r in found]
+
+
+def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
+    public, secret = sealing.new_key_pair()
+    partner_public, partner_secret = sealing.new_key_pair()
+
+    async def run() -> None:
+        storage, _, _ = await plaintext_database(database_url, 30, partner_public)
+        try:
+            before = await rows(storage)
+            totals = await storage.totals()
+            seen: list[seal.Progress] = []
+            done = await seal.seal_database(
+                storage, public, HASHER, lambda p: seen.append(seal.Progress(p.done, p.total))
+            )
+            assert done == 32 and seen[-1] == seal.Progress(32, 32)
+            after = await rows(storage)
+            assert await storage.totals() == totals
+            assert await seal.left(storage) == 0
+            owner = sealing.parse_secret_key(secret)
+            partner = sealing.parse_secret_key(partner_secret)
+            for old, new in zip(before, after, strict=True):
+                assert new[1:4] == ("", "", None)
+                record = sealing.open_box(new[4], owner)
+                assert (record["name"], record["email"], record["comment"]) == old[1:4]
+                assert record["signed_at"] == old[6]
+                assert new[6] == sealing.hour(old[6])  # only the hour in clear
+                assert new[9] == HASHER.domain_key("example.org")
+                if old[8]:  # consented to a partner that has a key: its copy
+                    copy = sealing.open_box(new[5], partner)
+                    assert copy["email"] == old[2] and "comment" not in copy
+                else:
+                    assert new[5] is None
+            pending = await storage.database.fetch_all(
+                "SELECT name, email, sealed FROM pending_signatures"
+            )
+            assert all(r[0] == "" and r[1] == "" and r[2] for r in pending)
+            assert await seal.seal_database(storage, public, HASHER) == 0  # idempotent
+            assert await rows(storage) == after
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+def test_seal_killed_part_way_finishes_when_run_again(database_url: str, tmp_path: Path) -> None:
+    public, secret = sealing.new_key_pair()
+    n = 6_000
+
+    async def prepare() -> list[tuple[Any, ...]]:
+        storage, _, _ = await plaintext_database(database_url, n, sealing.new_key_pair()[0])
+        try:
+            return await rows(storage)
+        finally:
+            await storage.disconnect()
+
+    before = asyncio.run(prepare())
+    env = {**os.environ, "DATABASE_URL": database_url, "SEALING_PUBLIC_KEY": public,
+           "EMAIL_HASH_KEY": HASH_KEY}  # fmt: skip
+    command = [sys.executable, "-m", "server", "seal"]
+    first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    assert first.stderr is not None
+    progress = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it once it has sealed some, not all
+        progress += first.stderr.read(1)
+        done = [int(m.replace(",", "")) for m in _counts(progress)]
+        if done and 0 < done[-1] < n:
+            break
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    assert first.returncode == -signal.SIGKILL
+
+    async def sealed_so_far() -> int:
+        storage = Storage(database_url)
+        await storage.connect()
+        try:
+            return n + 2 - await seal.left(storage)
+        finally:
+            await storage.disconnect()
+
+    assert 0 < asyncio.run(sealed_so_far()) < n + 2  # stopped part-way
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+
+    async def check() -> None:
+        storage = Storage(database_url)
+        await storage.connect()
+        try:
+            after = await rows(storage)
+            owner = sealing.parse_secret_key(secret)
+            assert len(after) == len(before)
+            for old, new in zip(before, after, strict=True):
+                record = sealing.open_box(new[4], owner)
+                assert (record["name"], record["email"]) == (old[1], old[2])
+                assert new[1:4] == ("", "", None)
+            assert sum((await storage.totals()).values()) == n  # counts unchanged
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(check())
+    assert "Sealed" in again.stdout
+
+
+def _counts(text: str) -> list[str]:
+    """The rows done in each of `seal`'s progress lines."""
+    return [m.group(1) for m in re.finditer(r"\] ([\d,]+)/", text)]
