@@ -890,6 +890,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     catcher = mailcatcher.MailCatcher(mailcatcher.MAILBOX)
     catcher.start_in_thread()
     settings = demo_mail_settings(settings, catcher.url)
+    # Signer data is sealed, as it should be for a petition like this one, for a key pair the
+    # demo keeps in the working directory (a real owner keeps the secret off the server).
+    try:
+        public, secret_file = demo_sealing_key(Path.cwd())
+    except (OSError, sealing.BadKey) as exc:
+        catcher.stop_thread()
+        return _fail(f"cannot make the demo's sealing key: {describe(exc)}")
+    settings = dataclasses.replace(settings, sealing_public_key=public)
     base = settings.base_url
     owner, partner_key = made
     partner_label = f"The partner's view ({DEMO_PARTNER[0]}):"
@@ -904,6 +912,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         "  (Dashboard keys are made afresh on each demo run and shown only here.)\n"
         f"  Database: {settings.database_url}\n"
         f"  Mail: caught on {catcher.url}, never sent on\n"
+        f"  Signer data: sealed for the demo's key ({secret_file}). Open the dashboard's\n"
+        f"    sealed export with: petition-widget export-open FILE --secret-key {secret_file}\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
     )
@@ -918,6 +928,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         catcher.stop_thread()
     return 0
+
+
+DEMO_SEALING_KEY = "petition-widget-demo-sealing.secret"
+
+
+def demo_sealing_key(folder: Path) -> tuple[str, Path]:
+    """The demo's sealing key pair: its secret kept in `folder` (0600), made on the first run
+    and read on the next ones, so the demo's earlier signers still open. Returns the public key
+    and the secret's file."""
+    path = folder / DEMO_SEALING_KEY
+    if not path.exists():
+        _, secret = sealing.new_key_pair()
+        _write_private(path, secret + "\n", exclusive=True)
+    secret_key = sealing.parse_secret_key(path.read_text().strip())
+    return sealing.encode_key(secret_key.public_key), path
 
 
 def demo_mail_settings(settings: Settings, smtp_url: str) -> Settings:

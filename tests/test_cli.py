@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server import cli as cli_module
 from server.web import bundle
 from tests.support import live
 
@@ -140,3 +142,45 @@ def test_demo_catches_its_confirmation_mails_and_lists_them(
         assert signer["email"] in page.text
         assert f'<a href="{base}/confirm/' in page.text
         assert f"{base}/demo/mail" in log.read_text()  # the banner names the page
+
+
+def test_the_demo_seals_signer_data_and_shows_how_to_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign, confirm from the demo's mail page, download the owner's sealed export from the
+    dashboard, and open it with the command the banner prints: the signer is there, and only
+    the export opened with the demo's key file names them."""
+    monkeypatch.setenv("TOKEN_MIN_AGE", "0")
+    slug = "save-russian-lgbt-network"
+    with live.demo(tmp_path) as (base, log):
+        banner = log.read_text()
+        secret_file = tmp_path / cli_module.DEMO_SEALING_KEY
+        assert f"--secret-key {secret_file}" in banner
+        assert oct(secret_file.stat().st_mode)[-3:] == "600"
+        assert secret_file.read_text().strip() not in banner
+        token = httpx.get(f"{base}/api/petitions/{slug}/token").json()["token"]
+        signer = live.new_signer("sealed-demo")
+        signed = httpx.post(
+            f"{base}/api/petitions/{slug}/signatures", json={"token": token, **signer}
+        )
+        assert signed.status_code == 202, signed.text
+        deadline = time.monotonic() + 20
+        while "/confirm/" not in (page := httpx.get(base + "/demo/mail")).text:
+            assert time.monotonic() < deadline, "the demo's mail never reached its page"
+            time.sleep(0.2)
+        confirm = re.search(rf'href="({re.escape(base)}/confirm/[^"]+)"', page.text)
+        assert confirm is not None
+        assert httpx.post(confirm.group(1)).status_code == 200
+        owner = re.search(r"owner's dashboard.*?/admin/login#key=(\S+)", banner)
+        assert owner is not None
+        with httpx.Client(base_url=base) as c:
+            assert c.post("/admin/login", data={"key": owner.group(1)}).status_code == 303
+            assert c.get(f"/admin/petitions/{slug}/export.csv").status_code == 409
+            sealed = c.get(f"/admin/petitions/{slug}/export.sealed")
+            assert sealed.status_code == 200
+    assert signer["email"].encode() not in sealed.content
+    download = tmp_path / "signers.sealed"
+    download.write_bytes(sealed.content)
+    opened = cli("export-open", str(download), "--secret-key", str(secret_file), cwd=tmp_path)
+    assert opened.returncode == 0, opened.stderr
+    assert signer["email"] in opened.stdout and signer["name"] in opened.stdout
