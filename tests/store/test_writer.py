@@ -148,6 +148,9 @@ class FakeEngine(Engine):
     async def lock_for_migration(self, tx: Transaction) -> None:
         raise NotImplementedError
 
+    async def rebuild_files(self) -> None:
+        raise NotImplementedError
+
     def raw_rows(self, conn: Any, sql: str, values: dict[str, Any]) -> AsyncIterator[Any]:
         raise NotImplementedError
 
