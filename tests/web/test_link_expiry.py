@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import uvicorn
 
 from server import settings as settings_module
@@ -70,11 +71,17 @@ async def confirm_token(services: Services) -> str:
     return token
 
 
-def test_a_confirmation_link_expires_when_the_injected_clock_says(database_url: str) -> None:
+@pytest.mark.parametrize("start", ["now", "another day"])
+def test_a_confirmation_link_expires_when_the_injected_clock_says(
+    database_url: str, start: str
+) -> None:
+    """From the machine's time, or from a day long past: the writer dates the link on the same
+    clock (it used the machine's, so a link written under a clock set in the past would not
+    expire until that clock had caught up with the machine's)."""
     live.prepare(database_url, [petitions.example("email")])
 
     async def check() -> None:
-        clock = ManualClock(float(int(time.time())))
+        clock = ManualClock(float(int(time.time())) if start == "now" else 1_700_000_000.0)
         async with served(database_url, clock) as (client, services):
             token = (await client.get(f"/api/petitions/{SLUG}/token")).json()["token"]
             signed = await client.post(
