@@ -194,10 +194,14 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
             "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k RETURNING id",
             key,
         )
-        # Its mail quota goes too: it is a digest of the address.
+        # The digests of the address go too (anyone holding the address can compute them):
+        # its mail quota on this petition, its daily mail budgets, and the one on its used
+        # form tokens, whose nonces stay until they expire, to stop a replay.
+        digest = {"p": petition_id, "d": email_digest(email_key)}
+        await tx.execute("DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :d", digest)
+        await tx.execute("DELETE FROM mail_budget WHERE recipient = :d", digest)
         await tx.execute(
-            "DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :k",
-            {"p": petition_id, "k": email_digest(email_key)},
+            "UPDATE used_tokens SET email_digest = NULL WHERE email_digest = :d", digest
         )
         for row in removed:
             await _move_counter(tx, petition_id, row[0], -1)
