@@ -24,7 +24,7 @@ from typing import Literal
 
 from server.domain import links, sealing
 from server.store.engine import Transaction
-from server.store.signatures import DAY, email_digest
+from server.store.signatures import email_digest
 from server.store.storage import Storage
 
 #: What a link can lead to.
@@ -157,8 +157,7 @@ async def withdraw(storage: Storage, digest: str) -> Change | None:
 
 async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
     """Delete submissions not confirmed within `lifetime` seconds, with all their personal
-    data, links expired long enough ago, and past days' mail budgets; returns how many
-    submissions went."""
+    data, and links expired long enough ago; returns how many submissions went."""
     async with storage.write() as tx:
         gone = await tx.fetch_all(
             "DELETE FROM pending_signatures WHERE created_at < :before RETURNING id",
@@ -168,8 +167,6 @@ async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
             "DELETE FROM links WHERE expires_at IS NOT NULL AND expires_at < :before",
             {"before": now - KEEP_EXPIRED_LINKS},
         )
-        # A day's mail budget is needed for that day only.
-        await tx.execute("DELETE FROM mail_budget WHERE day < :today", {"today": now // DAY - 1})
     return len(gone)
 
 

@@ -6,13 +6,19 @@ not outlive what they serve.
 - `signatures remove` (`confirmations.remove_signer`) forgets them with the signature: the
   petition's mail quota, every daily budget, and the digest on its used form tokens. The
   nonces themselves stay until their tokens expire: they are what stops a token's replay.
+- The `purge` job forgets the mail budgets of past days: a budget limits one day's mails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 
-from server.store import confirmations
+from server.store import confirmations, jobs
+from server.store.clock import ManualClock
+from server.store.registry import Registry
+from server.store.runner import JobRunner
 from server.store.signatures import DAY, email_digest
 from server.store.storage import Storage
 from tests.store.test_confirmations import EXAMPLE, T, opened, pending, run, sign, submission
@@ -80,3 +86,34 @@ def test_removing_a_signer_forgets_the_digests_of_their_address(database_url: st
         await storage.disconnect()
 
     run(check())
+
+
+def test_the_purge_forgets_the_mail_budgets_of_past_days(database_url: str) -> None:
+    async def check() -> None:
+        storage, _ = await opened(database_url)
+        today = T // DAY
+        start = (today + 1) * DAY - jobs.PURGE_EVERY // 2  # one purge before midnight, one after
+        async with storage.write() as tx:
+            for day in (today - 30, today - 1, today):
+                await tx.execute(
+                    "INSERT INTO mail_budget (recipient, day, sent) VALUES ('d', :day, 2)",
+                    {"day": day},
+                )
+        clock = ManualClock(start)
+        runner = JobRunner(clock, logging.getLogger("test.jobs"))
+        jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
+        await runner.start()
+        try:
+            await clock.wait_for_sleepers(2)  # both jobs have run once and sleep
+            rows = await storage.database.fetch_all("SELECT day FROM mail_budget")
+            assert [r[0] for r in rows] == [today]
+            # The next purge is after midnight: today's budget is a past day's.
+            await clock.advance(jobs.PURGE_EVERY)
+            await clock.wait_for_sleepers(2)
+            assert await storage.database.fetch_all("SELECT day FROM mail_budget") == []
+            assert runner.status()["purge"].failures == 0
+        finally:
+            await runner.stop(1.0)
+            await storage.disconnect()
+
+    asyncio.run(check())
