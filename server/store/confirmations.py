@@ -191,9 +191,9 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
             "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k RETURNING id",
             key,
         )
-        # The digests of the address go too (anyone holding the address can compute them):
-        # its mail quota on this petition, its daily mail budgets, and the one on its used
-        # form tokens, whose nonces stay until they expire, to stop a replay.
+        # The digests of its key go too (with the hash key, a list of addresses can be tested
+        # against them): its mail quota on this petition, its daily mail budgets, and the one
+        # on its used form tokens, whose nonces stay until they expire, to stop a replay.
         digest = {"p": petition_id, "d": email_digest(email_key)}
         await tx.execute("DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :d", digest)
         await tx.execute("DELETE FROM mail_budget WHERE recipient = :d", digest)

@@ -1,7 +1,8 @@
 """What the store keeps of an address besides its signature, on both engines: digests of it in
-`used_tokens.email_digest`, `mail_quota` and `mail_budget`. They are unkeyed SHA-256 prefixes
-today, so anyone holding an address can tell whether it is in a copied database: they must
-not outlive what they serve.
+`used_tokens.email_digest`, `mail_quota` and `mail_budget`, SHA-256 prefixes of its email key.
+Whoever holds the database and the key behind email keys (`EMAIL_HASH_KEY`) can test a list of
+addresses against them: they must not outlive what they serve. (The store is given keys; these
+tests make them unkeyed, as the store does not care.)
 
 - `signatures remove` (`confirmations.remove_signer`) forgets them with the signature: the
   petition's mail quota, every daily budget, and the digest on its used form tokens. The
