@@ -13,11 +13,12 @@ import asyncio
 import dataclasses
 import logging.config
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 
@@ -108,8 +109,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings_module.load(**overrides)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse quotes back what it could not use ("invalid choice: 'x@y'", "unrecognized
+    arguments: x@y"), so an address typed on the command line by mistake (`signatures remove
+    SLUG --email x@y`) would be printed to the terminal, its scrollback and CI logs. Its
+    messages leave out every word with an "@". The subcommands' parsers are of this class too
+    (argparse makes them of the root parser's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_without_addresses(message))
+
+
+_ADDRESS = re.compile(r"\S*@\S*")
+
+
+def _without_addresses(text: str) -> str:
+    return _ADDRESS.sub("(an address, not shown)", text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="petition-widget",
         description="An embeddable petition widget and its server.",
     )
@@ -558,7 +577,9 @@ def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
     async def work(storage: Storage) -> int:
         petition_id = await storage.petition_id(args.petition)
         if petition_id is None:
-            return _fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+            # An address typed where the slug goes is not printed back either.
+            slug = _without_addresses(args.petition)
+            return _fail(f"no petition '{slug}' (see: petition-widget petitions list)")
         counted, waiting = await confirmations.remove_signer(storage, petition_id, key)
         if not (counted or waiting):
             print(f"No signature of that address on {args.petition}.")

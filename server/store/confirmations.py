@@ -24,7 +24,7 @@ from typing import Literal
 
 from server.domain import links, sealing
 from server.store.engine import Transaction
-from server.store.signatures import DAY, email_digest
+from server.store.signatures import email_digest
 from server.store.storage import Storage
 
 #: What a link can lead to.
@@ -157,8 +157,7 @@ async def withdraw(storage: Storage, digest: str) -> Change | None:
 
 async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
     """Delete submissions not confirmed within `lifetime` seconds, with all their personal
-    data, links expired long enough ago, and past days' mail budgets; returns how many
-    submissions went."""
+    data, and links expired long enough ago; returns how many submissions went."""
     async with storage.write() as tx:
         gone = await tx.fetch_all(
             "DELETE FROM pending_signatures WHERE created_at < :before RETURNING id",
@@ -168,8 +167,6 @@ async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
             "DELETE FROM links WHERE expires_at IS NOT NULL AND expires_at < :before",
             {"before": now - KEEP_EXPIRED_LINKS},
         )
-        # A day's mail budget is needed for that day only.
-        await tx.execute("DELETE FROM mail_budget WHERE day < :today", {"today": now // DAY - 1})
     return len(gone)
 
 
@@ -194,10 +191,14 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
             "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k RETURNING id",
             key,
         )
-        # Its mail quota goes too: it is a digest of the address.
+        # The digests of its key go too (with the hash key, a list of addresses can be tested
+        # against them): its mail quota on this petition, its daily mail budgets, and the one
+        # on its used form tokens, whose nonces stay until they expire, to stop a replay.
+        digest = {"p": petition_id, "d": email_digest(email_key)}
+        await tx.execute("DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :d", digest)
+        await tx.execute("DELETE FROM mail_budget WHERE recipient = :d", digest)
         await tx.execute(
-            "DELETE FROM mail_quota WHERE petition_id = :p AND email_key = :k",
-            {"p": petition_id, "k": email_digest(email_key)},
+            "UPDATE used_tokens SET email_digest = NULL WHERE email_digest = :d", digest
         )
         for row in removed:
             await _move_counter(tx, petition_id, row[0], -1)

@@ -68,6 +68,7 @@ def register(
     async def purge() -> None:
         now = int(clock.now())
         await storage.purge_used_nonces(now)
+        await storage.purge_mail_budgets(now)
         gone = await confirmations.expire_pending(storage, now, confirm_lifetime)
         if gone:
             logger.info("deleted %d submission(s) never confirmed", gone)

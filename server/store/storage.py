@@ -26,6 +26,7 @@ from server.domain.sealing import EmailHasher
 from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.keying import key_email_addresses
 from server.store.schema import MIGRATIONS
+from server.store.signatures import DAY
 
 logger = logging.getLogger("petition_widget.storage")
 
@@ -276,6 +277,12 @@ class Storage:
         """Forget the nonces of tokens that have expired: they can no longer be replayed."""
         async with self.write() as tx:
             await tx.execute(_PURGE_NONCES, {"now": now})
+
+    async def purge_mail_budgets(self, now: int) -> None:
+        """Forget the daily mail budgets of the days before `now`'s (UTC): a budget limits one
+        day's mails, and it keeps a digest of its address."""
+        async with self.write() as tx:
+            await tx.execute("DELETE FROM mail_budget WHERE day < :day", {"day": now // DAY})
 
     # --- Access keys, the dashboard and the export ------------------------------------------
     # Keys are read from here on every admin request, so a revoked key stops working at once on

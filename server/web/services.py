@@ -32,7 +32,7 @@ class Services:
     sign_limiter: RateLimiter  # per client address and petition
     client_limiter: RateLimiter  # per client address, over all petitions
     client_secret: bytes  # keys the hash that stands for a client's address
-    clock: Clock  # wall time of the background jobs (a test may drive it)
+    clock: Clock  # wall time: the writer's, the link pages' and the jobs' (a test may drive it)
     jobs: JobRunner  # the background work of this process
     # The keyed hash that stands for addresses (`EMAIL_HASH_KEY`); None only in tests that
     # build services by hand without one.

@@ -12,12 +12,11 @@ from typing import Any, cast
 
 import pytest
 
-from server.store import storage as storage_module
 from server.store.engine import Transaction
 from server.store.rekey import rekey_email_addresses
 from server.store.schema import MIGRATIONS
 from server.store.storage import Storage
-from tests.support import petitions
+from tests.support import db, petitions
 
 EXAMPLE = petitions.example()
 
@@ -104,18 +103,12 @@ class Old:
             assert await self.storage.stored_signatures(petition) == sum(counted.values())
 
 
-def with_old_database(
-    url: str, monkeypatch: pytest.MonkeyPatch, body: Callable[[Old], Awaitable[None]]
-) -> None:
+def with_old_database(url: str, body: Callable[[Old], Awaitable[None]]) -> None:
     async def run() -> None:
         storage = Storage(url)
         await storage.connect()
         try:
-            with monkeypatch.context() as patched:
-                patched.setattr(storage_module, "MIGRATIONS", MIGRATIONS[: REKEY - 1])
-                await storage.migrate()
-            version = await storage.database.fetch_val("SELECT MAX(version) FROM schema_migrations")
-            assert version == REKEY - 1
+            await db.migrate_to(storage, REKEY - 1)
             await storage.import_petitions([EXAMPLE, dataclasses.replace(EXAMPLE, slug="other")])
             petition = await storage.petition_id(EXAMPLE.slug)
             other = await storage.petition_id("other")
@@ -140,9 +133,7 @@ async def upgrade(old: Old) -> None:
     assert version == len(MIGRATIONS)
 
 
-def test_keys_are_recomputed_under_idna_2008(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_are_recomputed_under_idna_2008(database_url: str) -> None:
     async def body(old: Old) -> None:
         await old.sign("a@faß.de", "a@fass.de", 100)
         await old.sign("Anna@ÖBB.at", "anna@xn--bb-eka.at", 110)  # the same under both
@@ -160,12 +151,10 @@ def test_keys_are_recomputed_under_idna_2008(
         assert await old.storage.stored_signatures(old.petition) == 4
         await old.check_counts()
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)
 
 
-def test_invisible_characters_are_stripped_from_stored_keys(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_invisible_characters_are_stripped_from_stored_keys(database_url: str) -> None:
     async def body(old: Old) -> None:
         await old.sign("bo\u200bb@example.org", "bo\u200bb@example.org", 100)
         await old.sign("c@fa\u200css.de", "c@fass.de", 110)  # IDNA 2003 deleted the joiner
@@ -178,12 +167,10 @@ def test_invisible_characters_are_stripped_from_stored_keys(
         assert await old.keys("pending_signatures") == {"d@example.org"}
         await old.check_counts()
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)
 
 
-def test_signatures_that_now_share_a_key_are_merged_and_counts_follow(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_signatures_that_now_share_a_key_are_merged_and_counts_follow(database_url: str) -> None:
     async def body(old: Old) -> None:
         # The row keyed the old way is older: it stays, the later look-alike goes.
         await old.sign("anna@example.org", "anna@example.org", 100)
@@ -218,12 +205,10 @@ def test_signatures_that_now_share_a_key_are_merged_and_counts_follow(
         assert {r[0]: r[1] for r in links} == {"bob-withdraw": "bob-old", "c-withdraw": "c"}
         assert {r[0]: r[1] for r in refs}["c@example.org"] == "c"
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)
 
 
-def test_keys_that_trade_places_meet_no_constraint(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_that_trade_places_meet_no_constraint(database_url: str) -> None:
     # Rows stored with each other's keys (a slip of an older version): each gets its own.
     async def body(old: Old) -> None:
         await old.sign("r@example.org", "s@example.org", 100)
@@ -235,7 +220,7 @@ def test_keys_that_trade_places_meet_no_constraint(
         }
         await old.check_counts()
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)
 
 
 def test_many_rows_are_read_in_batches(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,12 +233,10 @@ def test_many_rows_are_read_in_batches(database_url: str, monkeypatch: pytest.Mo
         assert await old.keys() == {f"n{i}@xn--fa-hia.de" for i in range(10)}
         await old.check_counts()
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)
 
 
-def test_the_step_changes_nothing_the_second_time(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_step_changes_nothing_the_second_time(database_url: str) -> None:
     async def body(old: Old) -> None:
         await old.sign("an\u200bna@faß.de", "an\u200bna@fass.de", 100)
         await old.sign("anna@faß.de", "anna@fass.de", 200)  # not a repeat before: now it is
@@ -278,4 +261,4 @@ def test_the_step_changes_nothing_the_second_time(
         assert before == await old.emails() == {"an\u200bna@faß.de": "anna@xn--fa-hia.de"}
         await old.check_counts()
 
-    with_old_database(database_url, monkeypatch, body)
+    with_old_database(database_url, body)

@@ -21,7 +21,7 @@ from server.domain.errors import StorageUnavailable
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
 from server.store import writer as writer_module
-from server.store.engine import Engine, FailureKind, Plan, Transaction
+from server.store.engine import Engine, FailureKind, Many, Plan, Transaction
 from server.store.writer import Writer
 
 NOW = 1_700_000_000.0
@@ -70,10 +70,16 @@ class FakeEngine(Engine):
         row: Any = None
         while True:
             try:
-                sql, values = plan.send(row)
+                step = plan.send(row)
             except StopIteration as done:
                 outcome: list[int | None] = list(done.value)
                 break
+            if isinstance(step, Many):  # rows no statement reads back: one answer each, unread
+                for values in step.values:
+                    self._answer(step.sql, values, group, tx)
+                row = None
+                continue
+            sql, values = step
             row = self._answer(sql, values, group, tx)
         self.reached += 1
         self.in_flight += 1

@@ -1,11 +1,15 @@
-"""Reading a database directly, for tests that check what survived a crash or a fault. The
-server's own SQL is in server/store/storage.py; these few queries exist only to audit it."""
+"""Reading a database directly, for tests that check what survived a crash or a fault, and
+making one as an older release left it. The server's own SQL is in server/store/storage.py;
+these few queries exist only to audit it."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+from unittest import mock
 
+from server.store import storage as storage_module
+from server.store.schema import MIGRATIONS
 from server.store.signatures import email_digest
 from server.store.storage import Storage
 
@@ -51,3 +55,12 @@ async def _audit(url: str) -> dict[str, Any]:
 def audit(url: str) -> dict[str, Any]:
     """Counter total, signature rows, stored emails, nonces without a signature, integrity."""
     return asyncio.run(_audit(url))
+
+
+async def migrate_to(storage: Storage, version: int) -> None:
+    """Apply the migrations up to `version` and no further: the schema an older release left,
+    for tests of what the later migrations do to its rows."""
+    with mock.patch.object(storage_module, "MIGRATIONS", MIGRATIONS[:version]):
+        assert await storage.migrate() == version
+    found = await storage.database.fetch_val("SELECT MAX(version) FROM schema_migrations")
+    assert found == version

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from server.domain import access_keys
+from server.store.signatures import MAILS_PER_SIGNER
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 
@@ -222,27 +223,62 @@ def test_an_expired_link_gets_a_410_page_that_offers_to_sign_again(
     assert count(client) == before
 
 
-def test_the_form_without_javascript_gets_a_check_your_email_page(
+def test_the_form_without_javascript_answers_every_accepted_submission_alike(
     server: live.LiveServer, client: httpx.Client
 ) -> None:
-    pages = []
-    signers = [live.new_signer() for _ in range(2)]
-    for signer in (signers[0], signers[0], signers[1]):
-        page = client.get(f"/widget/{SLUG}").text
-        value = re.search(r'name="token" value="([^"]+)"', page)
+    """The contract's cases, without JavaScript: a first signer, a retry of the very same
+    submission, a signer still pending, a bot caught by the honeypot, an address past its
+    mail quota, and a signer already confirmed all get the check-your-email page, the same
+    but for the echo of what they typed and the fresh form token."""
+
+    def form_token() -> str:
+        value = re.search(r'name="token" value="([^"]+)"', client.get(f"/widget/{SLUG}").text)
         assert value is not None
-        response = client.post(
-            SIGN, data={"token": value[1], **signer}, headers=HTML, follow_redirects=False
-        )
+        return value[1]
+
+    def post(body: dict[str, str]) -> httpx.Response:
+        return client.post(SIGN, data=body, headers=HTML, follow_redirects=False)
+
+    answers: list[tuple[httpx.Response, dict[str, str]]] = []
+    first = live.new_signer()
+    body = {"token": form_token(), **first}
+    answers += [(post(body), first), (post(body), first)]  # a first signer, and its retry
+    answers.append((post({"token": form_token(), **first}), first))  # still pending
+    bot = {**live.new_signer(), "website": "https://spam.example"}
+    answers.append((post({"token": form_token(), **bot}), bot))  # the honeypot
+    flood = live.new_signer()
+    for _ in range(MAILS_PER_SIGNER + 1):  # the last one past the quota: no mail
+        answers.append((post({"token": form_token(), **flood}), flood))
+    mail = mails_to(server, first["email"])[0]
+    assert client.post(link(server, "confirm", mail["confirm"])).status_code == 200
+    answers.append((post({"token": form_token(), **first}), first))  # confirmed already
+
+    pages = set()
+    for response, typed in answers:
         assert response.status_code == 202
         assert "Check your email" in response.text
-        assert signer["email"] in response.text  # the address as typed, to its signer only
-        # Apart from the signer's own input and the fresh form token, the pages are the same.
-        text = re.sub(r'name="token" value="[^"]+"', "", response.text)
-        for typed in signer.values():
-            text = text.replace(typed, "")
-        pages.append(text)
-    assert len(set(pages)) == 1
+        assert typed["email"] in response.text  # the address as typed, to its signer only
+        pages.add(page_but_input(response, typed))
+    assert len(pages) == 1
+    # Each case was what it claims to be: the mails queued say so.
+    assert mails_to(server, bot["email"]) == []
+    assert len(mails_to(server, flood["email"])) == MAILS_PER_SIGNER
+    # Its retry sent none; the pending repeat got its own confirmation.
+    kinds = [m["kind"] for m in mails_to(server, first["email"])]
+    assert kinds == ["confirm", "confirm", "already_signed"]
+
+
+def page_but_input(
+    response: httpx.Response, typed: dict[str, str]
+) -> tuple[int, str, tuple[tuple[str, str], ...]]:
+    """A no-JS answer without what may differ: the signer's own input, the fresh form token,
+    and the headers that follow from them (its length) or from the moment (`Date`)."""
+    text = re.sub(r'name="token" value="[^"]+"', "", response.text)
+    for value in typed.values():
+        text = text.replace(value, "")
+    varying = ("date", "content-length")
+    headers = sorted((k, v) for k, v in response.headers.items() if k.lower() not in varying)
+    return response.status_code, text, tuple(headers)
 
 
 def test_the_dashboard_counts_what_waits_and_never_shows_an_address(
