@@ -118,10 +118,13 @@ def test_retention_deletes_signer_data_and_keeps_every_figure(database_url: str)
                 "SELECT email FROM signatures WHERE petition_id = :p", {"p": kept}
             )
             assert [r[0] for r in kept_rows] == [""]  # sealed, not retained
-            assert await db.fetch_val(
-                "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND sealed IS NOT NULL",
-                {"p": kept},
-            ) == 1
+            assert (
+                await db.fetch_val(
+                    "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND sealed IS NOT NULL",
+                    {"p": kept},
+                )
+                == 1
+            )
             # Done once: a second run finds nothing left, and a petition kept for ever
             # (`days = 0`) is never due, however long it has been closed.
             (again,) = await retention.run(storage, entries, closed_at + 30 * DAY)

@@ -61,6 +61,7 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
 
 EMAIL_HASH_KEY = "test-email-hash-key-0123456789abcdefghij"
 
+
 class LiveServer:
     def __init__(self, database_url: str, folder: Path, **settings: str | int) -> None:
         self.port = free_port()
