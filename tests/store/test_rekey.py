@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -109,11 +110,19 @@ def with_old_database(url: str, body: Callable[[Old], Awaitable[None]]) -> None:
         await storage.connect()
         try:
             await db.migrate_to(storage, REKEY - 1)
-            await storage.import_petitions([EXAMPLE, dataclasses.replace(EXAMPLE, slug="other")])
+            # The petitions and partners tables as they were then (without the columns of
+            # later migrations): written by hand.
+            async with storage.write() as tx:
+                for slug in (EXAMPLE.slug, "other"):
+                    document = json.dumps(dataclasses.replace(EXAMPLE, slug=slug).to_document())
+                    await tx.execute(
+                        "INSERT INTO petitions (slug, document, goal, status, created_at, "
+                        "updated_at) VALUES (:s, :d, 100, 'open', 0, 0)",
+                        {"s": slug, "d": document},
+                    )
             petition = await storage.petition_id(EXAMPLE.slug)
             other = await storage.petition_id("other")
             assert petition is not None and other is not None
-            # The partners table as it was then (no public key yet): written by hand.
             async with storage.write() as tx:
                 partner = await tx.fetch_val(
                     "INSERT INTO partners (petition_id, code, name, created_at) "
