@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, confirmation, load, profile, servers, weight
+from server.domain import sealing as sealing_keys
 
 SECRET = "bench-" + secrets.token_urlsafe(32)
 TOKEN_LIFETIME = 7200  # the server's default: pre-issued tokens stay valid for the whole run
@@ -111,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(args, folder, body_file, read_seconds)
         signing = args.only in (None, "signing")
         confirming = args.only in (None, "confirmation") and args.confirmation_duration
+        if args.only in (None, "sealing") and args.sealing_duration:
+            bench.sealing(
+                "sqlite", *(f"sqlite:///{folder / f'seal-{n}.db'}" for n in ("off", "on"))
+            )
         for workers in args.workers if signing else []:
             bench.bare(workers)
             bench.ours("sqlite", f"sqlite:///{folder / f'sqlite-{workers}w.db'}", workers)
@@ -129,13 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     bench.confirmation("postgresql", off, on)
         sizes = bench.weight()
         profiled = bench.profile(Path(args.profile)) if args.profile else []
-        report = _report(bench.results, sizes, args, profiled, bench.confirmations)
+        report = _report(bench.results, sizes, args, profiled, bench.confirmations, bench.sealings)
         print("\n" + report, flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(_as_json(bench, sizes, args), indent=2) + "\n")
         print(f"bench: done in {time.monotonic() - started:.0f} s")
     failures = [(f"{r.label}, {r.kind}", r.check) for r in bench.results if r.failed]
     failures += [failure for run in bench.confirmations for failure in run.failures()]
+    failures += [(f"{r.label}, {r.kind}", r.check) for pair in bench.sealings for r in pair
+                 if r.failed]  # fmt: skip
     if failures:
         for what, check in failures:
             print(f"bench: FAILED: {what}: {check}", file=sys.stderr)
@@ -170,10 +177,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--only",
-        choices=("signing", "confirmation"),
+        choices=("signing", "confirmation", "sealing"),
         help="run only these loads: the sign and read scenarios, or the confirmation ones "
         "(each carries its own baseline: the bare endpoint, or the same load without "
         "confirmation); the widget's weight is always measured",
+    )
+    add(
+        "--sealing-duration",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds of the sign load with signer data sealed, beside the same load without, "
+        "on 1 worker on SQLite; 0 to skip (5)",
     )
     add("--connections", type=int, default=50, help="concurrent connections (50)")
     add("--threads", type=int, default=1, help="wrk threads (1)")
@@ -222,6 +237,7 @@ class Bench:
         self.read_seconds = read_seconds
         self.results: list[Result] = []
         self.confirmations: list[Confirmation] = []
+        self.sealings: list[tuple[Result, Result]] = []  # (off, on)
 
     def _say(self, result: Result, listed: bool = True) -> None:
         if listed:
@@ -340,6 +356,26 @@ class Bench:
                 self._say(confirmed, listed=False)
         self.confirmations.append(Confirmation(backend, off, on, drained, confirmed))
 
+    def sealing(self, backend: str, off_url: str, on_url: str) -> None:
+        """Sign without sealing, then with (the same load on a petition that counts at once):
+        the second seals each signer for a fresh key pair on the writer's thread."""
+        print(f"bench: sealed signer data on {backend}, 1 worker", flush=True)
+        seconds = self.args.sealing_duration
+        public, _ = sealing_keys.new_key_pair()
+        pair = []
+        for url, key, name in ((off_url, "", "off"), (on_url, public, "on")):
+            servers.prepare(url, confirmation="none")
+            log = self.folder / f"{backend}-sealing-{name}.log"
+            with servers.our_server(url, 1, SECRET, log, sealing_key=key) as server:
+                signed, cpu = self._sign(server, seconds=seconds)
+                r = Result(backend, 1, f"sign, sealing {name}", signed, cpu, server.peak_rss())
+                r.check, r.failed = _sign_check(signed, servers.stored_counts(url, SLUG))
+                if key and not r.failed:
+                    r.check, r.failed = _sealed_check(url, r.check)
+                self._say(r, listed=False)
+                pair.append(r)
+        self.sealings.append((pair[0], pair[1]))
+
     def _confirm(
         self, server: servers.Server, paths: Path, seconds: float = CONFIRM_PATIENCE
     ) -> tuple[load.Load, Any]:
@@ -440,6 +476,14 @@ def _children_cpu() -> float:
     """CPU time of the finished child processes this process waited for (wrk, py-spy)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _sealed_check(url: str, check: str) -> tuple[str, bool]:
+    """After a sealed load: every signature row has its box, and none a clear name or email."""
+    clear, sealed = servers.sealed_counts(url)
+    if clear:
+        return f"MISMATCH: {clear:,} rows in clear; {check}", True
+    return f"{check}; all {sealed:,} sealed", False
 
 
 def _sign_check(signed: load.Load, stored: tuple[int, int] | None) -> tuple[str, bool]:
@@ -550,6 +594,7 @@ def _report(
     args: argparse.Namespace,
     profiled: Sequence[profile.Summary] = (),
     confirmations: Sequence[Confirmation] = (),
+    sealings: Sequence[tuple[Result, Result]] = (),
 ) -> str:
     lines = [
         f"## Sign load: {args.connections} connections, {args.duration:g} s per scenario, "
@@ -596,10 +641,36 @@ def _report(
         )
     if confirmations:
         lines += ["", *_confirmation_tables(confirmations, args)]
+    if sealings:
+        lines += ["", *_sealing_table(sealings, args)]
     lines += ["", weight.table(sizes)]
     for summary in profiled:
         lines += ["", summary.text]
     return "\n".join(lines)
+
+
+def _sealing_table(
+    sealings: Sequence[tuple[Result, Result]], args: argparse.Namespace
+) -> list[str]:
+    lines = [
+        f"## Sealed signer data: 1 worker, {args.connections} connections, "
+        f"{args.sealing_duration:g} s of sign load without sealing, then with",
+        "",
+        "| Server | Sealing | Acknowledged/s | On/off | p50 ms | p99 ms | Errors | "
+        "Server CPU µs/request | CPU cores: server / wrk / other | Counts |",
+        "|---|---|--:|--:|--:|--:|---|--:|---|---|",
+    ]
+    for off, on in sealings:
+        base = off.load.acknowledged_per_second
+        for r, name in ((off, "off"), (on, "on")):
+            lat = r.load.latency_ms
+            ratio = f"{r.load.acknowledged_per_second / base:.0%}" if r is on and base else ""
+            lines.append(
+                f"| {r.label} | {name} | {r.load.acknowledged_per_second:,.0f} | {ratio} | "
+                f"{_ms(lat['p50'])} | {_ms(lat['p99'])} | {_errors(r)} | "
+                f"{_cpu_per_request(r)} | {_cpu(r.cpu)} | {r.check} |"
+            )
+    return lines
 
 
 def _confirmation_tables(

@@ -137,12 +137,19 @@ MAIL_FROM = "petitions@bench.example.org"  # its domain ends each Message-ID
 
 
 def our_server(
-    database_url: str, workers: int, secret: str, log: Path, *, smtp_port: int | None = None
+    database_url: str,
+    workers: int,
+    secret: str,
+    log: Path,
+    *,
+    smtp_port: int | None = None,
+    sealing_key: str = "",
 ) -> Server:
     """Our server; with `smtp_port`, mail goes to that port on 127.0.0.1 (a `Sink`), as to a
     relay on the same machine (plain SMTP, which `SMTP_URL` allows only to a loopback
     address), and its links are built on the server's own address: the mail job runs."""
-    ours = ("SECRET_KEYS", "DATABASE_URL", "SMTP_URL", "MAIL_FROM", "BASE_URL")
+    ours = ("SECRET_KEYS", "DATABASE_URL", "SMTP_URL", "MAIL_FROM", "BASE_URL",
+            "SEALING_PUBLIC_KEY", "EMAIL_HASH_KEY")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ours}
     port = free_port()
     server = Server("petition-widget", port, [sys.executable, "-m", "server", "serve"], env, log)
@@ -163,6 +170,8 @@ def our_server(
         ACCESS_LOG="0",
         LOG_LEVEL="warning",
     )
+    if sealing_key:  # signer data sealed for this public key
+        server.env["SEALING_PUBLIC_KEY"] = sealing_key
     if smtp_port is not None:
         server.env.update(
             SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", MAIL_FROM=MAIL_FROM, BASE_URL=server.url
@@ -277,6 +286,23 @@ def stored_counts(database_url: str, slug: str) -> tuple[int, int]:
             assert petition_id is not None
             totals = await storage.totals()
             return totals.get(petition_id, 0), await storage.stored_signatures(petition_id)
+        finally:
+            await storage.disconnect()
+
+    return asyncio.run(run())
+
+
+def sealed_counts(database_url: str) -> tuple[int, int]:
+    """(signature rows with a clear email, rows with a sealed box)."""
+
+    async def run() -> tuple[int, int]:
+        storage = Storage(database_url)
+        await storage.connect()
+        try:
+            db = storage.database
+            clear = await db.fetch_val("SELECT COUNT(*) FROM signatures WHERE email <> ''")
+            sealed = await db.fetch_val("SELECT COUNT(*) FROM signatures WHERE sealed IS NOT NULL")
+            return int(clear), int(sealed)
         finally:
             await storage.disconnect()
 
