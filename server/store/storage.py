@@ -216,6 +216,15 @@ class Storage:
             )
         )
 
+    async def signatures_from_domain(self, petition_id: int, domain_key: str) -> int:
+        """Counted signatures whose address is at the domain with this keyed hash."""
+        return int(
+            await self.database.fetch_val(
+                "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND email_domain = :d",
+                {"p": petition_id, "d": domain_key},
+            )
+        )
+
     async def partner_totals(self, petition_id: int) -> dict[int | None, int]:
         """Signatures per partner id (None: no known partner), from the counters."""
         rows = await self.database.fetch_all(

@@ -38,6 +38,7 @@ from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, Entry
 from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
+from server.domain.validation import stored_email_key
 from server.settings import Settings
 from server.store import confirmations, outbox
 from server.store.signatures import MAIL_TOPIC
@@ -636,6 +637,38 @@ def _back(entry: Entry, **outcome: str) -> Response:
 # --- Exports -------------------------------------------------------------------------------------
 
 
+#: Below this many signatures from one domain, a lookup says only "fewer": a small count next
+#: to a domain (a company's, a university's) could point at a person.
+DOMAIN_MINIMUM = 10
+
+
+@signed_in
+async def domain_lookup(request: Request, caller: Caller) -> Response:
+    """How many signatures came from addresses at a domain the owner types: looked up by its
+    keyed hash, so no list of domains exists to show, and no count under `DOMAIN_MINIMUM`."""
+    entry = await _managed(request, caller)
+    if isinstance(entry, Response):
+        return entry
+    typed = request.query_params.get("domain", "").strip().lower().lstrip("@")[:255]
+    services = services_of(request)
+    result = error = None
+    if typed:
+        key = stored_email_key("someone@" + typed)
+        domain = key.rpartition("@")[2] if key else None
+        if domain is None or services.email_hasher is None:
+            error = "That is not a domain an address can have (like example.org)."
+        else:
+            n = await services.storage.signatures_from_domain(
+                entry.id, services.email_hasher.domain_key(domain)
+            )
+            result = (domain, n if n >= DOMAIN_MINIMUM else None)
+    return page(
+        request, "domains.html", caller, entry=entry, typed=typed, result=result, error=error,
+        minimum=DOMAIN_MINIMUM,
+        title=entry.petition.in_language(entry.petition.lang).title,
+    )  # fmt: skip
+
+
 #: Plain formats, answered 409 when signer data is sealed (the server cannot open it).
 PLAIN_FORMATS = ("csv", "json", "xlsx")
 
@@ -721,6 +754,7 @@ routes = [
     Route("/admin/petitions/{slug}/status", change_status, methods=["POST"]),
     Route("/admin/petitions/{slug}/goal", change_goal, methods=["POST"]),
     Route("/admin/petitions/{slug}/export.{format}", export_signatures, methods=["GET"]),
+    Route("/admin/petitions/{slug}/domains", domain_lookup, methods=["GET"]),
     Route("/admin/petitions/{slug}/partners/{code}", partner_page, methods=["GET"]),
     Route(
         "/admin/petitions/{slug}/partners/{code}/export.{format}",
