@@ -33,6 +33,7 @@ from server.domain.validation import FieldErrors, validate_signer
 from server.settings import Settings, SettingsError, missing_for_confirmation
 from server.store import confirmations, retention, seal
 from server.store.engine import describe
+from server.store.keying import WrongHashKey
 from server.store.storage import Storage
 from server.web import bundle, demo, mailcatcher
 from server.web.protocol import GuardedHttpToolsProtocol
@@ -318,6 +319,8 @@ def _with_storage(settings: Settings, work: Callable[[Storage], Awaitable[int]])
 
     try:
         return asyncio.run(run())
+    except WrongHashKey as exc:
+        print(f"petition-widget: {exc}", file=sys.stderr)
     except StorageUnavailable as exc:
         print(f"petition-widget: cannot open the database: {exc}", file=sys.stderr)
     except OSError as exc:

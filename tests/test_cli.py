@@ -184,3 +184,23 @@ def test_the_demo_seals_signer_data_and_shows_how_to_open_it(
     opened = cli("export-open", str(download), "--secret-key", str(secret_file), cwd=tmp_path)
     assert opened.returncode == 0, opened.stderr
     assert signer["email"] in opened.stdout and signer["name"] in opened.stdout
+
+
+def test_a_database_refuses_another_email_hash_key(tmp_path: Path) -> None:
+    """A command (or server) given another EMAIL_HASH_KEY than the database was keyed with
+    would recognise no address; it stops instead, saying why and never printing a key."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    first, other = (
+        "first-hash-key-0123456789abcdefghijklmn",
+        "other-hash-key-0123456789abcdefghijklmn",
+    )
+    assert cli("petitions", "list", "--database-url", url, cwd=tmp_path,
+               env={"EMAIL_HASH_KEY": first}).returncode == 0  # fmt: skip
+    refused = cli("petitions", "list", "--database-url", url, cwd=tmp_path,
+                  env={"EMAIL_HASH_KEY": other})  # fmt: skip
+    assert refused.returncode == 1
+    assert "another EMAIL_HASH_KEY" in refused.stderr
+    assert first not in refused.stderr + refused.stdout
+    assert other not in refused.stderr + refused.stdout
+    # Without the variable, the file generated beside the database is a third key: refused too.
+    assert cli("petitions", "list", "--database-url", url, cwd=tmp_path).returncode == 1

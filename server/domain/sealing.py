@@ -112,6 +112,14 @@ class EmailHasher:
     def domain_key(self, domain: str) -> str:
         return hmac.new(self.key, b"domain\x00" + domain.encode(), hashlib.sha256).hexdigest()
 
+    @property
+    def fingerprint(self) -> int:
+        """48 bits that tell this key from another, kept in the database so that a server or
+        command given another key refuses to run instead of letting every address sign again.
+        Says nothing of the key or of any address."""
+        mac = hmac.new(self.key, b"fingerprint", hashlib.sha256).digest()
+        return int.from_bytes(mac[:6], "big")
+
 
 @dataclasses.dataclass(frozen=True)
 class Sealed:

@@ -21,15 +21,34 @@ again: that is why the key must never change (docs/operations.md).
 
 from __future__ import annotations
 
+from server.domain.errors import PetitionWidgetError
 from server.domain.sealing import EmailHasher
 from server.store.engine import Transaction
 from server.store.signatures import email_digest
 
 MARKER = "email-keys"
+FINGERPRINT = "email-hash-key"  # `EmailHasher.fingerprint` of the key the database is keyed by
+
+
+class WrongHashKey(PetitionWidgetError):
+    """The database was keyed under another `EMAIL_HASH_KEY`."""
 
 
 async def key_email_addresses(tx: Transaction, hasher: EmailHasher) -> bool:
-    """Re-key a database not keyed yet; returns whether it did anything."""
+    """Re-key a database not keyed yet; returns whether it did anything. Raises WrongHashKey
+    when the database is keyed under another key: under it no address would be recognised."""
+    known = await tx.fetch_val("SELECT n FROM revisions WHERE name = :m", {"m": FINGERPRINT})
+    if known is not None and int(known) != hasher.fingerprint:
+        raise WrongHashKey(
+            "this database was keyed under another EMAIL_HASH_KEY: with this one every address "
+            "could sign again. Give the server and every command the key it was keyed with "
+            "(see docs/operations.md)"
+        )
+    if known is None:
+        await tx.execute(
+            "INSERT INTO revisions (name, n) VALUES (:m, :n)",
+            {"m": FINGERPRINT, "n": hasher.fingerprint},
+        )
     done = await tx.fetch_val("SELECT n FROM revisions WHERE name = :m", {"m": MARKER})
     if done is not None:
         return False
