@@ -35,7 +35,7 @@ from server.store import confirmations, retention, seal
 from server.store.engine import describe
 from server.store.keying import WrongHashKey
 from server.store.storage import Storage
-from server.web import bundle, demo, mailcatcher
+from server.web import bundle, demo, mailcatcher, spreadsheet
 from server.web.protocol import GuardedHttpToolsProtocol
 
 DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
@@ -179,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export_commands(commands: Any) -> None:
-    formats = tuple(export.FORMATS)
+    formats = (*export.FORMATS, "xlsx")
     out = commands.add_parser(
         "export",
         help="a petition's signers, read from the database and opened here with the secret key",
@@ -193,7 +193,7 @@ def _export_commands(commands: Any) -> None:
         help="the owner's (or, with --partner, the partner's) secret key file",
     )
     out.add_argument("--partner", metavar="CODE", help="only this partner's consenting signers")
-    out.add_argument("--format", choices=formats, default="csv", help="csv (default) or json")
+    out.add_argument("--format", choices=formats, default="csv", help="csv (default), json or xlsx")
     out.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
     out.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600), not stdout")
     _database_flag(out)
@@ -203,7 +203,9 @@ def _export_commands(commands: Any) -> None:
     )
     opened.add_argument("file", type=Path, metavar="FILE", help="the .sealed file")
     opened.add_argument("--secret-key", type=Path, required=True, metavar="FILE")
-    opened.add_argument("--format", choices=formats, default="csv", help="csv (default) or json")
+    opened.add_argument(
+        "--format", choices=formats, default="csv", help="csv (default), json or xlsx"
+    )
     opened.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
     opened.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600)")
     opened.set_defaults(run=_export_open)  # fmt: skip
@@ -712,7 +714,17 @@ def _secret_key(path: Path) -> Any:
 async def _write_rows(
     rows: AsyncIterator[ExportRow], columns: Sequence[str], args: argparse.Namespace
 ) -> None:
-    """Rows as CSV or JSON, to `--out` (created 0600: it holds personal data) or stdout."""
+    """Rows as CSV, JSON or XLSX, to `--out` (created 0600: it holds personal data) or
+    stdout."""
+    if args.format == "xlsx":
+        if args.out is not None:
+            os.close(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            await spreadsheet.write(rows, columns, str(args.out))
+            return
+        async for chunk in spreadsheet.chunks(rows, columns):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
     _, produce = export.FORMATS[args.format]
     chunks = (
         produce(rows, columns, bom=args.bom) if args.format == "csv" else produce(rows, columns)

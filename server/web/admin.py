@@ -43,7 +43,7 @@ from server.settings import Settings
 from server.store import confirmations, outbox
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
-from server.web import auth, client_address
+from server.web import auth, client_address, spreadsheet
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
 from server.web.responses import templates
@@ -687,7 +687,7 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
     if fmt == "sealed" and not sealing_key:
         message = "Signer data is not sealed here (SEALING_PUBLIC_KEY is unset): use export.csv."
         return page(request, "message.html", caller, 409, heading="Not sealed", message=message)
-    if fmt not in export.FORMATS and fmt != "sealed":
+    if fmt not in export.FORMATS and fmt not in ("sealed", "xlsx"):
         return not_found(request, caller)
     partner: Partner | None = None
     columns: Sequence[str]
@@ -722,6 +722,8 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
         }
         chunks = export.sealed_chunks(rows, header)
         media_type = "application/x-ndjson"
+    elif fmt == "xlsx":
+        chunks, media_type = spreadsheet.chunks(rows, columns), spreadsheet.MEDIA_TYPE
     else:
         media_type, produce = export.FORMATS[fmt]
         options: Mapping[str, bool] = {"bom": request.query_params.get("bom") == "1"}

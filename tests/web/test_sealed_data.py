@@ -41,6 +41,7 @@ from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 from tests.support.catcher import Catcher
+from tests.web.test_spreadsheet import cells
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"
@@ -272,6 +273,17 @@ def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) ->
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert sorted(r["email"] for r in rows) == sorted(p["email"] for p in seized.confirmed)
     assert not list(tmp_path.glob("*.db")), "export-open created a database"
+    book = tmp_path / "opened.xlsx"
+    as_xlsx = subprocess.run(
+        [sys.executable, "-m", "server", "export-open", str(path), "--secret-key",
+         str(seized.secret_file), "--format", "xlsx", "--out", str(book)],
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert as_xlsx.returncode == 0, as_xlsx.stderr
+    assert oct(book.stat().st_mode & 0o777) == "0o600"
+    sheet = cells(book.read_bytes())
+    emails = sheet[0].index("email")
+    assert sorted(r[emails] for r in sheet[1:]) == sorted(p["email"] for p in seized.confirmed)
 
 
 def test_boxes_open_with_plain_pynacl(seized: Seized) -> None:
