@@ -1,0 +1,100 @@
+"""The command line of sealed data: `keys create-sealing` (the secret to a 0600 file, never
+overwritten, never printed), partners' keys, and what `serve` says or refuses at start-up."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.domain import sealing
+from tests.support import backends, live
+from tests.test_cli import cli
+
+SLUG = "save-russian-lgbt-network"
+MAIL = {"SMTP_URL": "smtp://127.0.0.1:1", "MAIL_FROM": "p@example.org",
+        "BASE_URL": "http://127.0.0.1:1"}  # fmt: skip
+
+
+def test_create_sealing_writes_the_secret_0600_and_prints_only_the_public_key(
+    tmp_path: Path,
+) -> None:
+    made = cli("keys", "create-sealing", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    secret_file = tmp_path / "petition-widget-sealing.secret"
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    secret = secret_file.read_text().strip()
+    assert len(base64.b64decode(secret)) == 32
+    assert secret not in made.stdout + made.stderr
+    public = re.search(r"SEALING_PUBLIC_KEY=(\S+)", made.stdout)
+    assert public is not None
+    key = sealing.parse_secret_key(secret)
+    assert public.group(1) == sealing.encode_key(key.public_key)  # the pair belongs together
+    again = cli("keys", "create-sealing", cwd=tmp_path)  # a key is never replaced
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert secret_file.read_text().strip() == secret
+    other = cli("keys", "create-sealing", "--out", str(tmp_path / "b.secret"), cwd=tmp_path)
+    assert other.returncode == 0 and (tmp_path / "b.secret").read_text().strip() != secret
+
+
+def test_partner_keys_are_checked_and_set(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    live.prepare(url)
+    public, _ = sealing.new_key_pair()
+    bad = cli("partners", "add", SLUG, "--name", "Allies", "--public-key", "not-a-key",
+              "--database-url", url, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 1 and "--public-key" in bad.stderr
+    added = cli("partners", "add", SLUG, "--name", "Allies", "--public-key", public,
+                "--database-url", url, cwd=tmp_path)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    later, _ = sealing.new_key_pair()
+    assert cli("partners", "set-sealing-key", SLUG, "allies", later, "--database-url", url,
+               cwd=tmp_path).returncode == 0  # fmt: skip
+    missing = cli("partners", "set-sealing-key", SLUG, "nobody", later, "--database-url", url,
+                  cwd=tmp_path)  # fmt: skip
+    assert missing.returncode == 1 and "no partner" in missing.stderr
+
+
+def _serve(tmp_path: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`serve` until it has said what it says at start-up, then stopped."""
+    port = live.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--database-url", url],
+        cwd=tmp_path, env={**live.LiveServer(url, tmp_path).env, **MAIL, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_serve_warns_when_sealing_is_off_and_names_keyless_partners_when_on(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    live.prepare(url)
+    # With the server's hash key: the database remembers the key that keyed it.
+    cli("partners", "add", SLUG, "--name", "No Key", "--database-url", url, cwd=tmp_path,
+        env={"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY})  # fmt: skip
+    off = _serve(tmp_path, url, SEALING_PUBLIC_KEY="")
+    assert "SEALING_PUBLIC_KEY is not set" in off.stderr
+    public, _ = sealing.new_key_pair()
+    on = _serve(tmp_path, url, SEALING_PUBLIC_KEY=public)
+    assert "SEALING_PUBLIC_KEY is not set" not in on.stderr
+    assert f"{SLUG}/no-key" in on.stderr and "no personal data" in on.stderr
+
+
+@pytest.mark.postgresql
+def test_serve_refuses_postgresql_without_an_email_hash_key(
+    tmp_path: Path, postgres: backends.PostgresDatabases
+) -> None:
+    refused = _serve(tmp_path, postgres.create(), EMAIL_HASH_KEY="")
+    assert refused.returncode == 1
+    assert "EMAIL_HASH_KEY" in refused.stderr and "Traceback" not in refused.stderr
