@@ -1,5 +1,7 @@
 """Composing the confirmation and "already signed" mails: language, neutral sender and subject,
-the petition named only in the body, both links, escaped HTML, no tracking."""
+the petition named only in the body, both links, escaped HTML, no tracking; and the bytes that
+go on the wire: 7-bit, CRLF, short lines, RFC 2047 words, parsed back by the standard library
+into the same mail; addresses with international domains in their ASCII form."""
 
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def compose(body: dict[str, Any], petition: Petition | Entry | None = None) -> E
         confirm_lifetime=7 * 86_400,
         now=1_700_000_000,
     )
+
+
+def render(body: dict[str, Any], petition: Petition | Entry | None = None, **kw: Any) -> mail.Mail:
+    options: dict[str, Any] = {
+        "base_url": BASE + "/",
+        "mail_from": FROM,
+        "confirm_lifetime": 7 * 86_400,
+        "now": 1_700_000_000,
+        **kw,
+    }
+    return mail.render(body, petition or petitions.example("email"), **options)
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -174,3 +187,127 @@ def test_an_entry_is_accepted_like_its_petition() -> None:
 def test_a_payload_we_never_write_is_refused(broken: dict[str, Any]) -> None:
     with pytest.raises(BadPayload):
         compose({**payload(), **broken})
+
+
+# --- The bytes on the wire ---------------------------------------------------------------------
+
+
+def received(sent: mail.Mail) -> EmailMessage:
+    """The mail as an SMTP server stores it (CRLF and all), parsed by the standard library."""
+    parsed = email.message_from_bytes(sent.data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+@pytest.mark.parametrize("kind", mail.KINDS)
+def test_the_bytes_are_seven_bit_crlf_short_lines_and_parse_back_to_the_same_mail(
+    kind: str, lang: str
+) -> None:
+    sent = render(payload(kind, lang))
+    assert sent.data.isascii() and not sent.smtputf8  # safe for a 7-bit server
+    assert b"\n" not in sent.data.replace(b"\r\n", b"")  # CRLF only, as DATA sends it
+    assert b"\r" not in sent.data.replace(b"\r\n", b"")
+    assert max(len(line) for line in sent.data.split(b"\r\n")) <= 78  # RFC 5322's should
+    assert (sent.sender, sent.recipient) == (FROM, TO)
+
+    t, message = i18n.catalog(lang), received(sent)
+    assert [str(message[h]) for h in ("To", "Subject", "Auto-Submitted")] == [
+        TO,
+        t("mail_subject" if kind == "confirm" else "mail_subject_signed"),
+        "auto-generated",
+    ]
+    assert email.utils.parseaddr(str(message["From"])) == (t("mail_from_name"), FROM)
+    assert email.utils.parsedate_to_datetime(str(message["Date"])).timestamp() == 1_700_000_000
+    assert re.fullmatch(r"<[0-9a-f]{32}@example\.net>", str(message["Message-ID"]))
+    assert message.get_content_type() == "multipart/alternative"
+    plain, page = message.iter_parts()
+    assert (plain.get_content_type(), page.get_content_type()) == ("text/plain", "text/html")
+    for part in (plain, page):
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    # The same words as a reader of the composed mail gets, links on lines of their own.
+    text, html = (part.replace("\r\n", "\n") for part in parts(compose(payload(kind, lang))))
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert page.get_content().replace("\r\n", "\n") == html
+    assert withdraw_url() in text.splitlines()
+    assert (confirm_url() in text.splitlines()) is (kind == "confirm")
+
+
+def test_russian_headers_are_rfc_2047_words_and_english_text_stays_readable() -> None:
+    ru, en = render(payload(lang="ru")), render(payload())
+    head = ru.data.partition(b"\r\n\r\n")[0].decode("ascii")
+    assert "=?utf-8?b?" in head  # the sender's name and the subject, encoded
+    assert i18n.catalog("ru")("mail_subject") == str(received(ru)["Subject"])
+    # English is quoted-printable: its links are in the raw source too, as scanners see them.
+    assert b"Content-Transfer-Encoding: quoted-printable" in en.data
+    assert f"/withdraw/{WITHDRAW}".encode() in en.data.replace(b"=\r\n", b"")
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["Подтвердите, пожалуйста, вашу подпись под обращением " * 2, "Please confirm it now " * 5],
+)
+def test_a_long_subject_and_a_sender_name_with_specials_fold_and_parse_back(words: str) -> None:
+    source = (
+        'slug = "custom"\ngoal = 10\ntitle = "Custom"\nsummary = "S"\ntarget = "T"\n'
+        'statement = "We ask."\n[mail]\nfrom_name = \'Open Doors, "Inc." <x>\'\n'
+        f'subject = "{words}\\nX-Injected: yes"\n'  # a TOML escape: a line break
+    )
+    sent = render(payload(), parse(source))
+    assert max(len(line) for line in sent.data.split(b"\r\n")) <= 78
+    assert b"\r\nX-Injected" not in sent.data  # a line break in the file starts no header
+    message = received(sent)
+    assert message["X-Injected"] is None and len(message.get_all("Subject", [])) == 1
+    assert str(message["Subject"]) == f"{words.strip()} X-Injected: yes"
+    assert email.utils.parseaddr(str(message["From"])) == ('Open Doors, "Inc." <x>', FROM)
+
+
+def test_an_edited_petition_gets_its_new_words_not_a_cached_mail() -> None:
+    example = petitions.example("email")
+    edited = dataclasses.replace(example.texts["en"], title="A new title")
+    again = dataclasses.replace(example, texts={**example.texts, "en": edited})
+    assert "A new title" not in parts(compose(payload(), example))[0]
+    assert "A new title" in parts(compose(payload(), again))[0]
+
+
+def test_each_mail_has_its_own_links_and_message_id() -> None:
+    one, two = render(payload()), render(payload(confirm="D" * 43, withdraw="V" * 43))
+    assert received(one)["Message-ID"] != received(two)["Message-ID"]
+    text = parts(received(two))[0]
+    assert f"{BASE}/confirm/{'D' * 43}" in text.splitlines() and CONFIRM not in text
+
+
+def test_the_address_is_never_in_the_repr_of_a_mail() -> None:
+    sent = render(payload())
+    assert TO not in repr(sent) and "zt.mail" not in repr(sent)
+
+
+@pytest.mark.parametrize(
+    ("to", "recipient"),
+    [
+        ("Zt.Anna@ÖBB.at", "Zt.Anna@xn--bb-eka.at"),
+        ("zt@faß.de", "zt@xn--fa-hia.de"),  # IDNA 2008: not fass.de, another domain
+        ("zt@пример.рф", "zt@xn--e1afmkfd.xn--p1ai"),
+    ],
+)
+def test_an_international_domain_goes_in_its_ascii_form(to: str, recipient: str) -> None:
+    sent = render(payload(to=to))
+    assert (sent.recipient, sent.smtputf8) == (recipient, False)
+    assert sent.data.isascii()
+    assert str(received(sent)["To"]) == recipient
+
+
+def test_a_non_ascii_local_part_needs_smtputf8_and_goes_in_utf8() -> None:
+    sent = render(payload(to="зт.юзер@пример.рф"))
+    assert sent.smtputf8 and sent.recipient == "зт.юзер@xn--e1afmkfd.xn--p1ai"
+    assert "To: зт.юзер@xn--e1afmkfd.xn--p1ai\r\n".encode() in sent.data  # RFC 6532
+    assert parts(received(sent))[0] == parts(compose(payload()))[0]  # the same words
+
+
+@pytest.mark.parametrize(
+    "to", ["two@example.org, three@example.org", "x@example.org\r\nBcc: y@example.org", "no-at"]
+)
+def test_anything_but_one_plain_address_is_refused(to: str) -> None:
+    with pytest.raises(BadPayload):
+        render(payload(to=to))
