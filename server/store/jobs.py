@@ -92,7 +92,7 @@ def register(
 def mail_handler(
     storage: Storage, registry: Registry, clock: Clock, job: MailJob
 ) -> outbox.Handler:
-    """The outbox handler for `mail` rows: compose the mail and send it, or give the row up."""
+    """The outbox handler for `mail` rows: render the mail and send it, or give the row up."""
 
     async def handle(row: outbox.OutboxRow) -> None:
         if clock.now() - row.created_at > MAIL_PATIENCE:
@@ -101,7 +101,7 @@ def mail_handler(
         if entry is None:
             raise outbox.GiveUp("no_petition")
         try:
-            message = mail.compose(
+            message = mail.render(
                 row.payload,
                 entry,
                 base_url=job.base_url,
@@ -112,9 +112,10 @@ def mail_handler(
         except BadPayload:
             raise outbox.GiveUp("bad_payload") from None
         try:
-            await job.sender.send(message)
+            async with job.sender.connection() as connection:
+                await connection.send(message)
         except PermanentMailError as refused:
-            raise outbox.GiveUp(f"permanent:{refused.code}") from None
+            raise outbox.GiveUp(f"permanent:{refused.code or refused.kind}") from None
         except TransientMailError as failed:
             # The outbox logs the type; this says which failure (a kind and a code, no address).
             logger.info("mail for petition %d not sent yet: %s", entry.id, failed)

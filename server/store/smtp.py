@@ -9,6 +9,17 @@ itself: no thread per mail, a whole send cut off by `asyncio.timeout` (`SEND_TIM
 like any other coroutine, and cancelled cleanly when the job stops. It also does STARTTLS and
 implicit TLS with the standard `ssl` module's verified default context.
 
+One connection carries a batch (`SmtpSender.connection()`, which the mail job opens around
+each batch it claims): connect, TLS and login once, then MAIL, RCPT and DATA per mail, QUIT at
+the end. Each mail comes as `mail.Mail`, bytes and envelope, so the client neither flattens a
+message nor parses addresses back out of its headers. A mail refused is followed by RSET
+(aiosmtplib sends it), and the next mail goes on the same connection. A connection the server
+closes between two mails (an idle timeout, a limit of mails per connection, `421`) is opened
+again once for the mail that found it closed; that mail may then arrive twice if the server
+had in fact taken it, which at-least-once delivery allows. A mail whose send fails any other
+way (a timeout above all, after which the connection's state is unknown) leaves its connection
+closed, and the next mail opens a new one.
+
 Transport security follows `SMTP_URL`:
 
 - `smtp://user:pass@host:587`: STARTTLS is required, and the server's certificate must verify
@@ -17,8 +28,10 @@ Transport security follows `SMTP_URL`:
   allowed, since the mail never crosses a network there.
 - `smtps://user:pass@host:465`: TLS from the first byte, verified the same way.
 
-Failures are classified for the outbox: a 5xx reply to MAIL, RCPT or DATA is the mail server's
-final word about this mail (`PermanentMailError`: the job gives the row up); anything else
+Failures are classified for the outbox, per mail: a 5xx reply to MAIL, RCPT or DATA is the mail
+server's final word about this mail (`PermanentMailError`: the job gives the row up), and so is
+a mail to an address with a non-ASCII local part (`Mail.smtputf8`) when the server does not
+announce SMTPUTF8, since there is no ASCII form to send it to (`no_smtputf8`); anything else
 (no connection, a timeout, TLS, a 4xx "try later", a refused login or greeting, which are the
 server's or our configuration's state and not this mail's) is `TransientMailError`, tried again.
 A login that fails is transient on purpose: a wrong password must delay mails, not drop them.
@@ -31,18 +44,23 @@ the recipient (`SMTPRecipientRefused.recipient`, and in their messages), so they
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import ssl
 import urllib.parse
-from email.message import EmailMessage
+from collections.abc import AsyncIterator
 from typing import Literal, Protocol
 
 import aiosmtplib
 
 from server.domain.errors import PetitionWidgetError
+from server.domain.mail import Mail
 
-SEND_TIMEOUT = 15.0  # seconds for one whole send: connect, TLS, login, MAIL, RCPT, DATA, QUIT
+# Seconds for one mail: MAIL, RCPT and DATA, with connect, TLS and login when it opens the
+# connection.
+SEND_TIMEOUT = 15.0
+QUIT_TIMEOUT = 2.0  # seconds for the goodbye at a batch's end: its mails are sent already
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -62,18 +80,23 @@ class TransientMailError(MailError):
 
 
 class PermanentMailError(MailError):
-    """The server refused this mail for good (5xx to MAIL, RCPT or DATA)."""
+    """This mail cannot go, ever: the server refused it (5xx to MAIL, RCPT or DATA, `code`), or
+    it needs SMTPUTF8, which the server lacks (`code` None)."""
 
-    code: int
-
-    def __init__(self, code: int, kind: str = "refused") -> None:
+    def __init__(self, code: int | None, kind: str = "refused") -> None:
         super().__init__(kind, code)
+
+
+class Connection(Protocol):
+    """Mails sent one after the other, on one connection while it lasts."""
+
+    async def send(self, mail: Mail) -> None: ...
 
 
 class Sender(Protocol):
     """What the mail job sends through: the SMTP client here, or a test's stand-in."""
 
-    async def send(self, message: EmailMessage) -> None: ...
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Connection]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +147,8 @@ def is_loopback(host: str) -> bool:
 
 
 class SmtpSender:
-    """Sends each mail on a connection of its own (connect, TLS, login, send, quit)."""
+    """Sends mails over SMTP, a batch on one connection (`connection()`), or one alone
+    (`send`)."""
 
     def __init__(
         self,
@@ -135,34 +159,145 @@ class SmtpSender:
     ) -> None:
         self.target = target
         self.timeout = timeout
-        # None: aiosmtplib's default, `ssl.create_default_context()`, which verifies the
-        # certificate and the host name. A test passes one that trusts its own authority.
+        # None: `ssl.create_default_context()`, which verifies the certificate and the host
+        # name; made once (reading the system's authorities takes milliseconds), not per
+        # connection as aiosmtplib would. A test passes one that trusts its own authority.
         self.tls_context = tls_context
+        # Our name in EHLO: aiosmtplib would look it up (socket.getfqdn, in a thread) for
+        # every connection; it is kept from the first.
+        self.local_hostname: str | None = None
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = SEND_TIMEOUT) -> SmtpSender:
         return cls(parse_url(url), timeout=timeout)
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send `message` to its `To`, from its `From`. Raises `PermanentMailError` or
-        `TransientMailError`, never an exception that quotes an address."""
-        target = self.target
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[SmtpConnection]:
+        """A connection for a batch of mails: opened by its first mail, closed (QUIT) at the
+        end of the block."""
+        connection = SmtpConnection(self)
         try:
-            async with asyncio.timeout(self.timeout):
-                await aiosmtplib.send(
-                    message,
-                    hostname=target.host,
-                    port=target.port,
-                    username=target.username,
-                    password=target.password,
-                    use_tls=target.security == "tls",
-                    start_tls=target.security == "starttls",
-                    validate_certs=True,
-                    tls_context=self.tls_context,
-                    timeout=self.timeout,
-                )
+            yield connection
+        finally:
+            await connection.close()
+
+    async def send(self, mail: Mail) -> None:
+        """Send one mail on a connection of its own (see `SmtpConnection.send`)."""
+        async with self.connection() as connection:
+            await connection.send(mail)
+
+
+class SmtpConnection:
+    """One SMTP connection, opened by the first mail, kept for the next ones (see the module
+    docstring for when it is opened again)."""
+
+    def __init__(self, sender: SmtpSender) -> None:
+        self._sender = sender
+        self._client: aiosmtplib.SMTP | None = None
+        self.opened = 0  # connections opened so far (a figure for tests and logs)
+
+    async def send(self, mail: Mail) -> None:
+        """Send `mail` to its recipient, from its sender, within the sender's timeout. Raises
+        `PermanentMailError` or `TransientMailError`, never an exception that quotes an
+        address."""
+        try:
+            async with asyncio.timeout(self._sender.timeout):
+                await self._send(mail)
+        except MailError:
+            raise
         except Exception as exc:
+            # A refusal leaves the connection as it was (after RSET); anything else leaves it
+            # in a state nobody knows, so the next mail gets a new one.
+            client = self._client
+            if not (_is_refusal(exc) and client is not None and client.is_connected):
+                self._drop()
             raise classify(exc) from None
+        except BaseException:
+            self._drop()  # cancelled mid-mail: no QUIT on a connection in an unknown state
+            raise
+
+    async def close(self) -> None:
+        """Say goodbye (QUIT), briefly: the mails are sent already, so a failure here changes
+        nothing, and the connection is closed either way."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(QUIT_TIMEOUT):
+                await client.quit()
+        except Exception:  # noqa: S110 - the goodbye of a connection whose work is done
+            pass
+        finally:
+            client.close()
+
+    async def _send(self, mail: Mail) -> None:
+        reused = self._client is not None
+        client = self._client if self._client is not None else await self._open()
+        try:
+            await _transaction(client, mail)
+        except Exception as exc:
+            if not reused or client.is_connected or isinstance(exc, MailError):
+                raise
+            if isinstance(classify(exc), PermanentMailError):
+                raise  # the server's last word about this mail, even as it hung up
+            # The server closed a connection that had carried mails before: once more, on a
+            # new one.
+            self._drop()
+            await _transaction(await self._open(), mail)
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """A new client, connected, through TLS and logged in as the target says."""
+        sender, target = self._sender, self._sender.target
+        if sender.tls_context is None and target.security != "plain":
+            sender.tls_context = await asyncio.to_thread(ssl.create_default_context)
+        client = aiosmtplib.SMTP(
+            hostname=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            use_tls=target.security == "tls",
+            start_tls=target.security == "starttls",
+            validate_certs=True,
+            tls_context=sender.tls_context,
+            local_hostname=sender.local_hostname,
+            timeout=sender.timeout,
+        )
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
+        sender.local_hostname = client.local_hostname
+        self._client = client
+        self.opened += 1
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+async def _transaction(client: aiosmtplib.SMTP, mail: Mail) -> None:
+    """MAIL, RCPT and DATA of one mail, sent as the bytes it is."""
+    options = ["SMTPUTF8"] if mail.smtputf8 else []
+    try:
+        await client.sendmail(mail.sender, [mail.recipient], mail.data, mail_options=options)
+    except aiosmtplib.SMTPNotSupported:
+        if mail.smtputf8 and not client.supports_extension("smtputf8"):
+            raise PermanentMailError(None, "no_smtputf8") from None
+        raise
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """A reply to MAIL, RCPT or DATA: the server answered, and the connection goes on."""
+    return isinstance(
+        exc,
+        aiosmtplib.SMTPRecipientsRefused
+        | aiosmtplib.SMTPRecipientRefused
+        | aiosmtplib.SMTPSenderRefused
+        | aiosmtplib.SMTPDataError,
+    )
 
 
 def classify(exc: BaseException) -> MailError:

@@ -1,7 +1,8 @@
 """The SMTP sender against real aiosmtpd servers on 127.0.0.1: plain to loopback, STARTTLS and
 implicit TLS with a verified certificate, and which failures are permanent, which transient,
-without an address in any of them. The URL policy (STARTTLS required off this machine) is
-tested directly: no test reaches another host."""
+without an address in any of them; a batch of mails on one connection, a refusal or a dropped
+connection in the middle of it; SMTPUTF8 for a non-ASCII local part. The URL policy (STARTTLS
+required off this machine) is tested directly: no test reaches another host."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from server.domain import links
+from server.domain.mail import Mail, render
 from server.store import smtp
 from server.store.smtp import PermanentMailError, SmtpSender, SmtpTarget, TransientMailError
+from tests.support import petitions
 
 TO = "zt.smtp-recipient@example.org"
 FROM = "petitions@example.net"
@@ -30,19 +33,42 @@ FROM = "petitions@example.net"
 
 
 class Recorder:
-    """An aiosmtpd handler that accepts everything, or answers `reply` at `refuse_at`."""
+    """An aiosmtpd handler that accepts everything, or answers `reply` at `refuse_at` (to
+    every recipient, or only to those in `refuse`). `drop_after` mails on a connection, the
+    server closes it; `limit_after`, it answers MAIL with 421 (a limit per connection)."""
 
-    def __init__(self, refuse_at: str = "", reply: str = "") -> None:
-        self.refuse_at, self.reply = refuse_at, reply
+    def __init__(
+        self,
+        refuse_at: str = "",
+        reply: str = "",
+        *,
+        refuse: frozenset[str] = frozenset(),
+        drop_after: int = 0,
+        limit_after: int = 0,
+    ) -> None:
+        self.refuse_at, self.reply, self.refuse = refuse_at, reply, refuse
+        self.drop_after, self.limit_after = drop_after, limit_after
         self.received: list[bytes] = []
         self.recipients: list[str] = []
         self.tls: list[bool] = []  # per mail: did it arrive over TLS
+        self.peers: list[object] = []  # per mail: the client's end of its connection
+        self.mail_options: list[list[str]] = []  # per mail: the options of its MAIL
+        self.rsets = 0
+        self.quits = 0
+
+    def refused(self, address: str) -> bool:
+        return not self.refuse or address in self.refuse
+
+    def sent_on(self, session: Session) -> int:
+        return self.peers.count(session.peer)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if self.refuse_at == "MAIL":
             return self.reply
+        if self.limit_after and self.sent_on(session) >= self.limit_after:
+            return "421 4.7.0 too many mails on one connection"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -50,18 +76,38 @@ class Recorder:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if self.refuse_at == "RCPT":
+        if self.refuse_at == "RCPT" and self.refused(address):
             return self.reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.refuse_at == "DATA":
+        if self.refuse_at == "DATA" and all(self.refused(r) for r in envelope.rcpt_tos):
             return self.reply
         self.received.append(envelope.original_content or b"")
         self.recipients.extend(envelope.rcpt_tos)
         self.tls.append(session.ssl is not None)
+        self.peers.append(session.peer)
+        self.mail_options.append(list(envelope.mail_options))
+        if self.drop_after and self.sent_on(session) >= self.drop_after:
+            # After the 250 has gone out: the client sees the connection closed before its
+            # next mail.
+            transport = server.transport
+            assert transport is not None
+            asyncio.get_running_loop().call_soon(transport.close)
         return "250 Message accepted"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.rsets += 1
+        return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.quits += 1
+        return "221 Bye"
+
+    def connections(self) -> int:
+        """How many connections carried the mails received."""
+        return len(set(self.peers))
 
 
 @contextlib.asynccontextmanager
@@ -94,11 +140,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def message(to: str = TO) -> EmailMessage:
-    m = EmailMessage()
-    m["From"], m["To"], m["Subject"] = f"Signature confirmation <{FROM}>", to, "Hello"
-    m.set_content("https://petitions.example.net/confirm/x\n")
-    return m
+def message(to: str = TO) -> Mail:
+    data = (
+        f"From: Signature confirmation <{FROM}>\r\nTo: {to}\r\nSubject: Hello\r\n\r\n"
+        "https://petitions.example.net/confirm/x\r\n"
+    )
+    return Mail(FROM, to, data.encode())
 
 
 def plain(port: int, **options: Any) -> SmtpSender:
@@ -312,3 +359,184 @@ def test_a_server_that_never_answers_times_out() -> None:
 def test_the_send_timeout_is_fifteen_seconds() -> None:
     assert smtp.SEND_TIMEOUT == 15.0
     assert SmtpSender.from_url("smtp://127.0.0.1:2525").timeout == 15.0
+
+
+# --- A batch on one connection ----------------------------------------------------------------
+
+
+def addressed(n: int) -> list[str]:
+    return [f"zt.batch-{i}@example.org" for i in range(n)]
+
+
+def test_a_batch_goes_on_one_connection_with_one_login_and_one_quit(
+    certificate: tuple[Path, Path],
+) -> None:
+    logins: list[bytes] = []
+
+    def authenticator(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append(data.login)
+        return AuthResult(success=data.password == b"right", handled=False)
+
+    async def check() -> None:
+        handler = Recorder()
+        context = server_context(certificate)
+        async with smtp_server(handler, starttls=context, authenticator=authenticator) as port:
+            target = SmtpTarget("127.0.0.1", port, "starttls", "u", "right")
+            sender = SmtpSender(target, tls_context=trusting(certificate))
+            async with sender.connection() as connection:
+                for to in addressed(5):
+                    await connection.send(message(to))
+                assert handler.quits == 0  # still open for the next mail
+            assert connection.opened == 1
+        assert handler.recipients == addressed(5)
+        assert handler.connections() == 1 and handler.tls == [True] * 5
+        assert logins == [b"u"] and handler.quits == 1
+
+    asyncio.run(check())
+
+
+def test_a_refusal_in_the_middle_of_a_batch_fails_only_that_mail() -> None:
+    async def check() -> None:
+        refused = addressed(5)[2]
+        handler = Recorder("RCPT", f"550 5.1.1 <{refused}>: unknown", refuse=frozenset({refused}))
+        async with smtp_server(handler) as port:
+            failures: list[Exception] = []
+            async with plain(port).connection() as connection:
+                for to in addressed(5):
+                    try:
+                        await connection.send(message(to))
+                    except (PermanentMailError, TransientMailError) as failed:
+                        failures.append(failed)
+            assert connection.opened == 1
+        (failure,) = failures
+        assert isinstance(failure, PermanentMailError) and failure.code == 550
+        assert refused not in str(failure) and refused not in repr(failure.args)
+        assert handler.recipients == [to for to in addressed(5) if to != refused]
+        assert handler.connections() == 1  # the others went on, on the same connection
+        assert handler.rsets == 1  # the refused mail's envelope was reset before the next
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize("how", ["closed", "421"])
+def test_a_connection_dropped_in_the_middle_of_a_batch_is_opened_again(how: str) -> None:
+    """The server closes each connection after two mails, or answers the third MAIL with 421
+    (a limit of mails per connection): every mail still arrives, each once."""
+
+    async def check() -> None:
+        handler = Recorder(drop_after=2) if how == "closed" else Recorder(limit_after=2)
+        async with smtp_server(handler) as port:
+            async with plain(port).connection() as connection:
+                for to in addressed(5):
+                    await connection.send(message(to))
+            assert connection.opened == 3
+        assert handler.recipients == addressed(5)
+        assert handler.connections() == 3
+
+    asyncio.run(check())
+
+
+def test_a_mail_cut_off_by_its_timeout_leaves_the_next_a_new_connection() -> None:
+    class Stalls(Recorder):
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            if envelope.rcpt_tos == [addressed(3)[1]]:
+                await asyncio.sleep(30)  # never answers in time
+            return await super().handle_DATA(server, session, envelope)
+
+    async def check() -> None:
+        handler = Stalls()
+        async with smtp_server(handler) as port:
+            outcomes: list[str] = []
+            async with plain(port, timeout=0.5).connection() as connection:
+                for to in addressed(3):
+                    try:
+                        await connection.send(message(to))
+                        outcomes.append("sent")
+                    except TransientMailError as failed:
+                        outcomes.append(failed.kind)
+            assert connection.opened == 2
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()  # the stalled DATA of the server's first connection
+        assert outcomes == ["sent", "timeout", "sent"]
+        assert handler.recipients == [addressed(3)[0], addressed(3)[2]]
+        assert handler.connections() == 2
+
+    asyncio.run(check())
+
+
+def test_a_mail_is_sent_as_its_bytes_with_its_envelope() -> None:
+    """What DATA carries is the mail's bytes as they are (the client neither re-flattens nor
+    re-parses them), and the envelope is the mail's, not read from its headers."""
+
+    async def check() -> None:
+        handler = Recorder()
+        mail = Mail("bounces@example.net", TO, message("someone-else@example.org").data)
+        async with smtp_server(handler) as port:
+            await plain(port).send(mail)
+        assert handler.recipients == [TO]
+        assert handler.received == [mail.data]
+
+    asyncio.run(check())
+
+
+# --- Internationalised addresses --------------------------------------------------------------
+
+
+def rendered(to: str) -> Mail:
+    payload = {
+        "kind": "already_signed",
+        "to": to,
+        "lang": "ru",
+        "petition_id": 1,
+        "withdraw": links.Link.new().token,
+    }
+    petition = petitions.example("email")
+    return render(
+        payload, petition, base_url="https://p.example.net", mail_from=FROM, confirm_lifetime=1
+    )
+
+
+def test_a_non_ascii_domain_goes_in_its_ascii_form_to_any_server() -> None:
+    async def check() -> None:
+        handler = Recorder()
+        mail = rendered("Zt.Anna@öbb.at")
+        assert not mail.smtputf8
+        async with smtp_server(handler) as port:  # no SMTPUTF8 announced
+            await plain(port).send(mail)
+        assert handler.recipients == ["Zt.Anna@xn--bb-eka.at"]
+        assert [o.upper() for o in handler.mail_options[0]] == [f"SIZE={len(mail.data)}"]
+        assert b"\r\nTo: Zt.Anna@xn--bb-eka.at\r\n" in handler.received[0]
+        assert handler.received[0].isascii()
+
+    asyncio.run(check())
+
+
+def test_a_non_ascii_local_part_needs_smtputf8() -> None:
+    """With SMTPUTF8 the address goes in UTF-8 (domain in ASCII); a server without it can never
+    take the mail: refused for good, and the connection serves the next mail."""
+    to = "зт.юзер@пример.рф"
+
+    async def check() -> None:
+        mail = rendered(to)
+        assert mail.smtputf8 and mail.recipient == "зт.юзер@xn--e1afmkfd.xn--p1ai"
+        with_it = Recorder()
+        async with smtp_server(with_it, enable_SMTPUTF8=True) as port:
+            await plain(port).send(mail)
+        assert with_it.recipients == [mail.recipient]
+        assert "SMTPUTF8" in with_it.mail_options[0]
+
+        without = Recorder()
+        async with smtp_server(without) as port:
+            async with plain(port).connection() as connection:
+                with pytest.raises(PermanentMailError) as refused:
+                    await connection.send(mail)
+                await connection.send(message())
+            assert connection.opened == 1
+        assert (refused.value.kind, refused.value.code) == ("no_smtputf8", None)
+        assert "юзер" not in str(refused.value) and "юзер" not in repr(refused.value.args)
+        assert without.recipients == [TO]
+
+    asyncio.run(check())
