@@ -7,18 +7,23 @@
   submissions not confirmed within `CONFIRM_LIFETIME`, with all their personal data.
 - `mail` (only when mail is configured, `MailJob`): delivers the outbox's `mail` rows, the
   confirmation and "already signed" mails. Each claims its rows as leases (`outbox.deliver`),
-  so several workers and hosts share the work. A mail is tried for up to `MAIL_PATIENCE` (24 h,
-  backing off to an hour between tries), then given up; so is one the mail server refuses for
-  good (a 5xx), and one whose petition is gone. A row given up keeps nothing of its payload.
-  Without mail settings the rows wait (`serve` refuses to start when a petition needs them).
+  so several workers and hosts share the work, `MAIL_BATCH` at a time: the mails of a batch go
+  on one SMTP connection, and what became of them is written back in one transaction at its
+  end (so a crash mid-batch may send some of them twice; their links are idempotent). A mail
+  is tried for up to `MAIL_PATIENCE` (24 h, backing off to an hour between tries), then given
+  up; so is one the mail server refuses for good (a 5xx), and one whose petition is gone. A
+  row given up keeps nothing of its payload. Without mail settings the rows wait (`serve`
+  refuses to start when a petition needs them).
 - `outbox-purge` (with `mail`, every `PURGE_EVERY` seconds): forgets rows that failed for good
   more than `FAILED_KEPT` (7 days) ago; until then they are counted for the dashboard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 
 from server.domain import mail
 from server.domain.errors import BadPayload
@@ -28,7 +33,7 @@ from server.store.clock import Clock, Stopping
 from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.signatures import MAIL_TOPIC
-from server.store.smtp import PermanentMailError, Sender, TransientMailError
+from server.store.smtp import Connection, PermanentMailError, Sender, TransientMailError
 from server.store.storage import Storage
 
 logger = logging.getLogger("petition_widget.mail")
@@ -37,6 +42,9 @@ PURGE_EVERY = 600.0  # seconds between purges of expired token nonces and of fai
 MAIL_PATIENCE = 86_400  # seconds a mail is retried before it is given up
 FAILED_KEPT = 7 * 86_400  # seconds a row that failed for good is kept, as a count
 MAIL_LEASE = 60.0  # seconds a mail row is leased: room for a whole send (15 s) and more
+# Mail rows claimed at once, and sent on one connection. More would spread the cost of a claim,
+# a connection and a write-back over more mails, but lets one worker take a small surge alone.
+MAIL_BATCH = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +88,16 @@ def register(
     handler = mail_handler(storage, registry, clock, mail_job)
 
     async def deliver(stopping: Stopping) -> None:
-        await outbox.deliver(storage, clock, MAIL_TOPIC, handler, stopping, lease=MAIL_LEASE)
+        await outbox.deliver(
+            storage,
+            clock,
+            MAIL_TOPIC,
+            handler,
+            stopping,
+            batch=MAIL_BATCH,
+            lease=MAIL_LEASE,
+            scope=handler.batch,
+        )
 
     async def purge_failed() -> None:
         await outbox.purge_failed(storage, clock.now() - FAILED_KEPT)
@@ -89,39 +106,58 @@ def register(
     runner.every("outbox-purge", PURGE_EVERY, purge_failed)
 
 
-def mail_handler(
-    storage: Storage, registry: Registry, clock: Clock, job: MailJob
-) -> outbox.Handler:
-    """The outbox handler for `mail` rows: render the mail and send it, or give the row up."""
+def mail_handler(storage: Storage, registry: Registry, clock: Clock, job: MailJob) -> MailHandler:
+    """The outbox handler for `mail` rows (see `MailHandler`)."""
+    return MailHandler(storage, registry, clock, job)
 
-    async def handle(row: outbox.OutboxRow) -> None:
-        if clock.now() - row.created_at > MAIL_PATIENCE:
+
+class MailHandler:
+    """Handles a `mail` row: renders the mail and sends it, or gives the row up. Inside
+    `batch()` (the outbox's scope for a claimed batch) every mail goes on one connection;
+    outside it, each on a connection of its own."""
+
+    def __init__(self, storage: Storage, registry: Registry, clock: Clock, job: MailJob) -> None:
+        self.storage, self.registry, self.clock, self.job = storage, registry, clock, job
+        self._connection: Connection | None = None
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        async with self.job.sender.connection() as connection:
+            self._connection = connection
+            try:
+                yield
+            finally:
+                self._connection = None
+
+    async def __call__(self, row: outbox.OutboxRow) -> None:
+        if self.clock.now() - row.created_at > MAIL_PATIENCE:
             raise outbox.GiveUp("expired")
-        entry = await _entry(storage, registry, row.payload.get("petition_id"))
+        entry = await _entry(self.storage, self.registry, row.payload.get("petition_id"))
         if entry is None:
             raise outbox.GiveUp("no_petition")
         try:
             message = mail.render(
                 row.payload,
                 entry,
-                base_url=job.base_url,
-                mail_from=job.mail_from,
-                confirm_lifetime=job.confirm_lifetime,
-                now=clock.now(),
+                base_url=self.job.base_url,
+                mail_from=self.job.mail_from,
+                confirm_lifetime=self.job.confirm_lifetime,
+                now=self.clock.now(),
             )
         except BadPayload:
             raise outbox.GiveUp("bad_payload") from None
         try:
-            async with job.sender.connection() as connection:
-                await connection.send(message)
+            if self._connection is not None:
+                await self._connection.send(message)
+            else:
+                async with self.job.sender.connection() as connection:
+                    await connection.send(message)
         except PermanentMailError as refused:
             raise outbox.GiveUp(f"permanent:{refused.code or refused.kind}") from None
         except TransientMailError as failed:
             # The outbox logs the type; this says which failure (a kind and a code, no address).
             logger.info("mail for petition %d not sent yet: %s", entry.id, failed)
             raise
-
-    return handle
 
 
 async def _entry(storage: Storage, registry: Registry, petition_id: object) -> Entry | None:

@@ -17,6 +17,14 @@ with the worker that claims its row next. A failed row is tried again after a ji
 exponential backoff (5 s doubling up to an hour); its error is kept, and logged, as an exception
 type only: messages can quote a signer's email.
 
+What became of a claimed batch is written back at its end, in one write transaction (`settle`):
+the rows handled are deleted, the failed ones rescheduled or given up, the ones not started
+handed back. A transaction per row would be a disk flush per row and, on SQLite, the one write
+lock taken from the signature writer once per mail. So a row stays leased, and in the table,
+from its claim until its batch ends: a crash (or a database error) in between leaves it to be
+handled again once its lease ends, and a mail already sent is then sent twice. At least once
+allows that, and so must every handler.
+
 Times are whole seconds since the epoch, like every timestamp in the schema.
 """
 
@@ -29,7 +37,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from server.domain.errors import PetitionWidgetError
@@ -67,6 +75,8 @@ class OutboxRow:
 
 
 Handler = Callable[[OutboxRow], Awaitable[None]]
+#: Entered around the handling of each claimed batch: what its rows share (one SMTP connection).
+Scope = Callable[[], contextlib.AbstractAsyncContextManager[object]]
 
 _ADD = """
 INSERT INTO outbox (topic, payload, created_at, available_at)
@@ -86,6 +96,11 @@ _RELEASE = """
 UPDATE outbox SET available_at = :now, claimed_until = NULL, attempts = attempts - 1
 WHERE id = :id AND attempts = :attempts"""
 _NEXT_DUE = "SELECT MIN(available_at) FROM outbox WHERE topic = :topic AND failed_at IS NULL"
+_FAIL = """
+UPDATE outbox SET payload = '{}', failed_at = :now, available_at = :never, claimed_until = NULL,
+    last_error = :kind
+WHERE id = :id"""
+_DELETE_MANY = 200  # ids per DELETE: far under every engine's limit on parameters
 
 
 async def add(tx: Transaction, topic: str, payload: dict[str, Any], now: float) -> None:
@@ -121,7 +136,7 @@ async def claim(
 async def complete(storage: Storage, row_id: int) -> None:
     """The row's work is done: it goes."""
     async with storage.write() as tx:
-        await tx.execute("DELETE FROM outbox WHERE id = :id", {"id": row_id})
+        await _delete(tx, [row_id])
 
 
 async def retry(
@@ -175,11 +190,49 @@ async def fail(storage: Storage, row_id: int, now: float, kind: str) -> None:
     """Mark a row failed for good (see `GiveUp`): its payload, which may hold an address, is
     dropped at once."""
     async with storage.write() as tx:
-        await tx.execute(
-            "UPDATE outbox SET payload = '{}', failed_at = :now, available_at = :never, "
-            "claimed_until = NULL, last_error = :kind WHERE id = :id",
-            {"id": row_id, "now": int(now), "never": NEVER, "kind": kind},
-        )
+        await tx.execute(_FAIL, {"id": row_id, "now": int(now), "never": NEVER, "kind": kind})
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of the rows of one claimed batch, for `settle` to write back at once."""
+
+    done: list[int] = dataclasses.field(default_factory=list)  # handled: deleted
+    # Failed, to be tried again: (row as claimed, when, the failure's kind).
+    retry: list[tuple[OutboxRow, float, str]] = dataclasses.field(default_factory=list)
+    failed: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # given up: (id, kind)
+    unstarted: list[OutboxRow] = dataclasses.field(default_factory=list)  # handed back
+
+    def __bool__(self) -> bool:
+        return bool(self.done or self.retry or self.failed or self.unstarted)
+
+
+async def settle(storage: Storage, outcome: Outcome, now: float) -> None:
+    """Write back what became of a batch in one transaction, as `complete`, `retry` (guarded
+    by the attempts claimed), `fail` and `release` would each, one by one, do."""
+    if not outcome:
+        return
+    async with storage.write() as tx:
+        await _delete(tx, outcome.done)
+        for row, at, kind in outcome.retry:
+            values = {"id": row.id, "at": math.ceil(at), "error": kind, "attempts": row.attempts}
+            await tx.execute(_RETRY + " AND attempts = :attempts", values)
+        for row_id, kind in outcome.failed:
+            values = {"id": row_id, "now": int(now), "never": NEVER, "kind": kind}
+            await tx.execute(_FAIL, values)
+        for row in outcome.unstarted:
+            values = {"id": row.id, "attempts": row.attempts, "now": int(now)}
+            await tx.execute(_RELEASE, values)
+
+
+async def _delete(tx: Transaction, ids: Iterable[int]) -> None:
+    ids = list(ids)
+    for start in range(0, len(ids), _DELETE_MANY):
+        chunk = ids[start : start + _DELETE_MANY]
+        names = {f"id{i}": row_id for i, row_id in enumerate(chunk)}
+        # Only parameter names are formatted in; the ids are bound.
+        marks = ", ".join(":" + name for name in names)
+        await tx.execute(f"DELETE FROM outbox WHERE id IN ({marks})", names)  # noqa: S608
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,13 +284,16 @@ async def deliver(
     lease: float = 30.0,
     idle: float = 5.0,
     rng: random.Random | None = None,
+    scope: Scope | None = None,
 ) -> None:
     """Deliver `topic`'s rows until `stopping` is set: claim a batch, run `handler(row)` on each
-    outside any transaction, delete the rows it handled, schedule a retry with backoff for those
-    it raised on. When nothing is due, wait for the next due row, or `idle` seconds at most (rows
-    added elsewhere are not announced). Once stopping, claims no more and hands back the rows
-    of its batch it has not started. Errors of the database itself are raised: the job runner
-    restarts the loop after a backoff."""
+    outside any transaction (inside `scope()`, when given, entered once per batch), then write
+    back in one transaction what became of them (`settle`): the rows it handled are deleted,
+    those it raised on retried after a backoff, or failed for good on `GiveUp`. When nothing is
+    due, wait for the next due row, or `idle` seconds at most (rows added elsewhere are not
+    announced). Once stopping, claims no more and hands back the rows of its batch it has not
+    started. Errors of the database itself are raised: the job runner restarts the loop after
+    a backoff."""
     lease = min(lease, MAX_LEASE)
     while not stopping.is_set():
         now = clock.now()
@@ -248,26 +304,29 @@ async def deliver(
             continue
         lease_end = now + lease  # no later than the stored lease, which is rounded up
         pending = list(rows)
+        outcome = Outcome()
         try:
-            while pending and not stopping.is_set():
-                # A row started with little lease left would likely be cut off: hand it back.
-                left = lease_end - clock.now()
-                if left < lease / 4:
-                    break
-                await _handle(storage, clock, pending.pop(0), handler, left, rng)
+            async with scope() if scope is not None else contextlib.nullcontext():
+                while pending and not stopping.is_set():
+                    # A row started with little lease left would likely be cut off: hand it
+                    # back. (The batch's bookkeeping then comes before its leases end.)
+                    left = lease_end - clock.now()
+                    if left < lease / 4:
+                        break
+                    await _handle(clock, pending.pop(0), handler, left, rng, outcome)
         finally:
-            if pending:
-                with contextlib.suppress(Exception):  # else their leases simply run out
-                    await release(storage, pending, clock.now())
+            outcome.unstarted = pending
+            # Also when cancelled: rows sent and not written back would be sent again.
+            await settle(storage, outcome, clock.now())
 
 
 async def _handle(
-    storage: Storage,
     clock: Clock,
     row: OutboxRow,
     handler: Handler,
     left: float,
     rng: random.Random | None,
+    outcome: Outcome,
 ) -> None:
     try:
         # The lease is in clock time; the cut-off is real time, which it is in production.
@@ -278,7 +337,7 @@ async def _handle(
             "outbox %s: row %d failed for good (%s) on attempt %d",
             row.topic, row.id, given_up.kind, row.attempts,
         )  # fmt: skip
-        await fail(storage, row.id, clock.now(), given_up.kind)
+        outcome.failed.append((row.id, given_up.kind))
     except Exception as exc:
         kind = type(exc).__name__
         delay = backoff(row.attempts, rng=rng)
@@ -286,9 +345,9 @@ async def _handle(
             "outbox %s: row %d failed (%s) on attempt %d; next in %.0f s",
             row.topic, row.id, kind, row.attempts, delay,
         )  # fmt: skip
-        await retry(storage, row.id, clock.now() + delay, kind, attempts=row.attempts)
+        outcome.retry.append((row, clock.now() + delay, kind))
     else:
-        await complete(storage, row.id)
+        outcome.done.append(row.id)
 
 
 async def _idle_wait(storage: Storage, clock: Clock, topic: str, idle: float) -> float:

@@ -1,7 +1,9 @@
 """The mail job on both engines, under a manual clock, sending to a real aiosmtpd server on
 127.0.0.1: outbox rows become mails; a mail server that is down delays them and loses none; a
 permanent refusal, a row older than a day and a row about no petition are given up with their
-payload dropped; rows failed a week ago are purged; and no log line carries an address."""
+payload dropped; rows failed a week ago are purged; each claimed batch goes on one SMTP
+connection, where a refused mail fails only its own row and a dropped connection loses no mail;
+and no log line carries an address."""
 
 from __future__ import annotations
 
@@ -329,3 +331,59 @@ def test_without_mail_settings_no_mail_job_runs_and_rows_wait(database_url: str)
 def test_a_mail_job_needs_a_sender_address() -> None:
     with pytest.raises(ValueError):
         jobs.MailJob(SmtpSender.from_url("smtp://127.0.0.1:25"), BASE, "", 86_400)
+
+
+# --- Batches ----------------------------------------------------------------------------------
+
+
+def test_each_claimed_batch_goes_on_one_smtp_connection(database_url: str) -> None:
+    async def check() -> None:
+        handler = Recorder()
+        count = 2 * jobs.MAIL_BATCH + 3
+        async with smtp_server(handler) as port, running(database_url, port) as s:
+            payloads = [mail(s.petition_id, to=f"zt.batch-{i}@example.org") for i in range(count)]
+            await queue(s.storage, *payloads)
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+            assert await rows(s.storage) == []
+        assert sorted(handler.recipients) == sorted(p["to"] for p in payloads)
+        assert handler.connections() == 3 and handler.quits == 3  # one per batch claimed
+
+    asyncio.run(check())
+
+
+def test_a_refusal_in_the_middle_of_a_batch_gives_up_only_its_row(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    refused = "zt.batch-2@example.org"
+
+    async def check() -> None:
+        handler = Recorder("RCPT", f"550 5.1.1 <{refused}>: unknown", refuse=frozenset({refused}))
+        async with smtp_server(handler) as port, running(database_url, port) as s:
+            payloads = [mail(s.petition_id, to=f"zt.batch-{i}@example.org") for i in range(5)]
+            await queue(s.storage, *payloads)
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+            (row,) = await rows(s.storage)
+            assert row["last_error"] == "permanent:550" and row["payload"] == "{}"
+        assert sorted(handler.recipients) == sorted(p["to"] for p in payloads if p["to"] != refused)
+        assert handler.connections() == 1
+        assert refused not in lines(caplog)
+
+    asyncio.run(check())
+
+
+def test_a_connection_dropped_in_the_middle_of_a_batch_loses_no_mail(database_url: str) -> None:
+    async def check() -> None:
+        handler = Recorder(drop_after=2)
+        async with smtp_server(handler) as port, running(database_url, port) as s:
+            payloads = [mail(s.petition_id, to=f"zt.batch-{i}@example.org") for i in range(7)]
+            await queue(s.storage, *payloads)
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+            assert await rows(s.storage) == []
+        assert sorted(handler.recipients) == sorted(p["to"] for p in payloads)  # each once
+        assert handler.connections() == 4
+
+    asyncio.run(check())

@@ -4,11 +4,12 @@ workers share, failed rows back off for hours in virtual time, and stopping hand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, NoReturn
 
 import pytest
@@ -343,5 +344,196 @@ def test_a_stopping_delivery_loop_claims_nothing() -> None:
 
         storage = Untouchable("sqlite:///unused.db")
         await outbox.deliver(storage, ManualClock(T), "mail", handler, stopping)
+
+    run(check())
+
+
+# --- A batch's bookkeeping, written back at once ------------------------------------------------
+
+
+class Counting(Storage):
+    """Storage that counts its write transactions (each a commit, a flush, and on SQLite the one
+    write lock)."""
+
+    writes = 0
+
+    def write(self) -> Any:
+        self.writes += 1
+        return super().write()
+
+
+async def counting(url: str) -> Counting:
+    storage = Counting(url)
+    await storage.connect()
+    await storage.migrate()
+    return storage
+
+
+def test_a_batch_is_written_back_in_one_transaction(database_url: str) -> None:
+    async def check() -> None:
+        storage = await counting(database_url)
+        clock = ManualClock(T)
+        await queue(storage, *({"n": i} for i in range(6)))
+        stopping = asyncio.Event()
+
+        async def handler(row: OutboxRow) -> None:
+            n = row.payload["n"]
+            if n == 5:
+                stopping.set()  # the last row of the batch: then stop
+            if n == 2:
+                raise ConnectionResetError("try again")
+            if n == 4:
+                raise outbox.GiveUp("permanent:550")
+
+        storage.writes = 0
+        await asyncio.wait_for(
+            outbox.deliver(storage, clock, "mail", handler, stopping, batch=10), 5
+        )
+        assert storage.writes == 2  # the claim and the write-back, not one per row
+        left = {r["id"]: r for r in await stored(storage)}
+        assert len(left) == 2  # the four handled rows are gone
+        retried, failed = sorted(left.values(), key=lambda r: r["id"])
+        assert retried["last_error"] == "ConnectionResetError" and retried["available_at"] > T
+        assert retried["claimed_until"] is None and retried["attempts"] == 1
+        assert failed["last_error"] == "permanent:550" and failed["available_at"] == outbox.NEVER
+        row = await storage.database.fetch_one(
+            "SELECT payload, failed_at FROM outbox WHERE id = :id", {"id": failed["id"]}
+        )
+        assert row is not None and (row[0], row[1]) == ("{}", T)
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_rows_stay_leased_until_their_batch_is_written_back(database_url: str) -> None:
+    """Handled rows are deleted only at the batch's end: until then they are leased, so no
+    other worker takes them; a crash in between would leave them to be sent again."""
+
+    async def check() -> None:
+        storage, other = await opened(database_url), Storage(database_url)
+        await other.connect()
+        clock = ManualClock(T)
+        await queue(storage, *({"n": i} for i in range(3)))
+        stopping = asyncio.Event()
+        seen: list[tuple[int, int, list[OutboxRow]]] = []
+
+        async def handler(row: OutboxRow) -> None:
+            # While this batch is handled, its rows are all there and none can be claimed.
+            seen.append(
+                (
+                    row.payload["n"],
+                    len(await stored(storage)),
+                    await outbox.claim(other, "mail", 10, 30, T),
+                )
+            )
+            if row.payload["n"] == 2:
+                stopping.set()
+
+        await asyncio.wait_for(outbox.deliver(storage, clock, "mail", handler, stopping), 5)
+        assert seen == [(0, 3, []), (1, 3, []), (2, 3, [])]
+        assert await stored(storage) == []
+        await storage.disconnect()
+        await other.disconnect()
+
+    run(check())
+
+
+def test_a_write_back_that_fails_leaves_the_batch_to_be_handled_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At least once: the database fails between the sends and their bookkeeping, the rows stay
+    leased, and once the leases end the next delivery handles them again."""
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        clock = ManualClock(T)
+        await queue(storage, {"n": 0}, {"n": 1})
+        handled: list[int] = []
+        stopping = asyncio.Event()
+
+        async def handler(row: OutboxRow) -> None:
+            handled.append(row.payload["n"])
+
+        async def broken(*args: Any) -> NoReturn:
+            raise ConnectionError("the database went away")
+
+        monkeypatch.setattr(outbox, "settle", broken)
+        with pytest.raises(ConnectionError):
+            await outbox.deliver(storage, clock, "mail", handler, stopping, lease=30)
+        monkeypatch.undo()
+        assert handled == [0, 1] and len(await stored(storage)) == 2
+        assert await outbox.claim(storage, "mail", 10, 30, T + 29) == []  # still leased
+
+        await clock.advance(30)
+        task = asyncio.create_task(outbox.deliver(storage, clock, "mail", handler, stopping))
+        await drive(clock, lambda: len(handled) == 4)
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+        assert handled == [0, 1, 0, 1] and await stored(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_the_scope_is_entered_once_per_batch_around_its_rows(database_url: str) -> None:
+    async def check() -> None:
+        storage = await opened(database_url)
+        clock = ManualClock(T)
+        await queue(storage, *({"n": i} for i in range(7)))
+        stopping = asyncio.Event()
+        events: list[str] = []
+
+        @contextlib.asynccontextmanager
+        async def scope() -> AsyncIterator[None]:
+            events.append("open")
+            yield
+            # Closed before the write-back: its rows are all still there.
+            events.append(f"close with {len(await stored(storage))} rows left")
+
+        async def handler(row: OutboxRow) -> None:
+            events.append(str(row.payload["n"]))
+            if row.payload["n"] == 6:
+                stopping.set()
+
+        delivery = outbox.deliver(storage, clock, "mail", handler, stopping, batch=3, scope=scope)
+        await asyncio.wait_for(delivery, 5)
+        assert events == [
+            "open", "0", "1", "2", "close with 7 rows left",
+            "open", "3", "4", "5", "close with 4 rows left",
+            "open", "6", "close with 1 rows left",
+        ]  # fmt: skip
+        assert await stored(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_cancelled_delivery_writes_back_what_its_batch_did(database_url: str) -> None:
+    """Cancelled mid-row (a shutdown past its grace): the rows done are deleted, those not
+    started handed back; the row cut off keeps its lease, and is sent again when it ends."""
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        clock = ManualClock(T)
+        await queue(storage, *({"n": i} for i in range(5)))
+        reached = asyncio.Event()
+
+        async def handler(row: OutboxRow) -> None:
+            if row.payload["n"] == 2:
+                reached.set()
+                await asyncio.Event().wait()  # a send that hangs
+
+        task = asyncio.create_task(
+            outbox.deliver(storage, clock, "mail", handler, asyncio.Event(), lease=30)
+        )
+        await asyncio.wait_for(reached.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        left = await stored(storage)
+        assert [r["attempts"] for r in left] == [1, 0, 0]  # the row cut off, then two handed back
+        assert left[0]["claimed_until"] == T + 30
+        assert [r["claimed_until"] for r in left[1:]] == [None, None]
+        await storage.disconnect()
 
     run(check())
