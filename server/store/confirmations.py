@@ -12,6 +12,8 @@ submissions that were never confirmed. Each change is one transaction on the wri
   stay, holding nothing personal, so a repeat shows the same success; a link whose submission
   never counted (a repeat signer's) removes nothing.
 - **Expire**: pending submissions older than `CONFIRM_LIFETIME` are deleted by a job.
+- **Unmailable**: a submission whose confirmation mail the mail server refused for good can
+  never be confirmed, so it goes at once (`forget_unmailable`), not a week later.
 
 The answers say only what a page may show: never whether someone else used the address.
 """
@@ -168,6 +170,21 @@ async def expire_pending(storage: Storage, now: int, lifetime: int) -> int:
             {"before": now - KEEP_EXPIRED_LINKS},
         )
     return len(gone)
+
+
+async def forget_unmailable(storage: Storage, ref: str) -> bool:
+    """Delete the pending submission `ref` with its personal data and its links, because its
+    confirmation mail was refused for good: nobody can ever confirm it. A submission confirmed
+    meanwhile is a signature under the same `ref` and is left alone, links and all; so are the
+    links of one already gone (withdrawn, expired), as a withdrawal leaves them. Returns
+    whether a submission went."""
+    async with storage.write() as tx:
+        gone = await tx.fetch_all(
+            "DELETE FROM pending_signatures WHERE ref = :ref RETURNING id", {"ref": ref}
+        )
+        if gone:
+            await tx.execute("DELETE FROM links WHERE ref = :ref", {"ref": ref})
+    return bool(gone)
 
 
 async def pending_count(storage: Storage, petition_id: int) -> int:

@@ -12,8 +12,9 @@
   end (so a crash mid-batch may send some of them twice; their links are idempotent). A mail
   is tried for up to `MAIL_PATIENCE` (24 h, backing off to an hour between tries), then given
   up; so is one the mail server refuses for good (a 5xx), and one whose petition is gone. A
-  row given up keeps nothing of its payload. Without mail settings the rows wait (`serve`
-  refuses to start when a petition needs them).
+  row given up keeps nothing of its payload; a confirmation refused for good also takes its
+  pending submission with it (`confirmations.forget_unmailable`): nobody can confirm it. Without
+  mail settings the rows wait (`serve` refuses to start when a petition needs them).
 - `outbox-purge` (with `mail`, every `PURGE_EVERY` seconds): forgets rows that failed for good
   more than `FAILED_KEPT` (7 days) ago; until then they are counted for the dashboard.
 """
@@ -153,11 +154,21 @@ class MailHandler:
                 async with self.job.sender.connection() as connection:
                     await connection.send(message)
         except PermanentMailError as refused:
+            await self._unmailable(row)
             raise outbox.GiveUp(f"permanent:{refused.code or refused.kind}") from None
         except TransientMailError as failed:
             # The outbox logs the type; this says which failure (a kind and a code, no address).
             logger.info("mail for petition %d not sent yet: %s", entry.id, failed)
             raise
+
+    async def _unmailable(self, row: outbox.OutboxRow) -> None:
+        """A confirmation that can never arrive: its submission can never be confirmed, so its
+        personal data goes now rather than at the end of CONFIRM_LIFETIME."""
+        ref = row.payload.get("ref")
+        if row.payload.get("kind") != mail.CONFIRM or not isinstance(ref, str) or not ref:
+            return  # "already signed" names a signature that counts: it stays
+        if await confirmations.forget_unmailable(self.storage, ref):
+            logger.info("deleted a submission whose confirmation was refused for good")
 
 
 async def _entry(storage: Storage, registry: Registry, petition_id: object) -> Entry | None:

@@ -249,3 +249,29 @@ def test_unknown_links_find_nothing(database_url: str) -> None:
         await storage.disconnect()
 
     run(check())
+
+
+def test_a_submission_whose_mail_is_refused_for_good_is_forgotten_at_once(
+    database_url: str,
+) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        refused = submission(pid, "zt.refused@example.org", "Refused")
+        confirmed = submission(pid, "zt.confirmed@example.org", "Confirmed")
+        await sign(storage, refused, confirmed)
+        assert refused.confirm and refused.withdraw and confirmed.confirm and confirmed.withdraw
+        await confirmations.confirm(storage, confirmed.confirm.digest, T + 5)
+
+        assert await confirmations.forget_unmailable(storage, refused.ref)
+        assert await pending(storage) == []  # the name, address and choices are gone
+        for link in (refused.confirm, refused.withdraw):
+            assert await confirmations.find(storage, link.digest, T + 10) is None
+        assert not await confirmations.forget_unmailable(storage, refused.ref)
+        # A confirmed signature is never touched, nor are its links.
+        assert not await confirmations.forget_unmailable(storage, confirmed.ref)
+        assert await counted(storage, pid) == (1, [("Confirmed", T + 5, T)])
+        target = await confirmations.find(storage, confirmed.withdraw.digest, T + 10)
+        assert target is not None and target.found == "counted"
+        await storage.disconnect()
+
+    run(check())

@@ -1,7 +1,8 @@
 """The mail job on both engines, under a manual clock, sending to a real aiosmtpd server on
 127.0.0.1: outbox rows become mails; a mail server that is down delays them and loses none; a
 permanent refusal, a row older than a day and a row about no petition are given up with their
-payload dropped; rows failed a week ago are purged; each claimed batch goes on one SMTP
+payload dropped (a confirmation refused for good takes its pending submission with it, never a
+signature that counts); rows failed a week ago are purged; each claimed batch goes on one SMTP
 connection, where a refused mail fails only its own row and a dropped connection loses no mail;
 and no log line carries an address."""
 
@@ -19,13 +20,14 @@ from typing import Any
 import pytest
 
 from server.domain import i18n, links
-from server.store import jobs, outbox
+from server.store import confirmations, jobs, outbox
 from server.store.clock import ManualClock
 from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.signatures import MAIL_TOPIC
 from server.store.smtp import SmtpSender
 from server.store.storage import Storage
+from tests.store.test_confirmations import counted, pending, sign, submission
 from tests.store.test_smtp import Recorder, free_port, smtp_server
 from tests.support import petitions
 
@@ -385,5 +387,76 @@ def test_a_connection_dropped_in_the_middle_of_a_batch_loses_no_mail(database_ur
             assert await rows(s.storage) == []
         assert sorted(handler.recipients) == sorted(p["to"] for p in payloads)  # each once
         assert handler.connections() == 4
+
+    asyncio.run(check())
+
+
+def test_a_confirmation_refused_for_good_takes_its_pending_submission_with_it(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 550 to a confirmation mail: nobody can confirm that submission, so its personal data
+    and links go at once. A signature that counts is never touched, whatever mail about it is
+    refused: its own confirmation, or "you have already signed"."""
+    caplog.set_level(logging.DEBUG)
+    refused = {"zt.bounce@example.org", "zt.counted@example.org"}
+
+    async def check() -> None:
+        handler = Recorder("RCPT", "550 5.1.1 unknown", refuse=frozenset(refused))
+        async with smtp_server(handler) as port, running(database_url, port) as s:
+            bounce = submission(s.petition_id, "zt.bounce@example.org", "Zt Bounce")
+            kept = submission(s.petition_id, "zt.kept@example.org", "Zt Kept")
+            counts = submission(s.petition_id, "zt.counted@example.org", "Zt Counted")
+            again = submission(s.petition_id, "zt.counted@example.org", "Zt Counted Again")
+            await sign(s.storage, bounce, kept, counts)
+            # Confirmed before its mail went (a copy that arrived before a crash, say).
+            assert counts.confirm and bounce.confirm and bounce.withdraw
+            await confirmations.confirm(s.storage, counts.confirm.digest, T)
+            await sign(s.storage, again)  # "you have already signed", refused too
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+
+            assert await pending(s.storage) == ["Zt Kept"]
+            for link in (bounce.confirm, bounce.withdraw):
+                assert await confirmations.find(s.storage, link.digest, T) is None
+            assert await counted(s.storage, s.petition_id) == (1, [("Zt Counted", T, T)])
+            found = await rows(s.storage)
+            assert [r["last_error"] for r in found] == ["permanent:550"] * 3
+            assert all(r["payload"] == "{}" for r in found)
+        assert handler.recipients == ["zt.kept@example.org"]
+        logged = lines(caplog)
+        assert "deleted a submission whose confirmation was refused for good" in logged
+        assert not any(word in logged for word in ("zt.bounce", "zt.counted", "Zt Bounce"))
+
+    asyncio.run(check())
+
+
+def test_a_non_ascii_local_part_without_smtputf8_is_given_up_and_its_submission_forgotten(
+    database_url: str,
+) -> None:
+    """What happens to `юзер@пример.рф` when the mail server lacks SMTPUTF8: no ASCII form of
+    the address exists, so the mail can never go through that server; the row is given up at
+    once (not retried for a day) and the submission, which nobody can confirm, goes with it.
+    The same address through a server with SMTPUTF8 arrives, its domain in ASCII."""
+
+    async def check() -> None:
+        without, with_it = Recorder(), Recorder()
+        async with smtp_server(without) as port, running(database_url, port) as s:
+            unmailable = submission(s.petition_id, "зт.юзер@пример.рф", "Zt Unmailable")
+            await sign(s.storage, unmailable)
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+            (row,) = await rows(s.storage)
+            assert row["last_error"] == "permanent:no_smtputf8" and row["payload"] == "{}"
+            assert await pending(s.storage) == []
+        assert without.received == []
+        async with (
+            smtp_server(with_it, enable_SMTPUTF8=True) as port,
+            running(database_url, port) as s,
+        ):
+            await sign(s.storage, submission(s.petition_id, "зт.юзер@пример.рф", "Zt Mailable"))
+            await s.runner.start()
+            await s.clock.wait_for_sleepers(JOBS)
+            assert [r["last_error"] for r in await rows(s.storage)] == ["permanent:no_smtputf8"]
+        assert with_it.recipients == ["зт.юзер@xn--e1afmkfd.xn--p1ai"]
 
     asyncio.run(check())
