@@ -482,6 +482,22 @@ def test_a_mail_is_sent_as_its_bytes_with_its_envelope() -> None:
     asyncio.run(check())
 
 
+def test_a_server_from_before_esmtp_gets_helo() -> None:
+    class NoEsmtp(Recorder):
+        async def handle_EHLO(
+            self, server: SMTP, session: Session, envelope: Envelope, name: str, lines: Any
+        ) -> list[str]:
+            return ["502 5.5.2 no ESMTP here"]
+
+    async def check() -> None:
+        handler = NoEsmtp()
+        async with smtp_server(handler) as port:
+            await plain(port).send(message())
+        assert handler.recipients == [TO]
+
+    asyncio.run(check())
+
+
 # --- Internationalised addresses --------------------------------------------------------------
 
 
