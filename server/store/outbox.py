@@ -111,17 +111,25 @@ async def add(tx: Transaction, topic: str, payload: dict[str, Any], now: float) 
 
 
 async def claim(
-    storage: Storage, topic: str, limit: int, lease_seconds: float, now: float
+    storage: Storage,
+    topic: str,
+    limit: int,
+    lease_seconds: float,
+    now: float,
+    *,
+    look: bool = True,
 ) -> list[OutboxRow]:
     """Lease up to `limit` due rows of `topic`, oldest due first, for `lease_seconds` (at most
-    MAX_LEASE), counting an attempt for each; committed before it returns."""
+    MAX_LEASE), counting an attempt for each; committed before it returns. `look=False` skips
+    the look for a due row, for a caller that has reason to expect one."""
     if lease_seconds <= 0:
         raise ValueError("a lease must last some time")
     until = math.ceil(now + min(lease_seconds, MAX_LEASE))
     values = {"topic": topic, "now": int(now), "until": until, "limit": limit}
     # Look first, without the write lock: an idle outbox, polled every few seconds, then never
     # takes SQLite's one write lock from the signature writer.
-    if await storage.database.fetch_val(_ANY_DUE, {"topic": topic, "now": int(now)}) is None:
+    due = {"topic": topic, "now": int(now)}
+    if look and await storage.database.fetch_val(_ANY_DUE, due) is None:
         return []
     async with storage.write() as tx:
         # The adapter's clause for passing over rows another claimer is locking, if it needs one.
@@ -295,9 +303,13 @@ async def deliver(
     started. Errors of the database itself are raised: the job runner restarts the loop after
     a backoff."""
     lease = min(lease, MAX_LEASE)
+    full = False
     while not stopping.is_set():
         now = clock.now()
-        rows = await claim(storage, topic, batch, lease, now)
+        # After a full batch more rows are likely due (a backlog): the look before the claim,
+        # a read of its own (on SQLite a new connection), would only find them again.
+        rows = await claim(storage, topic, batch, lease, now, look=not full)
+        full = len(rows) == batch
         if not rows:
             if await pause(clock, await _idle_wait(storage, clock, topic, idle), stopping):
                 return

@@ -197,6 +197,21 @@ def test_a_claim_with_nothing_due_does_not_wait_for_the_write_lock(database_url:
     run(check())
 
 
+def test_a_claim_without_its_look_still_takes_only_due_rows(database_url: str) -> None:
+    """What `deliver` does after a full batch, when more rows are likely due."""
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        await queue(storage, {"n": 1}, now=T)
+        await queue(storage, {"n": 2}, now=T + 600)
+        [row] = await outbox.claim(storage, "mail", 10, 30, T, look=False)
+        assert row.payload == {"n": 1}
+        assert await outbox.claim(storage, "mail", 10, 30, T, look=False) == []
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
     rng = random.Random(7)
     for attempts, ceiling in [(1, 5), (2, 10), (3, 20), (8, 640), (12, 3600), (500, 3600)]:
