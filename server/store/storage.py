@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from server.domain.access import AccessKeyRow
@@ -80,6 +81,11 @@ class Storage:
 
     def is_unavailable(self, exc: BaseException) -> bool:
         return self.engine.is_unavailable(exc)
+
+    def exposed_files(self) -> list[tuple[Path, int]]:
+        """The database files here that others than their owner may read or write, and their
+        modes: whoever may read them may copy the whole database."""
+        return self.engine.exposed_files()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
