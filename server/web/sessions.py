@@ -44,7 +44,7 @@ COOKIE = "pw_admin"
 # Over HTTPS the cookie takes the `__Host-` prefix: browsers then refuse it unless it is Secure,
 # has Path=/ and no Domain, so a neighbouring subdomain cannot plant a session of its own.
 SECURE_COOKIE = "__Host-pw_admin"
-MAX_COOKIE_LENGTH = 400  # ours are about 120 characters
+MAX_COOKIE_LENGTH = 400  # ours are about 110 characters
 _ID = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes in URL-safe base64, unpadded
 _CSRF_PURPOSE = b"petition-widget.csrf"
 
