@@ -39,8 +39,10 @@ PAGES = (
     ADMIN,
     f"{ADMIN}/export.csv",
     f"{ADMIN}/export.json",
+    f"{ADMIN}/export.sealed",
     f"{ADMIN}/partners/{PARTNER}",
     f"{ADMIN}/partners/{PARTNER}/export.csv",
+    f"{ADMIN}/partners/{PARTNER}/export.sealed",
 )
 
 
@@ -94,10 +96,16 @@ def site(
     folder = tmp_path_factory.mktemp("disk")
     if request.param == "sqlite":
         url = backends.sqlite_url(folder)
-        extra: dict[str, str] = {}  # the key file goes beside the database, by default
+        extra: dict[str, str] = {}  # both key files are generated beside the database
     else:
         url = request.getfixturevalue("postgres").create()
-        extra = {"secret_key_file": str(folder / "petition-widget.key")}
+        # PostgreSQL needs the email hash key given: here in a file on the same disk.
+        hash_key = folder / "email-hash-key"
+        hash_key.write_text(secrets.token_urlsafe(32) + "\n")
+        extra = {
+            "secret_key_file": str(folder / "petition-widget.key"),
+            "email_hash_key_file": str(hash_key),
+        }
     live.prepare(url)
 
     async def keys() -> tuple[access_keys.Key, access_keys.Key, access_keys.Key]:
@@ -122,7 +130,8 @@ def site(
 
     owner, spare, partner = asyncio.run(keys())
     server = live.LiveServer(url, folder, **extra)
-    del server.env["SECRET_KEYS"]  # generated, and kept in a file on the disk
+    # Generated, or given, in files on the disk: the copy has them.
+    del server.env["SECRET_KEYS"], server.env["EMAIL_HASH_KEY"]
     with server:
         signers = []
         with httpx.Client(base_url=server.base_url, timeout=30) as c:
@@ -142,7 +151,9 @@ def copy_disk(site: Site, into: Path) -> Copy:
     """Copy every file of the disk and read it as a thief would, without the server's help."""
     shutil.copytree(site.folder, into)
     raw = b"".join(p.read_bytes() for p in sorted(into.rglob("*")) if p.is_file())
-    key_file = next(p for p in into.iterdir() if p.name.endswith(".key"))
+    key_file = next(
+        p for p in into.iterdir() if p.name in ("petitions.db.key", "petition-widget.key")
+    )
     secret_keys = [key_file.read_text().strip()]
     if site.url.startswith("sqlite"):
         # The copied database, its -wal and -shm included (recent commits live in the WAL).
