@@ -843,6 +843,7 @@ def _prepare(settings: Settings) -> int:
         )
 
     async def work(storage: Storage) -> int:
+        _warn_of_exposed_files(storage)
         entries = await storage.petitions(await storage.partners())
         problem = _mail_problem(entries, settings)
         if problem:
@@ -870,6 +871,18 @@ def _sealing_notice(entries: Sequence[Entry], settings: Settings) -> None:
             "signer data is sealed; partners without a sealing key get no personal data: %s "
             "(set one with: petition-widget partners set-sealing-key SLUG CODE KEY)",
             ", ".join(keyless),
+        )
+
+
+def _warn_of_exposed_files(storage: Storage) -> None:
+    """Name each database file that group or others may read or write (made so by an older
+    release, a copy or a restore): anyone who may read it has every row, whatever the
+    dashboard's keys. A warning, not a refusal: the operator may share the machine on purpose."""
+    for path, mode in storage.exposed_files():
+        print(
+            f"petition-widget: warning: {path} is readable or writable by group or others "
+            f"(mode {mode:04o}); make it private with: chmod 600 {path}",
+            file=sys.stderr,
         )
 
 

@@ -138,6 +138,12 @@ class Engine(abc.ABC):
         """Where a generated secret key is kept when `SECRET_KEY_FILE` is unset."""
         return Path("petition-widget.key")
 
+    def exposed_files(self) -> list[tuple[Path, int]]:
+        """The database's own files on this machine that group or others may read or write,
+        with their modes (`serve` warns of them). None by default: a database server guards
+        its own files."""
+        return []
+
 
 class UnknownDatabase(PetitionWidgetError):
     """A `DATABASE_URL` that names no engine we have, or that its engine cannot use."""

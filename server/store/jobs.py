@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from server.domain import mail
 from server.domain.errors import BadPayload
 from server.domain.petitions import Entry
-from server.store import confirmations, outbox
+from server.store import confirmations, outbox, sessions
 from server.store.clock import Clock, Stopping
 from server.store.registry import Registry
 from server.store.runner import JobRunner
@@ -78,6 +78,7 @@ def register(
         now = int(clock.now())
         await storage.purge_used_nonces(now)
         await storage.purge_mail_budgets(now)
+        await sessions.purge_expired(storage, now)  # dashboard sessions whose time is up
         gone = await confirmations.expire_pending(storage, now, confirm_lifetime)
         if gone:
             logger.info("deleted %d submission(s) never confirmed", gone)

@@ -205,4 +205,19 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE petitions ADD COLUMN closed_at BIGINT",
         "UPDATE petitions SET closed_at = updated_at WHERE status = 'closed'",
     ],
+    [
+        # Dashboard sessions (`sessions`): a random id in the cookie, only its digest here, so
+        # a copy of the disk holds no session and `SECRET_KEYS` alone signs none that opens.
+        # Sessions from before this migration (a signed key id) are no longer read: their
+        # holders sign in again.
+        """CREATE TABLE dashboard_sessions (
+            digest TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL REFERENCES access_keys (id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )""",
+        # Revoking a key ends its sessions; the purge deletes those whose time is up.
+        "CREATE INDEX dashboard_sessions_by_key ON dashboard_sessions (key_id)",
+        "CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at)",
+    ],
 ]

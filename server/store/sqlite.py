@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,13 +52,43 @@ def _pragmas(synchronous: str) -> list[str]:
     ]
 
 
+def create_private(database: object) -> None:
+    """Create a missing database file empty, readable and writable by its owner alone (0600),
+    before SQLite opens it: SQLite takes an empty file for a new database, and gives the `-wal`
+    and `-shm` files it makes the database file's own mode. Left to itself it would create all
+    three 0644 (under the usual umask), for any user of the machine to copy."""
+    name = os.fspath(database) if isinstance(database, str | os.PathLike) else ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    try:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists (another worker was first), or SQLite will say why it cannot
+        return
+
+
+def exposed(path: Path) -> list[tuple[Path, int]]:
+    """The files of the database at `path` (itself, `-wal`, `-shm`) that exist and that group
+    or others may read or write, with their modes."""
+    found = []
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            found.append((file, mode))
+    return found
+
+
 def _factory(synchronous: str) -> type[sqlite3.Connection]:
     """A sqlite3 connection class that sets our pragmas on every new connection: `databases`
-    opens one per task, and per-connection pragmas would otherwise be lost."""
+    opens one per task, and per-connection pragmas would otherwise be lost. Whichever
+    connection comes first, the writer's or a reader's, creates a missing file private."""
     pragmas = _pragmas(synchronous)
 
     class Connection(sqlite3.Connection):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            create_private(args[0] if args else kwargs.get("database"))
             super().__init__(*args, **kwargs)
             for pragma in pragmas:
                 self.execute(pragma)
@@ -159,6 +190,9 @@ class SqliteEngine(Engine):
                 conn.close()
 
         await asyncio.to_thread(rebuild)
+
+    def exposed_files(self) -> list[tuple[Path, int]]:
+        return exposed(self.path)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from server.domain.access import AccessKeyRow
@@ -23,6 +24,7 @@ from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
 from server.domain.sealing import EmailHasher
+from server.store import sessions
 from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.keying import key_email_addresses
 from server.store.schema import MIGRATIONS
@@ -79,6 +81,11 @@ class Storage:
 
     def is_unavailable(self, exc: BaseException) -> bool:
         return self.engine.is_unavailable(exc)
+
+    def exposed_files(self) -> list[tuple[Path, int]]:
+        """The database files here that others than their owner may read or write, and their
+        modes: whoever may read them may copy the whole database."""
+        return self.engine.exposed_files()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
@@ -326,13 +333,15 @@ class Storage:
         return [AccessKeyRow(*_columns(r)) for r in rows]
 
     async def revoke_access_key(self, key_id: str) -> bool:
-        """Revoke a key; False when there is no such key or it was revoked already."""
+        """Revoke a key and end its dashboard sessions; False when there is no such key or it
+        was revoked already."""
         async with self.write() as tx:
             revoked = await tx.fetch_val(
                 "UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL "
                 "RETURNING id",
                 {"id": key_id, "now": _now()},
             )
+            await sessions.end_for_keys(tx, [key_id])
         return revoked is not None
 
     async def revoke_access_keys_labelled(self, label: str) -> int:
@@ -343,6 +352,7 @@ class Storage:
                 "AND revoked_at IS NULL RETURNING id",
                 {"label": label, "now": _now()},
             )
+            await sessions.end_for_keys(tx, [r[0] for r in rows])
         return len(rows)
 
     async def partner(self, petition_id: int, code: str) -> Partner | None:

@@ -5,9 +5,10 @@ and `export`; the pages are Jinja2 templates in `templates/admin/`.
 Who may do what: an owner key opens one petition or all of them; a partner key opens only its
 own partner's page on its own petition, whose export holds only signers who agreed to hear
 from that partner. Anything else is 403. Browsers sign in once with a key and then carry a
-signed session cookie; scripts may send `Authorization: Bearer <key>` on any GET instead (a
-wrong key there is a 401 that does not say what was wrong). Every POST needs a session and its
-CSRF token, and is refused when it comes from another site.
+session cookie (a random id, good while the database has its digest: `sessions`); scripts
+may send `Authorization: Bearer <key>` on any GET instead (a wrong key there is a 401 that
+does not say what was wrong). Every POST needs a session and its CSRF token, and is refused
+when it comes from another site.
 
 Pages are answered with a strict Content-Security-Policy (our own stylesheet and script only,
 no inline code, no frames of us elsewhere), `no-store`, and no referrer to other sites. Numbers
@@ -127,8 +128,13 @@ def _secure(request: Request) -> bool:
     return services_of(request).settings.secure_cookies or request.url.scheme == "https"
 
 
-def _session(request: Request) -> Session | None:
-    return state_of(request).sessions.read(request.cookies.get(cookie_name(_secure(request))))
+def _cookie(request: Request) -> str | None:
+    return request.cookies.get(cookie_name(_secure(request)))
+
+
+async def _session(request: Request) -> Session | None:
+    """The session of the request's cookie, if the database has it (see `sessions`)."""
+    return await state_of(request).sessions.resume(services_of(request).storage, _cookie(request))
 
 
 async def _caller(request: Request) -> Caller | Response:
@@ -141,7 +147,7 @@ async def _caller(request: Request) -> Caller | Response:
         if principal is None:
             return unauthorized()
         return Caller(principal, None)
-    session = _session(request)
+    session = await _session(request)
     principal = await auth.by_key_id(storage, session.key_id) if session else None
     if session is None or principal is None:
         return _to_login(request)
@@ -209,7 +215,7 @@ async def _form(request: Request) -> dict[str, Any] | None:
 async def _poster(request: Request) -> tuple[Caller, dict[str, Any]] | Response:
     """The caller and form of a state-changing request: a session, from our own site, with the
     session's CSRF token. Otherwise back to sign-in (no valid session) or 403."""
-    session = _session(request)
+    session = await _session(request)
     principal = None
     if session is not None:
         principal = await auth.by_key_id(services_of(request).storage, session.key_id)
@@ -276,7 +282,8 @@ def signed_in(
 
 
 async def login_page(request: Request) -> Response:
-    caller = await _caller(request) if _session(request) is not None else None
+    has_session = state_of(request).sessions.session_id(_cookie(request)) is not None
+    caller = await _caller(request) if has_session else None
     if isinstance(caller, Caller):
         return RedirectResponse(_home(caller.principal), 303)
     return page(request, "login.html", None, next=_next(request.query_params.get("next")))
@@ -318,12 +325,17 @@ async def login(request: Request) -> Response:
     target = _next(form.get("next"))
     if target == "/admin":
         target = _home(principal)
+    sessions = state_of(request).sessions
+    previous = await _session(request)
+    if previous is not None:  # signing in again replaces this browser's session
+        await sessions.end(services.storage, previous)
+    cookie = await sessions.start(services.storage, principal.key_id)
     response = RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
     secure = _secure(request)
     response.set_cookie(
         cookie_name(secure),
-        state_of(request).sessions.issue(principal.key_id),
-        max_age=state_of(request).sessions.max_age,
+        cookie,
+        max_age=sessions.max_age,
         path="/",
         secure=secure,
         httponly=True,
@@ -336,6 +348,9 @@ async def logout(request: Request) -> Response:
     posted = await _poster(request)
     if isinstance(posted, Response):
         return posted
+    caller, _ = posted
+    assert caller.session is not None  # a poster always has one
+    await state_of(request).sessions.end(services_of(request).storage, caller.session)
     response = RedirectResponse("/admin/login", 303)
     response.delete_cookie(cookie_name(_secure(request)), path="/", secure=_secure(request),
                            httponly=True, samesite="strict")  # fmt: skip

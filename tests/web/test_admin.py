@@ -246,15 +246,15 @@ def test_sign_in_returns_to_the_page_asked_for_and_nowhere_else(world: World) ->
     ],
 )
 def test_a_forged_or_expired_session_goes_back_to_sign_in(world: World, cookie: str) -> None:
-    key_id = world.keys["owner"].id
-    genuine = sessions.Sessions([live.SECRET]).issue(key_id)
+    with contextlib.closing(signed_in(world, "owner")) as c:
+        genuine = c.cookies["pw_admin"]
     value = {
         "garbage": "not-a-session",
         "tampered": genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB"),
-        "other-secret": sessions.Sessions(["another-secret"]).issue(key_id),
+        "other-secret": sessions.Sessions(["another-secret"]).new()[1],
         "expired": sessions.Sessions(
             [live.SECRET], clock=lambda: time.time() - sessions.MAX_AGE - 60
-        ).issue(key_id),
+        ).new()[1],
     }[cookie]
     headers = {"Cookie": f"pw_admin={value}"}
     response = httpx.get(world.server.url(ADMIN), headers=headers)
