@@ -82,11 +82,13 @@ def mail_job(settings: Settings) -> jobs.MailJob | None:
     mail rows wait in the outbox until they can."""
     if not (settings.smtp_url and settings.mail_from):
         return None
+    hasher = email_hasher(settings)
     return jobs.MailJob(
         sender=SmtpSender.from_url(settings.smtp_url),
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         confirm_lifetime=settings.confirm_lifetime,
+        open_address=hasher.open_address if hasher else lambda _: None,
     )
 
 

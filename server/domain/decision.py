@@ -71,8 +71,10 @@ def decide(
             consent_organiser=signer.consent_organiser and not unshown_organiser,
             consent_partner=signer.consent_partner and partner is not None,
         )
-    domain = None
+    domain = mail_to = None
     if hasher is not None:
+        if petition.needs_confirmation:
+            mail_to = hasher.seal_address(signer.email)
         domain = hasher.domain_key(signer.email_key.rpartition("@")[2])
         signer = dataclasses.replace(signer, email_key=hasher.email_key(signer.email_key))
     signature = NewSignature(
@@ -90,5 +92,6 @@ def decide(
         confirm_lifetime=confirm_lifetime,
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
+        mail_to=mail_to,
     )
     return Decision(claims, signature)

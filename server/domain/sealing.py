@@ -112,6 +112,24 @@ class EmailHasher:
     def domain_key(self, domain: str) -> str:
         return hmac.new(self.key, b"domain\x00" + domain.encode(), hashlib.sha256).hexdigest()
 
+    def seal_address(self, address: str) -> str:
+        """An address as the outbox keeps it until its mail is sent: encrypted under a key
+        derived from this one, so the database's files (PostgreSQL's dead rows and WAL
+        included) never hold it in clear; the mail job opens it just before sending."""
+        box = nacl.secret.SecretBox(self._address_key).encrypt(address.encode())
+        return base64.b64encode(box).decode()
+
+    def open_address(self, box: str) -> str | None:
+        try:
+            data = nacl.secret.SecretBox(self._address_key).decrypt(base64.b64decode(box))
+        except (nacl.exceptions.CryptoError, binascii.Error, ValueError):
+            return None
+        return data.decode()
+
+    @property
+    def _address_key(self) -> bytes:
+        return hmac.new(self.key, b"outbox address", hashlib.sha256).digest()
+
     @property
     def fingerprint(self) -> int:
         """48 bits that tell this key from another, kept in the database so that a server or

@@ -88,6 +88,11 @@ class Engine(abc.ABC):
         """Rewrite the database's files so that deleted rows leave no trace in them (after
         `seal` has emptied the plaintext columns)."""
 
+    async def scrub(self) -> None:
+        """Clear what the engine keeps of deleted rows beyond its tables, where it can do so
+        cheaply (SQLite's WAL); called when the outbox has drained. Nothing by default."""
+        return None
+
     def database_missing(self) -> bool:
         """Whether connecting would create the database rather than open one (SQLite's file):
         commands that only read refuse then."""

@@ -4,7 +4,10 @@
   by other workers and hosts reach this one's registry (and petition changes made by the CLI).
 - `purge` (every `PURGE_EVERY` seconds): forgets the nonces of expired form tokens (an expired
   token is refused on its own, so its nonce no longer needs to be remembered), and deletes the
-  submissions not confirmed within `CONFIRM_LIFETIME`, with all their personal data.
+  submissions not confirmed within `CONFIRM_LIFETIME`, with all their personal data, the mail
+  budgets of past days, and the dashboard sessions whose time is up.
+- `retention` (every `RETENTION_EVERY` seconds, an hour): deletes the signer data of petitions
+  closed longer than their `[retention] days` (`retention.run`), keeping every count.
 - `mail` (only when mail is configured, `MailJob`): delivers the outbox's `mail` rows, the
   confirmation and "already signed" mails. Each claims its rows as leases (`outbox.deliver`),
   so several workers and hosts share the work, `MAIL_BATCH` at a time: the mails of a batch go
@@ -15,6 +18,8 @@
   row given up keeps nothing of its payload; a confirmation refused for good also takes its
   pending submission with it (`confirmations.forget_unmailable`): nobody can confirm it. Without
   mail settings the rows wait (`serve` refuses to start when a petition needs them).
+  When nothing is left to send it resets SQLite's WAL (`Engine.scrub`), whose older frames
+  still hold the rows of sent mails.
 - `outbox-purge` (with `mail`, every `PURGE_EVERY` seconds): forgets rows that failed for good
   more than `FAILED_KEPT` (7 days) ago; until then they are counted for the dashboard.
 """
@@ -24,12 +29,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from server.domain import mail
 from server.domain.errors import BadPayload
 from server.domain.petitions import Entry
-from server.store import confirmations, outbox, sessions
+from server.store import confirmations, outbox, retention, sessions
 from server.store.clock import Clock, Stopping
 from server.store.registry import Registry
 from server.store.runner import JobRunner
@@ -40,6 +45,7 @@ from server.store.storage import Storage
 logger = logging.getLogger("petition_widget.mail")
 
 PURGE_EVERY = 600.0  # seconds between purges of expired token nonces and of failed outbox rows
+RETENTION_EVERY = 3600.0  # seconds between looks for petitions past their [retention] days
 MAIL_PATIENCE = 86_400  # seconds a mail is retried before it is given up
 FAILED_KEPT = 7 * 86_400  # seconds a row that failed for good is kept, as a count
 MAIL_LEASE = 60.0  # seconds a mail row is leased: room for a whole send (15 s) and more
@@ -56,6 +62,9 @@ class MailJob:
     base_url: str  # links in mails are built on it
     mail_from: str
     confirm_lifetime: int  # seconds; the confirmation mail says in how many days it lapses
+    # Opens the address an outbox row keeps encrypted (`EmailHasher.open_address`); rows
+    # written before addresses were encrypted carry it in clear as `to`.
+    open_address: Callable[[str], str | None] = lambda _: None
 
     def __post_init__(self) -> None:
         # Checked here, at start-up: a bad sender address found per row would drop every mail.
@@ -84,6 +93,16 @@ def register(
             logger.info("deleted %d submission(s) never confirmed", gone)
 
     runner.every("purge", PURGE_EVERY, purge)
+
+    async def retain() -> None:
+        for due in await retention.run(storage, await storage.petitions(), clock.now()):
+            if due.signatures or due.pending:
+                logger.info(
+                    "retention: deleted the signer data of %s (%d signatures, %d waiting)",
+                    due.slug, due.signatures, due.pending,
+                )  # fmt: skip
+
+    runner.every("retention", RETENTION_EVERY, retain)
     if mail_job is None:
         return
 
@@ -99,6 +118,7 @@ def register(
             batch=MAIL_BATCH,
             lease=MAIL_LEASE,
             scope=handler.batch,
+            drained=storage.engine.scrub,
         )
 
     async def purge_failed() -> None:
@@ -137,9 +157,15 @@ class MailHandler:
         entry = await _entry(self.storage, self.registry, row.payload.get("petition_id"))
         if entry is None:
             raise outbox.GiveUp("no_petition")
+        payload = row.payload
+        if isinstance(payload.get("to_box"), str):
+            address = self.job.open_address(payload["to_box"])
+            if address is None:  # another EMAIL_HASH_KEY, or a damaged row: never sendable
+                raise outbox.GiveUp("bad_payload")
+            payload = {**payload, "to": address}
         try:
             message = mail.render(
-                row.payload,
+                payload,
                 entry,
                 base_url=self.job.base_url,
                 mail_from=self.job.mail_from,

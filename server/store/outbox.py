@@ -293,6 +293,7 @@ async def deliver(
     idle: float = 5.0,
     rng: random.Random | None = None,
     scope: Scope | None = None,
+    drained: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Deliver `topic`'s rows until `stopping` is set: claim a batch, run `handler(row)` on each
     outside any transaction (inside `scope()`, when given, entered once per batch), then write
@@ -301,9 +302,11 @@ async def deliver(
     due, wait for the next due row, or `idle` seconds at most (rows added elsewhere are not
     announced). Once stopping, claims no more and hands back the rows of its batch it has not
     started. Errors of the database itself are raised: the job runner restarts the loop after
-    a backoff."""
+    a backoff. `drained`, when given, is awaited once each time nothing is due after some rows
+    were handled (the mail job resets SQLite's WAL then: its frames hold deleted addresses)."""
     lease = min(lease, MAX_LEASE)
     full = False
+    handled = False
     while not stopping.is_set():
         now = clock.now()
         # After a full batch more rows are likely due (a backlog): the look before the claim,
@@ -311,6 +314,9 @@ async def deliver(
         rows = await claim(storage, topic, batch, lease, now, look=not full)
         full = len(rows) == batch
         if not rows:
+            if handled and drained is not None:
+                handled = False
+                await drained()
             if await pause(clock, await _idle_wait(storage, clock, topic, idle), stopping):
                 return
             continue
@@ -330,6 +336,7 @@ async def deliver(
             outcome.unstarted = pending
             # Also when cancelled: rows sent and not written back would be sent again.
             await settle(storage, outcome, clock.now())
+            handled = True
 
 
 async def _handle(

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 
 BUSY_TIMEOUT_MS = 5_000
+SCRUB_WAIT_MS = 200  # the longest a WAL reset waits for readers while holding the write lock
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -174,6 +175,28 @@ class SqliteEngine(Engine):
 
     def database_missing(self) -> bool:
         return not self.path.exists()
+
+    async def scrub(self) -> None:
+        """Reset the WAL to nothing (`wal_checkpoint(TRUNCATE)`): its older frames hold pages as
+        they were before rows were deleted (a sent mail's address). Under the write lock, and
+        waiting at most `SCRUB_WAIT_MS` for readers, so signatures never queue behind it; a
+        reader that holds on makes it a no-op until the next time."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            conn = await self._connection()
+            await self._off_loop(self._checkpoint, conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {SCRUB_WAIT_MS}")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     async def rebuild_files(self) -> None:
         """VACUUM rewrites the file without its free pages; a truncated WAL keeps no old

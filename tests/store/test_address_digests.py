@@ -105,12 +105,12 @@ def test_the_purge_forgets_the_mail_budgets_of_past_days(database_url: str) -> N
         jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
         await runner.start()
         try:
-            await clock.wait_for_sleepers(2)  # both jobs have run once and sleep
+            await clock.wait_for_sleepers(len(runner.status()))  # every job has run once, sleeps
             rows = await storage.database.fetch_all("SELECT day FROM mail_budget")
             assert [r[0] for r in rows] == [today]
             # The next purge is after midnight: today's budget is a past day's.
             await clock.advance(jobs.PURGE_EVERY)
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             assert await storage.database.fetch_all("SELECT day FROM mail_budget") == []
             assert runner.status()["purge"].failures == 0
         finally:

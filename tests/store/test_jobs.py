@@ -42,12 +42,12 @@ def test_nonce_purge_runs_at_start_and_every_period(database_url: str) -> None:
                 )
         await runner.start()
         try:
-            await clock.wait_for_sleepers(2)  # both jobs have run once and sleep
+            await clock.wait_for_sleepers(len(runner.status()))  # every job has run once, sleeps
             assert await nonces(storage) == {"later", "live"}
             await clock.advance(jobs.PURGE_EVERY - 1)
             assert await nonces(storage) == {"later", "live"}  # not before its period
             await clock.advance(1)
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             assert await nonces(storage) == {"live"}
             assert runner.status()["purge"].failures == 0
         finally:
@@ -69,7 +69,7 @@ def test_count_refresh_brings_other_writers_counts(database_url: str) -> None:
         jobs.register(runner, storage, registry, clock)
         await runner.start()
         try:
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             # Another worker's commit: a counter row this process never wrote.
             async with storage.write() as tx:
                 await tx.execute(
@@ -79,7 +79,7 @@ def test_count_refresh_brings_other_writers_counts(database_url: str) -> None:
                 )
             assert registry.count(entry) == 0
             await clock.advance(1.0)
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             assert registry.count(entry) == 42
             assert registry.failure is None
         finally:
@@ -110,11 +110,11 @@ def test_the_purge_deletes_submissions_never_confirmed(database_url: str) -> Non
         )
         await runner.start()
         try:
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             rows = await storage.database.fetch_all("SELECT ref FROM pending_signatures")
             assert [r[0] for r in rows] == ["young"]
             await clock.advance(jobs.PURGE_EVERY)
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             rows = await storage.database.fetch_all("SELECT ref FROM pending_signatures")
             assert rows == []  # its time came too
         finally:

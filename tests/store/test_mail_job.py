@@ -34,7 +34,7 @@ from tests.support import petitions
 T = 1_700_000_000
 BASE = "https://petitions.example.net"
 FROM = "petitions@example.net"
-JOBS = 4  # count-refresh, purge, mail, outbox-purge: each sleeps between its steps
+JOBS = 5  # count-refresh, purge, retention, mail, outbox-purge: each sleeps between steps
 
 
 @dataclass
@@ -314,13 +314,13 @@ def test_without_mail_settings_no_mail_job_runs_and_rows_wait(database_url: str)
         clock = ManualClock(T)
         runner = JobRunner(clock, logging.getLogger("test.jobs"))
         jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
-        assert set(runner.status()) == {"count-refresh", "purge"}
+        assert set(runner.status()) == {"count-refresh", "purge", "retention"}
         await queue(storage, mail(petition_id))
         await runner.start()
         try:
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             await clock.advance(3600)
-            await clock.wait_for_sleepers(2)
+            await clock.wait_for_sleepers(len(runner.status()))
             (row,) = await rows(storage)
             assert row["attempts"] == 0 and row["failed_at"] is None
         finally:

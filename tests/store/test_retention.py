@@ -158,3 +158,60 @@ def test_reopening_a_petition_forgets_when_it_closed(database_url: str) -> None:
             await storage.disconnect()
 
     asyncio.run(run())
+
+
+def test_the_retention_job_deletes_on_the_runner_clock_and_keeps_every_figure(
+    database_url: str,
+) -> None:
+    """Days pass on the runner's injected clock: nothing goes before the petition has been
+    closed for its retention, everything personal goes at its first look after."""
+    import logging
+
+    from server.store import jobs
+    from server.store.clock import ManualClock
+    from server.store.registry import Registry
+    from server.store.runner import JobRunner
+
+    async def run() -> None:
+        storage = Storage(database_url)
+        await storage.connect()
+        try:
+            await storage.migrate()
+            petition = dataclasses.replace(petitions.example(), retention_days=2)
+            await storage.import_petitions([petition])
+            pid = await storage.petition_id(petition.slug)
+            assert pid is not None
+            plain = create_writer(storage, lambda: T)
+            await plain.start()
+            try:
+                await asyncio.gather(*(plain.submit(signature(pid, n)) for n in range(4)))
+            finally:
+                await plain.close()
+            await storage.set_petition_status(pid, "closed")
+            closed_at = await storage.database.fetch_val(
+                "SELECT closed_at FROM petitions WHERE id = :p", {"p": pid}
+            )
+            before = await figures(storage, pid)
+            clock = ManualClock(float(closed_at))
+            runner = JobRunner(clock, logging.getLogger("test.jobs"))
+            jobs.register(runner, storage, Registry(storage, 1.0, clock), clock)
+            named = "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND email <> ''"
+            await runner.start()
+            try:
+                await clock.wait_for_sleepers(len(runner.status()))
+                assert await storage.database.fetch_val(named, {"p": pid}) == 4
+                for _ in range(2 * 24 - 1):  # the job looks every hour: not yet
+                    await clock.advance(jobs.RETENTION_EVERY)
+                    await clock.wait_for_sleepers(len(runner.status()))
+                assert await storage.database.fetch_val(named, {"p": pid}) == 4
+                await clock.advance(jobs.RETENTION_EVERY)
+                await clock.wait_for_sleepers(len(runner.status()))
+                assert await storage.database.fetch_val(named, {"p": pid}) == 0
+                assert await figures(storage, pid) == before
+                assert runner.status()["retention"].failures == 0
+            finally:
+                await runner.stop(1.0)
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
