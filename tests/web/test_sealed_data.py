@@ -3,15 +3,16 @@
 A live server with `SEALING_PUBLIC_KEY` takes signers with distinctive names, emails and
 comments through the whole confirmation flow (real SMTP: the catcher), some confirmed, some left
 pending, one withdrawn, until its outbox has drained. Then every byte the database left on
-disk is read: the SQLite files (db, -wal, -shm), or a `pg_dump` of the PostgreSQL database.
+disk is read: the SQLite files (db, -wal, -shm), or a `pg_dump` of the PostgreSQL database
+and its files.
 No name, email or comment may be there, nor an unkeyed digest of an address (SHA-256, SHA-1,
 MD5, as 8-byte prefixes, in hex, base64 or raw). Then the export, opened with the secret key
 by the CLI, holds every confirmed signer exactly once, and the partner's copy only its
 consenting signers.
 
-What this does not cover yet, on PostgreSQL: the database's own files under the data directory.
-Deleted rows (outbox mails, which hold the address until sent) stay in the heap as dead tuples
-until a vacuum reuses their space (docs/privacy.md).
+On PostgreSQL the database's own files under the data directory are read too (after a
+CHECKPOINT): deleted rows stay there as dead tuples until a vacuum reuses their space, which is
+why an outbox row keeps its address encrypted under the hash key, never in clear.
 """
 
 from __future__ import annotations
@@ -174,9 +175,34 @@ def _disk_bytes(seized: Seized) -> bytes:
         return b"".join(f.read_bytes() for f in files if f.exists())
     dump = shutil.which("pg_dump")
     assert dump is not None, "pg_dump is needed (postgresql-client)"
-    return subprocess.run(
+    dumped = subprocess.run(
         [dump, "--no-owner", seized.url], check=True, capture_output=True, timeout=60
     ).stdout
+    return dumped + _postgres_files(seized.url)
+
+
+def _postgres_files(url: str) -> bytes:
+    """Every file of the database under the server's data directory, after a CHECKPOINT has
+    written what was in memory: dead rows (deleted outbox mails, confirmed pending ones) and
+    free space included, which a dump leaves out."""
+
+    async def where() -> tuple[str, int]:
+        storage = Storage(url)
+        await storage.connect()
+        try:
+            await storage.database.execute("CHECKPOINT")
+            folder = await storage.database.fetch_val("SHOW data_directory")
+            oid = await storage.database.fetch_val(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            )
+            return str(folder), int(oid)
+        finally:
+            await storage.disconnect()
+
+    folder, oid = asyncio.run(where())
+    files = sorted(p for p in (Path(folder) / "base" / str(oid)).iterdir() if p.is_file())
+    assert len(files) > 20  # the database's tables and indexes, readable here
+    return b"".join(f.read_bytes() for f in files)
 
 
 def test_a_seized_disk_names_no_signer(seized: Seized) -> None:
