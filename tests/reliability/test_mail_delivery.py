@@ -33,7 +33,6 @@ from typing import Any
 import httpx
 import pytest
 
-from server.domain import sealing
 from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
@@ -47,16 +46,6 @@ RETRY_BOUND = 20.0  # seconds for mails to go once the mail server is up: two ba
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def recipient(payload: dict[str, Any]) -> str:
-    """The address an outbox row's mail goes to: kept encrypted under the server's hash key
-    (the database's files never hold it in clear), opened here with that key."""
-    box = payload.get("to_box")
-    assert isinstance(box, str), "an outbox row with its address in clear"
-    address = sealing.EmailHasher(live.EMAIL_HASH_KEY.encode()).open_address(box)
-    assert address is not None
-    return address
 
 
 def mail_server(
@@ -183,11 +172,11 @@ def test_mails_signed_while_smtp_is_down_all_arrive_once_it_is_up(
             15,
         )
         rows = outbox(database_url)
-        assert sorted(recipient(r["payload"]) for r in rows) == sorted(addresses)
+        assert sorted(live.recipient(r["payload"]) for r in rows) == sorted(addresses)
         assert {r["last_error"] for r in rows} == {"TransientMailError"}
         assert {r["failed_at"] for r in rows} == {None}  # waiting, not given up
         assert isinstance(oldest_unsent(server), int)
-        tokens = {recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
+        tokens = {live.recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
 
         catcher.open()
         try:
@@ -222,11 +211,11 @@ def test_mails_committed_before_a_kill_9_are_sent_after_the_restart(
     finally:
         crashed.kill()  # SIGKILL: the mails are in the outbox, none sent
     rows = outbox(database_url)
-    assert sorted(recipient(r["payload"]) for r in rows) == sorted(addresses)
+    assert sorted(live.recipient(r["payload"]) for r in rows) == sorted(addresses)
     assert {r["failed_at"] for r in rows} == {None}
     if killed == "after_a_failed_try":
         assert all(r["attempts"] >= 1 for r in rows)
-    tokens = {recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
+    tokens = {live.recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
     # A row the dead server had claimed is due when its lease ends; the others when their
     # backoff does (or now, if never tried).
     due_in = max(0.0, max(r["available_at"] for r in rows) - time.time())

@@ -17,9 +17,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from server.domain import sealing
 from server.domain.petitions import Petition
 from server.store.storage import Storage
 from tests.support import petitions as examples
@@ -60,6 +62,17 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
 
 
 EMAIL_HASH_KEY = "test-email-hash-key-0123456789abcdefghij"
+
+
+def recipient(payload: dict[str, Any]) -> str:
+    """The address of an outbox mail row of a live server: kept encrypted under the server's
+    hash key (the database's files never hold it in clear), opened here with that key."""
+    box = payload.get("to_box")
+    if not isinstance(box, str):
+        return str(payload.get("to", ""))
+    address = sealing.EmailHasher(EMAIL_HASH_KEY.encode()).open_address(box)
+    assert address is not None, "an outbox address this key does not open"
+    return address
 
 
 class LiveServer:
