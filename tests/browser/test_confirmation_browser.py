@@ -189,7 +189,8 @@ def mails_to(server: live.LiveServer, address: str) -> list[dict[str, Any]]:
             await storage.disconnect()
 
     found = [json.loads(p) for p in in_thread(lambda: asyncio.run(read()))]
-    return [m for m in found if live.recipient(m).lower() == address.lower()]
+    opened = [{**m, "to": live.recipient(m)} for m in found]  # as the mail job opens them
+    return [m for m in opened if m["to"].lower() == address.lower()]
 
 
 def mailed_link(server: live.LiveServer, address: str, kind: str) -> str:
