@@ -9,6 +9,7 @@ never in requests waiting forever: connecting and each statement have timeouts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -53,6 +54,16 @@ def positional(sql: str) -> Positional:
 
         found = _positional_cache[sql] = Positional(_NAMED_PARAM.sub(number, sql), tuple(names))
     return found
+
+
+def _forget_broken_connection(database: Any) -> None:
+    """Drop the current task's `databases` connection object when nothing holds it any more
+    (see `PostgresEngine._raw`). Reaches into `databases`' task map: the library offers no
+    way to reset a connection, and this is confined to the adapter."""
+    task = asyncio.current_task()
+    found = database._connection_map.get(task) if task is not None else None
+    if found is not None and found._connection_counter == 0:
+        database._connection_map.pop(task, None)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -125,28 +136,41 @@ class PostgresEngine(Engine):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.database.connection() as conn:
-            raw = conn.raw_connection
-            async with raw.transaction():
-                yield PostgresTransaction(raw)
+        async with self._raw() as raw, raw.transaction():
+            yield PostgresTransaction(raw)
+
+    @contextlib.asynccontextmanager
+    async def _raw(self) -> AsyncIterator[Any]:
+        """This task's asyncpg connection, from `databases`' pool, forgotten if it broke.
+
+        `databases` binds one connection object to each task. When handing its asyncpg
+        connection back to the pool fails (the server went away just then), that object keeps
+        a half-released state, and every later use in the same task fails with
+        `AssertionError: Connection is already acquired`. The writer's tasks live as long as
+        the server, so signing never recovered from such an outage; the object is dropped
+        instead, and the task's next use makes a fresh one."""
+        try:
+            async with self.database.connection() as conn:
+                yield conn.raw_connection
+        except BaseException:
+            _forget_broken_connection(self.database)
+            raise
 
     async def run_plan(self, plan: Plan) -> list[int | None]:
-        async with self.database.connection() as conn:
-            raw = conn.raw_connection
-            async with raw.transaction():
-                row = None
-                while True:
-                    try:
-                        sent = plan.send(row)
-                    except StopIteration as done:
-                        return list(done.value)
-                    statement = positional(sent[0])
-                    if isinstance(sent, Many):
-                        # One round trip for them all: asyncpg pipelines the value sets.
-                        await raw.executemany(statement.sql, map(statement.args, sent.values))
-                        row = None
-                    else:
-                        row = await raw.fetchrow(statement.sql, *statement.args(sent[1]))
+        async with self._raw() as raw, raw.transaction():
+            row = None
+            while True:
+                try:
+                    sent = plan.send(row)
+                except StopIteration as done:
+                    return list(done.value)
+                statement = positional(sent[0])
+                if isinstance(sent, Many):
+                    # One round trip for them all: asyncpg pipelines the value sets.
+                    await raw.executemany(statement.sql, map(statement.args, sent.values))
+                    row = None
+                else:
+                    row = await raw.fetchrow(statement.sql, *statement.args(sent[1]))
 
     async def rebuild_files(self) -> None:
         # Rewrites every table into new files, leaving dead tuples (old plaintext) behind; it

@@ -1,0 +1,55 @@
+"""The PostgreSQL adapter's own failure: a connection whose return to the pool failed (the
+server went away just then) must not poison the task that held it. `databases` kept such a
+connection bound to its task, half released, and every later use there failed with
+`AssertionError: Connection is already acquired`; the writer's tasks live as long as the
+server, so signing never came back after an outage (tests/reliability, intermittently)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from databases.backends.postgres import PostgresConnection
+
+from server.store.postgres import PostgresEngine
+from tests.support import backends
+
+
+@pytest.mark.postgresql
+def test_a_connection_that_broke_on_its_release_is_not_used_again(
+    postgres: backends.PostgresDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.create()
+    release = PostgresConnection.release
+    broken = 0
+
+    async def failing(self: Any) -> None:
+        """The first release fails as the pool's does when the server has gone: the asyncpg
+        connection is no longer usable, and `databases` still holds it."""
+        nonlocal broken
+        if broken:
+            return await release(self)
+        broken += 1
+        await self._database._pool.release(self._connection)  # no leak in the test itself
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed")
+
+    monkeypatch.setattr(PostgresConnection, "release", failing)
+
+    async def run() -> None:
+        engine = PostgresEngine(url)
+        await engine.database.connect()
+        try:
+            with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+                async with engine.transaction() as tx:
+                    await tx.execute("SELECT 1")
+            # The same task, as the writer's: works again at once.
+            for _ in range(3):
+                async with engine.transaction() as tx:
+                    assert await tx.fetch_val("SELECT 1") == 1
+        finally:
+            await engine.close()
+            await engine.database.disconnect()
+
+    asyncio.run(run())
