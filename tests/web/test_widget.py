@@ -21,7 +21,7 @@ import pytest
 from server.domain import i18n
 from server.domain.petitions import parse
 from server.store.storage import Storage
-from server.web import bundle, demo, widget
+from server.web import assets, bundle, demo, widget
 from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
@@ -464,8 +464,13 @@ def raw_get(client: httpx.Client, path: str, **headers: str) -> tuple[httpx.Resp
         return response, b"".join(response.iter_raw())
 
 
+def served(name: str) -> bytes:
+    """A file of widget/ as it is served: without its comment lines."""
+    return assets.served_text((bundle.WIDGET_DIR / name).read_text(), Path(name).suffix).encode()
+
+
 def test_loader_is_cached_briefly_compressed_and_small(client: httpx.Client) -> None:
-    source = (bundle.WIDGET_DIR / "embed.js").read_bytes()
+    source = served("embed.js")
     response, raw = raw_get(client, "/embed.js", **{"Accept-Encoding": "gzip"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -490,7 +495,7 @@ def test_assets_are_fingerprinted_immutable_and_compressed(client: httpx.Client)
     for url in urls:
         name = url.rsplit("/", 1)[1]
         stem, digest, suffix = name.split(".")
-        source = (bundle.WIDGET_DIR / f"{stem}.{suffix}").read_bytes()
+        source = served(f"{stem}.{suffix}")
         assert digest == hashlib.sha256(source).hexdigest()[:10]
         response, raw = raw_get(client, url, **{"Accept-Encoding": "gzip, br"})
         assert response.status_code == 200
