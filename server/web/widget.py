@@ -275,6 +275,7 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
                 **{
