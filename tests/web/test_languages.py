@@ -10,9 +10,13 @@ adds (layout, right to left, the script's numbers) is in tests/browser/."""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import html
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import babel
 import httpx
@@ -21,13 +25,15 @@ import pytest
 from server.domain import countries, i18n
 from server.domain.petitions import Petition, parse
 from server.web import mailcatcher
-from tests.support import backends, catcher, live
+from tests.support import backends, catcher, live, petitions
 from tests.web.test_widget import Node, tree
 
 LANGUAGES = sorted(i18n.LANGUAGES)
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 COUNTED = "every-language"  # signatures count at once: a thank-you
 CONFIRMED = "every-language-by-email"  # signatures wait for a mail: check your email
+EVERYWHERE = "example-everywhere"  # the example petition, offered in every language
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # A regional tag per language, as browsers send them: each must reach its catalog.
 REGIONAL = {"de": "de-CH", "pt": "pt-BR", "es": "es-419", "fr": "fr-CA", "en": "en-GB",
             "ar": "ar-EG", "ru": "ru-RU", "uk": "uk-UA", "kk": "kk-KZ", "tr": "tr-TR"}  # fmt: skip
@@ -59,6 +65,14 @@ confirmation = "{confirmation}"
     )
 
 
+def everywhere() -> Petition:
+    """The example petition, its full texts (Russian, else English) offered in every language:
+    what the weight budget is measured on."""
+    example = petitions.example()
+    texts = {lang: example.texts.get(lang, example.texts["en"]) for lang in LANGUAGES}
+    return dataclasses.replace(example, slug=EVERYWHERE, texts=texts)
+
+
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[catcher.Catcher]:
     caught = catcher.Catcher().open()
@@ -79,7 +93,7 @@ def server(
         url = backends.sqlite_url(folder)
     else:
         url = request.getfixturevalue("postgres").create()
-    live.prepare(url, [petition(COUNTED, "none"), petition(CONFIRMED, "email")])
+    live.prepare(url, [petition(COUNTED, "none"), petition(CONFIRMED, "email"), everywhere()])
     server = live.LiveServer(url, folder, SMTP_URL=mailbox.url, MAIL_FROM="p@example.org")
     server.env["BASE_URL"] = server.base_url
     with server as running:
@@ -227,3 +241,33 @@ def test_confirmation_by_email_speaks_the_language(
     assert opened.status_code == 200
     assert re.search(rf'<html lang="{lang}" dir="{t.dir}"', opened.text)
     assert html.escape(t("confirm_button"), quote=False) in opened.text
+
+
+def test_first_render_fits_the_budget_in_every_language(client: httpx.Client) -> None:
+    """In every language, the frame's first render (document, stylesheet, script) is at most
+    15 KB gzipped in 3 requests, with the example petition's full texts (Russian where it has them,
+    else English). The figures are kept as an
+    artifact (test-artifacts/widget-weight-languages.json) for docs/widget.md."""
+    gz = {"Accept-Encoding": "gzip"}
+    sizes = {}
+    for lang in LANGUAGES:
+        with client.stream("GET", f"/widget/{EVERYWHERE}", params={"lang": lang}, headers=gz) as r:
+            raw = b"".join(r.iter_raw())
+        assert r.headers["content-encoding"] == "gzip"
+        doc = tree(gzip.decompress(raw).decode())
+        assert doc.find("html").attrs["lang"] == lang
+        urls = [n.attrs["src"] for n in doc.find_all("script") if "src" in n.attrs]
+        urls += [n.attrs["href"] for n in doc.find_all("link")]
+        assert len(urls) == 2 and not doc.find_all("img")
+        assets = []
+        for url in urls:
+            with client.stream("GET", url, headers=gz) as asset:
+                assets.append(len(b"".join(asset.iter_raw())))
+        sizes[lang] = {
+            "document": len(raw),
+            "css + js": sum(assets),
+            "total": len(raw) + sum(assets),
+        }
+        assert sizes[lang]["total"] <= 15 * 1024, (lang, sizes[lang])
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "widget-weight-languages.json").write_text(json.dumps(sizes, indent=2))
