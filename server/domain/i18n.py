@@ -120,9 +120,20 @@ class Catalog:
         return babel.dates.format_date(day, "long", locale=self.locale)
 
     def skeleton(self, moment: datetime.datetime, skeleton: str) -> str:
-        """`moment` in the form CLDR gives this language for a skeleton ("MMMd": Apr 21)."""
-        return babel.dates.format_skeleton(skeleton, moment, tzinfo=moment.tzinfo,
-                                           locale=self.locale)  # fmt: skip
+        """`moment` in the form CLDR gives this language for a skeleton ("MMMd": Apr 21;
+        "yMMMdHm": Apr 21, 2022, 21:05). Babel matches date and time skeletons apart, so a
+        skeleton with both is joined by the language's own date-and-time pattern."""
+        date = "".join(c for c in skeleton if c not in "HhmsaBb")
+        time = "".join(c for c in skeleton if c in "HhmsaBb")
+        parts = [
+            babel.dates.format_skeleton(part, moment, tzinfo=moment.tzinfo, locale=self.locale)
+            for part in (date, time)
+            if part
+        ]
+        if len(parts) == 1:
+            return str(parts[0])
+        pattern = str(self.locale.datetime_formats["medium"])
+        return pattern.replace("{1}", parts[0]).replace("{0}", parts[1])
 
     @property
     def plural_categories(self) -> frozenset[str]:
