@@ -16,7 +16,7 @@ import pytest
 
 from server.domain import i18n
 from server.domain.petitions import Petition
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, PartnerSite
 from tests.support import backends, live, petitions
 
 pytestmark = pytest.mark.browser
@@ -261,3 +261,33 @@ def test_arabic_form_and_its_errors_by_keyboard(open_widget: Any) -> None:
     assert page.inner_text("#pw-count strong") == ar.plural("signed_count", before + 1)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-ar-375-thanks.png"), full_page=True)
+
+
+def test_the_loader_titles_the_frame_neutrally_until_the_frame_names_itself(
+    server: str, chromium: Any, partner_site: PartnerSite
+) -> None:
+    """Before the frame has loaded (lazily, far down the page) its title is the petition's slug,
+    which belongs to no language; once loaded, the frame posts its title in Arabic."""
+    partner_site.pages["/arabic.html"] = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<link rel="icon" href="data:,"><title>Partner</title></head><body>'
+        '<div style="height:5000px">Above the widget</div>'
+        f'<script async src="{server}/embed.js" data-petition="{SLUG}" data-lang="ar"></script>'
+        "</body></html>"
+    )
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(partner_site.url("/arabic.html"))
+        frame = page.locator("iframe.petition-widget")
+        frame.wait_for(state="attached")
+        assert frame.get_attribute("title") == SLUG
+        frame.scroll_into_view_if_needed()
+        for _ in range(TIMEOUT_MS // 50):
+            if frame.get_attribute("title") != SLUG:
+                break
+            page.wait_for_timeout(50)
+        assert frame.get_attribute("title") == TEXTS["ar"]["title"]
+    finally:
+        context.close()
