@@ -705,7 +705,7 @@ async def domain_lookup(request: Request, caller: Caller) -> Response:
         key = stored_email_key("someone@" + typed)
         domain = key.rpartition("@")[2] if key else None
         if domain is None or services.email_hasher is None:
-            error = "That is not a domain an address can have (like example.org)."
+            error = "domains_not_a_domain"  # a dashboard text's key
         else:
             n = await services.storage.signatures_from_domain(
                 entry.id, services.email_hasher.domain_key(domain)
@@ -727,15 +727,11 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
     fmt = request.path_params["format"]
     sealing_key = services_of(request).settings.sealing_public_key
     if sealing_key and fmt in PLAIN_FORMATS:
-        message = (
-            "Signer data is sealed: this server cannot open it. Download the sealed export "
-            "(export.sealed) and open it offline with: petition-widget export-open FILE "
-            "--secret-key KEYFILE"
-        )
-        return page(request, "message.html", caller, 409, heading="Sealed", message=message)
+        return page(request, "message.html", caller, 409, heading="sealed_heading",
+                    message="sealed_export_only")  # fmt: skip
     if fmt == "sealed" and not sealing_key:
-        message = "Signer data is not sealed here (SEALING_PUBLIC_KEY is unset): use export.csv."
-        return page(request, "message.html", caller, 409, heading="Not sealed", message=message)
+        return page(request, "message.html", caller, 409, heading="not_sealed_heading",
+                    message="not_sealed")  # fmt: skip
     if fmt not in export.FORMATS and fmt not in ("sealed", "xlsx"):
         return not_found(request, caller)
     partner: Partner | None = None
