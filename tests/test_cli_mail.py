@@ -94,5 +94,5 @@ def test_signatures_remove_reads_the_address_from_stdin_and_never_prints_it(
         input=address + "\n", capture_output=True, text=True, cwd=tmp_path, timeout=60, env=env,
     )  # fmt: skip
     assert "No signature of that address" in again.stdout
-    listed = cli("petitions", "list", "--database-url", url, cwd=tmp_path)
+    listed = cli("petitions", "list", "--database-url", url, cwd=tmp_path, env=env)
     assert any(line.split()[:2] == [SLUG, "0"] for line in listed.stdout.splitlines())
