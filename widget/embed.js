@@ -22,7 +22,9 @@
 
   var frame = document.createElement("iframe");
   frame.src = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + params;
-  frame.title = /^ru/i.test(lang || document.documentElement.lang) ? "Петиция" : "Petition";
+  // A neutral title until the frame posts its own (the petition's title, in the language it
+  // chose): the loader cannot know that language, and holds no words to keep in step.
+  frame.title = get("petition");
   frame.className = "petition-widget";
   frame.loading = "lazy";
   frame.referrerPolicy = "no-referrer"; // the widget needs no partner page address

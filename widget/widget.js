@@ -17,8 +17,20 @@
   var fill = document.querySelector(".pw-fill");
   var t = data.messages;
   var plural = new Intl.PluralRules(data.lang);
-  var numbers = new Intl.NumberFormat(data.lang);
   var count = data.count;
+
+  // Numbers as the server writes them (CLDR, through Babel): Intl in the language's default
+  // numbering system when this browser's CLDR data agrees with the server's samples, else the
+  // server's own digits and group separator (Debian's Chromium has no Kazakh data, for one).
+  var num = data.numbers;
+  var formatNumber = new Intl.NumberFormat(data.lang, { numberingSystem: num.system }).format;
+  if (num.samples.some(function (s) { return formatNumber(s[0]) !== s[1]; })) {
+    formatNumber = function (value) {
+      return String(value).replace(/\B(?=(\d{3})+$)/g, ",").replace(/[\d,]/g, function (c) {
+        return c === "," ? num.group : num.digits[c];
+      });
+    };
+  }
 
   function format(text, values) {
     return text.replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
@@ -28,7 +40,7 @@
     if (typeof n !== "number" || n <= count) return;
     count = n;
     var forms = t.signed_count;
-    var text = format(forms[plural.select(count)] || forms.other, { count: numbers.format(count) });
+    var text = format(forms[plural.select(count)] || forms.other, { count: formatNumber(count) });
     countText.textContent = text;
     track.setAttribute("aria-valuenow", String(count));
     track.setAttribute("aria-valuemax", String(Math.max(count, data.goal)));
@@ -208,7 +220,7 @@
         if (renewable && attempt < 2) return freshToken().then(function () { return send(attempt + 1); });
         if (j.error === "token_too_fresh" && attempt < 2) return wait(retryAfter || 2).then(function () { return send(attempt + 1); });
         if ((r.status === 429 || r.status === 503) && retryAfter && attempt < 3) {
-          setAlert(format(t.retrying_in, { seconds: retryAfter }));
+          setAlert(format(t.retrying_in, { seconds: formatNumber(retryAfter) }));
           return wait(retryAfter).then(function () { return send(attempt + 1); });
         }
         setAlert(j.message || t.error_network);

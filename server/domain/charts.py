@@ -2,6 +2,9 @@
 no CDN, no script): the dashboard's Content-Security-Policy allows nothing else, and a chart
 that is plain markup prints, scales and works without JavaScript.
 
+Its words, dates and numbers are the reader's language's (`t`, the catalog's dashboard texts,
+with CLDR's date forms and digits); English when no catalog is given.
+
 Pure: counts per time bucket in, markup out. Buckets are UTC, `size` seconds long and start at
 multiples of `size` (days at 00:00 UTC). Each chart is an `<svg role="img">` with a `<title>`
 and a `<desc>` that says the total and the busiest bucket, a tooltip on every bar, and the
@@ -17,6 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
+
+from server.domain import i18n
 
 HOUR = 3600
 DAY = 86400
@@ -57,32 +62,36 @@ def grid_step(top: int) -> int:
     return step
 
 
-def label(start: int, size: int, *, long: bool = False) -> str:
-    """`Nov 24` for a day; `21:00` for an hour (`Nov 24 21:00` when `long`, or at midnight)."""
+def label(start: int, size: int, *, long: bool = False, t: i18n.Catalog | None = None) -> str:
+    """`Nov 24` for a day; `21:00` for an hour (`Nov 24, 21:00` when `long`, or at midnight),
+    in the forms CLDR gives the language (`24 нояб.`, `21 أبريل`)."""
+    t = t or i18n.catalog(i18n.DEFAULT_LANGUAGE)
     moment = datetime.datetime.fromtimestamp(start, datetime.UTC)
-    day = f"{moment:%b} {moment.day}"
     if size >= DAY:
-        return f"{day}, {moment.year}" if long else day
+        return t.skeleton(moment, "yMMMd" if long else "MMMd")
     if long or (moment.hour == 0 and size == HOUR):
-        return f"{day} {moment:%H:%M}"
-    return f"{moment:%H:%M}"
+        return t.skeleton(moment, "MMMdHm")
+    return t.skeleton(moment, "Hm")
 
 
-def _number(n: int) -> str:
-    return f"{n:,}"
-
-
-def bar_chart(series: Sequence[Bar], size: int, *, title: str, chart_id: str) -> Markup:
+def bar_chart(
+    series: Sequence[Bar],
+    size: int,
+    *,
+    title: str,
+    chart_id: str,
+    t: i18n.Catalog | None = None,
+) -> Markup:
     """An accessible bar chart of `series` with a table fallback."""
+    t = t or i18n.catalog(i18n.DEFAULT_LANGUAGE)
     total = sum(b.count for b in series)
     peak = max(series, key=lambda b: b.count, default=None)
     if peak is None or peak.count == 0:
-        summary = "No signatures in this period."
+        summary = t.admin("chart_none")
     else:
-        when = ("on " if size >= DAY else "in the hour from ") + label(peak.start, size, long=True)
-        summary = (
-            f"{_number(total)} signatures in all; the most, {_number(peak.count)}, {when} (UTC)."
-        )
+        key = "chart_summary_day" if size >= DAY else "chart_summary_hour"
+        when = label(peak.start, size, long=True, t=t)
+        summary = t.admin(key, total=total, peak=peak.count, when=when)
     top = nice_top(peak.count if peak else 0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(series))
@@ -101,13 +110,13 @@ def bar_chart(series: Sequence[Bar], size: int, *, title: str, chart_id: str) ->
             f'<line class="chart-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
             f'y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="chart-axis" x="{LEFT - 6}" y="{y + 4:.1f}" '
-            f'text-anchor="end">{_number(value)}</text>'
+            f'text-anchor="end">{t.number(value)}</text>'
         )
     for i, b in enumerate(series):
         height = plot_h * b.count / top
         x = LEFT + i * step + gap / 2
         y = TOP + plot_h - height
-        tip = f"{label(b.start, size, long=True)}: {_number(b.count)}"
+        tip = f"{label(b.start, size, long=True, t=t)}: {t.number(b.count)}"
         out.append(
             f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{step - gap:.1f}" '
             f'height="{height:.1f}"><title>{escape(tip)}</title></rect>'
@@ -117,20 +126,21 @@ def bar_chart(series: Sequence[Bar], size: int, *, title: str, chart_id: str) ->
         x = LEFT + i * step + step / 2
         out.append(
             f'<text class="chart-axis" x="{x:.1f}" y="{HEIGHT - 10}" text-anchor="middle">'
-            f"{escape(label(series[i].start, size))}</text>"
+            f"{escape(label(series[i].start, size, t=t))}</text>"
         )
     out.append("</svg></div>")
-    unit = "Day" if size >= DAY else "Hour"
+    unit = t.admin("chart_day" if size >= DAY else "chart_hour")
+    column = t.admin("col_signatures")
     out += [
         f'<figcaption>{escape(summary)}</figcaption><details class="chart-table">'
-        f"<summary>{escape(title)}: as a table</summary><table>",
-        f'<thead><tr><th scope="col">{unit} (UTC)</th>'
-        '<th scope="col" class="num">Signatures</th></tr></thead><tbody>',
+        f"<summary>{escape(t.admin('chart_table', title=title))}</summary><table>",
+        f'<thead><tr><th scope="col">{escape(unit)}</th>'
+        f'<th scope="col" class="num">{escape(column)}</th></tr></thead><tbody>',
     ]
     for b in series:
         out.append(
-            f"<tr><td>{escape(label(b.start, size, long=True))}</td>"
-            f'<td class="num">{_number(b.count)}</td></tr>'
+            f"<tr><td>{escape(label(b.start, size, long=True, t=t))}</td>"
+            f'<td class="num">{t.number(b.count)}</td></tr>'
         )
     out.append("</tbody></table></details></figure>")
     return Markup("".join(out))  # noqa: S704 - every text above went through escape()

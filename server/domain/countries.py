@@ -1,39 +1,41 @@
-"""ISO 3166-1 alpha-2 country codes with their names in the interface languages.
+"""ISO 3166-1 alpha-2 country codes, with their names in every interface language from Unicode
+CLDR (through Babel), so that the no-JavaScript form offers names in the signer's language
+without a network lookup, and a new language brings its country names with it.
 
-The list lives in `data/countries.tsv` (code, English name, Russian name), taken from the
-iso-codes project and Unicode CLDR, so that the no-JavaScript form can offer names in the
-signer's language without a network lookup.
+The codes are CLDR's two-letter regions less those that are no country of ISO 3166-1: codes
+reserved for other uses (AC, CP, CQ, DG, EA, IC, TA), groupings (EU, EZ, UN), private-use codes
+(QO, XA, XB, XK) and "unknown" (ZZ). That leaves the 249 that the iso-codes project lists.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
-from pathlib import Path
 
-_DATA = Path(__file__).with_name("data") / "countries.tsv"
+import babel
 
+from server.domain import i18n
 
-def _load() -> dict[str, dict[str, str]]:
-    names: dict[str, dict[str, str]] = {}
-    for line in _DATA.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            code, en, ru = line.split("\t")
-            names[code] = {"en": en, "ru": ru}
-    return names
+_NOT_COUNTRIES = frozenset(
+    {"AC", "CP", "CQ", "DG", "EA", "IC", "TA", "EU", "EZ", "UN", "QO", "XA", "XB", "XK", "ZZ"}
+)
 
-
-_NAMES = _load()
-
-CODES: frozenset[str] = frozenset(_NAMES)
+CODES: frozenset[str] = frozenset(
+    code
+    for code in map(str, babel.Locale.parse("en").territories)
+    if re.fullmatch(r"[A-Z]{2}", code) and code not in _NOT_COUNTRIES
+)
 
 
 def name(code: str, lang: str) -> str:
-    names = _NAMES[code]
-    return names.get(lang) or names["en"]
+    return i18n.catalog(lang).country(code)
 
 
-def choices(lang: str) -> list[tuple[str, str]]:
-    """(code, name) pairs sorted by name as a reader of `lang` expects."""
-    pairs = [(code, name(code, lang)) for code in _NAMES]
+@functools.cache
+def choices(lang: str) -> tuple[tuple[str, str], ...]:
+    """(code, name) pairs sorted by name as a reader of `lang` expects (asked on every render
+    of a form, so made once per language)."""
+    pairs = [(code, name(code, lang)) for code in CODES]
     # Decomposing letters sorts "Åland" with the A's and "Ё" with the "Е"s, as readers expect.
-    return sorted(pairs, key=lambda pair: unicodedata.normalize("NFKD", pair[1]).casefold())
+    return tuple(sorted(pairs, key=lambda p: unicodedata.normalize("NFKD", p[1]).casefold()))

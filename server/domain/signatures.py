@@ -110,10 +110,21 @@ class ConsentWording:
     notice: str
     organiser_option: str | None  # the "keep me informed" box of the organiser, if any
     partner_option: str | None  # the box of the partner whose page shows the form, if any
+    # Where a native speaker has not yet signed off the translation (`i18n.Catalog.reviewed`):
+    # the English original, shown beside it, and its heading in this language.
+    original: ConsentWording | None = None
+    original_label: str = ""
+
+    def parts(self) -> list[str]:
+        return [p for p in (self.notice, self.organiser_option, self.partner_option) if p]
 
     def record(self) -> Consent:
-        parts = [self.notice, self.organiser_option, self.partner_option]
-        return Consent(self.lang, "\n".join(p for p in parts if p))
+        """The words as recorded with each signature: the translation and, when it was shown,
+        the English original under its heading, as the signer saw them."""
+        text = "\n".join(self.parts())
+        if self.original is not None:
+            text += "\n\n" + "\n".join([self.original_label, *self.original.parts()])
+        return Consent(self.lang, text)
 
 
 _WORDINGS: dict[tuple[int, str, int | None], tuple[Entry, ConsentWording]] = {}
@@ -132,10 +143,21 @@ def consent_wording(entry: Entry, lang: str, partner: Partner | None) -> Consent
 
 
 def _consent_wording(entry: Entry, lang: str, partner: Partner | None) -> ConsentWording:
-    t = i18n.catalog(lang)
+    wording = _wording_in(i18n.catalog(lang), entry, lang, partner)
+    if i18n.catalog(lang).unreviewed_consent:
+        english = _wording_in(i18n.catalog(i18n.DEFAULT_LANGUAGE), entry, lang, partner)
+        label = i18n.catalog(lang)("consent_original")
+        wording = dataclasses.replace(wording, original=english, original_label=label)
+    return wording
+
+
+def _wording_in(
+    t: i18n.Catalog, entry: Entry, lang: str, partner: Partner | None
+) -> ConsentWording:
+    # The organiser as the petition names it in the form's language, in both texts.
     organiser = entry.petition.in_language(lang).organiser
     return ConsentWording(
-        lang=lang,
+        lang=t.lang,
         notice=(
             t("consent_notice", organiser=organiser) if organiser
             else t("consent_notice_no_organiser")

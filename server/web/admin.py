@@ -10,6 +10,10 @@ may send `Authorization: Bearer <key>` on any GET instead (a wrong key there is 
 does not say what was wrong). Every POST needs a session and its CSRF token, and is refused
 when it comes from another site.
 
+Pages are in the reader's language, chosen by the browser's `Accept-Language` among the
+catalogs that have a `[dashboard]` table (`i18n.DASHBOARD_LANGUAGES`), with its dates and
+numbers (CLDR, through Babel); English otherwise.
+
 Pages are answered with a strict Content-Security-Policy (our own stylesheet and script only,
 no inline code, no frames of us elsewhere), `no-store`, and no referrer to other sites. Numbers
 come from the database on every request, so they are exact and a revoked key stops working at
@@ -22,6 +26,7 @@ import dataclasses
 import datetime
 import functools
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.domain import access, charts, export, snippet
+from server.domain import access, charts, export, i18n, snippet
 from server.domain.access import Principal
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, Entry
@@ -73,14 +79,17 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-NOTICES = {  # ?done= and ?error= after a form post: fixed texts, never echoed input
-    "opened": "The petition is open: the widget accepts signatures again.",
-    "closed": "The petition is closed: the widget shows that and accepts no signatures.",
-    "goal": "The goal has been raised.",
-    "unchanged": "Nothing changed: the petition already was that way.",
-    "goal-not-higher": "The new goal must be a whole number above the current goal.",
-    "goal-too-high": f"The goal can be at most {MAX_GOAL:,}.",
+NOTICES = {  # ?done= and ?error= after a form post: catalog texts, never echoed input
+    "opened": "notice_opened",
+    "closed": "notice_closed",
+    "goal": "notice_goal",
+    "unchanged": "notice_unchanged",
+    "goal-not-higher": "notice_goal_not_higher",
+    "goal-too-high": "notice_goal_too_high",
 }
+# `code` and **bold** in a dashboard text: the only markup a translator writes.
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
 @dataclasses.dataclass
@@ -223,22 +232,39 @@ async def _poster(request: Request) -> tuple[Caller, dict[str, Any]] | Response:
         return _to_login(request)
     form = await _form(request)
     if not _same_site(request) or form is None or not session.csrf_ok(form.get("csrf")):
-        return forbidden(
-            request,
-            "This form has expired or was sent from another site. "
-            "Go back, reload the page and try again.",
-        )
+        return forbidden(request, "forbidden_csrf")
     return Caller(principal, session), form
 
 
 # --- Pages ---------------------------------------------------------------------------------------
 
 
+def language(request: Request) -> i18n.Catalog:
+    """The reader's language: their browser's first that the dashboard speaks, else English."""
+    return i18n.catalog(
+        i18n.choose_language(
+            None,
+            request.headers.get("accept-language", ""),
+            i18n.DASHBOARD_LANGUAGES,
+            i18n.DEFAULT_LANGUAGE,
+        )
+    )
+
+
+def marked(t: i18n.Catalog, key: str, **values: Any) -> Markup:
+    """A dashboard text with its `code` and **bold** as markup; everything else, the values
+    included, escaped."""
+    text = str(escape(t.admin(key, **values)))
+    text = _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(r"<code>\1</code>", text))
+    return Markup(text)  # noqa: S704 - escaped above; only the two patterns add tags
+
+
 def page(
     request: Request, template: str, caller: Caller | None, status: int = 200, **context: Any
 ) -> Response:
     env, _ = _files()
-    notice = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(
+    t = language(request)
+    notice_key = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(
         request.query_params.get("error", "")
     )
     html = env.get_template(template).render(
@@ -247,22 +273,27 @@ def page(
         caller=caller,
         home=_home(caller.principal) if caller else "/admin",
         csrf=caller.session.csrf if caller and caller.session else "",
-        notice=notice,
+        notice=t.admin(notice_key, max=MAX_GOAL) if notice_key else "",
         is_error="error" in request.query_params,
+        t=t,
+        a=t.admin,
+        am=functools.partial(marked, t),
         **context,
     )
     body = html.encode()
-    return compressed(request, body, "text/html; charset=utf-8", PAGE_HEADERS, None, status)
+    headers = {**PAGE_HEADERS, "Content-Language": t.lang}  # no-store: nothing to vary
+    return compressed(request, body, "text/html; charset=utf-8", headers, None, status)
 
 
 def forbidden(request: Request, message: str = "", caller: Caller | None = None) -> Response:
-    message = message or "This key does not open this page."
-    return page(request, "message.html", caller, 403, heading="Not allowed", message=message)
+    """The 403 page; `message` is a dashboard text's key."""
+    return page(request, "message.html", caller, 403, heading="forbidden_heading",
+                message=message or "forbidden")  # fmt: skip
 
 
 def not_found(request: Request, caller: Caller | None = None) -> Response:
-    message = "There is no such petition or partner here."
-    return page(request, "message.html", caller, 404, heading="Not found", message=message)
+    return page(request, "message.html", caller, 404, heading="not_found_heading",
+                message="not_found")  # fmt: skip
 
 
 def signed_in(
@@ -310,17 +341,17 @@ async def login(request: Request) -> Response:
     )
     if wait:
         response = page(request, "login.html", None, 429, next="/admin",
-                        error="Too many attempts. Wait a minute and try again.")  # fmt: skip
+                        error="login_too_many")  # fmt: skip
         response.headers["Retry-After"] = str(wait)
         return response
     form = await _form(request)
     if not _same_site(request) or form is None:
-        return forbidden(request, "Sign in from this site's own sign-in page.")
+        return forbidden(request, "login_elsewhere")
     principal = await auth.authenticate(services.storage, form.get("key"))
     if principal is None:
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
-                    error="That key does not open the dashboard.")  # fmt: skip
+                    error="login_wrong")  # fmt: skip
     logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
     target = _next(form.get("next"))
     if target == "/admin":
@@ -369,8 +400,7 @@ def _partner_url(principal: Principal) -> str:
 @signed_in
 async def overview(request: Request, caller: Caller) -> Response:
     if not caller.principal.is_owner:
-        message = "The overview of petitions is for owners. Your partner key opens your own page."
-        return forbidden(request, message, caller)
+        return forbidden(request, "forbidden_overview", caller)
     services = services_of(request)
     now = int(time.time())
     rows = []
@@ -416,7 +446,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         return entry
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, None)
+        numbers = await _numbers(storage, entry, None, language(request))
         partners = await storage.petition_partners(entry.id)
         by_partner = await storage.partner_totals(entry.id)
         activity = await storage.partner_activity(entry.id)
@@ -479,7 +509,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
     entry, partner = found
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, partner.id)
+        numbers = await _numbers(storage, entry, partner.id, language(request))
         petition_total = sum((await storage.partner_totals(entry.id)).values())
         consenting = await storage.consenting_signers(partner.id)
         # Sealed, the server has no names to show: counts only, and the sealed export.
@@ -521,7 +551,9 @@ async def _partner(request: Request, caller: Caller) -> tuple[Entry, Partner] | 
     return entry, partner
 
 
-async def _numbers(storage: Storage, entry: Entry, partner_id: int | None) -> dict[str, Any]:
+async def _numbers(
+    storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog
+) -> dict[str, Any]:
     """Counts, the last-24-hours rate and both charts, for a petition or one partner."""
     now = int(time.time())
     if partner_id is None:
@@ -553,14 +585,16 @@ async def _numbers(storage: Storage, entry: Entry, partner_id: int | None) -> di
         "per_day_chart": charts.bar_chart(
             charts.bars(days, day_start, now, charts.DAY),
             charts.DAY,
-            title="Signatures per day (UTC)",
+            title=t.admin("chart_per_day"),
             chart_id="per-day",
+            t=t,
         ),
         "per_hour_chart": charts.bar_chart(
             charts.bars(hours, hour_start, now, charts.HOUR),
             charts.HOUR,
-            title=f"Signatures per hour, last {HOURS_SHOWN} hours (UTC)",
+            title=t.admin("chart_per_hour", hours=HOURS_SHOWN),
             chart_id="per-hour",
+            t=t,
         ),
     }
 
@@ -671,7 +705,7 @@ async def domain_lookup(request: Request, caller: Caller) -> Response:
         key = stored_email_key("someone@" + typed)
         domain = key.rpartition("@")[2] if key else None
         if domain is None or services.email_hasher is None:
-            error = "That is not a domain an address can have (like example.org)."
+            error = "domains_not_a_domain"  # a dashboard text's key
         else:
             n = await services.storage.signatures_from_domain(
                 entry.id, services.email_hasher.domain_key(domain)
@@ -693,15 +727,11 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
     fmt = request.path_params["format"]
     sealing_key = services_of(request).settings.sealing_public_key
     if sealing_key and fmt in PLAIN_FORMATS:
-        message = (
-            "Signer data is sealed: this server cannot open it. Download the sealed export "
-            "(export.sealed) and open it offline with: petition-widget export-open FILE "
-            "--secret-key KEYFILE"
-        )
-        return page(request, "message.html", caller, 409, heading="Sealed", message=message)
+        return page(request, "message.html", caller, 409, heading="sealed_heading",
+                    message="sealed_export_only")  # fmt: skip
     if fmt == "sealed" and not sealing_key:
-        message = "Signer data is not sealed here (SEALING_PUBLIC_KEY is unset): use export.csv."
-        return page(request, "message.html", caller, 409, heading="Not sealed", message=message)
+        return page(request, "message.html", caller, 409, heading="not_sealed_heading",
+                    message="not_sealed")  # fmt: skip
     if fmt not in export.FORMATS and fmt not in ("sealed", "xlsx"):
         return not_found(request, caller)
     partner: Partner | None = None

@@ -29,7 +29,8 @@ OPEN_COLOUR = "#1f5fbf"  # the widget's default accent; white text on it passes 
 CLOSED_COLOUR = "#5b5f66"
 REST_COLOUR = "#3d4148"
 
-# Verdana 11px advance widths (the font shields.io badges use); anything else counts as wide.
+# Verdana 11px advance widths (the font shields.io badges use); anything else counts as wide
+# (Cyrillic, Arabic: look at the rendered SVG when a catalog's phrases are new).
 _WIDTHS = {
     **dict.fromkeys("0123456789", 7.0),
     **dict.fromkeys(",.", 3.6),
@@ -42,58 +43,59 @@ _WIDTHS = {
 }
 _DEFAULT_WIDTH = 7.0
 
-# Phrases per language: the count, then the goal. Russian avoids a noun after the number, so
-# no plural form is needed ("Подписали: 12 345 из 50 000").
-_PHRASES = {
-    "en": ("{count} signed", "of {goal}", "closed"),
-    "ru": ("Подписали: {count}", "из {goal}", "закрыта"),
-}
-
 
 def text_width(text: str) -> float:
     return sum(_WIDTHS.get(c, _DEFAULT_WIDTH) for c in text)
 
 
 def phrases(count: int, goal: int, lang: str, is_open: bool) -> tuple[str, str]:
-    """The badge's two halves in `lang` (English when it has none)."""
-    t = i18n.catalog(lang if lang in _PHRASES else "en")
-    left, right, closed = _PHRASES.get(lang, _PHRASES["en"])
-    right = right.format(goal=t.number(goal))
+    """The badge's two halves in `lang` (English for a language without a catalog). The
+    catalogs phrase them so that no plural form is needed ("Подписали: 12 345")."""
+    t = i18n.catalog(lang)
+    right = t("badge_goal", goal=goal)
     if not is_open:
-        right += f" · {closed}"
-    return left.format(count=t.number(count)), right
+        right += f" · {t('badge_closed')}"
+    return t("badge_count", count=count), right
 
 
 def render(count: int, goal: int, *, lang: str = "en", is_open: bool = True) -> str:
-    """The badge as a standalone SVG document."""
-    left, right = phrases(count, goal, lang, is_open)
-    left_width = round(text_width(left) + 2 * PADDING)
-    right_width = round(text_width(right) + 2 * PADDING)
-    width = left_width + right_width
-    label = f"{left} {right}"
+    """The badge as a standalone SVG document. For a right-to-left language the count comes
+    first from the right, and each text is laid out right to left, as its readers read."""
+    first, second = phrases(count, goal, lang, is_open)
+    rtl = i18n.catalog(lang).dir == "rtl"
+    first_width = round(text_width(first) + 2 * PADDING)
+    second_width = round(text_width(second) + 2 * PADDING)
+    width = first_width + second_width
+    label = f"{first} {second}"
     colour = OPEN_COLOUR if is_open else CLOSED_COLOUR
+    # (text, its box's x, its box's width, the box's colour), from the left.
+    boxes = [(first, 0, first_width, colour), (second, first_width, second_width, REST_COLOUR)]
+    if rtl:
+        boxes = [(second, 0, second_width, REST_COLOUR), (first, second_width, first_width, colour)]
+    direction = ' direction="rtl" unicode-bidi="embed"' if rtl else ""
 
-    def text(x: float, value: str, length: float) -> str:
+    def text(x: float, value: str) -> str:
         # A faint shadow under each text, as badges usually have, then the text itself.
-        common = f'x="{x:.1f}" textLength="{length:.1f}" lengthAdjust="spacingAndGlyphs"'
+        length = text_width(value)
+        anchor = f'x="{x + length:.1f}" text-anchor="start"' if rtl else f'x="{x:.1f}"'
+        common = f'{anchor} textLength="{length:.1f}" lengthAdjust="spacingAndGlyphs"'
         return (
             f'<text {common} y="15" fill="#010101" fill-opacity=".3">{escape(value)}</text>'
             f'<text {common} y="14">{escape(value)}</text>'
         )
 
+    rects = "".join(
+        f'<rect x="{x}" width="{w}" height="{HEIGHT}" fill="{fill}"/>' for _, x, w, fill in boxes
+    )
+    texts = "".join(text(x + PADDING, value) for value, x, _, _ in boxes)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" '
         f'viewBox="0 0 {width} {HEIGHT}" role="img" aria-label="{escape(label)}">'
         f"<title>{escape(label)}</title>"
         f'<clipPath id="r"><rect width="{width}" height="{HEIGHT}" rx="3"/></clipPath>'
-        f'<g clip-path="url(#r)">'
-        f'<rect width="{left_width}" height="{HEIGHT}" fill="{colour}"/>'
-        f'<rect x="{left_width}" width="{right_width}" height="{HEIGHT}" fill="{REST_COLOUR}"/>'
-        f"</g>"
-        f'<g fill="#fff" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
-        f"{text(PADDING, left, text_width(left))}"
-        f"{text(left_width + PADDING, right, text_width(right))}"
-        f"</g></svg>"
+        f'<g clip-path="url(#r)">{rects}</g>'
+        f'<g fill="#fff" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11"'
+        f"{direction}>{texts}</g></svg>"
     )
 
 
@@ -118,6 +120,7 @@ def _no_petition(request: Request) -> Response:
 @petition_endpoint(_no_petition)
 async def badge(request: Request, services: Services, entry: Entry) -> Response:
     registry = services.registry
+    # Only `?lang=`: a badge is one public, cached image per URL, not negotiated per reader.
     lang = request.query_params.get("lang", "en")
     lang = lang if lang in i18n.LANGUAGES else "en"
     body = render(registry.count(entry), entry.goal, lang=lang, is_open=entry.is_open).encode()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.runtime
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -83,14 +84,23 @@ def templates() -> jinja2.Environment:
     # Script data as UTF-8, not \uXXXX escapes: a third of the size in Russian. (`tojson`
     # still escapes <, >, & and ', so the data cannot end its <script> element.)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    # Numbers, percentages and times in the language of the page: the catalog `t` its
+    # context carries (English where it has none).
     env.filters["when"] = _when
-    env.filters["number"] = lambda n: f"{n:,}"
-    env.filters["percent"] = lambda x: f"{100 * x:.1f}%"
+    env.filters["number"] = jinja2.pass_context(lambda c, n: _catalog(c).number(n))
+    env.filters["percent"] = jinja2.pass_context(lambda c, x: _catalog(c).percent(x))
     return env
 
 
-def _when(timestamp: int | None) -> str:
-    """A dashboard time: UTC, to the minute."""
+def _catalog(context: jinja2.runtime.Context) -> i18n.Catalog:
+    t = context.get("t")
+    return t if isinstance(t, i18n.Catalog) else i18n.catalog(i18n.DEFAULT_LANGUAGE)
+
+
+@jinja2.pass_context
+def _when(context: jinja2.runtime.Context, timestamp: int | None) -> str:
+    """A dashboard time: UTC, to the minute, as the page's language writes a date and time."""
     if timestamp is None:
         return "—"
-    return f"{datetime.datetime.fromtimestamp(timestamp, datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return f"{_catalog(context).skeleton(moment, 'yMMMdHm')} UTC"

@@ -204,6 +204,7 @@ def _render(
     env, _, _ = _files()
     t = i18n.catalog(view.lang)
     texts = entry.petition.in_language(view.lang)
+    texts_lang = view.lang if view.lang in entry.petition.texts else entry.petition.lang
     count = services.registry.count(entry) if view.count is None else view.count
     if view.state == "check_email":
         # The answer to a submission that waits for confirmation carries no count: the same
@@ -226,7 +227,8 @@ def _render(
         "t": t,
         "texts": texts,
         # The petition's own language where it has no translation into the interface's.
-        "texts_lang": view.lang if view.lang in entry.petition.texts else entry.petition.lang,
+        "texts_lang": texts_lang,
+        "texts_dir": i18n.catalog(texts_lang).dir,
         "body_html": richtext.markup(texts.body),
         "statement_html": richtext.markup(texts.statement),
         "updates": [
@@ -275,6 +277,7 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
                 **{

@@ -10,10 +10,12 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
-from server.domain import access_keys
+from server.domain import access_keys, i18n
 from server.store.storage import Storage
+from tests.browser.conftest import ARTIFACTS
 from tests.support import live
 
 pytestmark = pytest.mark.browser
@@ -170,5 +172,29 @@ def test_phone_screens_scroll_tables_not_the_page(
             phone.goto(widget_server.url(path))
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"{path} is {width}px wide"
+    finally:
+        context.close()
+
+
+def test_a_russian_browser_gets_the_dashboard_in_russian(
+    chromium: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    """Chromium set to Russian (its Accept-Language follows) signs in to a Russian dashboard,
+    with Russian dates and numbers in the charts."""
+    ru = i18n.catalog("ru")
+    context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in_from_link(page, widget_server, admin_keys.owner)
+        assert page.locator("h1").text_content() == ru.admin("petitions")
+        page.goto(widget_server.url(ADMIN))
+        assert page.evaluate("[document.documentElement.lang, document.title]")[0] == "ru"
+        assert page.locator("svg[role=img] title").first.text_content() == ru.admin("chart_per_day")
+        assert page.get_by_role("heading", name=ru.admin("manage_h")).is_visible()
+        # The goal, as Russian groups digits (a no-break space).
+        goal = httpx.get(widget_server.url(f"/api/petitions/{SLUG}")).json()["goal"]
+        assert ru.admin("goal_line", goal=goal) in page.locator(".meta").text_content()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-ru-1280.png"), full_page=True)
     finally:
         context.close()

@@ -412,7 +412,8 @@ def test_dark_scheme_reduced_motion_at_the_narrowest_width(visit: Callable[..., 
 
 
 def test_layout_mirrors_for_right_to_left(visit: Callable[..., Visit]) -> None:
-    """No right-to-left language ships yet; the markup and styles are ready for one."""
+    """The document's direction alone mirrors the layout (logical properties throughout);
+    the Arabic widget itself is checked in test_languages_browser.py."""
     seen = visit("/simple.html", width=400)
     frame = seen.frame()
     wait_fitted(frame)

@@ -31,7 +31,7 @@ def test_labels() -> None:
     assert charts.label(NOV_24, DAY) == "Nov 24"
     assert charts.label(NOV_24, DAY, long=True) == "Nov 24, 2025"
     assert charts.label(NOV_24 + 13 * HOUR, HOUR) == "13:00"
-    assert charts.label(NOV_24, HOUR) == "Nov 24 00:00"  # midnight says which day
+    assert charts.label(NOV_24, HOUR) == "Nov 24, 00:00"  # midnight says which day
 
 
 def chart(series: list[Bar], size: int = DAY, title: str = "Per day") -> str:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.domain import decision
+from server.domain import decision, i18n
 from server.domain.decision import HONEYPOT, NONCE_GRACE, Decision, decide
 from server.domain.errors import PetitionClosed
 from server.domain.form_tokens import FormTokens, TokenError
@@ -168,8 +168,30 @@ def test_consent_record_names_the_partner_and_organiser_in_the_form_language() -
     assert consent.lang == "ru"
     assert "Partner A Org" in consent.text
     assert "All Out" in consent.text
-    assert "Подписывая петицию" in consent.text  # the Russian notice, not the English one
-    assert "By signing" not in consent.text
+    # The Russian notice first; the English original follows under its heading, as the form
+    # shows it while no native speaker has signed the Russian off.
+    translation, heading, original = consent.text.partition(
+        "\n\n" + i18n.catalog("ru")("consent_original") + "\n"
+    )
+    assert translation.startswith("Подписывая петицию") and "By signing" not in translation
+    assert heading and original.startswith("By signing")
+
+
+def test_a_reviewed_translation_is_recorded_without_the_original(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    en, ru = i18n.catalog("en"), i18n.catalog("ru")
+    signed_off = {
+        key: {"by": "A. Reviewer", "on": "2026-12-01", "english": i18n.digest(en(key))}
+        for key in i18n.CONSENT_KEYS
+    }
+    monkeypatch.setattr(ru, "review", signed_off)
+    entry = example_entry()
+    consent = signed(entry, partner=PARTNER.code, lang="ru").consent
+    assert "By signing" not in consent.text and "Подписывая петицию" in consent.text
+    # A review of older English does not hold: the original is shown (and recorded) again.
+    monkeypatch.setattr(ru, "review", {**signed_off, "consent_notice": {"english": "0" * 12}})
+    assert "By signing" in signed(example_entry(), lang="ru").consent.text
 
 
 def test_consent_record_without_a_partner_does_not_mention_one() -> None:
@@ -426,7 +448,8 @@ def test_no_organiser_consent_record_has_no_organiser_option(lang: str) -> None:
     assert "All Out" not in signature.consent.text
     with_organiser = signed(example_entry(), partner="", lang=lang).consent
     assert signature.consent.text != with_organiser.text
-    assert signature.consent.text.count("\n") == 0  # the notice alone: no option was shown
+    translation = signature.consent.text.split("\n\n")[0]  # the English original may follow
+    assert translation.count("\n") == 0  # the notice alone: no option was shown
 
 
 def test_neither_box_shown_neither_recorded() -> None:

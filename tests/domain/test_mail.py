@@ -106,6 +106,32 @@ def test_confirm_mail_in_russian_from_the_form_language() -> None:
     assert 'lang="ru"' in html and t("mail_button_confirm") in html
 
 
+def translated_everywhere() -> Petition:
+    """The example petition with a title in every shipped language."""
+    petition = petitions.example("email")
+    english = petition.texts["en"]
+    texts = {lang: dataclasses.replace(english, title=f"Title ({lang})") for lang in i18n.LANGUAGES}
+    return dataclasses.replace(petition, texts=texts)
+
+
+@pytest.mark.parametrize("lang", sorted(i18n.LANGUAGES))
+@pytest.mark.parametrize("kind", mail.KINDS)
+def test_every_language_writes_both_mails_with_their_links_apart(lang: str, kind: str) -> None:
+    """Every catalog's mail keeps each link alone on its line (the HTML part makes a button of
+    it), names the petition, and is marked with its language and direction."""
+    t = i18n.catalog(lang)
+    message = compose(payload(kind, lang=lang), translated_everywhere())
+    text, html = parts(message)
+    lines = text.splitlines()
+    assert withdraw_url() in lines
+    assert (confirm_url() in lines) == (kind == "confirm")
+    assert f"Title ({lang})" in text
+    subject = t("mail_subject") if kind == "confirm" else t("mail_subject_signed")
+    assert message["Subject"] == subject
+    assert f'<html lang="{lang}" dir="{t.dir}">' in html
+    assert html.count('style="display:inline-block') == (2 if kind == "confirm" else 1)
+
+
 def test_a_language_the_petition_lacks_falls_back_to_its_own() -> None:
     text, _ = parts(compose(payload(lang="de")))
     assert petitions.example().texts["en"].title in text

@@ -76,7 +76,7 @@ def test_partial_translation_falls_back_to_the_original() -> None:
         (MINIMAL.replace("goal = 100", "goal = true"), 2, "goal must be a whole number"),
         (MINIMAL.replace("goal = 100\n", ""), None, "goal must be a whole number"),
         (MINIMAL + 'lang = "xx"\n', 7, "unknown language 'xx'"),
-        (MINIMAL + '[translations.de]\ntitle = "Titel"\n', 7, "unknown language 'de'"),
+        (MINIMAL + '[translations.ja]\ntitle = "題名"\n', 7, "unknown language 'ja'"),
         (MINIMAL.replace('slug = "minimal"', 'slug = "Not A Slug"'), 1, "slug must be"),
         (MINIMAL.replace('title = "A title"', 'title = ""'), 3, "title is required"),
         (MINIMAL + 'status = "paused"\n', 7, "status must be one of"),

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import html
 import io
 import json
 import re
@@ -19,7 +20,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from server.domain import access_keys
+from server.domain import access_keys, i18n
 from server.store.storage import Storage
 from server.web import sessions
 from tests.support import backends, live, petitions
@@ -692,3 +693,45 @@ def test_signer_names_are_shown_as_text_on_the_partner_page(
     assert "<script>alert" not in html and "<img src=x" not in html and "<svg onload" not in html
     assert "onerror=" not in html.replace("onerror=alert(2)&gt;", "")  # only the escaped text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+
+
+# --- Languages ---------------------------------------------------------------------------------
+
+
+def dashboard_fragments(lang: str) -> set[str]:
+    """The words of a catalog's dashboard texts, between placeholders and markup."""
+    texts = i18n.catalog(lang).dashboard or {}
+    pieces = (re.split(r"\{\w+\}|`[^`]*`|\*\*", text) for text in texts.values())
+    return {p.strip() for parts in pieces for p in parts if len(p.strip()) >= 12}
+
+
+def test_dashboard_speaks_the_browsers_language(world: World, owner: httpx.Client) -> None:
+    ru = i18n.catalog("ru")
+    page = owner.get(ADMIN, headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    assert page.status_code == 200 and page.headers["content-language"] == "ru"
+    assert '<html lang="ru" dir="ltr">' in page.text
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text)))
+    for key in ("progress_h", "partners_h", "manage_h", "export_h", "chart_per_day"):
+        assert ru.admin(key) in text, key
+    # Numbers and dates as Russian writes them: 50 000, 0,0 %, "24 нояб. 2025 г., 21:05".
+    total = owner.get(f"/api/petitions/{SLUG}").json()["signatures"]
+    goal = owner.get(f"/api/petitions/{SLUG}").json()["goal"]
+    assert " ".join(ru.admin("goal_line", goal=goal).split()) in text
+    assert f'<span class="stat-value">{ru.number(total)}</span>' in page.text
+    assert " ".join(ru.percent(total / goal).split()) in text
+    assert re.search(r"\d{1,2} [а-я]+\.? \d{4}\s?г\., \d\d:\d\d UTC", text), text[:3000]
+    # No English text of the dashboard is left.
+    left = [f for f in dashboard_fragments("en") if f in text]
+    assert not left, left
+    # A language the dashboard does not speak falls back to English; German widgets are
+    # another matter (the widget speaks it).
+    german = owner.get(ADMIN, headers={"Accept-Language": "de-CH,de;q=0.9"})
+    assert '<html lang="en" dir="ltr">' in german.text
+    assert i18n.catalog("en").admin("manage_h") in german.text
+
+
+def test_sign_in_page_in_russian(client: httpx.Client) -> None:
+    page = client.get("/admin/login", headers={"Accept-Language": "ru"})
+    assert page.status_code == 200
+    assert f"<h1>{i18n.catalog('ru').admin('sign_in')}</h1>" in page.text
+    assert "<code>pwo_</code>" in page.text  # the catalog's `code`, as markup

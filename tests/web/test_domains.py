@@ -8,7 +8,7 @@ import asyncio
 
 import httpx
 
-from server.domain import access_keys
+from server.domain import access_keys, i18n
 from server.store.storage import Storage
 from server.web.admin import DOMAIN_MINIMUM
 from tests.support import live
@@ -63,3 +63,8 @@ def test_a_domain_is_counted_only_when_typed_and_only_above_the_minimum(
         assert f"Fewer than {DOMAIN_MINIMUM}" in none  # the same words as a few: nothing told
         bad = c.get(PAGE, params={"domain": "not a domain"})
         assert bad.status_code == 200 and "not a domain an address can have" in bad.text
+        # In a Russian browser, the same answers in Russian.
+        ru = i18n.catalog("ru")
+        russian = c.get(PAGE, params={"domain": "small.example"}, headers={"Accept-Language": "ru"})
+        assert ru.admin("domains_link") in russian.text
+        assert f"меньше {DOMAIN_MINIMUM} учтённых подписей" in russian.text

@@ -71,9 +71,10 @@
     if (!button || !navigator.clipboard) return;
     button.hidden = false;
     button.addEventListener("click", function () {
+      // The words come with the button, in the page's language.
       navigator.clipboard.writeText(document.getElementById("snippet-text").value).then(
-        function () { status.textContent = "Copied."; },
-        function () { status.textContent = "Select the text and copy it."; }
+        function () { status.textContent = button.dataset.copied; },
+        function () { status.textContent = button.dataset.failed; }
       );
     });
   }
