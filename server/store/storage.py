@@ -39,10 +39,10 @@ _PARTNERS = "SELECT id, petition_id, code, name, public_key FROM partners"
 # When a petition closed: kept while it stays closed, cleared when it opens again. Retention
 # counts from it.
 _CLOSED_AT = "CASE WHEN :status = 'closed' THEN COALESCE(closed_at, CAST(:now AS BIGINT)) END"
-_UPDATE_IMPORTED = """
-UPDATE petitions SET document = :document, goal = :goal, status = :status, updated_at = :now,
-    closed_at = CASE WHEN :status = 'closed' THEN COALESCE(closed_at, CAST(:now AS BIGINT)) END
-WHERE slug = :slug"""
+_UPDATE_IMPORTED = (
+    "UPDATE petitions SET document = :document, goal = :goal, status = :status, "  # noqa: S608
+    f"updated_at = :now, closed_at = {_CLOSED_AT} WHERE slug = :slug"
+)
 
 
 def _partner(row: Any) -> Partner:
@@ -378,13 +378,14 @@ class Storage:
     async def _set_petition(self, column: str, petition_id: int, value: int | str) -> bool:
         assert column in ("status", "goal")
         async with self.write() as conn:
+            values = {"id": petition_id, "value": value, "now": _now()}
             closing = ""
             if column == "status":
-                closing = ", closed_at = " + _CLOSED_AT.replace(":status", ":value")
+                closing, values["status"] = f", closed_at = {_CLOSED_AT}", value
             changed = await conn.fetch_val(
                 f"UPDATE petitions SET {column} = :value, updated_at = :now{closing} "  # noqa: S608
                 f"WHERE id = :id AND {column} <> :value RETURNING id",
-                {"id": petition_id, "value": value, "now": _now()},
+                values,
             )
             if changed is not None:
                 await self._bump_revision(conn)
