@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -126,8 +127,8 @@ class EmailHasher:
             return None
         return data.decode()
 
-    @property
-    def _address_key(self) -> bytes:
+    @functools.cached_property
+    def _address_key(self) -> bytes:  # derived once per hasher, not per address
         return hmac.new(self.key, b"outbox address", hashlib.sha256).digest()
 
     @property

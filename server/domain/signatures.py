@@ -70,16 +70,11 @@ def seal_group(
     """A group's signatures with their personal data sealed for the owner (and the partner
     copies): run by the writer off the event loop before the group's transaction. `now` is the
     exact time of submission, which only the boxes keep."""
-    owner = parse_public_key(owner_key)
-    partners: dict[str, Any] = {}
+    owner = _public_key(owner_key)
     sealed: list[NewSignature | Decoy] = []
     for s in batch:
         if isinstance(s, NewSignature) and s.sealed is None:
-            partner = None
-            if s.partner_key is not None:
-                partner = partners.get(s.partner_key)
-                if partner is None:
-                    partner = partners[s.partner_key] = parse_public_key(s.partner_key)
+            partner = _public_key(s.partner_key) if s.partner_key is not None else None
             box = seal_signer(
                 name=s.signer.name, email=s.signer.email, comment=s.signer.comment,
                 signed_at=now, owner=owner, partner=partner,
@@ -89,6 +84,12 @@ def seal_group(
             s = dataclasses.replace(s, sealed=box)
         sealed.append(s)
     return sealed
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(text: str) -> Any:
+    """A key parsed once, not per group: the owner's and a few partners' keys recur."""
+    return parse_public_key(text)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -133,9 +133,11 @@ class Writer:
             futures = [f for _, f in group]
             try:
                 batch = [s for s, _ in group if s is not None]
+                # One time for the group: the boxes' exact time and the rows' (hour) agree.
+                now = int(self.clock())
                 if self.prepare is not None and batch:
-                    batch = await asyncio.to_thread(self.prepare, batch, int(self.clock()))
-                outcome = await self._record(batch)
+                    batch = await asyncio.to_thread(self.prepare, batch, now)
+                outcome = await self._record(batch, now)
                 if len(batch) < len(group):  # no-ops joined the group: they get 0
                     results = iter(outcome)
                     outcome = [0 if s is None else next(results, None) for s, _ in group]
@@ -146,8 +148,7 @@ class Writer:
             finally:
                 self.queued -= len(group)
 
-    async def _record(self, batch: list[NewSignature | Decoy]) -> list[Any]:
-        now = self.clock()
+    async def _record(self, batch: list[NewSignature | Decoy], now: int) -> list[Any]:
         for attempt in range(RETRIES):
             plan = sign_plan(
                 batch,
@@ -163,7 +164,7 @@ class Writer:
                     continue
                 if kind == "data" and len(batch) > 1:
                     # One bad signature must not sink the others: record them one by one.
-                    return [one for s in batch for one in await self._record([s])]
+                    return [one for s in batch for one in await self._record([s], now)]
                 reason = describe(exc)
                 if self.failure != reason:
                     logger.error("cannot write signatures: %s", reason)
