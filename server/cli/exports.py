@@ -1,0 +1,172 @@
+"""`export` and `export-open`: signer data opened on the owner's machine with the secret key,
+from the database or from a sealed export downloaded from the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from server.cli.common import database_flag, fail
+from server.domain import export, sealing
+from server.domain.errors import StorageUnavailable
+from server.domain.export import ExportRow
+from server.settings import Settings, SettingsError
+from server.store.engine import describe
+from server.store.storage import Storage
+from server.web import spreadsheet
+
+
+def add_commands(commands: Any) -> None:
+    formats = (*export.FORMATS, "xlsx")
+    out = commands.add_parser(
+        "export",
+        help="a petition's signers, read from the database and opened here with the secret key",
+    )
+    out.add_argument("petition", metavar="SLUG")
+    out.add_argument(
+        "--secret-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the owner's (or, with --partner, the partner's) secret key file",
+    )
+    out.add_argument("--partner", metavar="CODE", help="only this partner's consenting signers")
+    out.add_argument("--format", choices=formats, default="csv", help="csv (default), json or xlsx")
+    out.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
+    out.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600), not stdout")
+    database_flag(out)
+    out.set_defaults(run=_export)
+    opened = commands.add_parser(
+        "export-open", help="open a sealed export downloaded from the dashboard, offline"
+    )
+    opened.add_argument("file", type=Path, metavar="FILE", help="the .sealed file")
+    opened.add_argument("--secret-key", type=Path, required=True, metavar="FILE")
+    opened.add_argument(
+        "--format", choices=formats, default="csv", help="csv (default), json or xlsx"
+    )
+    opened.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
+    opened.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600)")
+    opened.set_defaults(run=_export_open)  # fmt: skip
+
+
+def _secret_key(path: Path) -> Any:
+    """The secret key in `path`, or SettingsError saying why not (never its content)."""
+    try:
+        return sealing.parse_secret_key(path.read_text().strip())
+    except OSError as exc:
+        raise SettingsError(f"cannot read the secret key {path}: {describe(exc)}") from None
+    except sealing.BadKey as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+async def _write_rows(
+    rows: AsyncIterator[ExportRow], columns: Sequence[str], args: argparse.Namespace
+) -> None:
+    """Rows as CSV, JSON or XLSX, to `--out` (created 0600: it holds personal data) or
+    stdout."""
+    if args.format == "xlsx":
+        if args.out is not None:
+            os.close(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            await spreadsheet.write(rows, columns, str(args.out))
+            return
+        async for chunk in spreadsheet.chunks(rows, columns):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    _, produce = export.FORMATS[args.format]
+    chunks = (
+        produce(rows, columns, bom=args.bom) if args.format == "csv" else produce(rows, columns)
+    )
+    if args.out is None:
+        async for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        async for chunk in chunks:
+            f.write(chunk)
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    """Read the database (no server needed, and none created) and open its sealed rows here."""
+    try:
+        secret = _secret_key(args.secret_key)
+    except SettingsError as exc:
+        return fail(str(exc))
+
+    async def run() -> int:
+        storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        if storage.engine.database_missing():
+            return fail("there is no database at DATABASE_URL (nothing was created)")
+        await storage.connect()
+        try:
+            petition_id = await storage.petition_id(args.petition)
+            if petition_id is None:
+                return fail(f"no petition '{args.petition}' (see: petition-widget petitions list)")
+            partner = None
+            if args.partner:
+                partner = await storage.partner(petition_id, args.partner)
+                if partner is None:
+                    return fail(f"no partner '{args.partner}' on '{args.petition}'")
+            # The owner's key opens the owner's boxes; a partner's key its copies.
+            own = partner is not None and partner.public_key == sealing.encode_key(
+                secret.public_key
+            )
+            stored = storage.export_rows(
+                petition_id, partner.id if partner else None, partner_box=own
+            )
+            columns = export.PARTNER_COLUMNS if partner else export.OWNER_COLUMNS
+
+            async def opened() -> AsyncIterator[ExportRow]:
+                async for row in stored:
+                    yield export.open_row(row, secret)
+
+            await _write_rows(opened(), columns, args)
+            return 0
+        finally:
+            await storage.disconnect()
+
+    try:
+        return asyncio.run(run())
+    except sealing.BadKey as exc:
+        return fail(f"{exc} (is it the key of this petition's SEALING_PUBLIC_KEY?)")
+    except (StorageUnavailable, OSError) as exc:
+        return fail(f"cannot read the database: {describe(exc)}")
+
+
+def _export_open(args: argparse.Namespace, settings: Settings) -> int:
+    """Open a sealed export offline: no database, no server, nothing but the file and the key."""
+    try:
+        secret = _secret_key(args.secret_key)
+    except SettingsError as exc:
+        return fail(str(exc))
+
+    async def run() -> int:
+        with args.file.open(encoding="utf-8") as f:
+            header = export.sealed_header(f.readline())
+            columns = header.get("columns") or export.OWNER_COLUMNS
+            if not set(columns) <= set(export.OWNER_COLUMNS):
+                raise export.BadExport("the sealed export names columns we do not know")
+
+            async def opened() -> AsyncIterator[ExportRow]:
+                for line in f:
+                    if line.strip():
+                        yield export.open_line(line, secret)
+
+            await _write_rows(opened(), columns, args)
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except sealing.BadKey as exc:
+        return fail(f"{exc} (the export says whose key it needs: its first line)")
+    except export.BadExport as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot read {args.file}: {describe(exc)}")
