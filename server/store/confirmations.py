@@ -21,12 +21,13 @@ The answers say only what a page may show: never whether someone else used the a
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from typing import Literal
 
 from server.domain import links, sealing
 from server.store.engine import Transaction
-from server.store.signatures import email_digest
+from server.store.signatures import MAIL_TOPIC, email_digest
 from server.store.storage import Storage
 
 #: What a link can lead to.
@@ -201,13 +202,18 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
     async with storage.write() as tx:
         key = {"p": petition_id, "k": email_key}
         removed = await tx.fetch_all(
-            "DELETE FROM signatures WHERE petition_id = :p AND email_key = :k RETURNING partner_id",
+            "DELETE FROM signatures WHERE petition_id = :p AND email_key = :k "
+            "RETURNING partner_id, ref",
             key,
         )
         pending = await tx.fetch_all(
-            "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k RETURNING id",
+            "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k "
+            "RETURNING id, ref",
             key,
         )
+        # Its mails not sent yet go too: they hold the address (encrypted), and would still
+        # reach it with links to a signature that is gone.
+        await _forget_mails(tx, {r[1] for r in [*removed, *pending] if r[1]})
         # The digests of its key go too (with the hash key, a list of addresses can be tested
         # against them): its mail quota on this petition, its daily mail budgets, and the one
         # on its used form tokens, whose nonces stay until they expire, to stop a replay.
@@ -222,6 +228,17 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
         if removed:
             await _counts_went_down(tx)
     return len(removed), len(pending)
+
+
+async def _forget_mails(tx: Transaction, refs: set[str]) -> None:
+    """Delete the queued mails about the submissions `refs` (their payloads name them). The
+    queue of unsent mails is short, so it is read whole rather than indexed by ref."""
+    if not refs:
+        return
+    rows = await tx.fetch_all("SELECT id, payload FROM outbox WHERE topic = :t", {"t": MAIL_TOPIC})
+    for row in rows:
+        if json.loads(row[1]).get("ref") in refs:
+            await tx.execute("DELETE FROM outbox WHERE id = :id", {"id": row[0]})
 
 
 async def _link(tx: Transaction, digest: str, kind: str) -> tuple[int, str, int | None] | None:

@@ -194,7 +194,8 @@ def _wait_for_confirmation(
             ref = s.ref
             yield _NAME_SIGNATURE, {"id": before[0], "ref": ref}
         rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None))
-        mail = {"kind": "already_signed", "withdraw": s.withdraw.token}
+        # `ref` names the signature, so removing it also removes this mail if still unsent.
+        mail = {"kind": "already_signed", "withdraw": s.withdraw.token, "ref": ref}
     # The quotas keep a digest of the address, never the address (issue 14 makes every such
     # digest keyed).
     recipient = email_digest(s.signer.email_key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 
 from server.store import confirmations, jobs
@@ -22,7 +23,16 @@ from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.signatures import DAY, email_digest
 from server.store.storage import Storage
-from tests.store.test_confirmations import EXAMPLE, T, opened, pending, run, sign, submission
+from tests.store.test_confirmations import (
+    EXAMPLE,
+    T,
+    mails,
+    opened,
+    pending,
+    run,
+    sign,
+    submission,
+)
 
 OTHER = dataclasses.replace(EXAMPLE, slug="another-petition")
 
@@ -118,3 +128,33 @@ def test_the_purge_forgets_the_mail_budgets_of_past_days(database_url: str) -> N
             await storage.disconnect()
 
     asyncio.run(check())
+
+
+def test_removing_a_signer_deletes_their_unsent_mails(database_url: str) -> None:
+    """A queued mail holds the address (encrypted) and links to a signature that is gone: it
+    goes with the signature, pending or counted; the bystander's mail stays."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        asker, bystander = "asker@example.org", "bystander@example.org"
+        counted_one = submission(pid, asker, "Asker", nonce="n-1")
+        await sign(storage, counted_one)
+        assert counted_one.confirm is not None
+        await confirmations.confirm(storage, counted_one.confirm.digest, T + 60)
+        # A repeat queues an "already signed" mail; the bystander's confirmation waits too.
+        await sign(storage, submission(pid, asker, "Asker", nonce="n-2"), at=T + 120)
+        await sign(storage, submission(pid, bystander, "Bystander", nonce="n-3"), at=T + 120)
+        assert [m["kind"] for m in await mails(storage)] == [
+            "confirm", "already_signed", "confirm",
+        ]  # fmt: skip
+
+        assert await confirmations.remove_signer(storage, pid, counted_one.signer.email_key) == (
+            1,
+            0,
+        )
+        left = await mails(storage)
+        assert [m["kind"] for m in left] == ["confirm"]
+        assert "Asker" not in json.dumps(left) and left[0]["to"] == bystander
+        await storage.disconnect()
+
+    run(check())
