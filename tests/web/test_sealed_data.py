@@ -3,8 +3,9 @@
 A live server with `SEALING_PUBLIC_KEY` takes signers with distinctive names, emails and
 comments through the whole confirmation flow (real SMTP: the catcher), some confirmed, some left
 pending, one withdrawn, until its outbox has drained. Then every byte the database left on
-disk is read: the SQLite files (db, -wal, -shm), or a `pg_dump` of the PostgreSQL database
-and its files.
+disk is read, while the server still runs (its WAL as a seizure would find it) and after it
+stopped: the SQLite files (db, -wal, -shm), or a `pg_dump` of the PostgreSQL database and
+its files.
 No name, email or comment may be there, nor an unkeyed digest of an address (SHA-256, SHA-1,
 MD5, as 8-byte prefixes, in hex, base64 or raw). Then the export, opened with the secret key
 by the CLI, holds every confirmed signer exactly once, and the partner's copy only its
@@ -62,6 +63,7 @@ class Seized:
     confirmed: list[dict[str, str]]  # counted at the end (the withdrawn one taken out)
     withdrawn: dict[str, str]
     public_key: str
+    while_running: bytes  # the disk read while the server still ran (a seizure does not wait)
 
 
 def _unkeyed_digests(email: str) -> list[bytes]:
@@ -161,24 +163,27 @@ def seized(
             while _query(url, waiting) != [(0,)]:
                 assert time.monotonic() < deadline, "the outbox did not drain"
                 time.sleep(0.1)
+            # A server seized running, not stopped cleanly: the SQLite WAL as it is then.
+            while_running = _disk_bytes(url)
     finally:
         catcher.stop_thread()
     yield Seized(
-        url, folder, secret_file, partner_secret_file, people, confirmed[1:], withdrawn, public
-    )
+        url, folder, secret_file, partner_secret_file, people, confirmed[1:], withdrawn, public,
+        while_running,
+    )  # fmt: skip
 
 
-def _disk_bytes(seized: Seized) -> bytes:
-    if seized.url.startswith("sqlite"):
-        db = Path(seized.url.removeprefix("sqlite:///"))
+def _disk_bytes(url: str) -> bytes:
+    if url.startswith("sqlite"):
+        db = Path(url.removeprefix("sqlite:///"))
         files = [Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")]
         return b"".join(f.read_bytes() for f in files if f.exists())
     dump = shutil.which("pg_dump")
     assert dump is not None, "pg_dump is needed (postgresql-client)"
     dumped = subprocess.run(
-        [dump, "--no-owner", seized.url], check=True, capture_output=True, timeout=60
+        [dump, "--no-owner", url], check=True, capture_output=True, timeout=60
     ).stdout
-    return dumped + _postgres_files(seized.url)
+    return dumped + _postgres_files(url)
 
 
 def _postgres_files(url: str) -> bytes:
@@ -205,8 +210,9 @@ def _postgres_files(url: str) -> bytes:
     return b"".join(f.read_bytes() for f in files)
 
 
-def test_a_seized_disk_names_no_signer(seized: Seized) -> None:
-    disk = _disk_bytes(seized)
+@pytest.mark.parametrize("when", ["running", "stopped"])
+def test_a_seized_disk_names_no_signer(seized: Seized, when: str) -> None:
+    disk = seized.while_running if when == "running" else _disk_bytes(seized.url)
     assert len(disk) > 10_000  # the database, not nothing
     lowered = disk.lower()
     for person in seized.people:
