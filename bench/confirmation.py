@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load, servers
+from server.domain.sealing import EmailHasher
 from server.store.storage import Storage
 
 POLL = 0.1  # seconds between looks at the outbox during the drain
@@ -119,9 +120,11 @@ def caught_links(mails: Sequence[dict[str, Any]]) -> list[str]:
     return [m["confirm"] for m in mails if m.get("confirm")]
 
 
-def unsent_links(database_url: str) -> list[str]:
-    """The confirmation tokens of the mails still in the outbox (its rows hold them until the
-    mail is sent): for the profile, which does not wait for every mail."""
+def unsent_links(database_url: str, email_hash_key: str) -> list[str]:
+    """The confirmation tokens of the mails still in the outbox (its rows hold them, encrypted
+    under the server's hash key, until the mail is sent): for the profile, which does not wait
+    for every mail."""
+    hasher = EmailHasher(email_hash_key.encode())
 
     async def run() -> list[str]:
         storage = Storage(database_url)
@@ -133,7 +136,10 @@ def unsent_links(database_url: str) -> list[str]:
         finally:
             await storage.disconnect()
         payloads = [json.loads(row[0]) for row in rows]
-        return [p["confirm"] for p in payloads if p.get("kind") == "confirm"]
+        opened = [
+            {**p, **(hasher.open_mail(p["box"]) or {})} if "box" in p else p for p in payloads
+        ]
+        return [p["confirm"] for p in opened if p.get("kind") == "confirm" and "confirm" in p]
 
     return asyncio.run(run())
 

@@ -439,7 +439,9 @@ class Bench:
                 drained = confirmation.drain(url, pid, sink.process.pid, PROFILE_SECONDS)
             sink.hold()
             print(f"  SQLite, 1 worker, mails, under py-spy: {_drain_summary(drained)}", flush=True)
-            tokens = confirmation.caught_links(sink.mails()) + confirmation.unsent_links(url)
+            tokens = confirmation.caught_links(sink.mails()) + confirmation.unsent_links(
+                url, servers.email_hash_key(SECRET)
+            )
             paths = self.folder / "profile-confirm-paths.txt"
             confirmation.write_paths(sorted(set(tokens)), paths)
             with profile.recording(pid, out, PROFILE_SECONDS, PROFILES["confirm"][0]):

@@ -88,7 +88,7 @@ def mail_job(settings: Settings) -> jobs.MailJob | None:
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         confirm_lifetime=settings.confirm_lifetime,
-        open_address=hasher.open_address if hasher else lambda _: None,
+        open_mail=hasher.open_mail if hasher else lambda _: None,
     )
 
 

@@ -57,6 +57,7 @@ def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
             slug = without_addresses(args.petition)
             return fail(f"no petition '{slug}' (see: petition-widget petitions list)")
         counted, waiting = await confirmations.remove_signer(storage, petition_id, key)
+        await storage.engine.scrub()  # the removed rows leave the files too (WAL, dead rows)
         if not (counted or waiting):
             print(f"No signature of that address on {args.petition}.")
             return 0

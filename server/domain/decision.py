@@ -71,10 +71,14 @@ def decide(
             consent_organiser=signer.consent_organiser and not unshown_organiser,
             consent_partner=signer.consent_partner and partner is not None,
         )
-    domain = mail_to = None
+    withdraw = Link.new()
+    confirm = Link.new() if petition.needs_confirmation else None
+    domain = mail_box = None
     if hasher is not None:
-        if petition.needs_confirmation:
-            mail_to = hasher.seal_address(signer.email)
+        if confirm is not None:
+            mail_box = hasher.seal_mail(
+                {"to": signer.email, "confirm": confirm.token, "withdraw": withdraw.token}
+            )
         domain = hasher.domain_key(signer.email_key.rpartition("@")[2])
         signer = dataclasses.replace(signer, email_key=hasher.email_key(signer.email_key))
     signature = NewSignature(
@@ -87,11 +91,11 @@ def decide(
         lang=lang,
         consent=wording.record(),
         ref=new_ref(),
-        withdraw=Link.new(),
-        confirm=Link.new() if petition.needs_confirmation else None,
+        withdraw=withdraw,
+        confirm=confirm,
         confirm_lifetime=confirm_lifetime,
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
-        mail_to=mail_to,
+        mail_box=mail_box,
     )
     return Decision(claims, signature)

@@ -113,19 +113,30 @@ class EmailHasher:
     def domain_key(self, domain: str) -> str:
         return hmac.new(self.key, b"domain\x00" + domain.encode(), hashlib.sha256).hexdigest()
 
-    def seal_address(self, address: str) -> str:
-        """An address as the outbox keeps it until its mail is sent: encrypted under a key
-        derived from this one, so the database's files (PostgreSQL's dead rows and WAL
-        included) never hold it in clear; the mail job opens it just before sending."""
-        box = nacl.secret.SecretBox(self._address_key).encrypt(address.encode())
-        return base64.b64encode(box).decode()
+    def seal_mail(self, secrets: Mapping[str, str]) -> str:
+        """What a queued mail must hide until it is sent: its address ("to") and its links'
+        tokens ("confirm", "withdraw"; a token opens its signer's name box, and withdraws or
+        confirms), encrypted under a key derived from this one, so the database's files
+        (PostgreSQL's dead rows and WAL included) never hold them in clear. The mail job opens
+        them just before sending."""
+        data = json.dumps(dict(secrets), separators=(",", ":")).encode()
+        return base64.b64encode(nacl.secret.SecretBox(self._address_key).encrypt(data)).decode()
 
-    def open_address(self, box: str) -> str | None:
+    def open_mail(self, box: str) -> dict[str, str] | None:
+        """The secrets of `seal_mail`, or None when this key does not open `box`. A box of the
+        first sealed release holds the bare address: it comes back as {"to": address}."""
         try:
             data = nacl.secret.SecretBox(self._address_key).decrypt(base64.b64decode(box))
         except (nacl.exceptions.CryptoError, binascii.Error, ValueError):
             return None
-        return data.decode()
+        text = data.decode()
+        try:
+            opened = json.loads(text)
+        except ValueError:
+            opened = None
+        if not isinstance(opened, dict):  # a bare address (a local part may hold "{")
+            return {"to": text}
+        return {str(k): str(v) for k, v in opened.items()}
 
     @functools.cached_property
     def _address_key(self) -> bytes:  # derived once per hasher, not per address

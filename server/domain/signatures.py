@@ -55,9 +55,9 @@ class NewSignature:
     partner_key: str | None = None
     # The personal data, sealed (`seal_group`); None while it is not, or when nothing seals.
     sealed: Sealed | None = None
-    # The address its mail goes to, encrypted for the outbox (`EmailHasher.seal_address`);
-    # None: the outbox keeps it in clear (no hash key: tests that build signatures by hand).
-    mail_to: str | None = None
+    # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
+    # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
+    mail_box: str | None = None
 
     @property
     def needs_confirmation(self) -> bool:

@@ -89,8 +89,9 @@ class Engine(abc.ABC):
         `seal` has emptied the plaintext columns)."""
 
     async def scrub(self) -> None:
-        """Clear what the engine keeps of deleted rows beyond its tables, where it can do so
-        cheaply (SQLite's WAL); called when the outbox has drained. Nothing by default."""
+        """Clear what the engine keeps of deleted rows, where it can do so cheaply (SQLite's WAL,
+        PostgreSQL's dead outbox rows); called when the outbox has drained, and after the purge
+        and retention jobs deleted personal data. Nothing by default."""
         return None
 
     def database_missing(self) -> bool:

@@ -18,8 +18,9 @@
   row given up keeps nothing of its payload; a confirmation refused for good also takes its
   pending submission with it (`confirmations.forget_unmailable`): nobody can confirm it. Without
   mail settings the rows wait (`serve` refuses to start when a petition needs them).
-  When nothing is left to send it resets SQLite's WAL (`Engine.scrub`), whose older frames
-  still hold the rows of sent mails.
+  When nothing is left to send it resets SQLite's WAL, whose older frames still hold the rows
+  of sent mails, or rewrites PostgreSQL's outbox, whose dead rows do (`Engine.scrub`; the
+  purge and retention jobs call it too).
 - `outbox-purge` (with `mail`, every `PURGE_EVERY` seconds): forgets rows that failed for good
   more than `FAILED_KEPT` (7 days) ago; until then they are counted for the dashboard.
 """
@@ -62,9 +63,9 @@ class MailJob:
     base_url: str  # links in mails are built on it
     mail_from: str
     confirm_lifetime: int  # seconds; the confirmation mail says in how many days it lapses
-    # Opens the address an outbox row keeps encrypted (`EmailHasher.open_address`); rows
+    # Opens what an outbox row keeps encrypted (`EmailHasher.open_mail`); rows
     # written before addresses were encrypted carry it in clear as `to`.
-    open_address: Callable[[str], str | None] = lambda _: None
+    open_mail: Callable[[str], dict[str, str] | None] = lambda _: None
 
     def __post_init__(self) -> None:
         # Checked here, at start-up: a bad sender address found per row would drop every mail.
@@ -91,6 +92,9 @@ def register(
         gone = await confirmations.expire_pending(storage, now, confirm_lifetime)
         if gone:
             logger.info("deleted %d submission(s) never confirmed", gone)
+        # What was deleted since (expired submissions, withdrawals) leaves the files too, also
+        # on a petition that sends no mail, whose outbox never drains.
+        await storage.engine.scrub()
 
     runner.every("purge", PURGE_EVERY, purge)
 
@@ -101,6 +105,7 @@ def register(
                     "retention: deleted the signer data of %s (%d signatures, %d waiting)",
                     due.slug, due.signatures, due.pending,
                 )  # fmt: skip
+                await storage.engine.scrub()
 
     runner.every("retention", RETENTION_EVERY, retain)
     if mail_job is None:
@@ -158,11 +163,12 @@ class MailHandler:
         if entry is None:
             raise outbox.GiveUp("no_petition")
         payload = row.payload
-        if isinstance(payload.get("to_box"), str):
-            address = self.job.open_address(payload["to_box"])
-            if address is None:  # another EMAIL_HASH_KEY, or a damaged row: never sendable
+        box = payload.get("box", payload.get("to_box"))  # to_box: rows of the first release
+        if isinstance(box, str):
+            secrets = self.job.open_mail(box)
+            if secrets is None:  # another EMAIL_HASH_KEY, or a damaged row: never sendable
                 raise outbox.GiveUp("bad_payload")
-            payload = {**payload, "to": address}
+            payload = {**payload, **secrets}
         try:
             message = mail.render(
                 payload,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,6 +26,9 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
 COMMAND_TIMEOUT = 10.0  # seconds one PostgreSQL statement may take before it is an error
 MIGRATION_LOCK = 7_346_221  # advisory lock id held while migrating
 EXPORT_PREFETCH = 500  # rows a cursor fetches at a time
+REBUILD_TIMEOUT = 24 * 3600.0  # seconds `rebuild_files` may take: VACUUM FULL of a big database
+SCRUB_EVERY = 60.0  # seconds at least between two rewrites of the outbox (`scrub`)
+SCRUB_LOCK_WAIT = "200ms"  # how long a scrub waits for the outbox's lock before it gives up
 
 _NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
@@ -131,6 +135,8 @@ class PostgresEngine(Engine):
             "command_timeout": COMMAND_TIMEOUT,
         }
 
+    _scrubbed = float("-inf")  # the event loop's time of the last `scrub`
+
     async def close(self) -> None:
         """Nothing of its own: the pool belongs to `databases`, closed with it."""
 
@@ -174,8 +180,30 @@ class PostgresEngine(Engine):
 
     async def rebuild_files(self) -> None:
         # Rewrites every table into new files, leaving dead tuples (old plaintext) behind; it
-        # locks each table while it runs, so `seal` says to run it in a quiet hour.
-        await self.database.execute("VACUUM FULL")
+        # locks each table while it runs, so `seal` says to run it in a quiet hour. It takes
+        # as long as the database is big: the pool's per-statement timeout does not apply.
+        async with self._raw() as raw:
+            await raw.execute("VACUUM FULL", timeout=REBUILD_TIMEOUT)
+
+    async def scrub(self) -> None:
+        """Rewrite the outbox into a new file (`VACUUM FULL outbox`): the rows of sent mails
+        stay in its pages as dead tuples, their address and links encrypted under the hash key,
+        until a rewrite; whoever seized the disk and that key would open them. At most every
+        `SCRUB_EVERY` seconds, and only if the table's lock comes within `SCRUB_LOCK_WAIT`
+        (signatures queue behind the rewrite, which takes milliseconds on a drained outbox);
+        otherwise a later call does it."""
+        now = time.monotonic()
+        if now - self._scrubbed < SCRUB_EVERY:
+            return
+        self._scrubbed = now
+        async with self._raw() as raw:
+            await raw.execute(f"SET lock_timeout = '{SCRUB_LOCK_WAIT}'")
+            try:
+                await raw.execute("VACUUM FULL outbox")
+            except asyncpg.LockNotAvailableError:
+                self._scrubbed = 0.0  # busy: the next call tries again
+            finally:
+                await raw.execute("RESET lock_timeout")
 
     async def lock_for_migration(self, tx: Transaction) -> None:
         await tx.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")

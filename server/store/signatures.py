@@ -180,12 +180,7 @@ def _wait_for_confirmation(
         rows.links.append(_link(s.confirm, links.CONFIRM, s.petition_id, s.ref, expires))
         rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, s.ref, None))
         # `ref` names the pending submission, so a mail refused for good can delete it.
-        mail = {
-            "kind": "confirm",
-            "confirm": s.confirm.token,
-            "withdraw": s.withdraw.token,
-            "ref": s.ref,
-        }
+        mail = {"kind": "confirm", "ref": s.ref, **_links(s, "confirm", "withdraw")}
     else:
         # Signed and confirmed already: the mail says so, with a link that withdraws the
         # signature that counts (named now if it was made before links existed).
@@ -195,7 +190,7 @@ def _wait_for_confirmation(
             yield _NAME_SIGNATURE, {"id": before[0], "ref": ref}
         rows.links.append(_link(s.withdraw, links.WITHDRAW, s.petition_id, ref, None))
         # `ref` names the signature, so removing it also removes this mail if still unsent.
-        mail = {"kind": "already_signed", "withdraw": s.withdraw.token, "ref": ref}
+        mail = {"kind": "already_signed", "ref": ref, **_links(s, "withdraw")}
     # The quotas keep a digest of the address, never the address (issue 14 makes every such
     # digest keyed).
     recipient = email_digest(s.signer.email_key)
@@ -205,11 +200,20 @@ def _wait_for_confirmation(
     budget = yield _COUNT_BUDGET, {"recipient": recipient, "day": now // DAY}
     if int(budget[0]) > MAILS_PER_DAY:
         return
-    # The address only as the mail needs it, and encrypted when the hash key is there: the
-    # database's files never hold it in clear (deleted rows linger on PostgreSQL).
-    to = {"to_box": s.mail_to} if s.mail_to else {"to": s.signer.email}
+    # The address only as the mail needs it, and with the tokens encrypted when the hash key is
+    # there: the database's files never hold them in clear (deleted rows linger on PostgreSQL).
+    to = {"box": s.mail_box} if s.mail_box else {"to": s.signer.email}
     payload = {**mail, **to, "lang": s.lang, "petition_id": s.petition_id}
     rows.mails.append({"payload": json.dumps(payload), "now": now})
+
+
+def _links(s: NewSignature, *kinds: str) -> dict[str, str]:
+    """The link tokens a mail shows, in clear only when nothing encrypts them (`mail_box`
+    holds them, with the address, otherwise)."""
+    if s.mail_box:
+        return {}
+    found = {"confirm": s.confirm, "withdraw": s.withdraw}
+    return {kind: link.token for kind in kinds if (link := found[kind]) is not None}
 
 
 def _link(

@@ -176,7 +176,7 @@ def test_mails_signed_while_smtp_is_down_all_arrive_once_it_is_up(
         assert {r["last_error"] for r in rows} == {"TransientMailError"}
         assert {r["failed_at"] for r in rows} == {None}  # waiting, not given up
         assert isinstance(oldest_unsent(server), int)
-        tokens = {live.recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
+        tokens = {live.recipient(r["payload"]): live.opened(r["payload"])["confirm"] for r in rows}
 
         catcher.open()
         try:
@@ -215,7 +215,7 @@ def test_mails_committed_before_a_kill_9_are_sent_after_the_restart(
     assert {r["failed_at"] for r in rows} == {None}
     if killed == "after_a_failed_try":
         assert all(r["attempts"] >= 1 for r in rows)
-    tokens = {live.recipient(r["payload"]): r["payload"]["confirm"] for r in rows}
+    tokens = {live.recipient(r["payload"]): live.opened(r["payload"])["confirm"] for r in rows}
     # A row the dead server had claimed is due when its lease ends; the others when their
     # backoff does (or now, if never tried).
     due_in = max(0.0, max(r["available_at"] for r in rows) - time.time())

@@ -64,15 +64,21 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
 EMAIL_HASH_KEY = "test-email-hash-key-0123456789abcdefghij"
 
 
-def recipient(payload: dict[str, Any]) -> str:
-    """The address of an outbox mail row of a live server: kept encrypted under the server's
-    hash key (the database's files never hold it in clear), opened here with that key."""
-    box = payload.get("to_box")
+def opened(payload: dict[str, Any]) -> dict[str, Any]:
+    """An outbox mail row of a live server as its mail job opens it: the address and the links'
+    tokens are kept encrypted under the server's hash key (the database's files never hold
+    them in clear), opened here with that key."""
+    box = payload.get("box")
     if not isinstance(box, str):
-        return str(payload.get("to", ""))
-    address = sealing.EmailHasher(EMAIL_HASH_KEY.encode()).open_address(box)
-    assert address is not None, "an outbox address this key does not open"
-    return address
+        return payload
+    secrets = sealing.EmailHasher(EMAIL_HASH_KEY.encode()).open_mail(box)
+    assert secrets is not None, "an outbox box this key does not open"
+    return {**payload, **secrets}
+
+
+def recipient(payload: dict[str, Any]) -> str:
+    """The address of an outbox mail row of a live server (see `opened`)."""
+    return str(opened(payload).get("to", ""))
 
 
 class LiveServer:

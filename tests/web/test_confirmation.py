@@ -96,7 +96,7 @@ def change(server: live.LiveServer, sql: str, values: dict[str, Any]) -> None:
 def mails_to(server: live.LiveServer, address: str) -> list[dict[str, Any]]:
     rows = query(server, "SELECT payload FROM outbox WHERE topic = 'mail' ORDER BY id")
     found = [json.loads(r[0]) for r in rows]
-    opened = [{**m, "to": live.recipient(m)} for m in found]  # as the mail job opens them
+    opened = [live.opened(m) for m in found]  # as the mail job opens them
     return [m for m in opened if m["to"].lower() == address.lower()]
 
 

@@ -64,6 +64,7 @@ class Seized:
     withdrawn: dict[str, str]
     public_key: str
     while_running: bytes  # the disk read while the server still ran (a seizure does not wait)
+    tokens: list[str]  # of the links in the mails: each opens its signer's name box
 
 
 def _unkeyed_digests(email: str) -> list[bytes]:
@@ -165,11 +166,17 @@ def seized(
                 time.sleep(0.1)
             # A server seized running, not stopped cleanly: the SQLite WAL as it is then.
             while_running = _disk_bytes(url)
+            link_tokens = [
+                link.rstrip("/").rpartition("/")[2]
+                for mail in mails.values()
+                for link in mail.links
+                if "/confirm/" in link or "/withdraw/" in link
+            ]
     finally:
         catcher.stop_thread()
     yield Seized(
         url, folder, secret_file, partner_secret_file, people, confirmed[1:], withdrawn, public,
-        while_running,
+        while_running, link_tokens,
     )  # fmt: skip
 
 
@@ -222,6 +229,11 @@ def test_a_seized_disk_names_no_signer(seized: Seized, when: str) -> None:
         assert email.split("@")[0].encode() not in lowered, "an address's local part on the disk"
         for digest in _unkeyed_digests(email):
             assert digest not in disk, "an unkeyed digest of an address on the disk"
+    # A link's token opens its signer's name box (and confirms or withdraws): the outbox kept
+    # the tokens, with the address, encrypted until their mail went.
+    assert len(seized.tokens) >= SIGNERS * 2
+    for token in seized.tokens:
+        assert token.encode() not in disk, "a link's token on the disk"
 
 
 def _export(seized: Seized, *args: str) -> str:
