@@ -202,11 +202,15 @@ class SettingsError(PetitionWidgetError):
     """A setting has a value we cannot use; the message names the variable."""
 
 
-def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+def load(
+    environ: Mapping[str, str] | None = None, *, generate: bool = True, **overrides: Any
+) -> Settings:
     """Settings from `environ` (default: the process environment), then `overrides`.
 
     Overrides use the lower-case names (`database_url=...`); a `None` override is ignored so
-    that CLI flags left unset fall through to the environment.
+    that CLI flags left unset fall through to the environment. With `generate=False` no key
+    file is created (the offline commands, which must leave nothing behind): a key that is
+    neither set nor kept in its file is then empty.
     """
     env = dict(os.environ if environ is None else environ)
     for name, value in overrides.items():
@@ -219,7 +223,9 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     port = _integer(raw, "PORT", minimum=0)
     keys = tuple(k.strip() for k in raw["SECRET_KEYS"].split(",") if k.strip())
     if not keys:
-        keys = (_generated_key(_key_file(raw["SECRET_KEY_FILE"], database_url)),)
+        key_file = _key_file(raw["SECRET_KEY_FILE"], database_url)
+        if generate or key_file.exists():
+            keys = (_generated_key(key_file),)
     synchronous = raw["SQLITE_SYNCHRONOUS"].lower()
     if synchronous not in ("full", "normal"):
         raise SettingsError("SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
@@ -246,7 +252,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         mail_from=_mail_from(raw["MAIL_FROM"]),
         confirm_lifetime=_integer(raw, "CONFIRM_LIFETIME", minimum=600),
         sealing_public_key=_sealing_key(raw["SEALING_PUBLIC_KEY"]),
-        email_hash_key=_email_hash_key(raw, database_url),
+        email_hash_key=_email_hash_key(raw, database_url, generate=generate),
         base_url_set=bool(raw["BASE_URL"]),
         demo=bool(overrides.get("demo", False)),
     )
@@ -306,13 +312,15 @@ def _sealing_key(text: str) -> str:
 MIN_HASH_KEY = 32  # characters of EMAIL_HASH_KEY: a guessable key would let a list be tested
 
 
-def _email_hash_key(raw: Mapping[str, str], database_url: str) -> str:
+def _email_hash_key(raw: Mapping[str, str], database_url: str, *, generate: bool) -> str:
     """`EMAIL_HASH_KEY`, or the key kept in its file, generated there on SQLite (one machine);
     "" on PostgreSQL without either (`serve` then refuses to start)."""
     key = raw["EMAIL_HASH_KEY"]
     configured = raw["EMAIL_HASH_KEY_FILE"]
     if not key and (configured or is_local(database_url)):
         path = Path(configured) if configured else _beside(database_url, ".email-hash-key")
+        if not generate and not path.exists():
+            return ""
         if is_local(database_url):
             key = _generated_key(path, "EMAIL_HASH_KEY")
         elif path.exists():
@@ -333,6 +341,11 @@ def _generated_key(path: Path, setting: str = "SECRET_KEYS") -> str:
     """Read the key kept at `path`, or create it with mode 0600. The key itself is never logged."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        raise SettingsError(
+            f"cannot keep a generated {setting} in {path}: its folder does not exist "
+            "(check DATABASE_URL, or set the key)"
+        ) from None
     except FileExistsError:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:

@@ -85,6 +85,7 @@ def test_serve_warns_when_sealing_is_off_and_names_keyless_partners_when_on(
         env={"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY})  # fmt: skip
     off = _serve(tmp_path, url, SEALING_PUBLIC_KEY="")
     assert "SEALING_PUBLIC_KEY is not set" in off.stderr
+    assert "partners without a sealing key of their own get no personal data" in off.stderr
     public, _ = sealing.new_key_pair()
     on = _serve(tmp_path, url, SEALING_PUBLIC_KEY=public)
     assert "SEALING_PUBLIC_KEY is not set" not in on.stderr
@@ -98,3 +99,41 @@ def test_serve_refuses_postgresql_without_an_email_hash_key(
     refused = _serve(tmp_path, postgres.create(), EMAIL_HASH_KEY="")
     assert refused.returncode == 1
     assert "EMAIL_HASH_KEY" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_offline_commands_leave_nothing_behind(tmp_path: Path) -> None:
+    """export, export-open and keys create-sealing run on the owner's machine: they create no
+    database and no key file (settings would generate SECRET_KEYS' and EMAIL_HASH_KEY's)."""
+    made = cli("keys", "create-sealing", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["petition-widget-sealing.secret"]
+    secret = str(tmp_path / "petition-widget-sealing.secret")
+    sealed = tmp_path / "x.sealed"
+    sealed.write_text('{"petition": "p"}\n')
+    opened = cli("export-open", str(sealed), "--secret-key", secret, cwd=tmp_path)
+    assert "not a sealed export" in opened.stderr  # read, refused, and nothing made
+    missing = tmp_path / "sub" / "none.db"
+    for url in (f"sqlite:///{missing}", "sqlite:///sub/none.db"):  # absolute, then relative
+        out = cli("export", SLUG, "--secret-key", secret, "--database-url", url, cwd=tmp_path)
+        assert out.returncode == 1 and "no database" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "petition-widget-sealing.secret", "x.sealed",
+    ]  # fmt: skip
+
+
+def test_export_out_makes_an_existing_file_private(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    live.prepare(url)
+    _, secret = sealing.new_key_pair()
+    key_file = tmp_path / "owner.secret"
+    key_file.write_text(secret)
+    out = tmp_path / "signers.csv"
+    out.write_text("old\n")
+    out.chmod(0o644)
+    hash_key = {"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY}
+    done = cli("export", SLUG, "--secret-key", str(key_file), "--database-url", url,
+               "--out", str(out), cwd=tmp_path, env=hash_key)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert "old" not in out.read_text()

@@ -11,6 +11,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from server import settings as settings_module
 from server.cli import exports, keys, partners, petitions, retention, seal, serving, signatures
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
+    overrides: dict[str, Any] = {
         name: getattr(args, name, None)
         for name in ("database_url", "host", "port", "workers", "base_url")
     }
@@ -63,7 +64,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "DATABASE_URL", DEMO_DATABASE
         )
         return settings_module.load(demo=True, **overrides)
-    return settings_module.load(**overrides)
+    # The offline commands (export, export-open, keys create-sealing) leave no key file behind.
+    return settings_module.load(generate=not getattr(args, "offline", False), **overrides)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -25,7 +25,8 @@ def add_commands(commands: Any) -> None:
     formats = (*export.FORMATS, "xlsx")
     out = commands.add_parser(
         "export",
-        help="a petition's signers, read from the database and opened here with the secret key",
+        help="a petition's signers, read from the database and opened here with the secret key "
+        "(a SQLite file, or a PostgreSQL server it connects to; it creates neither)",
     )
     out.add_argument("petition", metavar="SLUG")
     out.add_argument(
@@ -40,7 +41,7 @@ def add_commands(commands: Any) -> None:
     out.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
     out.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600), not stdout")
     database_flag(out)
-    out.set_defaults(run=_export)
+    out.set_defaults(run=_export, offline=True)
     opened = commands.add_parser(
         "export-open", help="open a sealed export downloaded from the dashboard, offline"
     )
@@ -51,7 +52,7 @@ def add_commands(commands: Any) -> None:
     )
     opened.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
     opened.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600)")
-    opened.set_defaults(run=_export_open)  # fmt: skip
+    opened.set_defaults(run=_export_open, offline=True)  # fmt: skip
 
 
 def _secret_key(path: Path) -> Any:
@@ -71,7 +72,7 @@ async def _write_rows(
     stdout."""
     if args.format == "xlsx":
         if args.out is not None:
-            os.close(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.close(_private(args.out))
             await spreadsheet.write(rows, columns, str(args.out))
             return
         async for chunk in spreadsheet.chunks(rows, columns):
@@ -87,10 +88,17 @@ async def _write_rows(
             sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
         return
-    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(_private(args.out), "wb") as f:
         async for chunk in chunks:
             f.write(chunk)
+
+
+def _private(path: Path) -> int:
+    """`path` opened for writing, emptied, with mode 0600: also when it existed with another
+    mode (the mode given to `open` applies only to a file it creates)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:

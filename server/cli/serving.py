@@ -115,7 +115,9 @@ def _sealing_notice(entries: Sequence[Entry], settings: Settings) -> None:
         logger.warning(
             "SEALING_PUBLIC_KEY is not set: names, emails and comments are stored in clear, and "
             "a copy of this server's disk names every signer. Make a key pair with: "
-            "petition-widget keys create-sealing (see docs/operations.md)"
+            "petition-widget keys create-sealing (see docs/operations.md). Once it is set, "
+            "partners without a sealing key of their own get no personal data (set one with: "
+            "petition-widget partners set-sealing-key SLUG CODE KEY)"
         )
         return
     keyless = [f"{e.slug}/{code}" for e in entries for code, p in e.partners.items()

@@ -240,7 +240,7 @@ def _export(seized: Seized, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "server", "export", SLUG, "--database-url", seized.url,
          "--format", "json", *args],
-        check=False, capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60, cwd=seized.folder,
         env={**os.environ, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
