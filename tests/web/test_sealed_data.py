@@ -138,15 +138,13 @@ def seized(
             for i in range(SIGNERS):
                 person = live.new_signer("S")
                 person["comment"] = f"Seized comment Qx{person['email'].split('@')[0]}"
+                # Through the partner, every other signer; of those, one in two ticks its box.
                 partner = PARTNER if i % 2 else ""
-                body = {
-                    "token": tokens.issue(SLUG, partner),
-                    **person,
-                    "consent_partner": bool(partner),
-                }
+                consent = bool(partner) and i % 4 == 1
+                body = {"token": tokens.issue(SLUG, partner), **person, "consent_partner": consent}
                 answer = client.post(SIGN, json=body)
                 assert answer.status_code == 202, answer.text
-                people.append({**person, "partner": partner})
+                people.append({**person, "partner": partner, "consent": "yes" if consent else ""})
             mails = {m.mail.to: m.mail for m in catcher.wait_for(SIGNERS, 60)}
             confirmed = people[:CONFIRMED]
             for person in confirmed:
@@ -261,8 +259,9 @@ def test_the_export_opened_with_the_secret_key_holds_every_confirmed_signer_once
 
 
 def test_the_partner_copy_holds_only_its_consenting_signers(seized: Seized) -> None:
-    theirs = sorted(p["email"] for p in seized.confirmed if p["partner"])
-    assert theirs  # the test signs some through the partner
+    theirs = sorted(p["email"] for p in seized.confirmed if p["partner"] and p["consent"])
+    # The test signs some through the partner, with and without its box ticked.
+    assert theirs and any(p["partner"] and not p["consent"] for p in seized.confirmed)
     for key in (seized.partner_secret_file, seized.secret_file):  # theirs, or the owner's
         rows = json.loads(_export(seized, "--secret-key", str(key), "--partner", PARTNER))
         assert sorted(r["email"] for r in rows) == theirs
@@ -407,8 +406,9 @@ def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
                     )  # fmt: skip
                     assert opened.returncode == 0, opened.stderr
                     expected = [
-                        p for p in seized.confirmed if p["partner"] or "partners" not in path
-                    ]
+                        p for p in seized.confirmed
+                        if (p["partner"] and p["consent"]) or "partners" not in path
+                    ]  # fmt: skip
                     assert sorted(r["email"] for r in json.loads(opened.stdout)) == sorted(
                         p["email"] for p in expected
                     )
