@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from server.domain.errors import PetitionWidgetError
+from server.domain.sealing import hour_after
 from server.store.clock import Clock, Stopping, pause
 from server.store.engine import Transaction
 from server.store.storage import Storage
@@ -96,8 +97,12 @@ _RELEASE = """
 UPDATE outbox SET available_at = :now, claimed_until = NULL, attempts = attempts - 1
 WHERE id = :id AND attempts = :attempts"""
 _NEXT_DUE = "SELECT MIN(available_at) FROM outbox WHERE topic = :topic AND failed_at IS NULL"
+# A row given up keeps nothing of its payload, and its times only to the hour (it stays 7
+# days beside the signatures, which keep theirs to the hour: exact times could date them).
+# `failed_at` is rounded up (`_failed_at`), so a row is kept at least `FAILED_KEPT`.
 _FAIL = """
-UPDATE outbox SET payload = '{}', failed_at = :now, available_at = :never, claimed_until = NULL,
+UPDATE outbox SET payload = '{}', failed_at = :now,
+    created_at = created_at - created_at % 3600, available_at = :never, claimed_until = NULL,
     last_error = :kind
 WHERE id = :id"""
 _DELETE_MANY = 200  # ids per DELETE: far under every engine's limit on parameters
@@ -198,7 +203,8 @@ async def fail(storage: Storage, row_id: int, now: float, kind: str) -> None:
     """Mark a row failed for good (see `GiveUp`): its payload, which may hold an address, is
     dropped at once."""
     async with storage.write() as tx:
-        await tx.execute(_FAIL, {"id": row_id, "now": int(now), "never": NEVER, "kind": kind})
+        values = {"id": row_id, "now": hour_after(int(now)), "never": NEVER, "kind": kind}
+        await tx.execute(_FAIL, values)
 
 
 @dataclasses.dataclass
@@ -226,7 +232,7 @@ async def settle(storage: Storage, outcome: Outcome, now: float) -> None:
             values = {"id": row.id, "at": math.ceil(at), "error": kind, "attempts": row.attempts}
             await tx.execute(_RETRY + " AND attempts = :attempts", values)
         for row_id, kind in outcome.failed:
-            values = {"id": row_id, "now": int(now), "never": NEVER, "kind": kind}
+            values = {"id": row_id, "now": hour_after(int(now)), "never": NEVER, "kind": kind}
             await tx.execute(_FAIL, values)
         for row in outcome.unstarted:
             values = {"id": row.id, "attempts": row.attempts, "now": int(now)}

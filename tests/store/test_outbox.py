@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from server.domain.sealing import hour_after
 from server.store import outbox
 from server.store.clock import ManualClock
 from server.store.outbox import OutboxRow
@@ -414,7 +415,7 @@ def test_a_batch_is_written_back_in_one_transaction(database_url: str) -> None:
         row = await storage.database.fetch_one(
             "SELECT payload, failed_at FROM outbox WHERE id = :id", {"id": failed["id"]}
         )
-        assert row is not None and (row[0], row[1]) == ("{}", T)
+        assert row is not None and (row[0], row[1]) == ("{}", hour_after(T))  # to the hour
         await storage.disconnect()
 
     run(check())
@@ -549,6 +550,30 @@ def test_a_cancelled_delivery_writes_back_what_its_batch_did(database_url: str) 
         assert [r["attempts"] for r in left] == [1, 0, 0]  # the row cut off, then two handed back
         assert left[0]["claimed_until"] == T + 30
         assert [r["claimed_until"] for r in left[1:]] == [None, None]
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_row_given_up_keeps_its_times_only_to_the_hour(database_url: str) -> None:
+    """It stays 7 days (counted on the dashboard) beside signatures that keep their times to
+    the hour: its own exact times could date them."""
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        queued, given_up = T + 1_234, T + 5_432  # neither on the hour
+        await queue(storage, {"n": 1}, now=queued)
+        stopping = asyncio.Event()
+
+        async def handler(row: OutboxRow) -> None:
+            stopping.set()
+            raise outbox.GiveUp("permanent:550")
+
+        clock = ManualClock(given_up)
+        await asyncio.wait_for(outbox.deliver(storage, clock, "mail", handler, stopping), 5)
+        row = await storage.database.fetch_one("SELECT created_at, failed_at FROM outbox")
+        assert row is not None
+        assert (row[0], row[1]) == (queued - queued % 3600, hour_after(given_up))
         await storage.disconnect()
 
     run(check())
