@@ -38,6 +38,12 @@ def _seal(args: argparse.Namespace, settings: Settings) -> int:
     async def work(storage: Storage) -> int:
         done = await seal.seal_database(storage, settings.sealing_public_key, hasher, report)
         print(file=sys.stderr)
+        arriving = await seal.left(storage)
+        if arriving:
+            return fail(
+                f"{arriving:,} row(s) arrived in clear while sealing: a server still runs "
+                "without SEALING_PUBLIC_KEY. Restart it with the key, then run seal again."
+            )
         print(
             f"Sealed {done:,} row(s); the database's files were rebuilt without the plaintext. "
             "Backups, WAL archives and replicas made before keep it until they expire."

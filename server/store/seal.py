@@ -7,6 +7,17 @@ keyed hash, times in clear rounded to the hour) and empties its clear columns. P
 submissions are sealed too; their confirmation pages then show no name (the token that would
 open a name box was never stored).
 
+Pending rows go first: one confirmed by a running server while `seal` works on counted ones
+would otherwise arrive in `signatures` in clear after they were done; the passes repeat until
+nothing is left in clear. A partner copy is made for every consenting signer of a partner that
+has a key when `seal` runs, older signers included: without sealing, that partner could
+already download them in clear from its page.
+
+The rest of what a sealed database keeps to the hour or encrypted follows: the expiries of
+links and used form tokens (an exact expiry is an exact submission time plus a lifetime) are
+rounded up to the hour, and queued mails that hold their address and links in clear get them
+sealed (`EmailHasher.seal_mail`), as the writer does.
+
 In batches of `BATCH` rows, each its own transaction on the write path: a `kill -9` part-way
 loses nothing, and running it again carries on where it stopped (a row is sealed when its
 `sealed` column is set, and each update checks that it still is not). Then the files are
@@ -18,6 +29,7 @@ archives, replicas) keep it until they expire: docs/operations.md.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +40,16 @@ from server.store.storage import Storage
 
 BATCH = 500
 
-_TABLES = ("signatures", "pending_signatures")
+_TABLES = ("pending_signatures", "signatures")  # pending first: see the module
+_MAIL_SECRETS = ("to", "confirm", "withdraw")
+# Expiries to the hour, rounded up (integer division on both engines: BIGINT columns).
+_ROUND_EXPIRIES = [
+    "UPDATE links SET expires_at = (expires_at + 3599) / 3600 * 3600 "
+    "WHERE expires_at IS NOT NULL AND expires_at % 3600 <> 0",
+    "UPDATE used_tokens SET expires_at = (expires_at + 3599) / 3600 * 3600 "
+    "WHERE expires_at % 3600 <> 0",
+]
+PASSES = 3  # over both tables; more rows in clear after that: a server still writes them
 _LEFT = "SELECT COUNT(*) FROM {table} WHERE sealed IS NULL AND email <> ''"
 _NEXT = """
 SELECT s.id, s.name, s.email, s.comment, s.created_at, {signed_at}, s.consent_partner,
@@ -63,9 +84,44 @@ async def seal_database(
 ) -> int:
     """Seal every plaintext row (see the module); returns how many this run sealed."""
     owner = sealing.parse_public_key(owner_key)
-    partner_keys: dict[str, Any] = {}
     progress = Progress(0, await left(storage))
     report(progress)
+    for _ in range(PASSES):
+        if not await left(storage):
+            break
+        await _seal_rows(storage, owner, hasher, progress, report)
+    async with storage.write() as tx:
+        for statement in _ROUND_EXPIRIES:
+            await tx.execute(statement)
+        await _seal_mails(tx, hasher)
+    await storage.engine.rebuild_files()
+    return progress.done
+
+
+async def _seal_mails(tx: Any, hasher: EmailHasher) -> None:
+    """Queued mails that keep their address and links in clear (written without the hash
+    key): sealed as the writer seals them now."""
+    for row_id, text in await tx.fetch_all("SELECT id, payload FROM outbox WHERE topic = 'mail'"):
+        payload = json.loads(text)
+        secrets = {k: str(payload.pop(k)) for k in _MAIL_SECRETS if k in payload}
+        if "to" not in secrets:
+            continue  # sealed already, or given up (an empty payload)
+        payload["box"] = hasher.seal_mail(secrets)
+        await tx.execute(
+            "UPDATE outbox SET payload = :p WHERE id = :id",
+            {"p": json.dumps(payload), "id": row_id},
+        )
+
+
+async def _seal_rows(
+    storage: Storage,
+    owner: Any,
+    hasher: EmailHasher,
+    progress: Progress,
+    report: Callable[[Progress], None],
+) -> None:
+    """One pass over both tables, in batches."""
+    partner_keys: dict[str, Any] = {}
     for table in _TABLES:
         counted = table == "signatures"  # pending rows have no `signed_at` of their own
         select = _NEXT.format(table=table, signed_at="s.signed_at" if counted else "NULL")
@@ -100,6 +156,5 @@ async def seal_database(
                         },
                     )
             progress.done += len(rows)
+            progress.total = max(progress.total, progress.done)  # rows confirmed meanwhile
             report(progress)
-    await storage.engine.rebuild_files()
-    return progress.done

@@ -5,6 +5,7 @@ seal` killed with SIGKILL part-way finishes when run again."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from server.domain import sealing
-from server.store import seal
+from server.store import outbox, seal
 from server.store.storage import Storage
 from tests.support import petitions
+from tests.web.test_sealed_data import _postgres_files
 
 HASH_KEY = "seal-test-hash-key-0123456789abcdefghijkl"
 HASHER = sealing.EmailHasher(HASH_KEY.encode())
@@ -61,6 +63,15 @@ async def plaintext_database(url: str, n: int, partner_key: str) -> tuple[Storag
     return storage, pid, partner.id
 
 
+def _disk(url: str) -> bytes:
+    if url.startswith("sqlite"):
+        db = url.removeprefix("sqlite:///")
+        return b"".join(
+            Path(f"{db}{s}").read_bytes() for s in ("", "-wal", "-shm") if Path(f"{db}{s}").exists()
+        )
+    return _postgres_files(url)
+
+
 async def rows(storage: Storage) -> list[tuple[Any, ...]]:
     found = await storage.database.fetch_all(
         "SELECT id, name, email, comment, sealed, partner_sealed, created_at, signed_at, "
@@ -74,8 +85,23 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
     partner_public, partner_secret = sealing.new_key_pair()
 
     async def run() -> None:
-        storage, _, _ = await plaintext_database(database_url, 30, partner_public)
+        storage, pid, _ = await plaintext_database(database_url, 30, partner_public)
         try:
+            # What a plaintext server kept beside: links and used tokens with exact expiries,
+            # and a queued mail with its address and links in clear.
+            async with storage.write() as tx:
+                await tx.execute(
+                    "INSERT INTO links (digest, kind, petition_id, ref, expires_at) "
+                    "VALUES ('d1', 'confirm', :p, 'pending-0', :at)",
+                    {"p": pid, "at": T + 604_800},
+                )
+                await tx.execute(
+                    "INSERT INTO used_tokens (nonce, expires_at) VALUES ('n1', :at)",
+                    {"at": T + 7_260},
+                )
+                mail = {"kind": "confirm", "ref": "pending-0", "to": "w0@example.org",
+                        "confirm": "tok-c", "withdraw": "tok-w", "lang": "en"}  # fmt: skip
+                await outbox.add(tx, "mail", mail, T)
             before = await rows(storage)
             totals = await storage.totals()
             seen: list[seal.Progress] = []
@@ -104,12 +130,26 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
                 "SELECT name, email, sealed FROM pending_signatures"
             )
             assert all(r[0] == "" and r[1] == "" and r[2] for r in pending)
+            expiries = [
+                await storage.database.fetch_val(f"SELECT expires_at FROM {table}")
+                for table in ("links", "used_tokens")
+            ]
+            assert expiries == [sealing.hour_after(T + 604_800), sealing.hour_after(T + 7_260)]
+            payload = json.loads(await storage.database.fetch_val("SELECT payload FROM outbox"))
+            assert not {"to", "confirm", "withdraw"} & set(payload)
+            assert HASHER.open_mail(payload["box"]) == {
+                "to": "w0@example.org", "confirm": "tok-c", "withdraw": "tok-w",
+            }  # fmt: skip
+            assert payload["kind"] == "confirm" and payload["ref"] == "pending-0"
             assert await seal.seal_database(storage, public, HASHER) == 0  # idempotent
             assert await rows(storage) == after
         finally:
             await storage.disconnect()
 
     asyncio.run(run())
+    # The files were rebuilt: the plaintext left them too.
+    disk = _disk(database_url)
+    assert b"Plain Signer" not in disk and b"w0@example.org" not in disk
 
 
 def test_seal_killed_part_way_finishes_when_run_again(database_url: str, tmp_path: Path) -> None:
