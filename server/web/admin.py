@@ -726,12 +726,6 @@ PLAIN_FORMATS = ("csv", "json", "xlsx")
 async def export_signatures(request: Request, caller: Caller) -> Response:
     fmt = request.path_params["format"]
     sealing_key = services_of(request).settings.sealing_public_key
-    if sealing_key and fmt in PLAIN_FORMATS:
-        return page(request, "message.html", caller, 409, heading="sealed_heading",
-                    message="sealed_export_only")  # fmt: skip
-    if fmt == "sealed" and not sealing_key:
-        return page(request, "message.html", caller, 409, heading="not_sealed_heading",
-                    message="not_sealed")  # fmt: skip
     if fmt not in export.FORMATS and fmt not in ("sealed", "xlsx"):
         return not_found(request, caller)
     partner: Partner | None = None
@@ -750,6 +744,16 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
         entry = managed
         columns = export.OWNER_COLUMNS
         name = f"{entry.slug}-signatures"
+    if sealing_key and partner is not None and not partner.public_key:
+        # Sealed, and no key of its own: nothing is kept for this partner, in any format.
+        return page(request, "message.html", caller, 409, heading="sealed_heading",
+                    message="partner_sealed_no_key")  # fmt: skip
+    if sealing_key and fmt in PLAIN_FORMATS:
+        return page(request, "message.html", caller, 409, heading="sealed_heading",
+                    message="sealed_export_only")  # fmt: skip
+    if fmt == "sealed" and not sealing_key:
+        return page(request, "message.html", caller, 409, heading="not_sealed_heading",
+                    message="not_sealed")  # fmt: skip
     logger.info("export of %s (%s) by %s key %s", entry.slug, partner.code if partner else "all",
                 caller.principal.role, caller.principal.key_id)  # fmt: skip
     rows = services_of(request).storage.export_rows(

@@ -92,14 +92,14 @@ def _query(url: str, sql: str) -> list[Any]:
     return asyncio.run(read())
 
 
-def _add_partner(url: str, public_key: str) -> None:
+def _add_partner(url: str, public_key: str | None, code: str = PARTNER) -> None:
     async def add() -> None:
         storage = Storage(url)
         await storage.connect()
         try:
             petition_id = await storage.petition_id(SLUG)
             assert petition_id is not None
-            await storage.add_partner(petition_id, PARTNER, "Allies", public_key)
+            await storage.add_partner(petition_id, code, code.title(), public_key)
         finally:
             await storage.disconnect()
 
@@ -369,6 +369,7 @@ def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
     seized: Seized, tmp_path: Path
 ) -> None:
     owner, partner = _keys(seized.url)
+    _add_partner(seized.url, None, "keyless")  # a partner without a key of its own
     server = live.LiveServer(
         seized.url, tmp_path, SEALING_PUBLIC_KEY=seized.public_key,
         SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM=MAIL_FROM,
@@ -412,3 +413,9 @@ def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
                     assert sorted(r["email"] for r in json.loads(opened.stdout)) == sorted(
                         p["email"] for p in expected
                     )
+        # A partner without a key of its own has nothing kept for it: every format says so.
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            assert c.post("/admin/login", data={"key": owner}).status_code == 303
+            for fmt in ("csv", "sealed"):
+                refused = c.get(f"{admin}/partners/keyless/export.{fmt}")
+                assert refused.status_code == 409 and "no sealing key" in refused.text, fmt
