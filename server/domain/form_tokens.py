@@ -41,6 +41,9 @@ from itsdangerous import (
 from server.domain.errors import Refusal
 
 SALT = "petition-widget.form-token"
+ANSWER_SALT = "petition-widget.answered"  # the thank-you page's mark: another purpose, another salt
+ANSWER_LIFETIME = 3600  # seconds a thank-you page's address shows the thank-you (then the form)
+ANSWER_KINDS = ("signed", "check_email")
 MAX_TOKEN_LENGTH = 512  # ours are about 150 characters; longer ones are not worth decoding
 
 
@@ -93,7 +96,7 @@ class FormTokens:
         self.min_age = min_age
         self._clock = clock
 
-        derived: dict[bytes, bytes] = {}
+        derived: dict[tuple[bytes, bytes], bytes] = {}  # by salt and key: two purposes here
 
         class _Signer(TimestampSigner):
             def get_timestamp(self) -> int:
@@ -102,9 +105,10 @@ class FormTokens:
             def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
                 # The same few keys every time: derive each once, not on every token.
                 raw = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-                if raw not in derived:
-                    derived[raw] = super().derive_key(raw)
-                return derived[raw]
+                key = (want_bytes(self.salt), raw)
+                if key not in derived:
+                    derived[key] = super().derive_key(raw)
+                return derived[key]
 
         # itsdangerous signs with the last key; our setting lists the signing key first.
         keys = list(reversed(secret_keys))
@@ -114,6 +118,27 @@ class FormTokens:
         # One signer, built once (the serializer builds one per call): it verifies with every
         # key and signs with the last.
         self._signer = _Signer(keys, salt=SALT, digest_method=hashlib.sha256)
+        self._answers = _Signer(keys, salt=ANSWER_SALT, digest_method=hashlib.sha256)
+
+    def mark_answered(self, petition: str, kind: str) -> str:
+        """The mark in the address of the page that answers an accepted no-JavaScript
+        submission (Post/Redirect/Get): the petition, what the page shows (`ANSWER_KINDS`),
+        the time, signed. It holds nothing of the signer, and every accepted submission of a
+        petition gets the same one in the same second."""
+        assert kind in ANSWER_KINDS
+        return self._answers.sign(f"{kind}:{petition}").decode("ascii")
+
+    def answered(self, mark: object, petition: str) -> str | None:
+        """What a mark says for `petition` (`ANSWER_KINDS`) while it is less than
+        `ANSWER_LIFETIME` old; None for anything else (then the page shows the form)."""
+        if not _well_formed(mark):
+            return None
+        try:
+            value = self._answers.unsign(mark, max_age=ANSWER_LIFETIME).decode()
+        except BadData:
+            return None
+        kind, _, slug = value.partition(":")
+        return kind if slug == petition and kind in ANSWER_KINDS else None
 
     def issue(
         self, petition: str, partner: str = "", lang: str = "", since: float | None = None

@@ -620,6 +620,7 @@ def _generator(
         "snippet": snippet.embed(base_url, entry.slug, partner, lang, accent),
         "preview": snippet.widget_path(entry.slug, partner, lang, accent, preview=True),
         "base_url": base_url,
+        "noscript_height": snippet.NOSCRIPT_HEIGHT,  # for admin.js, which builds the same text
     }
 
 

@@ -208,3 +208,18 @@ def test_a_renewed_form_remembers_when_its_visitor_first_got_one() -> None:
     later = t.issue("p", since=clock.now + 10**6)
     clock.now += 3
     assert t.verify(later, "p").since == clock.now - 3
+
+
+def test_the_thank_you_mark_is_signed_apart_from_tokens_and_short_lived() -> None:
+    clock = Clock()
+    t = tokens(clock)
+    mark = t.mark_answered("p", "check_email")
+    other = tokens(clock)  # another process, whose first key was derived for tokens
+    other.issue("p")
+    assert other.answered(mark, "p") == "check_email"
+    assert other.answered(mark, "q") is None  # another petition's
+    with pytest.raises(TokenError):  # a mark is no token
+        FormTokens(["key-one"], lifetime=7200, min_age=0, clock=clock).verify(mark, "p")
+    assert tokens(clock, keys=("other",)).answered(mark, "p") is None
+    clock.now += 3601
+    assert t.answered(mark, "p") is None

@@ -25,7 +25,7 @@
   }
 
   // The same text as server/snippet.py builds.
-  function snippet(base, slug, partner, lang, accent) {
+  function snippet(base, slug, partner, lang, accent, height) {
     var attrs = [["src", base + "/embed.js"], ["data-petition", slug]];
     var query = [];
     if (partner) { attrs.push(["data-partner", partner]); query.push("partner=" + encodeURIComponent(partner)); }
@@ -37,7 +37,7 @@
       path: path,
       text: "<script async " + tag + "></" + "script>\n" +
         '<noscript><iframe src="' + escapeHtml(base + path) + '" title="Petition" loading="lazy" ' +
-        'style="width:100%;height:1200px;border:0"></iframe></noscript>'
+        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>'
     };
   }
 
@@ -53,7 +53,8 @@
       var accent = form.elements.accent.value.trim();
       partner = CODE.test(partner) ? partner : "";
       accent = HEX.test(accent) ? accent : "";
-      var built = snippet(form.dataset.base, form.dataset.slug, partner, lang, accent);
+      var built = snippet(form.dataset.base, form.dataset.slug, partner, lang, accent,
+        form.dataset.noscriptHeight);
       text.value = built.text;
       clearTimeout(timer);
       timer = setTimeout(function () {
