@@ -69,6 +69,8 @@
     window.addEventListener("load", sendHeight);
   }
 
+  if (!data.count_url) return; // the page of a petition that is not there: its height only
+
   // --- Live count -----------------------------------------------------------------------------
   // One small request every poll_seconds (± 20 %, so widgets opened together drift apart), none
   // while the page is hidden; after a failure the wait doubles, up to ten minutes.
