@@ -21,6 +21,7 @@ import pytest
 
 from server.domain import i18n
 from server.domain.petitions import parse
+from server.domain.snippet import NOSCRIPT_HEIGHT
 from server.store.storage import Storage
 from server.web import assets, bundle, demo, widget
 from tests.support import backends, live, petitions
@@ -907,3 +908,9 @@ def test_docs_state_the_limits_the_code_uses() -> None:
     assert "Math.max(200, Math.min(20000," in loader and "200-20,000 px" in docs
     assert 'height: "640px"' in loader and "640 px" in docs
     assert "slice(0, 200)" in loader and "at most 200 characters" in docs
+    assert f"{NOSCRIPT_HEIGHT:,} px" in docs  # the one <noscript> height, said once
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
+    for text in (docs, readme, example):  # every <noscript> iframe shown has that height
+        heights = re.findall(r"<noscript><iframe[^>]*?height:(\d+)px", text, re.S)
+        assert heights and set(heights) == {str(NOSCRIPT_HEIGHT)}
