@@ -157,13 +157,8 @@ def bar_chart(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(series))
     gap = min(2.0, step * 0.2)
-    ident = escape(chart_id)
     out = [
-        f'<figure class="chart" id="{ident}">',
-        f'<div class="chart-frame"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-labelledby="{ident}-title {ident}-desc" class="chart-svg">',
-        f'<title id="{ident}-title">{escape(title)}</title>',
-        f'<desc id="{ident}-desc">{escape(summary)}</desc>',
+        *_opening(chart_id, title, summary),
     ]
     out += _scale(top, plot_h, t)  # horizontal lines at round numbers
     for i, b in enumerate(series):
@@ -193,8 +188,7 @@ def bar_chart(
     unit = t.admin("chart_day" if size >= DAY else "chart_hour", zone=zone_name)
     column = t.admin("col_signatures")
     out += [
-        f'<figcaption>{escape(summary)}</figcaption><details class="chart-table">'
-        f"<summary>{escape(t.admin('chart_table', title=title))}</summary><table>",
+        _table_opening(summary, title, t),
         f'<thead><tr><th scope="col">{escape(unit)}</th>'
         f'<th scope="col" class="num">{escape(column)}</th></tr></thead><tbody>',
     ]
@@ -205,6 +199,26 @@ def bar_chart(
         )
     out.append("</tbody></table></details></figure>")
     return Markup("".join(out))  # noqa: S704 - every text above went through escape()
+
+
+def _opening(chart_id: str, title: str, summary: str) -> list[str]:
+    """A chart's figure and drawing, named by its title and described by its summary."""
+    ident = escape(chart_id)
+    return [
+        f'<figure class="chart" id="{ident}">',
+        f'<div class="chart-frame"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{ident}-title {ident}-desc" class="chart-svg">',
+        f'<title id="{ident}-title">{escape(title)}</title>',
+        f'<desc id="{ident}-desc">{escape(summary)}</desc>',
+    ]
+
+
+def _table_opening(summary: str, title: str, t: i18n.Catalog) -> str:
+    """The caption, and the disclosure that holds the chart's numbers as a table."""
+    return (
+        f'<figcaption>{escape(summary)}</figcaption><details class="chart-table">'
+        f"<summary>{escape(t.admin('chart_table', title=title))}</summary><table>"
+    )
 
 
 def _axis_label(x: float, y: float, text: str) -> str:
@@ -300,13 +314,8 @@ def cumulative_chart(
         summary += " " + t.admin(
             "chart_projection", days=PACE_DAYS, rate=pace, goal=goal, when=when
         )
-    ident = escape(chart_id)
     out = [
-        f'<figure class="chart" id="{ident}">',
-        f'<div class="chart-frame"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-labelledby="{ident}-title {ident}-desc" class="chart-svg">',
-        f'<title id="{ident}-title">{escape(title)}</title>',
-        f'<desc id="{ident}-desc">{escape(summary)}</desc>',
+        *_opening(chart_id, title, summary),
         *_scale(top, plot_h, t),
         f'<line class="chart-goal" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(goal):.1f}" '
         f'y2="{y(goal):.1f}"><title>{escape(t.admin("chart_goal", goal=goal))}</title></line>',
@@ -337,8 +346,7 @@ def cumulative_chart(
         out.append(_axis_label(x(i), HEIGHT - BOTTOM + 18, t.skeleton(moment, "MMMd")))
     out.append("</svg></div>")
     out += [
-        f'<figcaption>{escape(summary)}</figcaption><details class="chart-table">'
-        f"<summary>{escape(t.admin('chart_table', title=title))}</summary><table>",
+        _table_opening(summary, title, t),
         f'<thead><tr><th scope="col">{escape(t.admin("chart_day", zone=str(zone)))}</th>'
         f'<th scope="col" class="num">{escape(t.admin("col_so_far"))}</th></tr></thead><tbody>',
     ]
@@ -380,13 +388,8 @@ def lines_chart(
         summary = t.admin("chart_none")
     else:
         summary = t.admin("chart_partners_summary", leader=leader[1], count=leader[0])
-    ident = escape(chart_id)
     out = [
-        f'<figure class="chart" id="{ident}">',
-        f'<div class="chart-frame"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-labelledby="{ident}-title {ident}-desc" class="chart-svg">',
-        f'<title id="{ident}-title">{escape(title)}</title>',
-        f'<desc id="{ident}-desc">{escape(summary)}</desc>',
+        *_opening(chart_id, title, summary),
         *_scale(top, plot_h, t),
     ]
     for n, (name, values) in enumerate(runs):
@@ -411,8 +414,7 @@ def lines_chart(
         )
     out.append("</ul>")
     out += [
-        f'<figcaption>{escape(summary)}</figcaption><details class="chart-table">'
-        f"<summary>{escape(t.admin('chart_table', title=title))}</summary><table>",
+        _table_opening(summary, title, t),
         f'<thead><tr><th scope="col">{escape(t.admin("chart_day", zone=str(zone)))}</th>',
         *(f'<th scope="col" class="num">{escape(name)}</th>' for name, _ in runs),
         "</tr></thead><tbody>",
