@@ -2,7 +2,8 @@
    the server answers with a page); with it, signing happens in place:
    - the form is sent with fetch; errors appear beside their fields and are announced; the
      signer's input is never cleared by a failure;
-   - a stale or too-fresh form token is replaced or waited for without bothering the signer;
+   - a stale or too-fresh form token is replaced or waited for without bothering the signer
+     (an expired one is answered with its renewal, sent again at once);
    - the count follows other signers by conditional polling of a tiny resource (a 304 while
      nothing changed), only while the widget is visible;
    - the frame tells the partner's page its height, so it never shows an inner scrollbar. */
@@ -67,6 +68,8 @@
     sendHeight();
     window.addEventListener("load", sendHeight);
   }
+
+  if (!data.count_url) return; // the page of a petition that is not there: its height only
 
   // --- Live count -----------------------------------------------------------------------------
   // One small request every poll_seconds (± 20 %, so widgets opened together drift apart), none
@@ -215,6 +218,12 @@
           var first = setErrors(j.errors || {});
           if (first) first.focus();
           return;
+        }
+        // An expired form comes back with its renewal, which remembers when this form was
+        // first shown: sent again at once, with no "too fresh" wait for someone who has waited.
+        if (j.error === "expired_token" && j.token && attempt < 2) {
+          form.elements.token.value = j.token;
+          return send(attempt + 1);
         }
         var renewable = ["expired_token", "invalid_token", "token_used"].indexOf(j.error) >= 0;
         if (renewable && attempt < 2) return freshToken().then(function () { return send(attempt + 1); });

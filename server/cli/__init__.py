@@ -2,6 +2,11 @@
 partners, signatures, exports, sealing, retention), one module per command group.
 
 Flags override environment variables, which override defaults (see `settings`).
+
+A command works on an existing database unless its parser says otherwise
+(`set_defaults(database="create")`: `petitions import`, `serve`, `demo`; `"none"`: the offline
+ones): connecting to a missing SQLite file would create it, empty, and a newcomer's key made
+there would open nothing (`common.missing_database` says which file to use instead).
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ from typing import Any
 
 from server import settings as settings_module
 from server.cli import exports, keys, partners, petitions, retention, seal, serving, signatures
-from server.cli.common import Parser
+from server.cli.common import DEMO_DATABASE, Parser, fail, missing_database
 from server.cli.serving import (
-    DEMO_DATABASE,
     DEMO_PARTNER,
     DEMO_SEALING_KEY,
     UVICORN_OPTIONS,
@@ -26,6 +30,7 @@ from server.cli.serving import (
     logging_config,
 )
 from server.settings import Settings, SettingsError
+from server.store.engine import UnknownDatabase, normalise_url
 
 __all__ = [
     "DEMO_PARTNER",
@@ -44,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # Before the settings: loading them makes key files beside a SQLite database, and a command
+    # that would only read must leave an empty directory as it found it.
+    if getattr(args, "database", "existing") == "existing":
+        problem = _missing_database(args)
+        if problem:
+            return fail(problem)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -52,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.config.dictConfig(logging_config(settings.log_level, settings.access_log))
     result: int = args.run(args, settings)
     return result
+
+
+def _missing_database(args: argparse.Namespace) -> str:
+    """`common.missing_database` for the URL the settings will use ("" if it is not valid:
+    loading the settings then says why)."""
+    url = getattr(args, "database_url", None) or os.environ.get(
+        "DATABASE_URL", settings_module.SETTINGS["DATABASE_URL"].default
+    )
+    try:
+        return missing_database(normalise_url(url.strip()))
+    except UnknownDatabase:
+        return ""
 
 
 def _settings(args: argparse.Namespace) -> Settings:

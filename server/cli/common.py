@@ -17,9 +17,10 @@ from server import wiring
 from server.domain import access_keys
 from server.domain.errors import StorageUnavailable
 from server.domain.petitions import Entry
-from server.settings import Settings, missing_for_confirmation
-from server.store.engine import describe
+from server.settings import SETTINGS, Settings, missing_for_confirmation
+from server.store.engine import describe, engine_for, normalise_url
 from server.store.keying import WrongHashKey
+from server.store.sqlite import sqlite_path
 from server.store.storage import Storage
 
 
@@ -51,7 +52,48 @@ def server_flags(parser: argparse.ArgumentParser) -> None:
     database_flag(parser)
 
 
-def with_storage(settings: Settings, work: Callable[[Storage], Awaitable[int]]) -> int:
+# The demo's database, named when another is missing: a newcomer who ran the demo and then
+# `keys create-owner` as the README shows it wants the demo's, not a new empty one.
+DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
+CREATORS = "`petitions import`, `serve` and `demo`"
+SETTINGS_DEFAULT_URL = SETTINGS["DATABASE_URL"].default
+
+
+def missing_database(database_url: str) -> str:
+    """Why a command that does not create a database cannot run on this URL, or "" when the
+    database is there. Connecting to a missing SQLite file would create it, empty: a key made
+    there gets 401 on the server that runs on the other file."""
+    engine = engine_for(database_url)
+    if not engine.database_missing():
+        return ""
+    demo_url = normalise_url(DEMO_DATABASE)
+    where = (
+        f"there is no {sqlite_path(database_url)}"
+        if database_url.startswith("sqlite")
+        else f"there is no database at {database_url}"
+    )
+    if "DATABASE_URL" not in os.environ and database_url == normalise_url(SETTINGS_DEFAULT_URL):
+        where += " (DATABASE_URL is not set, and that is its default, in this directory)"
+    lines = [f"{where}; nothing was created: only {CREATORS} create a database."]
+    if database_url != demo_url:
+        demo_file = sqlite_path(demo_url)
+        here = "is here" if demo_file.exists() else "is not here either"
+        lines.append(
+            f"The demo's database, {demo_file.name}, {here}: to use it, add "
+            f"--database-url {DEMO_DATABASE} (or set DATABASE_URL={DEMO_DATABASE})."
+        )
+    return "\n".join(lines)
+
+
+def with_storage(
+    settings: Settings, work: Callable[[Storage], Awaitable[int]], *, create: bool = False
+) -> int:
+    """Run `work` on the database, migrated. Only with `create` may it be made here."""
+    if not create:
+        problem = missing_database(settings.database_url)
+        if problem:
+            return fail(problem)
+
     async def run() -> int:
         storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
         await storage.connect()

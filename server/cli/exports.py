@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from server.cli.common import database_flag, fail
+from server.cli.common import database_flag, fail, missing_database
 from server.domain import export, sealing
 from server.domain.errors import StorageUnavailable
 from server.domain.export import ExportRow
@@ -52,7 +52,7 @@ def add_commands(commands: Any) -> None:
     )
     opened.add_argument("--bom", action="store_true", help="CSV with a byte order mark (Excel)")
     opened.add_argument("--out", type=Path, metavar="FILE", help="write here (mode 0600)")
-    opened.set_defaults(run=_export_open, offline=True)  # fmt: skip
+    opened.set_defaults(run=_export_open, database="none", offline=True)  # fmt: skip
 
 
 def _secret_key(path: Path) -> Any:
@@ -110,8 +110,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
-        if storage.engine.database_missing():
-            return fail("there is no database at DATABASE_URL (nothing was created)")
+        problem = missing_database(settings.database_url)
+        if problem:
+            return fail(problem)
         await storage.connect()
         try:
             petition_id = await storage.petition_id(args.petition)

@@ -46,7 +46,7 @@ def add_commands(commands: Any) -> None:
         "--out", type=Path, metavar="FILE",
         help=f"where the secret key goes (default: {SEALING_KEY_FILE}); never overwritten",
     )  # fmt: skip
-    sealing_keys.set_defaults(run=_create_sealing, offline=True)
+    sealing_keys.set_defaults(run=_create_sealing, database="none", offline=True)
     revoke = actions.add_parser("revoke", help="revoke a key at once, owner's or partner's")
     revoke.add_argument("key", metavar="KEY", help="the key's id (or the whole key)")
     database_flag(revoke)

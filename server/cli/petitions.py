@@ -22,7 +22,7 @@ def add_commands(commands: Any) -> None:
     )
     do_import.add_argument("files", nargs="+", type=Path, metavar="FILE")
     database_flag(do_import)
-    do_import.set_defaults(run=_import)
+    do_import.set_defaults(run=_import, database="create")
     do_list = petition_commands.add_parser("list", help="slug, title, count and goal of each")
     database_flag(do_list)
     do_list.set_defaults(run=_list)
@@ -59,7 +59,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             print(f"petition-widget: warning: {problem}", file=sys.stderr)
         return 0
 
-    return with_storage(settings, work)
+    return with_storage(settings, work, create=True)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,14 @@ from typing import Any
 
 import uvicorn
 
-from server.cli.common import fail, mail_problem, new_key, server_flags, with_storage, write_private
+from server.cli.common import (
+    fail,
+    mail_problem,
+    new_key,
+    server_flags,
+    with_storage,
+    write_private,
+)
 from server.domain import access_keys, sealing
 from server.domain.petitions import Entry, load_file
 from server.settings import Settings
@@ -22,9 +30,6 @@ from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle, demo, mailcatcher
 from server.web.protocol import GuardedHttpToolsProtocol
-
-DEMO_DATABASE = "sqlite:///petition-widget-demo.db"
-
 
 DEMO_PARTNER = ("open-doors", "Open Doors Network")
 
@@ -54,13 +59,13 @@ def add_commands(commands: Any) -> None:
     server_flags(serve)
     serve.add_argument("--workers", type=int, help="worker processes (env WORKERS)")
     serve.add_argument("--base-url", help="public URL of this server (env BASE_URL)")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=_serve, database="create")
 
     demo_command = commands.add_parser(
         "demo", help="run a demo: SQLite, the example petition, a partner page at /"
     )
     server_flags(demo_command)
-    demo_command.set_defaults(run=_demo)
+    demo_command.set_defaults(run=_demo, database="create")
 
 
 def logging_config(level: str, access_log: bool) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def _prepare(settings: Settings) -> int:
         _sealing_notice(entries, settings)
         return 0
 
-    return with_storage(settings, work)
+    return with_storage(settings, work, create=True)
 
 
 def _sealing_notice(entries: Sequence[Entry], settings: Settings) -> None:
@@ -182,13 +187,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     petition = load_file(bundle.EXAMPLE_PETITION)
 
     made: list[access_keys.Key] = []
+    # Before any key is touched: a second demo on a busy port would revoke the running demo's
+    # keys (demo_keys), then fail to listen.
+    busy = port_in_use(settings.host, settings.port)
+    if busy:
+        return fail(
+            f"cannot start the demo: {settings.host}:{settings.port} is in use ({busy}); is "
+            "a demo running already? Stop it, or choose another port with --port"
+        )
 
     async def work(storage: Storage) -> int:
         await storage.import_petitions([petition])
         made.extend(await demo_keys(storage, petition.slug))
         return 0
 
-    if with_storage(settings, work):
+    if with_storage(settings, work, create=True):
         return 1
     # The example petition confirms signatures by mail: the demo sends them, over real SMTP, to
     # a catcher in this process, whose mails /demo/mail lists (the app runs here too, below).
@@ -233,6 +246,21 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         catcher.stop_thread()
     return 0
+
+
+def port_in_use(host: str, port: int) -> str:
+    """Why `host:port` cannot be listened on now (uvicorn binds with SO_REUSEADDR too, so a
+    port in TIME_WAIT is free), or "". Port 0 (any free port) is always free."""
+    if not port:
+        return ""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return ""
 
 
 DEMO_SEALING_KEY = "petition-widget-demo-sealing.secret"

@@ -2,7 +2,9 @@
 a new signature, or a refusal with its code, out. Pure: nothing here reads or writes storage.
 
 The order of the checks matters. The petition must be open; the token is checked before the
-fields (a bot learns nothing from field errors on a forged token); a bot that fills the
+fields (a bot learns nothing from field errors on a forged or expired token), except that a
+genuine token that is only too fresh hears of its fields first (an empty form sent at once is
+told "required", not "too fast": it would be refused again once filled); a bot that fills the
 honeypot is told "signed" without a record; and a box that was not shown cannot have been
 ticked. Whether the address has signed before is not decided here: the store finds out inside
 the transaction, and the answer is the same either way.
@@ -15,12 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.domain.errors import PetitionClosed
-from server.domain.form_tokens import Claims, FormTokens
+from server.domain.form_tokens import Claims, FormTokens, TokenTooFresh
 from server.domain.links import Link, new_ref
-from server.domain.petitions import Entry
+from server.domain.petitions import Entry, Petition
 from server.domain.sealing import EmailHasher
 from server.domain.signatures import NewSignature, consent_wording, form_language
-from server.domain.validation import FieldErrors, validate_signer
+from server.domain.validation import FieldErrors, Signer, validate_signer
 
 HONEYPOT = "website"  # hidden from people; a bot that fills it is told "signed" and ignored
 NONCE_GRACE = 60  # seconds a used nonce is kept beyond its token's expiry (clock skew)
@@ -51,15 +53,16 @@ def decide(
     the store finds a second signature, is its keyed hash, never the address."""
     if not entry.is_open:
         raise PetitionClosed()
-    claims = tokens.verify(fields.get("token"), entry.slug)
-    if fields.get(HONEYPOT):
-        return Decision(claims, None)
     petition = entry.petition
     try:
-        signer = validate_signer(fields, country=petition.country, comment=petition.comment)
-    except FieldErrors as refusal:
-        refusal.claims = claims  # the form comes back with the token's partner and language
+        claims = tokens.verify(fields.get("token"), entry.slug)
+    except TokenTooFresh as fresh:
+        if not fields.get(HONEYPOT) and fresh.claims is not None:
+            _check_fields(petition, fields, fresh.claims)
         raise
+    if fields.get(HONEYPOT):
+        return Decision(claims, None)
+    signer = _check_fields(petition, fields, claims)
     lang = form_language(entry, claims.lang)
     partner = entry.partners.get(claims.partner)
     wording = consent_wording(entry, lang, partner)
@@ -86,7 +89,8 @@ def decide(
         partner_id=partner.id if partner else None,
         unknown_partner=claims.partner if claims.partner and partner is None else None,
         nonce=claims.nonce,
-        nonce_expires_at=claims.issued_at + tokens.lifetime + NONCE_GRACE,
+        # The token's own expiry, not today's lifetime: the nonce is kept while the token lives.
+        nonce_expires_at=claims.expires_at + NONCE_GRACE,
         signer=signer,
         lang=lang,
         consent=wording.record(),
@@ -99,3 +103,11 @@ def decide(
         mail_box=mail_box,
     )
     return Decision(claims, signature)
+
+
+def _check_fields(petition: Petition, fields: Mapping[str, Any], claims: Claims) -> Signer:
+    try:
+        return validate_signer(fields, country=petition.country, comment=petition.comment)
+    except FieldErrors as refusal:
+        refusal.claims = claims  # the form comes back with the token's partner and language
+        raise

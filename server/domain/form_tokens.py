@@ -4,9 +4,20 @@ A token is issued with the form (in the widget document, or by `GET .../token`) 
 petition, the partner whose page showed the form, the language of the texts the signer read, and
 a random nonce. It is signed with itsdangerous (HMAC-SHA256, one salt for this purpose only),
 so the client can read but not change it: attribution cannot be edited after the fact.
-A token is valid from `min_age` seconds (a faster submit is a bot) to `lifetime` seconds after
-issue. Single use is enforced by storage: the nonce is recorded with the signature under a
-unique constraint.
+A token is valid from `min_age` seconds (a faster submit is a bot) until the expiry written
+in it, `lifetime` seconds after issue: a token carries its own expiry, so raising
+`TOKEN_LIFETIME` never lengthens the life of tokens already out (their nonces are purged when
+the old lifetime ends, and a token that outlived its nonce could be used again). Tokens of the
+first format, without an expiry, are held to the current `lifetime`.
+
+The age is counted from `since`, in milliseconds, exactly (the signature's own timestamp is in
+whole seconds, which made a 3 s minimum about 2 s). A form renewed after a refusal (an expired
+token, field errors, a rate limit) carries the `since` of the form its visitor first got
+(`issue(..., since=...)`), so a person who has already waited is never told "too fresh" again;
+a bot gains nothing, as the chain starts with a token it had to wait for.
+
+Single use is enforced by storage: the nonce is recorded with the signature under a unique
+constraint.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +33,6 @@ from typing import TypeGuard
 
 from itsdangerous import (
     BadData,
-    SignatureExpired,
     TimestampSigner,
     URLSafeTimedSerializer,
     want_bytes,
@@ -30,6 +41,9 @@ from itsdangerous import (
 from server.domain.errors import Refusal
 
 SALT = "petition-widget.form-token"
+ANSWER_SALT = "petition-widget.answered"  # the thank-you page's mark: another purpose, another salt
+ANSWER_LIFETIME = 3600  # seconds a thank-you page's address shows the thank-you (then the form)
+ANSWER_KINDS = ("signed", "check_email")
 MAX_TOKEN_LENGTH = 512  # ours are about 150 characters; longer ones are not worth decoding
 
 
@@ -39,7 +53,9 @@ class Claims:
     partner: str  # the code from the embed snippet, as given ("" when none)
     lang: str
     nonce: str
-    issued_at: int
+    issued_at: int  # whole seconds, from the signature
+    expires_at: int  # whole seconds: the token's own expiry
+    since: float  # seconds, to the millisecond: when its visitor first got a form
 
 
 class TokenError(Refusal):
@@ -80,7 +96,7 @@ class FormTokens:
         self.min_age = min_age
         self._clock = clock
 
-        derived: dict[bytes, bytes] = {}
+        derived: dict[tuple[bytes, bytes], bytes] = {}  # by salt and key: two purposes here
 
         class _Signer(TimestampSigner):
             def get_timestamp(self) -> int:
@@ -89,9 +105,10 @@ class FormTokens:
             def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
                 # The same few keys every time: derive each once, not on every token.
                 raw = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
-                if raw not in derived:
-                    derived[raw] = super().derive_key(raw)
-                return derived[raw]
+                key = (want_bytes(self.salt), raw)
+                if key not in derived:
+                    derived[key] = super().derive_key(raw)
+                return derived[key]
 
         # itsdangerous signs with the last key; our setting lists the signing key first.
         keys = list(reversed(secret_keys))
@@ -101,10 +118,40 @@ class FormTokens:
         # One signer, built once (the serializer builds one per call): it verifies with every
         # key and signs with the last.
         self._signer = _Signer(keys, salt=SALT, digest_method=hashlib.sha256)
+        self._answers = _Signer(keys, salt=ANSWER_SALT, digest_method=hashlib.sha256)
 
-    def issue(self, petition: str, partner: str = "", lang: str = "") -> str:
+    def mark_answered(self, petition: str, kind: str) -> str:
+        """The mark in the address of the page that answers an accepted no-JavaScript
+        submission (Post/Redirect/Get): the petition, what the page shows (`ANSWER_KINDS`),
+        the time, signed. It holds nothing of the signer, and every accepted submission of a
+        petition gets the same one in the same second."""
+        assert kind in ANSWER_KINDS
+        return self._answers.sign(f"{kind}:{petition}").decode("ascii")
+
+    def answered(self, mark: object, petition: str) -> str | None:
+        """What a mark says for `petition` (`ANSWER_KINDS`) while it is less than
+        `ANSWER_LIFETIME` old; None for anything else (then the page shows the form)."""
+        if not _well_formed(mark):
+            return None
+        try:
+            value = self._answers.unsign(mark, max_age=ANSWER_LIFETIME).decode()
+        except BadData:
+            return None
+        kind, _, slug = value.partition(":")
+        return kind if slug == petition and kind in ANSWER_KINDS else None
+
+    def issue(
+        self, petition: str, partner: str = "", lang: str = "", since: float | None = None
+    ) -> str:
+        """A new token. `since` is the first form's `Claims.since` when this one renews it
+        after a refusal (never later than now); by default, now."""
+        now = self._clock()
         nonce = secrets.token_urlsafe(12)
-        payload = self._serializer.dump_payload([petition, partner, lang, nonce])
+        expires_at = int(now) + self.lifetime
+        since_ms = round(1000 * (now if since is None else min(since, now)))
+        payload = self._serializer.dump_payload(
+            [petition, partner, lang, nonce, expires_at, since_ms]
+        )
         return self._signer.sign(payload).decode("ascii")
 
     def peek(self, token: object) -> Claims | None:
@@ -116,7 +163,7 @@ class FormTokens:
             payload, signed_at = self._serializer.loads(token, return_timestamp=True)
         except BadData:
             return None
-        return _claims(payload, signed_at)
+        return self._claims(payload, signed_at)
 
     def verify(self, token: object, petition: str) -> Claims:
         """The claims of a token for `petition`, or a `TokenError` saying why not (carrying the
@@ -124,48 +171,49 @@ class FormTokens:
         if not _well_formed(token) or not token:
             raise TokenError("invalid_token")
         try:
-            value, signed_at = self._signer.unsign(
-                token, max_age=self.lifetime, return_timestamp=True
-            )
+            # The expiry is the token's own (below); the signature's timestamp is only read.
+            value, signed_at = self._signer.unsign(token, return_timestamp=True)
             payload = self._serializer.load_payload(value)
-        except SignatureExpired as exc:
-            expired = ExpiredToken("expired_token")
-            expired.claims = self._expired_claims(exc)
-            raise expired from None
         except BadData:
             raise TokenError("invalid_token") from None
-        claims = _claims(payload, signed_at)
+        claims = self._claims(payload, signed_at)
         if claims is None:
             raise TokenError("invalid_token")
+        now = self._clock()
+        if now > claims.expires_at:
+            expired = ExpiredToken("expired_token")
+            expired.claims = claims
+            raise expired
         if claims.petition != petition:
             wrong = WrongPetition("wrong_petition")
             wrong.claims = claims
             raise wrong
-        age = int(self._clock()) - claims.issued_at
+        age = now - claims.since
         if age < self.min_age:
-            fresh = TokenTooFresh(retry_after=self.min_age - age)
+            fresh = TokenTooFresh(retry_after=math.ceil(self.min_age - age))
             fresh.claims = claims
             raise fresh
         return claims
 
-    def _expired_claims(self, exc: SignatureExpired) -> Claims | None:
-        if exc.payload is None or exc.date_signed is None:
+    def _claims(self, payload: object, signed_at: datetime.datetime) -> Claims | None:
+        """A decoded payload as claims, or None when it is not a shape we issue: six parts
+        (expiry and `since` in it), or the first format's four, which gets the current
+        lifetime and its second-rounded issue time."""
+        issued_at = int(signed_at.timestamp())
+        if not isinstance(payload, list):
             return None
-        try:
-            payload = self._serializer.load_payload(exc.payload)
-        except BadData:
+        if len(payload) == 4 and all(isinstance(part, str) for part in payload):
+            slug, partner, lang, nonce = payload
+            return Claims(
+                slug, partner, lang, nonce, issued_at, issued_at + self.lifetime, issued_at
+            )
+        if len(payload) != 6 or not all(isinstance(part, str) for part in payload[:4]):
             return None
-        return _claims(payload, exc.date_signed)
-
-
-def _claims(payload: object, signed_at: datetime.datetime) -> Claims | None:
-    """A decoded payload as claims, or None when it is not the shape we issue."""
-    if not (isinstance(payload, list) and len(payload) == 4):
-        return None
-    if not all(isinstance(part, str) for part in payload):
-        return None
-    slug, partner, lang, nonce = payload
-    return Claims(slug, partner, lang, nonce, int(signed_at.timestamp()))
+        slug, partner, lang, nonce, expires_at, since_ms = payload
+        numbers = (expires_at, since_ms)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            return None
+        return Claims(slug, partner, lang, nonce, issued_at, expires_at, since_ms / 1000)
 
 
 def _well_formed(token: object) -> TypeGuard[str]:

@@ -14,6 +14,7 @@ import datetime
 import functools
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ _REQUIRED_TEXTS = ("title", "summary", "target", "statement")
 _MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
-    "translations", "signing", "mail", "retention", *_TEXT_LIMITS,
+    "translations", "signing", "mail", "retention", "timezone", *_TEXT_LIMITS,
 }  # fmt: skip
 #: Days signer data is kept after a petition closes, by default; 0 keeps it for ever.
 RETENTION_DAYS = 180
@@ -106,6 +107,12 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # The IANA time zone of the dashboard's charts: their days, hours and labels (`charts`).
+    timezone: str = "UTC"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
 
     @property
     def needs_confirmation(self) -> bool:
@@ -148,6 +155,18 @@ class Petition:
             for lang, t in doc["texts"].items()
         }
         return cls(**{**doc, "texts": texts, "frame_ancestors": tuple(doc["frame_ancestors"])})
+
+
+def _known_zone(name: str) -> bool:
+    """Whether `name` is a time zone of the IANA database (Python's `zoneinfo`, from the system
+    or the `tzdata` package). A path or a name with dots is refused before any file is read."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}", name):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def load_file(path: str | Path) -> Petition:
@@ -273,6 +292,13 @@ class _Reader:
                 "frame_ancestors",
                 "embed",
             )
+        timezone = self.string(data, "timezone") or "UTC"
+        if not _known_zone(timezone):
+            raise self.fail(
+                f"timezone must be an IANA time zone name like 'Europe/Moscow' or 'UTC', "
+                f"not '{timezone[:60]}'",
+                "timezone",
+            )
         return Petition(
             slug=slug,
             lang=lang,
@@ -286,6 +312,7 @@ class _Reader:
             privacy_url=self.url(data, "privacy_url"),
             confirmation=confirmation,
             retention_days=days,
+            timezone=timezone,
         )
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:

@@ -402,6 +402,20 @@ class Storage:
         )
         return {int(r[0]): int(r[1]) for r in rows}
 
+    async def partner_buckets(
+        self, petition_id: int, size: int, since: int
+    ) -> dict[int | None, dict[int, int]]:
+        """`signature_buckets` for every partner at once (None: without a known partner), for
+        the dashboard's partners compared over time."""
+        rows = await self.database.fetch_all(
+            _PARTNER_BUCKETS, _values(p=petition_id, size=size, since=since, partner=None)
+        )
+        out: dict[int | None, dict[int, int]] = {}
+        for r in rows:
+            key = None if r[0] is None else int(r[0])
+            out.setdefault(key, {})[int(r[1])] = int(r[2])
+        return out
+
     async def signatures_between(
         self, petition_id: int, since: int, until: int, partner_id: int | None = None
     ) -> int:
@@ -542,6 +556,10 @@ def _with_partner(sql: str) -> dict[bool, str]:
 _BUCKETS = _with_partner(
     "SELECT (created_at / :size) * :size AS bucket, COUNT(*) FROM signatures "
     "WHERE petition_id = :p AND created_at >= :since{partner} GROUP BY bucket"
+)
+_PARTNER_BUCKETS = (
+    "SELECT partner_id, (created_at / :size) * :size AS bucket, COUNT(*) FROM signatures "
+    "WHERE petition_id = :p AND created_at >= :since GROUP BY partner_id, bucket"
 )
 _BETWEEN = _with_partner(
     "SELECT COUNT(*) FROM signatures "

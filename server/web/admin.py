@@ -554,8 +554,12 @@ async def _partner(request: Request, caller: Caller) -> tuple[Entry, Partner] | 
 async def _numbers(
     storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog
 ) -> dict[str, Any]:
-    """Counts, the last-24-hours rate and both charts, for a petition or one partner."""
+    """Counts, the last-24-hours rate and the charts, for a petition or one partner, in the
+    petition's time zone: per day, per hour, toward the goal, and (for the whole petition,
+    when it has partners) partners compared over time. The store counts per UTC hour, the
+    charts make local days of them (`charts.local_days`)."""
     now = int(time.time())
+    zone = entry.petition.zone
     if partner_id is None:
         count = sum((await storage.partner_totals(entry.id)).values())
     else:
@@ -564,15 +568,17 @@ async def _numbers(
     day_start = now - (DAYS_MIN - 1) * charts.DAY
     if first is not None:
         day_start = max(min(first, day_start), now - (DAYS_MAX - 1) * charts.DAY)
-    day_start = day_start // charts.DAY * charts.DAY
+    day_start = charts.day_bars({}, day_start, day_start, zone)[0].start  # its local midnight
     hour_start = (now - (HOURS_SHOWN - 1) * charts.HOUR) // charts.HOUR * charts.HOUR
-    days = await storage.signature_buckets(entry.id, charts.DAY, day_start, partner_id)
-    hours = await storage.signature_buckets(entry.id, charts.HOUR, hour_start, partner_id)
+    since = min(day_start, hour_start) // charts.HOUR * charts.HOUR
+    hours = await storage.signature_buckets(entry.id, charts.HOUR, since, partner_id)
+    days = charts.day_bars(charts.local_days(hours, zone), day_start, now, zone)
     last_day = await storage.signatures_between(entry.id, now - charts.DAY, now + 1, partner_id)
     day_before = await storage.signatures_between(
         entry.id, now - 2 * charts.DAY, now - charts.DAY, partner_id
     )
-    return {
+    zone_name = str(zone)
+    numbers = {
         "count": count,
         "goal": entry.goal,
         "progress": Progress(count, entry.goal).filled,
@@ -583,20 +589,68 @@ async def _numbers(
         "day_before": day_before,
         "per_hour": last_day / 24,
         "per_day_chart": charts.bar_chart(
-            charts.bars(days, day_start, now, charts.DAY),
+            days,
             charts.DAY,
-            title=t.admin("chart_per_day"),
+            title=t.admin("chart_per_day", zone=zone_name),
             chart_id="per-day",
             t=t,
+            zone=zone,
         ),
         "per_hour_chart": charts.bar_chart(
             charts.bars(hours, hour_start, now, charts.HOUR),
             charts.HOUR,
-            title=t.admin("chart_per_hour", hours=HOURS_SHOWN),
+            title=t.admin("chart_per_hour", hours=HOURS_SHOWN, zone=zone_name),
             chart_id="per-hour",
             t=t,
+            zone=zone,
         ),
+        "cumulative_chart": charts.cumulative_chart(
+            days,
+            count - sum(b.count for b in days),
+            entry.goal,
+            title=t.admin("chart_cumulative", goal=t.number(entry.goal), zone=zone_name),
+            chart_id="cumulative",
+            t=t,
+            zone=zone,
+        ),
+        "partners_chart": None,
     }
+    if partner_id is None:
+        numbers["partners_chart"] = await _partners_chart(storage, entry, day_start, now, t)
+    return numbers
+
+
+async def _partners_chart(
+    storage: Storage, entry: Entry, day_start: int, now: int, t: i18n.Catalog
+) -> Any:
+    """The busiest `charts.MAX_LINES` partners over the days shown, the others as one line,
+    and the signatures without a known partner; None while the petition has no partner."""
+    partners = await storage.petition_partners(entry.id)
+    if not partners:
+        return None
+    zone = entry.petition.zone
+    by_partner = await storage.partner_buckets(entry.id, charts.HOUR, day_start)
+
+    def days_of(hours: dict[int, int]) -> list[charts.Bar]:
+        return charts.day_bars(charts.local_days(hours, zone), day_start, now, zone)
+
+    ranked = sorted(partners, key=lambda p: (-sum(by_partner.get(p.id, {}).values()), p.code))
+    lines = [(p.name, days_of(by_partner.get(p.id, {}))) for p in ranked[: charts.MAX_LINES]]
+    others: dict[int, int] = {}
+    for p in ranked[charts.MAX_LINES :]:
+        for bucket, n in by_partner.get(p.id, {}).items():
+            others[bucket] = others.get(bucket, 0) + n
+    if others:
+        lines.append((t.admin("chart_other_partners"), days_of(others)))
+    if by_partner.get(None):
+        lines.append((t.admin("chart_no_partner"), days_of(by_partner[None])))
+    return charts.lines_chart(
+        lines,
+        title=t.admin("chart_partners", zone=str(zone)),
+        chart_id="partners-over-time",
+        t=t,
+        zone=zone,
+    )
 
 
 def _generator(
@@ -620,6 +674,7 @@ def _generator(
         "snippet": snippet.embed(base_url, entry.slug, partner, lang, accent),
         "preview": snippet.widget_path(entry.slug, partner, lang, accent, preview=True),
         "base_url": base_url,
+        "noscript_height": snippet.NOSCRIPT_HEIGHT,  # for admin.js, which builds the same text
     }
 
 

@@ -295,7 +295,30 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
             {"Cache-Control": "no-store"},
         )
     assert outcome.error is not None
+    if outcome.error == "expired_token" and outcome.claims is not None:
+        # A renewed token that keeps when its visitor first got the form: a person whose form
+        # expired while they filled it in signs again at once, with no "too fresh" wait.
+        claims = outcome.claims
+        renewed = services.tokens.issue(entry.slug, claims.partner, claims.lang, claims.since)
+        message = i18n.catalog(lang)("error_expired_token")
+        refusal = {"error": outcome.error, "message": message, "token": renewed}
+        return json_response(refusal, outcome.status, NO_STORE)
     return error_response(outcome.status, outcome.error, lang, outcome.retry_after)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@petition_endpoint(_no_petition)
+async def signatures_page(request: Request, services: Services, entry: Entry) -> Response:
+    """The signing address opened in a browser (the address bar of a form answered without
+    JavaScript, reloaded or shared): the widget, not a `405` in JSON. Others get the `405`."""
+    if "text/html" not in request.headers.get("accept", ""):
+        refused = error_response(405, "method_not_allowed")
+        refused.headers["Allow"] = "POST, OPTIONS"
+        return refused
+    location = f"/widget/{entry.slug}"
+    return Response(status_code=303, headers={"Location": location, **NO_STORE})
 
 
 def _refusal(
@@ -368,6 +391,7 @@ routes = [
     Route("/api/petitions/{slug}", petition, methods=["GET", "HEAD"]),
     Route("/api/petitions/{slug}/token", token, methods=["GET"]),
     Route("/api/petitions/{slug}/signatures", signatures, methods=["POST"]),
+    Route("/api/petitions/{slug}/signatures", signatures_page, methods=["GET"]),
     Route("/api/petitions/{slug}/signatures", preflight, methods=["OPTIONS"]),
     Route("/api/petitions/{slug}", preflight, methods=["OPTIONS"]),
     Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -38,7 +38,10 @@ _TEXT = {"schema": {"type": "string"}}
 # What each refusal of the sign endpoint means, for the document; its status comes from the one
 # table that the endpoint answers with (`refusals.SIGN_REFUSALS`).
 _SIGN_MEANINGS = {
-    400: "Bad token or body",
+    400: (
+        "Bad token or body; with `expired_token`, `token` is a renewed one that may be sent "
+        "again at once (it keeps the time the form was first issued)"
+    ),
     403: "The petition is closed",
     409: "The token was used by someone else",
     413: "Body too large",
@@ -85,7 +88,12 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            # With `expired_token` only: a renewed token to send again with at once.
+            "token": {"type": "string"},
+        },
     },
     "FieldErrors": {
         "type": "object",
@@ -261,7 +269,7 @@ def document() -> dict[str, Any]:
                                 "`withdraw_url` withdraws the signature this request made "
                                 "(a link that removes nothing when it made none)."
                             ),
-                            "content": {**_json("Signed"), **html},
+                            "content": _json("Signed"),
                         },
                         "202": {
                             "description": (
@@ -270,7 +278,16 @@ def document() -> dict[str, Any]:
                                 "retry, or none at all); the signature counts once confirmed "
                                 "from the mail."
                             ),
-                            "content": {**_json("ConfirmationSent"), **html},
+                            "content": _json("ConfirmationSent"),
+                        },
+                        "303": {
+                            "description": (
+                                "Accepted, for a form post that asks for HTML (a browser "
+                                "without JavaScript): `Location` is the thank-you page's own "
+                                "address, which holds no signer data and is the same for "
+                                "every accepted submission"
+                            ),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
                         },
                         **_sign_refusals(html),
                         "404": _error("No such petition"),

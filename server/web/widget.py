@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.domain import countries, i18n, links, richtext
+from server.domain import countries, i18n, richtext
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
 from server.domain.progress import Progress
@@ -121,9 +121,9 @@ class View:
     # The dashboard's live preview: the form as visitors see it, with signing off, so that an
     # owner trying it out does not add to the count or to a partner's list.
     preview: bool = False
-    count: int | None = None  # the count to show instead of the registry's (a thank-you's)
-    withdraw_url: str = ""  # the thank-you's withdrawal link (in the answer to the POST only)
-    check_email: str = ""  # the address as typed, on the check-your-email step
+    # When the visitor first got a form, for the token of a form shown again after a refusal
+    # (`FormTokens.issue(since=...)`): one who has waited is never "too fresh" again.
+    since: float | None = None
 
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
@@ -162,7 +162,9 @@ _MAX_STENCILS = 1_000
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
     if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
-    token = "" if view.preview else services.tokens.issue(entry.slug, view.partner, view.lang)
+    token = ""
+    if not view.preview:
+        token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
     if (
         view.values
         or view.errors
@@ -205,7 +207,7 @@ def _render(
     t = i18n.catalog(view.lang)
     texts = entry.petition.in_language(view.lang)
     texts_lang = view.lang if view.lang in entry.petition.texts else entry.petition.lang
-    count = services.registry.count(entry) if view.count is None else view.count
+    count = services.registry.count(entry)
     if view.state == "check_email":
         # The answer to a submission that waits for confirmation carries no count: the same
         # page whatever the count is when it is made (the progress bar is not shown on it).
@@ -253,8 +255,6 @@ def _render(
         "errors": view.errors,
         "keep": [(k, frame if k == "frame" else v) for k, v in view.kept.items() if v],
         "token": token,
-        "withdraw_url": view.withdraw_url,
-        "check_email": view.check_email,
         "country": entry.petition.country,
         "comment": entry.petition.comment,
         "countries": countries.choices(view.lang),
@@ -323,7 +323,43 @@ def interface_languages(entry: Entry) -> list[str]:
     return [lang for lang in sorted(i18n.LANGUAGES) if form_language(entry, lang) == lang]
 
 
-@petition_endpoint(not_found)
+MISSING_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors *"
+)
+
+
+def missing(request: Request) -> Response:
+    """`404` for `/widget/{slug}` of a petition this server does not have: a heading in the
+    widget's look (its stylesheet) and its script, which reports the frame's height, so a
+    mistyped slug leaves a small frame with a readable line, not a 640 px hole."""
+    env, _, _ = _files()
+    params = request.query_params
+    lang = i18n.choose_language(
+        params.get("lang"), request.headers.get("accept-language", ""),
+        i18n.LANGUAGES, i18n.DEFAULT_LANGUAGE,
+    )  # fmt: skip
+    t = i18n.catalog(lang)
+    kept = _kept(params)
+    context = {
+        "lang": lang,
+        "dir": t.dir,
+        "t": t,
+        "css_url": _asset_url(".css"),
+        "js_url": _asset_url(".js"),
+        "data": {
+            "lang": lang,
+            "parent_origin": kept.get("origin", ""),
+            "frame": kept.get("frame", ""),
+            "numbers": t.number_format,
+        },
+    }
+    html = env.get_template("missing.html").render(context)
+    headers = {**security_headers(MISSING_CSP)}
+    return Response(html, 404, headers, media_type="text/html; charset=utf-8")
+
+
+@petition_endpoint(missing)
 async def document(request: Request, services: Services, entry: Entry) -> Response:
     params = request.query_params
     lang = i18n.choose_language(
@@ -335,6 +371,8 @@ async def document(request: Request, services: Services, entry: Entry) -> Respon
     partner = normalise_code(params.get("partner"))
     preview = params.get("preview") == "1"
     view = View(lang=lang, partner=partner, kept=_kept(params), preview=preview)
+    if "done" in params and not preview:  # the thank-you page's own address (`answered`)
+        view.state = services.tokens.answered(params["done"], entry.slug) or "form"
     return render(request, services, entry, view)
 
 
@@ -347,8 +385,10 @@ def prefers_html(request: Request) -> bool:
 def sign_result(
     request: Request, entry: Entry, outcome: Outcome, fields: Mapping[str, Any]
 ) -> Response:
-    """The no-JavaScript answer to a form post: the thank-you, or the form again with the
-    signer's input kept, errors beside their fields and a fresh token."""
+    """The no-JavaScript answer to a form post: for an accepted one, `303 See Other` to the
+    thank-you page's own address (`answered`), so that a reload or a shared address shows that
+    page, not the API; else the form again with the signer's input kept, errors beside their
+    fields and a fresh token."""
     services = services_of(request)
     claims = outcome.claims
     lang = form_language(entry, claims.lang if claims else str(fields.get("lang") or ""))
@@ -359,18 +399,12 @@ def sign_result(
         kept=_kept(fields),
         status=outcome.status,
     )
-    if outcome.signed:
-        view.state = "signed"
-        view.count = outcome.count
-        if outcome.withdraw_token:
-            view.withdraw_url = services.settings.base_url + links.path(
-                links.WITHDRAW, outcome.withdraw_token
-            )
-        return render(request, services, entry, view)
-    if outcome.confirmation_sent:
-        view.state = "check_email"
-        view.check_email = str(fields.get("email", "")).strip()
-        return render(request, services, entry, view)
+    if outcome.signed or outcome.confirmation_sent:
+        return answered(services, entry, view, "signed" if outcome.signed else "check_email")
+    if claims is not None and outcome.error != "token_used":
+        # A genuine form shown again keeps the time its visitor first got one. Not after
+        # "used": that form was signed with, and a chain of them would skip every wait.
+        view.since = claims.since
     view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
     for checkbox in ("consent_organiser", "consent_partner"):
         view.values[checkbox] = str(fields.get(checkbox, "")).lower() in ("on", "true", "1")
@@ -383,6 +417,20 @@ def sign_result(
     if outcome.retry_after:  # a 429 or 503: say when to try again, as the JSON API does
         response.headers["Retry-After"] = str(outcome.retry_after)
     return response
+
+
+def answered(services: Services, entry: Entry, view: View, kind: str) -> Response:
+    """`303` to `/widget/{slug}` with the signed mark of an accepted submission (`done`,
+    `FormTokens.mark_answered`), the form's language, partner and look. The address holds
+    neither the address typed nor the withdrawal link (an address travels: history, a copied
+    link, a proxy's log), and is the same for every accepted submission of the petition in the
+    same second, whoever signed and whether they had signed before."""
+    query = {"lang": view.lang, **({"partner": view.partner} if view.partner else {})}
+    query.update(view.kept)
+    query["done"] = services.tokens.mark_answered(entry.slug, kind)
+    location = f"/widget/{entry.slug}?{urllib.parse.urlencode(query)}"
+    headers = {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return Response(status_code=303, headers=headers)
 
 
 # --- The live count ------------------------------------------------------------------------------

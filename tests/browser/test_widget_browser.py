@@ -287,6 +287,13 @@ def test_signing_without_javascript(
     frame.wait_for_selector("#pw-thanks-h", state="visible")
     assert frame.is_hidden("#pw-form")
     assert shown_count(frame) == before + 1 == api_count(widget_server)
+    # The thank-you has an address of its own: a reload shows it again, never the API's JSON.
+    assert "done=" in frame.url and "/api/" not in frame.url
+    assert person["email"] not in frame.url and person["name"] not in frame.content()
+    frame.evaluate("location.reload()")
+    frame.wait_for_selector("#pw-thanks-h", state="visible")
+    assert "method_not_allowed" not in frame.content()
+    assert shown_count(frame) == before + 1 == api_count(widget_server)
 
 
 def test_russian_widget(visit: Callable[..., Visit], widget_server: live.LiveServer) -> None:

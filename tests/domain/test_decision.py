@@ -511,3 +511,35 @@ def test_a_good_token_gives_a_decision_or_field_errors_with_claims(fields: dict[
     else:
         assert result.signature is not None
         assert result.signature.partner_id == PARTNER.id
+
+
+# --- A genuine token sent too fast hears of its fields first (issue 16) -------------------------
+
+
+def test_an_empty_form_sent_at_once_hears_required_not_too_fast() -> None:
+    clock = Clock()
+    tokens = minter(clock)
+    entry = example_entry()
+    token = tokens.issue(entry.slug, PARTNER.code, "ru")
+    clock.now += 1
+    with pytest.raises(FieldErrors) as caught:
+        decide(entry, tokens, {"token": token, "name": "", "email": ""})
+    assert set(caught.value.errors) >= {"name", "email"}
+    assert caught.value.claims is not None and caught.value.claims.partner == PARTNER.code
+    # Filled in, it is "too fresh", and says when to retry.
+    refusal = token_refusal(entry, tokens, good_fields(token))
+    assert refusal.code == "token_too_fresh"
+    # A bot that fills the honeypot learns nothing of the fields.
+    hp = token_refusal(entry, tokens, {"token": token, "name": "", HONEYPOT: "x"})
+    assert hp.code == "token_too_fresh" and not isinstance(hp, FieldErrors)
+
+
+def test_the_nonce_is_kept_while_the_token_itself_lives() -> None:
+    clock = Clock()
+    entry = example_entry()
+    short = FormTokens(("key-one",), lifetime=600, min_age=MIN_AGE, clock=clock)
+    token = aged_token(clock, short, entry.slug)
+    raised = minter(clock)  # TOKEN_LIFETIME raised to 7200 after a restart
+    signature = decide(entry, raised, good_fields(token)).signature
+    assert signature is not None
+    assert signature.nonce_expires_at == int(clock.now) - MIN_AGE - 10 + 600 + NONCE_GRACE

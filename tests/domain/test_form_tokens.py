@@ -77,7 +77,7 @@ def test_tampered_payload_is_invalid() -> None:
     clock = Clock()
     t = tokens(clock, min_age=0)
     token = t.issue("p", "partner-a")
-    payload, rest = token.split(".", 1)
+    payload, rest = token.lstrip(".").split(".", 1)  # "." first: a compressed payload
     forged = ("X" if payload[0] != "X" else "Y") + payload[1:] + "." + rest
     with pytest.raises(TokenError) as caught:
         t.verify(forged, "p")
@@ -129,3 +129,97 @@ def test_any_text_as_a_token_is_refused_cleanly(text: str) -> None:
     assert minter.peek(text) is None
     with pytest.raises(TokenError):
         minter.verify("\ud800" + minter.issue("save-x"), "save-x")
+
+
+# --- Its own expiry, an exact minimum age, a renewal that remembers the wait (issues 15, 16) ---
+
+
+def test_a_token_keeps_the_lifetime_it_was_issued_with() -> None:
+    """Raising `TOKEN_LIFETIME` after a restart must not reopen tokens already out: their
+    nonces are purged when the old lifetime ends, and a used one could then be used again."""
+    clock = Clock()
+    short = FormTokens(["k"], lifetime=600, min_age=0, clock=clock)
+    token = short.issue("p")
+    raised = FormTokens(["k"], lifetime=7200, min_age=0, clock=clock)
+    clock.now += 600
+    assert raised.verify(token, "p").expires_at == int(clock.now)  # to its last second
+    clock.now += 1
+    with pytest.raises(ExpiredToken) as caught:
+        raised.verify(token, "p")
+    assert caught.value.claims is not None  # genuine: the form comes back with its partner
+    # And the other way: a lowered lifetime does not cut short the tokens already out.
+    lowered = FormTokens(["k"], lifetime=60, min_age=0, clock=clock)
+    long_lived = raised.issue("p")
+    clock.now += 3600
+    assert lowered.verify(long_lived, "p").expires_at == int(clock.now) - 3600 + 7200
+
+
+def test_the_first_format_without_an_expiry_gets_the_current_lifetime() -> None:
+    clock = Clock()
+    t = tokens(clock, min_age=0)
+    old = t._signer.sign(t._serializer.dump_payload(["p", "", "en", "nonce-0123456789"]))
+    claims = t.verify(old.decode(), "p")
+    assert claims.expires_at == claims.issued_at + 7200
+    clock.now += 7201
+    with pytest.raises(ExpiredToken):
+        t.verify(old.decode(), "p")
+
+
+def test_the_minimum_age_is_exact() -> None:
+    """Issued late in a second: once counted in whole seconds, 2.1 s passed for 3."""
+    clock = Clock(1_800_000_000.9)
+    t = tokens(clock, min_age=3)
+    token = t.issue("p")
+    clock.now += 2.5
+    with pytest.raises(TokenTooFresh) as caught:
+        t.verify(token, "p")
+    assert caught.value.retry_after == 1  # whole seconds up, so a retry then passes
+    clock.now += 0.499
+    with pytest.raises(TokenTooFresh):
+        t.verify(token, "p")
+    clock.now += 0.001
+    assert t.verify(token, "p").petition == "p"
+
+
+def test_a_renewed_form_remembers_when_its_visitor_first_got_one() -> None:
+    clock = Clock()
+    t = tokens(clock, min_age=3)
+    first = t.issue("p", "partner-a", "ru")
+    clock.now += 7300  # expired while its visitor filled it in
+    with pytest.raises(ExpiredToken) as caught:
+        t.verify(first, "p")
+    claims = caught.value.claims
+    assert claims is not None
+    renewed = t.issue("p", claims.partner, claims.lang, since=claims.since)
+    again = t.verify(renewed, "p")  # at once: no "too fresh" for a person who waited
+    assert (again.partner, again.lang, again.since) == ("partner-a", "ru", claims.since)
+    assert again.nonce != claims.nonce and again.expires_at == int(clock.now) + 7200
+    # A renewal of a form sent too fast still waits for the rest of its minimum age.
+    fresh = t.issue("p")
+    clock.now += 1
+    with pytest.raises(TokenTooFresh) as too_fast:
+        t.verify(fresh, "p")
+    assert too_fast.value.claims is not None
+    quick = t.issue("p", since=too_fast.value.claims.since)
+    with pytest.raises(TokenTooFresh) as still:
+        t.verify(quick, "p")
+    assert still.value.retry_after == 2
+    # `since` is never later than now: a caller cannot make a token younger than it is.
+    later = t.issue("p", since=clock.now + 10**6)
+    clock.now += 3
+    assert t.verify(later, "p").since == clock.now - 3
+
+
+def test_the_thank_you_mark_is_signed_apart_from_tokens_and_short_lived() -> None:
+    clock = Clock()
+    t = tokens(clock)
+    mark = t.mark_answered("p", "check_email")
+    other = tokens(clock)  # another process, whose first key was derived for tokens
+    other.issue("p")
+    assert other.answered(mark, "p") == "check_email"
+    assert other.answered(mark, "q") is None  # another petition's
+    with pytest.raises(TokenError):  # a mark is no token
+        FormTokens(["key-one"], lifetime=7200, min_age=0, clock=clock).verify(mark, "p")
+    assert tokens(clock, keys=("other",)).answered(mark, "p") is None
+    clock.now += 3601
+    assert t.answered(mark, "p") is None

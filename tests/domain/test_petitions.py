@@ -126,3 +126,31 @@ def test_unreadable_file(tmp_path: Path) -> None:
     bad.write_bytes(MINIMAL.replace("A title", "Caf\xe9").encode("latin-1"))
     with pytest.raises(PetitionFileError, match="cannot read"):
         load_file(bad)
+
+
+# --- timezone (issue 16) -------------------------------------------------------------------------
+
+
+def test_timezone_defaults_to_utc_and_takes_an_iana_name() -> None:
+    base = 'slug = "tz"\ngoal = 10\ntitle = "T"\nsummary = "S"\ntarget = "X"\nstatement = "W"\n'
+    assert parse(base).timezone == "UTC"
+    moscow = parse('timezone = "Europe/Moscow"\n' + base)
+    assert moscow.timezone == "Europe/Moscow" and str(moscow.zone) == "Europe/Moscow"
+    assert Petition.from_document(moscow.to_document()).timezone == "Europe/Moscow"
+    old = moscow.to_document()
+    del old["timezone"]  # stored before the key existed
+    assert Petition.from_document(old).timezone == "UTC"
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "europe moscow", "../../etc/passwd", "", "UTC+3"])
+def test_a_bad_timezone_is_a_field_error(name: str) -> None:
+    text = (
+        f'slug = "tz"\ngoal = 10\ntitle = "T"\nsummary = "S"\ntarget = "X"\nstatement = "W"\n'
+        f'timezone = "{name}"\n'
+    )
+    if not name:
+        assert parse(text).timezone == "UTC"  # empty: the default
+        return
+    with pytest.raises(PetitionFileError) as caught:
+        parse(text, source="tz.toml")
+    assert str(caught.value).startswith("tz.toml:7: timezone must be an IANA time zone name")

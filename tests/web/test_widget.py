@@ -21,6 +21,7 @@ import pytest
 
 from server.domain import i18n
 from server.domain.petitions import parse
+from server.domain.snippet import NOSCRIPT_HEIGHT
 from server.store.storage import Storage
 from server.web import assets, bundle, demo, widget
 from tests.support import backends, live, petitions
@@ -550,7 +551,16 @@ def test_live_count_is_tiny_and_304_until_someone_signs(client: httpx.Client) ->
 
 
 def post_form(client: httpx.Client, fields: dict[str, str]) -> tuple[httpx.Response, Node]:
+    """The POST's answer, and the page shown: its own, or, after a `303`, the page it leads to."""
     response = client.post(SIGN, data=fields, headers=HTML)
+    if response.status_code == 303:
+        location = response.headers["location"]
+        for typed in (fields.get("email"), fields.get("name")):
+            assert not typed or urllib.parse.quote_plus(typed) not in location
+        assert "withdraw" not in location and response.content == b""
+        page = client.get(location, headers=HTML)
+        assert page.status_code == 200
+        return response, tree(page.text)
     assert response.headers["content-type"].startswith("text/html")
     assert "frame-ancestors" in response.headers["content-security-policy"]
     return response, tree(response.text)
@@ -564,7 +574,7 @@ def test_form_without_javascript_signs_and_thanks(client: httpx.Client) -> None:
     fields = {**form_fields(doc), **live.new_signer(), "country": "DE"}
     fields["consent_partner"] = "on"
     response, answer = post_form(client, fields)
-    assert response.status_code == 201
+    assert response.status_code == 303  # to the thank-you page's own address
     thanks = answer.by_id("pw-thanks")
     assert visible(thanks) and not visible(answer.by_id("pw-form"))
     assert thanks.find("h2").text() == "Thank you for signing!"
@@ -574,8 +584,8 @@ def test_form_without_javascript_signs_and_thanks(client: httpx.Client) -> None:
     hrefs = [a.attrs["href"] for a in thanks.find_all("a")]
     assert hrefs[0].startswith("mailto:?subject=")
     assert all(urllib.parse.quote(share, safe="") in h for h in hrefs[1:-1])
-    # Last, the link that withdraws this signature: in this answer only.
-    assert hrefs[-1].startswith(f"{client.base_url}/withdraw/")
+    # The page has an address of its own, which must not hold the withdrawal link.
+    assert not visible(answer.find(**{"class": "pw-withdraw"})) and hrefs[-1] == ""
     # The frame keeps its look and its height messages across the round trip.
     assert answer.find("style").text().startswith(":root{--accent:#5b2a86;")
     assert page_data(answer)["parent_origin"] == "https://partner.example"
@@ -611,14 +621,14 @@ def test_form_errors_keep_the_input_and_renew_the_token(client: httpx.Client) ->
     assert kept["token"] != first_token
     # The renewed form signs, still for the partner it came through.
     response, answer = post_form(client, {**kept, **person})
-    assert response.status_code == 201
+    assert response.status_code == 303
     assert api_count(client) == before + 1
 
 
 def test_used_form_comes_back_with_the_input_and_a_fresh_token(client: httpx.Client) -> None:
     _, doc = get_page(client, lang="ru")
     fields = form_fields(doc)
-    assert post_form(client, {**fields, **live.new_signer()})[0].status_code == 201
+    assert post_form(client, {**fields, **live.new_signer()})[0].status_code == 303
     second = live.new_signer()
     response, answer = post_form(client, {**fields, **second})
     assert response.status_code == 409
@@ -628,7 +638,7 @@ def test_used_form_comes_back_with_the_input_and_a_fresh_token(client: httpx.Cli
     assert answer.by_id("pw-email").attrs["value"] == second["email"]
     renewed = form_fields(answer)
     assert renewed["token"] != fields["token"]
-    assert post_form(client, renewed)[0].status_code == 201
+    assert post_form(client, renewed)[0].status_code == 303
 
 
 def test_rate_limited_form_comes_back_with_the_input(tmp_path: Path) -> None:
@@ -639,7 +649,7 @@ def test_rate_limited_form_comes_back_with_the_input(tmp_path: Path) -> None:
         httpx.Client(base_url=srv.base_url) as client,
     ):
         _, doc = get_page(client)
-        assert post_form(client, {**form_fields(doc), **live.new_signer()})[0].status_code == 201
+        assert post_form(client, {**form_fields(doc), **live.new_signer()})[0].status_code == 303
         person = live.new_signer()
         response, answer = post_form(client, {**form_fields(doc), **person, "country": "UA"})
         assert response.status_code == 429
@@ -691,7 +701,7 @@ def test_unknown_partner_code_still_renders_counts_and_is_recorded(
     assert "<b>x" not in response.text
     assert not doc.find_all(id="pw-c-partner")  # no partner to consent to
     fields = {**form_fields(doc), **live.new_signer()}
-    assert post_form(client, fields)[0].status_code == 201
+    assert post_form(client, fields)[0].status_code == 303
     assert api_count(client) == before_count + 1
     assert unknown_codes(server).get(recorded, 0) == before_codes.get(recorded, 0) + 1
 
@@ -898,3 +908,9 @@ def test_docs_state_the_limits_the_code_uses() -> None:
     assert "Math.max(200, Math.min(20000," in loader and "200-20,000 px" in docs
     assert 'height: "640px"' in loader and "640 px" in docs
     assert "slice(0, 200)" in loader and "at most 200 characters" in docs
+    assert f"{NOSCRIPT_HEIGHT:,} px" in docs  # the one <noscript> height, said once
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
+    for text in (docs, readme, example):  # every <noscript> iframe shown has that height
+        heights = re.findall(r"<noscript><iframe[^>]*?height:(\d+)px", text, re.S)
+        assert heights and set(heights) == {str(NOSCRIPT_HEIGHT)}

@@ -2,7 +2,8 @@
 // - sign-in from a link `/admin/login#key=...` (the demo prints one): the key is read from the
 //   fragment, which browsers never send to a server, removed from the address bar at once,
 //   and submitted;
-// - the snippet generator's live update of the snippet and the preview as options change;
+// - the snippet generator's live update of the snippet and the preview as options change, and
+//   the preview frame sized to the widget's own height (the widget reports it);
 // - copy buttons and a confirmation before closing a petition.
 (function () {
   "use strict";
@@ -25,7 +26,7 @@
   }
 
   // The same text as server/snippet.py builds.
-  function snippet(base, slug, partner, lang, accent) {
+  function snippet(base, slug, partner, lang, accent, height) {
     var attrs = [["src", base + "/embed.js"], ["data-petition", slug]];
     var query = [];
     if (partner) { attrs.push(["data-partner", partner]); query.push("partner=" + encodeURIComponent(partner)); }
@@ -37,7 +38,7 @@
       path: path,
       text: "<script async " + tag + "></" + "script>\n" +
         '<noscript><iframe src="' + escapeHtml(base + path) + '" title="Petition" loading="lazy" ' +
-        'style="width:100%;height:1200px;border:0"></iframe></noscript>'
+        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>'
     };
   }
 
@@ -53,16 +54,41 @@
       var accent = form.elements.accent.value.trim();
       partner = CODE.test(partner) ? partner : "";
       accent = HEX.test(accent) ? accent : "";
-      var built = snippet(form.dataset.base, form.dataset.slug, partner, lang, accent);
+      var built = snippet(form.dataset.base, form.dataset.slug, partner, lang, accent,
+        form.dataset.noscriptHeight);
       text.value = built.text;
       clearTimeout(timer);
       timer = setTimeout(function () {
-        if (frame && frame.getAttribute("src") !== built.path) frame.setAttribute("src", built.path);
+        var src = withHeight(built.path);
+        if (frame && frame.getAttribute("src") !== src) frame.setAttribute("src", src);
       }, 400);
     }
     form.addEventListener("input", update);
     form.addEventListener("change", update);
     form.addEventListener("submit", function (event) { event.preventDefault(); update(); });
+  }
+
+  // The preview frame takes the widget's own height, as embed.js does on a partner's page: the
+  // widget reports it to the origin named in its address, in the "petition-widget" envelope.
+  var PREVIEW_ID = "preview";
+
+  function withHeight(path) {
+    return path + (path.indexOf("?") >= 0 ? "&" : "?") + "origin=" +
+      encodeURIComponent(location.origin) + "&frame=" + PREVIEW_ID;
+  }
+
+  function previewHeight() {
+    var frame = document.getElementById("preview");
+    if (!frame) return;
+    window.addEventListener("message", function (event) {
+      if (event.origin !== location.origin || event.source !== frame.contentWindow) return;
+      var message = event.data && event.data["petition-widget"];
+      if (!message || message.id !== PREVIEW_ID || typeof message.height !== "number") return;
+      var borders = frame.offsetHeight - frame.clientHeight; // its height includes them
+      var height = Math.max(200, Math.min(20000, Math.ceil(message.height)));
+      frame.style.height = height + borders + "px";
+    });
+    frame.setAttribute("src", withHeight(frame.getAttribute("src")));
   }
 
   function copyButtons() {
@@ -89,6 +115,7 @@
 
   function start() {
     loginFromFragment();
+    previewHeight();
     generator();
     copyButtons();
     confirmations();
