@@ -189,7 +189,7 @@ def mails_to(server: live.LiveServer, address: str) -> list[dict[str, Any]]:
             await storage.disconnect()
 
     found = [json.loads(p) for p in in_thread(lambda: asyncio.run(read()))]
-    opened = [{**m, "to": live.recipient(m)} for m in found]  # as the mail job opens them
+    opened = [live.opened(m) for m in found]  # as the mail job opens them
     return [m for m in opened if m["to"].lower() == address.lower()]
 
 
