@@ -148,7 +148,9 @@ class FormTokens:
         now = self._clock()
         nonce = secrets.token_urlsafe(12)
         expires_at = int(now) + self.lifetime
-        since_ms = round(1000 * (now if since is None else min(since, now)))
+        # Rounded down: a `since` a fraction of a millisecond ahead of the clock would make even
+        # a zero TOKEN_MIN_AGE "too fresh".
+        since_ms = math.floor(1000 * (now if since is None else min(since, now)))
         payload = self._serializer.dump_payload(
             [petition, partner, lang, nonce, expires_at, since_ms]
         )
@@ -189,7 +191,7 @@ class FormTokens:
             wrong.claims = claims
             raise wrong
         age = now - claims.since
-        if age < self.min_age:
+        if self.min_age > 0 and age < self.min_age:
             fresh = TokenTooFresh(retry_after=math.ceil(self.min_age - age))
             fresh.claims = claims
             raise fresh
