@@ -135,7 +135,7 @@ def petition_data(services: Services, entry: Entry, lang: str, count: int) -> di
         ],
         "legal_notice": texts.legal_notice,
         "organiser": texts.organiser,
-        "goal": entry.goal,
+        "goal": services.registry.goal(entry),  # the shown goal (`auto_goal`)
         "signatures": count,
         "status": entry.status,
         "updated_at": _iso(entry.updated_at),
