@@ -73,6 +73,23 @@ def _asset_url(suffix: str) -> str:
 
 # --- Looks -----------------------------------------------------------------------------------
 
+# The dark palette (WCAG AA like the light one in widget.css, checked by a test): in the inline
+# style of documents whose theme is "dark", or "auto" under prefers-color-scheme: dark.
+DARK_PALETTE = {
+    "accent": "#8ab4f8", "on-accent": "#000", "focus": "#8ab4f8", "bg": "#17181b",
+    "fg": "#eceef2", "muted": "#b4b8c0", "line": "#454850", "field": "#202226",
+    "error": "#ff8a80", "track": "#30333a", "ok": "#7ddc9b",
+}  # fmt: skip
+
+
+def theme_css(theme: str) -> str:
+    """The inline rules of a theme: none for light (widget.css's own palette)."""
+    if theme not in ("dark", "auto"):
+        return ""
+    palette = ";".join(f"--{name}:{value}" for name, value in DARK_PALETTE.items())
+    rule = f":root{{{palette};color-scheme:dark}}"
+    return rule if theme == "dark" else f"@media (prefers-color-scheme:dark){{{rule}}}"
+
 
 def accent_colours(raw: str | None) -> tuple[str, str] | None:
     """(accent, text on accent) for a `#rgb`/`#rrggbb` colour; the text colour is black or white,
@@ -250,11 +267,9 @@ def _render(
     progress = Progress(count, goal)
     colours = accent_colours(view.kept.get("accent"))
     inline_style = f".pw-fill{{width:{progress.percent:.2f}%}}"
-    if colours:
-        # As specific as the theme's own rules (`:root[data-theme=dark]`), and later.
-        inline_style = (
-            f":root[data-theme]{{--accent:{colours[0]};--on-accent:{colours[1]}}}" + inline_style
-        )
+    if colours:  # after the theme's palette, so the partner's accent wins in every theme
+        inline_style = f":root{{--accent:{colours[0]};--on-accent:{colours[1]}}}" + inline_style
+    inline_style = theme_css(look(view.kept)["theme"]) + inline_style
     count_text = t.plural("signed_count", count)
     goal_text = t("goal", goal=t.number(goal))
     origin = view.kept.get("origin", "")
