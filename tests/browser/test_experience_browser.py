@@ -364,3 +364,41 @@ def test_without_a_share_sheet_its_button_stays_hidden(visit: Callable[..., Visi
         " document.getElementById('pw-thanks').hidden = false; }"
     )
     assert frame.is_hidden(".pw-native") and frame.is_visible(".pw-masto")
+
+
+def test_the_share_page_shows_the_widget_under_its_strict_csp(
+    chromium: Any, widget_server: live.LiveServer
+) -> None:
+    context = chromium.new_context(viewport={"width": 375, "height": 812})
+    context.set_default_timeout(TIMEOUT_MS)
+    problems: list[str] = []
+    requests: list[str] = []
+    try:
+        page = context.new_page()
+        # (Chromium asks for /favicon.ico by itself: our 404, not the page's doing.)
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text)
+                if m.type in ("error", "warning")
+                and not m.location.get("url", "").endswith("/favicon.ico")
+                else None
+            ),
+        )
+        context.on("request", lambda r: requests.append(r.url))
+        page.goto(widget_server.url(f"/p/{SLUG}?partner=friends&lang=ru"))
+        handle = page.locator("iframe.petition-widget").element_handle()
+        frame = handle.content_frame()
+        frame.wait_for_selector("#pw-form", state="attached")
+        assert frame.get_attribute("html", "lang") == "ru"
+        assert "partner=friends" in frame.url
+        # The placeholder's rules came from the page's hashed stylesheet: the frame started
+        # at the reserved height, not at a bare script's 640 px.
+        assert (
+            page.evaluate("document.querySelector('.petition-widget-space > div').style.minHeight")
+            == "0px"
+        )
+    finally:
+        context.close()
+    assert not problems, problems  # a CSP violation is a console error
+    assert all(u.startswith(widget_server.base_url) for u in requests), requests
