@@ -156,6 +156,7 @@ def test_snippet_generator_updates_snippet_and_preview(
         + "?partner=ngo-a&lang=ru&accent=%23c0392b&theme=dark&layout=compact"
     )
     assert tab.locator("#snippet-text").input_value() == built
+    tab.locator("#preview").scroll_into_view_if_needed()  # a lazy frame loads once in view
     preview = tab.frame_locator("#preview")
     preview.locator("html[lang=ru]").wait_for()  # the real widget, in Russian
 
