@@ -111,6 +111,8 @@ def test_add_partner_prints_its_snippet_and_key(run: Run) -> None:
         '<script async src="https://petitions.example.org/embed.js" '
         f'data-petition="{SLUG}" data-partner="open-doors-network"></script>'
     ) in out
+    # In its placeholder, sized for this petition (its tallest language, as no data-lang).
+    assert '<div class="petition-widget-space"' in out and "min-height:" in out
     found = KEY.findall(out)
     assert len(found) == 1 and found[0].startswith("pwp_")
     partner = principal(run.url, found[0])

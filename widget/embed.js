@@ -1,24 +1,36 @@
-/* petition-widget loader: the one script partners paste.
-   <script async src="BASE_URL/embed.js" data-petition="SLUG" data-partner="CODE" data-lang="ru"></script>
-   It puts an iframe right after its own script tag and keeps the frame's height in step with
-   its content. It defines no globals, styles only its own iframe (inline and !important, so the
-   host page's rules can neither hide nor squash it, and nothing else on the page is touched),
-   and listens only to messages from the widget's origin, from its own frame, in the
-   "petition-widget" envelope. See docs/widget.md. */
+/* petition-widget loader: the one script partners paste, inside its placeholder:
+   <div class="petition-widget-space" style="..."><div style="min-height:...">
+   <script async src="BASE_URL/embed.js" data-petition="SLUG" data-partner="CODE"></script>
+   </div></div>
+   It puts an iframe right after its own script tag, at the height the placeholder reserved
+   (so nothing on the page moves when it arrives), and keeps the frame's height in step with
+   its content. A bare script tag (snippets from before placeholders) works as well: its frame
+   starts 640 px tall. It defines no globals, styles only its own iframe and placeholder (inline
+   and !important, so the host page's rules can neither hide nor squash it), and listens only to
+   messages from the widget's origin, from its own frame, in the "petition-widget" envelope.
+   See docs/widget.md. */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script || !script.getAttribute("data-petition")) return;
   var origin = new URL(script.src, location.href).origin;
   var get = function (name) { return script.getAttribute("data-" + name) || ""; };
-  var lang = get("lang");
   var params = new URLSearchParams();
-  [["partner", get("partner")], ["lang", lang], ["accent", get("accent")]].forEach(function (p) {
-    if (p[1]) params.set(p[0], p[1]);
+  ["partner", "lang", "accent", "theme", "layout", "background"].forEach(function (name) {
+    if (get(name)) params.set(name, get(name));
   });
   var id = Math.random().toString(36).slice(2, 12) || "1";
   params.set("origin", location.origin);
   params.set("frame", id);
+
+  // The placeholder: the script's parent inside an element of class petition-widget-space.
+  var slot = script.parentNode;
+  var space = slot && slot.parentNode;
+  var reserved = 0;
+  if (space && space.classList && space.classList.contains("petition-widget-space")) {
+    reserved = Math.round(slot.getBoundingClientRect().height);
+  }
+  var initial = reserved >= 200 ? reserved : 640; // a host CSP may have refused its style
 
   var frame = document.createElement("iframe");
   frame.src = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + params;
@@ -28,13 +40,15 @@
   frame.className = "petition-widget";
   frame.loading = "lazy";
   frame.referrerPolicy = "no-referrer"; // the widget needs no partner page address
-  frame.allow = "clipboard-write"; // the "Copy link" button after signing
+  // "Copy link" after signing; the share sheet too where the browser has one (naming a
+  // feature a browser does not know makes it warn in the host page's console).
+  frame.allow = "clipboard-write" + ("share" in navigator ? "; web-share" : "");
   var style = {
     display: "block", visibility: "visible", opacity: "1", position: "static", float: "none",
-    width: "100%", "max-width": "100%", "min-width": "0", height: "640px", "min-height": "200px",
-    "max-height": "none", "box-sizing": "border-box", border: "0", margin: "0", padding: "0",
-    transform: "none", filter: "none", "clip-path": "none", "color-scheme": "normal",
-    "pointer-events": "auto"
+    width: "100%", "max-width": "100%", "min-width": "0", height: initial + "px",
+    "min-height": "200px", "max-height": "none", "box-sizing": "border-box", border: "0",
+    margin: "0", padding: "0", transform: "none", filter: "none", "clip-path": "none",
+    "color-scheme": "normal", "pointer-events": "auto"
   };
   for (var key in style) frame.style.setProperty(key, style[key], "important");
 
@@ -48,4 +62,7 @@
   });
 
   script.parentNode.insertBefore(frame, script.nextSibling);
+  // The frame now holds the space: the placeholder no longer reserves any (same task, so the
+  // page never lays out with both or neither).
+  if (reserved) slot.style.setProperty("min-height", "0", "important");
 })();

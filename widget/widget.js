@@ -19,6 +19,8 @@
   var t = data.messages;
   var plural = new Intl.PluralRules(data.lang);
   var count = data.count;
+  var goal = data.goal;
+  var goalText = document.querySelector("#pw-count .pw-goal");
 
   // Numbers as the server writes them (CLDR, through Babel): Intl in the language's default
   // numbering system when this browser's CLDR data agrees with the server's samples, else the
@@ -37,16 +39,38 @@
     return text.replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
   }
 
-  function showCount(n) {
-    if (typeof n !== "number" || n <= count) return;
-    count = n;
+  // The count never goes back on an open page (a poll may meet an older cache); the goal is
+  // the server's (a raised goal, or auto_goal's next step).
+  function showCount(n, g) {
+    var newCount = typeof n === "number" && n > count;
+    var newGoal = typeof g === "number" && g > 0 && g !== goal;
+    if (!newCount && !newGoal) return;
+    if (newCount) count = n;
+    if (newGoal) {
+      goal = g;
+      data.goal_text = format(t.goal, { goal: formatNumber(goal) });
+      goalText.textContent = data.goal_text;
+    }
     var forms = t.signed_count;
     var text = format(forms[plural.select(count)] || forms.other, { count: formatNumber(count) });
     countText.textContent = text;
     track.setAttribute("aria-valuenow", String(count));
-    track.setAttribute("aria-valuemax", String(Math.max(count, data.goal)));
+    track.setAttribute("aria-valuemax", String(Math.max(count, goal)));
     track.setAttribute("aria-valuetext", text + ". " + data.goal_text);
-    fill.style.width = Math.min(100, (100 * count) / data.goal) + "%";
+    fill.style.width = Math.min(100, (100 * count) / goal) + "%";
+  }
+
+  // A petition closed while the page is open: the form gives way to the closed notice (a
+  // thank-you or check-your-email step already shown stays).
+  function showClosed() {
+    var form = document.getElementById("pw-form");
+    if (!form || form.hidden || document.querySelector(".pw-closed")) return;
+    var notice = document.createElement("p");
+    notice.className = "pw-closed";
+    notice.setAttribute("role", "status");
+    notice.textContent = t.closed;
+    form.parentNode.insertBefore(notice, form);
+    form.hidden = true;
   }
 
   // --- Height for the partner's page ----------------------------------------------------------
@@ -93,7 +117,10 @@
       etag = r.headers.get("ETag") || etag;
       return r.json();
     }).then(function (c) {
-      if (c) showCount(c.signatures);
+      if (c) {
+        showCount(c.signatures, c.goal);
+        if (c.status === "closed") showClosed();
+      }
       delay = data.poll_seconds * 1000;
     }, function () {
       delay = Math.min(delay * 2, 600000);
@@ -258,6 +285,7 @@
   var copied = thanks.querySelector(".pw-copied");
   var link = document.getElementById("pw-share-url");
   copy.parentNode.hidden = false; // a button that needs this script: hidden without it
+  shareButtons();
   copy.addEventListener("click", function () {
     function manually() {
       link.focus();
@@ -271,4 +299,34 @@
       copied.textContent = t.share_copied;
     }, manually);
   });
+
+  // The phone's share sheet (the Web Share API: the only way to Signal, which has no share
+  // link), and Mastodon, which asks for the signer's own server: the link is built here, and
+  // nothing is requested from that server until the signer follows it.
+  function shareButtons() {
+    var native = thanks.querySelector(".pw-native");
+    if (navigator.share) {
+      native.parentNode.hidden = false;
+      native.addEventListener("click", function () {
+        navigator.share({ title: document.title, url: link.value }).catch(function () {});
+      });
+    }
+    var masto = thanks.querySelector(".pw-masto");
+    var ask = document.getElementById("pw-masto");
+    var host = document.getElementById("pw-masto-host");
+    var go = ask.querySelector(".pw-masto-go");
+    masto.parentNode.hidden = false;
+    masto.addEventListener("click", function () {
+      ask.hidden = !ask.hidden;
+      masto.setAttribute("aria-expanded", String(!ask.hidden));
+      if (!ask.hidden) host.focus();
+    });
+    host.addEventListener("input", function () {
+      var name = host.value.trim().replace(/^https?:\/\//, "").replace(/\/.*$/, "").toLowerCase();
+      var ok = /^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(name);
+      go.setAttribute("aria-disabled", ok ? "false" : "true");
+      if (ok) go.href = "https://" + name + "/share?text=" + encodeURIComponent(host.dataset.text);
+      else go.removeAttribute("href");
+    });
+  }
 })();

@@ -11,6 +11,7 @@ from server.domain.errors import Conflict
 from server.domain.partners import CODE, code_from_name
 from server.settings import Settings
 from server.store.storage import Storage
+from server.web import widget
 
 
 def add_commands(commands: Any) -> None:
@@ -79,7 +80,10 @@ def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
         key = await new_key(storage, access_keys.PARTNER, name, petition_id, partner.id)
         print(f"Added partner '{name}' with code {code} to {args.petition}.\n")
         print("Their snippet, to paste where the widget should appear:\n")
-        print(snippet.embed(settings.base_url, args.petition, code))
+        # The placeholder sized for this petition (its tallest language: no data-lang).
+        entry = next(e for e in await storage.petitions() if e.id == petition_id)
+        space = widget.snippet_space(entry)
+        print(snippet.embed(settings.base_url, args.petition, code, space=space))
         print(f"\nTheir access key {key.id}, for their dashboard and export:")
         show_key(key, settings)
         return 0

@@ -21,7 +21,7 @@ from typing import Any
 
 from server.domain import i18n
 from server.domain.errors import PetitionWidgetError
-from server.domain.partners import Partner
+from server.domain.partners import CODE, Partner
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 _ORIGIN = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?")
@@ -50,8 +50,17 @@ _REQUIRED_TEXTS = ("title", "summary", "target", "statement")
 _MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
-    "translations", "signing", "mail", "retention", "timezone", *_TEXT_LIMITS,
+    "translations", "signing", "mail", "retention", "timezone", "auto_goal", "after_sign",
+    "share_image",
+    *_TEXT_LIMITS,
 }  # fmt: skip
+#: The looks a widget may take: `theme` (light by default, so a dark-mode visitor on a light
+#: partner page sees the light widget the partner chose; `auto` follows the visitor's system).
+THEMES = ("light", "dark", "auto")
+_CONFIG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?")
+_CONFIG_KEYS = ("name", "partner", "lang", "theme", "accent", "compact")
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}")
+MAX_EMBED_CONFIGS = 50
 #: Days signer data is kept after a petition closes, by default; 0 keeps it for ever.
 RETENTION_DAYS = 180
 MAX_RETENTION_DAYS = 36_500
@@ -91,6 +100,19 @@ class Texts:
 
 
 @dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    """A named snippet for one partner (`[[embed.configs]]`), offered by the dashboard's
+    snippet generator so that each partner gets the look agreed with it."""
+
+    name: str
+    partner: str = ""
+    lang: str = ""
+    theme: str = "light"
+    accent: str = ""
+    compact: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Petition:
     slug: str
     lang: str
@@ -107,6 +129,13 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # The shown goal climbs by steps once the count reaches it (`domain/goals`).
+    auto_goal: bool = False
+    # `[after_sign] url`: a "Continue" page (a donation ask, a next action) after signing.
+    after_sign_url: str = ""
+    # An https image for link previews (`og:image` on the share page), never loaded by us.
+    share_image: str = ""
+    embed_configs: tuple[EmbedConfig, ...] = ()
     # The IANA time zone of the dashboard's charts: their days, hours and labels (`charts`).
     timezone: str = "UTC"
 
@@ -138,6 +167,7 @@ class Petition:
             for lang, t in self.texts.items()
         }
         doc["frame_ancestors"] = list(self.frame_ancestors)
+        doc["embed_configs"] = [dataclasses.asdict(c) for c in self.embed_configs]
         return doc
 
     @classmethod
@@ -154,7 +184,15 @@ class Petition:
             )
             for lang, t in doc["texts"].items()
         }
-        return cls(**{**doc, "texts": texts, "frame_ancestors": tuple(doc["frame_ancestors"])})
+        configs = tuple(EmbedConfig(**c) for c in doc.get("embed_configs", ()))
+        return cls(
+            **{
+                **doc,
+                "texts": texts,
+                "frame_ancestors": tuple(doc["frame_ancestors"]),
+                "embed_configs": configs,
+            }
+        )
 
 
 def _known_zone(name: str) -> bool:
@@ -193,16 +231,20 @@ class _Reader:
         self.source = source
         self.lines = text.splitlines()
 
-    def fail(self, message: str, key: str = "", section: str = "") -> PetitionFileError:
-        return PetitionFileError(self.source, message, self._line_of(key, section))
+    def fail(
+        self, message: str, key: str = "", section: str = "", index: int = 0
+    ) -> PetitionFileError:
+        return PetitionFileError(self.source, message, self._line_of(key, section, index))
 
-    def _line_of(self, key: str, section: str) -> int | None:
-        """The line where `key` is set (inside `[section]` if given), or the section's header
-        when no key is given: tomllib gives no positions, so we look for them."""
+    def _line_of(self, key: str, section: str, index: int = 0) -> int | None:
+        """The line where `key` is set (inside `[section]`, or the index-th `[[section]]`, if
+        given), or the section's header when no key is given: tomllib gives no positions, so we
+        look for them."""
         start = None
         if section:
             header = re.compile(rf"^\s*\[\[?\s*{re.escape(section)}\s*\]\]?\s*(#.*)?$")
-            start = next((i for i, ln in enumerate(self.lines) if header.match(ln)), None)
+            starts = [i for i, ln in enumerate(self.lines) if header.match(ln)]
+            start = starts[min(index, len(starts) - 1)] if starts else None
         if not key:
             return None if start is None else start + 1
         setting = re.compile(rf"^\s*{re.escape(key)}\s*=")
@@ -281,6 +323,7 @@ class _Reader:
         if form:
             raise self.fail(f"unknown key '{next(iter(form))}' in [form]", next(iter(form)))
         ancestors = embed.pop("frame_ancestors", [])
+        configs = self.embed_configs(embed.pop("configs", []), (lang, *translations))
         if embed:
             raise self.fail(f"unknown key '{next(iter(embed))}' in [embed]", next(iter(embed)))
         if not isinstance(ancestors, list) or not all(
@@ -313,7 +356,73 @@ class _Reader:
             confirmation=confirmation,
             retention_days=days,
             timezone=timezone,
+            auto_goal=self.flag(data, "auto_goal"),
+            after_sign_url=self.after_sign(data),
+            share_image=self.url(data, "share_image", https=True),
+            embed_configs=configs,
         )
+
+    def flag(self, data: Mapping[str, Any], key: str, section: str = "") -> bool:
+        value = data.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail(f"{key} must be true or false", key, section)
+        return value
+
+    def after_sign(self, data: Mapping[str, Any]) -> str:
+        table = self.table(data, "after_sign")
+        url = self.url(table, "url", section="after_sign", https=True)
+        table.pop("url", None)
+        if table:
+            key = next(iter(table))
+            raise self.fail(f"unknown key '{key}' in [after_sign]", key, "after_sign")
+        return url
+
+    def embed_configs(self, items: Any, languages: tuple[str, ...]) -> tuple[EmbedConfig, ...]:
+        where = "embed.configs"
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise self.fail("embed.configs must be an array of tables ([[embed.configs]])",
+                            "configs", "embed")  # fmt: skip
+        if len(items) > MAX_EMBED_CONFIGS:
+            raise self.fail(f"at most {MAX_EMBED_CONFIGS} [[embed.configs]]", "", where)
+        found: list[EmbedConfig] = []
+        for n, item in enumerate(items):
+            unknown = sorted(set(item) - set(_CONFIG_KEYS))
+            if unknown:
+                raise self.fail(f"unknown key '{unknown[0]}' in [[{where}]] number {n + 1}",
+                                unknown[0], where, n)  # fmt: skip
+            name = item.get("name")
+            if not isinstance(name, str) or not _CONFIG_NAME.fullmatch(name):
+                raise self.fail(
+                    f"{where}[{n}].name must be 1-40 lower-case letters, digits, '-' and '_'",
+                    "name", where, n,
+                )  # fmt: skip
+            if any(c.name == name for c in found):
+                raise self.fail(f"{where}[{n}].name '{name}' is used twice", "name", where, n)
+            partner = item.get("partner", "")
+            if not isinstance(partner, str) or (partner and not CODE.fullmatch(partner)):
+                raise self.fail(f"{where}[{n}].partner must be a partner code like 'ngo-a'",
+                                "partner", where, n)  # fmt: skip
+            lang = item.get("lang", "")
+            if lang != "" and lang not in languages:
+                raise self.fail(
+                    f"{where}[{n}].lang must be one of the petition's languages "
+                    f"({', '.join(languages)})",
+                    "lang", where, n,
+                )  # fmt: skip
+            theme = item.get("theme", "light")
+            if theme not in THEMES:
+                raise self.fail(f"{where}[{n}].theme must be one of {', '.join(THEMES)}",
+                                "theme", where, n)  # fmt: skip
+            accent = item.get("accent", "")
+            if not isinstance(accent, str) or (accent and not _HEX_COLOUR.fullmatch(accent)):
+                raise self.fail(f"{where}[{n}].accent must be a colour like '#1f5fbf'",
+                                "accent", where, n)  # fmt: skip
+            compact = item.get("compact", False)
+            if not isinstance(compact, bool):
+                raise self.fail(f"{where}[{n}].compact must be true or false",
+                                "compact", where, n)  # fmt: skip
+            found.append(EmbedConfig(name, partner, lang, theme, accent, compact))
+        return tuple(found)
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:
         allowed = {*_TEXT_LIMITS, "updates", "mail"}
@@ -402,10 +511,15 @@ class _Reader:
             raise self.fail(f"{key} is longer than {limit:,} characters", key, section)
         return value
 
-    def url(self, data: Mapping[str, Any], key: str) -> str:
-        value = self.string(data, key)
-        if value and not re.fullmatch(r"https?://[^\s<>\"']+", value):
-            raise self.fail(f"{key} must be an http(s) URL", key)
+    def url(
+        self, data: Mapping[str, Any], key: str, *, section: str = "", https: bool = False
+    ) -> str:
+        value = self.string(data, key, section=section)
+        scheme = "https" if https else "https?"
+        if value and not re.fullmatch(scheme + r"://[^\s<>\"'`]+", value):
+            name = f"{section}.{key}" if section else key
+            kind = "an https" if https else "an http(s)"
+            raise self.fail(f"{name} must be {kind} URL", key, section)
         return value
 
     def language(self, value: Any, key: str, section: str = "") -> str:
@@ -434,6 +548,8 @@ class Entry:
     status: str
     updated_at: int
     partners: dict[str, Partner]  # by code
+    # The highest goal an `auto_goal` petition has shown, as stored (`domain/goals`).
+    shown_goal: int = 0
 
     @property
     def is_open(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+from server.domain import goals
 from server.domain.petitions import Entry
 from server.store.clock import Clock, Stopping, SystemClock, pause
 from server.store.engine import describe
@@ -35,12 +36,39 @@ class Registry:
         # Counts noted while a refresh reads the totals: a commit that lands during the read
         # must not be undone by it.
         self._noted: dict[int, int] | None = None
+        # The highest step each `auto_goal` petition has shown here, and what the database
+        # holds: a shown goal never decreases, even across restarts (`domain/goals`).
+        self.shown_goals: dict[int, int] = {}
+        self._stored_goals: dict[int, int] = {}
 
     def get(self, slug: str) -> Entry | None:
         return self.entries.get(slug)
 
     def count(self, entry: Entry) -> int:
         return self.counts.get(entry.id, 0)
+
+    def goal(self, entry: Entry) -> int:
+        """The goal to show: the stored one, or with `auto_goal` the step above the count once
+        it reaches it, never lower than a step shown before."""
+        if not entry.petition.auto_goal:
+            return entry.goal
+        highest = max(self.shown_goals.get(entry.id, 0), entry.shown_goal)
+        shown = goals.shown_goal(self.count(entry), entry.goal, highest)
+        # Only steps are remembered: an owner who lowers the file's goal corrects it.
+        if shown > entry.goal and shown > self.shown_goals.get(entry.id, 0):
+            self.shown_goals[entry.id] = shown
+        return shown
+
+    async def _keep_shown_goals(self) -> None:
+        """Store the steps shown since the last refresh (rare: once per step)."""
+        for entry in self.entries.values():
+            if not entry.petition.auto_goal:
+                continue
+            shown = self.goal(entry)
+            stored = max(entry.shown_goal, self._stored_goals.get(entry.id, 0))
+            if shown > entry.goal and shown > stored:
+                await self.storage.raise_shown_goal(entry.id, shown)
+                self._stored_goals[entry.id] = shown
 
     def note_count(self, petition_id: int, count: int) -> None:
         """A count read inside a committed transaction: never older than what we hold."""
@@ -75,6 +103,7 @@ class Registry:
             for petition_id, total in totals.items():
                 self.note_count(petition_id, total)
         self.revision = revision
+        await self._keep_shown_goals()
         self.refreshed_at = time.monotonic()
         self.failure = None
 

@@ -220,4 +220,9 @@ MIGRATIONS: list[list[Step]] = [
         "CREATE INDEX dashboard_sessions_by_key ON dashboard_sessions (key_id)",
         "CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at)",
     ],
+    [
+        # The highest goal an `auto_goal` petition has shown (`domain/goals`): the shown goal
+        # never decreases, even when signatures are withdrawn after it moved up a step.
+        "ALTER TABLE petitions ADD COLUMN shown_goal BIGINT NOT NULL DEFAULT 0",
+    ],
 ]

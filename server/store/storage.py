@@ -186,7 +186,8 @@ class Storage:
     async def petitions(self, partners: Iterable[Partner] = ()) -> list[Entry]:
         """Every petition as published, with those of `partners` that are its own."""
         rows = await self.database.fetch_all(
-            "SELECT id, slug, document, goal, status, updated_at FROM petitions ORDER BY slug"
+            "SELECT id, slug, document, goal, status, updated_at, shown_goal FROM petitions "
+            "ORDER BY slug"
         )
         by_petition: dict[int, dict[str, Partner]] = {}
         for partner in partners:
@@ -200,6 +201,7 @@ class Storage:
                 status=r[4],
                 updated_at=r[5],
                 partners=by_petition.get(r[0], {}),
+                shown_goal=r[6],
             )
             for r in rows
         ]
@@ -374,6 +376,15 @@ class Storage:
     async def set_petition_goal(self, petition_id: int, goal: int) -> bool:
         """Change a petition's goal; False when it already had that goal."""
         return await self._set_petition("goal", petition_id, goal)
+
+    async def raise_shown_goal(self, petition_id: int, goal: int) -> None:
+        """Remember the highest goal an `auto_goal` petition has shown. Not a content change:
+        every worker computes the same step from its count, so none needs to reload."""
+        async with self.write() as conn:
+            await conn.execute(
+                "UPDATE petitions SET shown_goal = :goal WHERE id = :id AND shown_goal < :goal",
+                {"id": petition_id, "goal": goal},
+            )
 
     async def _set_petition(self, column: str, petition_id: int, value: int | str) -> bool:
         assert column in ("status", "goal")

@@ -42,7 +42,7 @@ from starlette.routing import Route
 from server.domain import access, charts, export, i18n, snippet
 from server.domain.access import Principal
 from server.domain.partners import Partner
-from server.domain.petitions import MAX_GOAL, Entry
+from server.domain.petitions import MAX_GOAL, THEMES, Entry
 from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
 from server.domain.validation import stored_email_key
@@ -50,7 +50,7 @@ from server.settings import Settings
 from server.store import confirmations, outbox
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
-from server.web import auth, client_address, spreadsheet
+from server.web import auth, client_address, spreadsheet, widget
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
 from server.web.responses import templates
@@ -656,23 +656,64 @@ async def _partners_chart(
 def _generator(
     request: Request, entry: Entry, codes: list[str], fixed_partner: str = ""
 ) -> dict[str, Any]:
-    """The snippet generator's state from the query (it also works without JavaScript)."""
-    params = request.query_params
+    """The snippet generator's state from the query (it also works without JavaScript). A named
+    configuration of the petition file (`[[embed.configs]]`, chosen in its own small form:
+    `?config=NAME`) gives every option at once."""
+    params: Mapping[str, str] = request.query_params
+    configs = [
+        c for c in entry.petition.embed_configs if not fixed_partner or c.partner == fixed_partner
+    ]
+    config = next((c for c in configs if c.name == params.get("config")), None)
+    if config is not None:
+        params = {
+            "partner": config.partner, "lang": config.lang, "accent": config.accent,
+            "theme": config.theme, "layout": "compact" if config.compact else "",
+        }  # fmt: skip
     partner = fixed_partner or params.get("partner", "")
     partner = partner if partner in codes else ""
     lang = params.get("lang", "")
     lang = lang if lang in entry.petition.languages else ""
     partner, lang, accent = snippet.clean(partner, lang, params.get("accent", ""))
+    theme = params.get("theme", "light")
+    theme = theme if theme in THEMES else "light"
+    compact = params.get("layout") == "compact"
+    transparent = params.get("background") == "transparent"
+    look = snippet.looks(theme, "compact" if compact else "", "transparent" if transparent else "")
+    layout = "compact" if compact else "full"
     base_url = services_of(request).settings.base_url
+    langs = widget.interface_languages(entry)
+    # The heights the script needs to build the same snippet for any language and layout.
+    spaces = {
+        code: {
+            name: dataclasses.astuple(widget.snippet_space(entry, code, name))
+            for name in ("full", "compact")
+        }
+        for code in ("", *langs)
+    }
     return {
         "partner": partner,
         "lang": lang,
         "accent": accent,
+        "theme": theme,
+        "compact": compact,
+        "transparent": transparent,
+        "config": config.name if config else "",
+        "configs": configs,
         "codes": codes,
         "fixed_partner": fixed_partner,
         "languages": entry.petition.languages,
-        "snippet": snippet.embed(base_url, entry.slug, partner, lang, accent),
-        "preview": snippet.widget_path(entry.slug, partner, lang, accent, preview=True),
+        "themes": THEMES,
+        "spaces": spaces,
+        "snippet": snippet.embed(
+            base_url,
+            entry.slug,
+            partner,
+            lang,
+            accent,
+            look=look,
+            space=widget.snippet_space(entry, lang, layout),
+        ),
+        "preview": snippet.widget_path(entry.slug, partner, lang, accent, look=look, preview=True),
         "base_url": base_url,
         "noscript_height": snippet.NOSCRIPT_HEIGHT,  # for admin.js, which builds the same text
     }

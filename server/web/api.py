@@ -69,6 +69,7 @@ class PetitionDocument:
 
     count: int
     revision: int
+    goal: int
     etag: str  # of the plain body; the gzipped one is another representation, with its own
     response: Parts
     gzip_response: Parts
@@ -76,7 +77,7 @@ class PetitionDocument:
     not_modified_gzip: Parts
 
     @classmethod
-    def build(cls, data: dict[str, Any], count: int, revision: int) -> PetitionDocument:
+    def build(cls, data: dict[str, Any], count: int, revision: int, goal: int) -> PetitionDocument:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         common = {
@@ -92,6 +93,7 @@ class PetitionDocument:
         return cls(
             count=count,
             revision=revision,
+            goal=goal,
             etag=f'"{digest}"',
             response=prebuilt(200, headers, body, json_type),
             gzip_response=prebuilt(200, gzip_headers, gzipped, json_type),
@@ -110,10 +112,12 @@ class PetitionDocuments:
     def get(self, services: Services, entry: Entry, lang: str) -> PetitionDocument:
         count = services.registry.count(entry)
         revision = services.registry.revision
+        goal = services.registry.goal(entry)  # an auto_goal's step is not the count's alone
         built = self._built.get((entry.id, lang))
-        if built is None or built.count != count or built.revision != revision:
+        if built is None or (built.count, built.goal, built.revision) != (count, goal, revision):
             data = petition_data(services, entry, lang, count)
-            built = self._built[(entry.id, lang)] = PetitionDocument.build(data, count, revision)
+            built = PetitionDocument.build(data, count, revision, goal)
+            self._built[(entry.id, lang)] = built
         return built
 
 
@@ -135,7 +139,7 @@ def petition_data(services: Services, entry: Entry, lang: str, count: int) -> di
         ],
         "legal_notice": texts.legal_notice,
         "organiser": texts.organiser,
-        "goal": entry.goal,
+        "goal": services.registry.goal(entry),  # the shown goal (`auto_goal`)
         "signatures": count,
         "status": entry.status,
         "updated_at": _iso(entry.updated_at),

@@ -123,7 +123,9 @@ async def badge(request: Request, services: Services, entry: Entry) -> Response:
     # Only `?lang=`: a badge is one public, cached image per URL, not negotiated per reader.
     lang = request.query_params.get("lang", "en")
     lang = lang if lang in i18n.LANGUAGES else "en"
-    body = render(registry.count(entry), entry.goal, lang=lang, is_open=entry.is_open).encode()
+    body = render(
+        registry.count(entry), registry.goal(entry), lang=lang, is_open=entry.is_open
+    ).encode()
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers(etag))

@@ -56,11 +56,13 @@ def _page(
     button: str = "",
     after: tuple[str, ...] = (),
     link: tuple[str, str] | None = None,
+    continue_url: str = "",
 ) -> Response:
     template, css, csp = _files()
     html = template.render(
         t=t, heading=heading, petition_title=petition_title, paragraphs=paragraphs,
         choices=choices, button=button, after=after, link=link, css=css,
+        continue_url=continue_url,
     )  # fmt: skip
     headers = {
         "Content-Security-Policy": csp,
@@ -205,9 +207,11 @@ async def confirm(request: Request) -> Response:
 def _confirmed(request: Request, entry: Entry | None, lang: str = "") -> Response:
     t = _language(request, entry, lang)
     title = _title(entry, t.lang)
+    # The petition's `[after_sign] url`, as a "none" petition's thank-you offers it.
+    after_sign = entry.petition.after_sign_url if entry is not None else ""
     return _page(
         t, 200, t("confirmed_title"), petition_title=title,
-        paragraphs=(t("confirmed_text", title=title),),
+        paragraphs=(t("confirmed_text", title=title),), continue_url=after_sign,
     )  # fmt: skip
 
 

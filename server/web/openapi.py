@@ -186,7 +186,7 @@ _SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "signatures": {"type": "integer", "minimum": 0},
-            "goal": {"type": "integer", "minimum": 1},
+            "goal": {"type": "integer", "minimum": 1, "description": "The goal shown"},
             "status": {"enum": ["open", "closed"]},
         },
     },
@@ -332,7 +332,10 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "The live count alone, which open widgets poll",
                     "description": "Send the `ETag` of the last answer as `If-None-Match`: "
-                    "`304` without a body while the count has not changed.",
+                    "`304` without a body while none of the three fields has changed. `goal` "
+                    "is the goal shown (with `auto_goal`, the step above the count). Readable "
+                    "from any site (`Access-Control-Allow-Origin: *`); caches may serve it "
+                    "stale while they revalidate or while the server fails.",
                     "parameters": [_SLUG],
                     "responses": {
                         "200": {"description": "The count", "content": _json("Count")},

@@ -27,7 +27,8 @@ from starlette.routing import Route
 
 from server.domain import countries, i18n, richtext
 from server.domain.partners import normalise_code
-from server.domain.petitions import Entry
+from server.domain.petitions import THEMES, Entry
+from server.domain.placeholder import Space
 from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
@@ -40,12 +41,19 @@ from server.web.submission import Outcome
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
 COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
+# Past max-age, a cache may answer with the old count while it asks again (a minute), or for
+# ten minutes while the server fails: a progress bar a little behind beats a broken widget.
+COUNT_STALE_WHILE_REVALIDATE = 60
+COUNT_STALE_IF_ERROR = 600
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
 _FRAME_ID = re.compile(r"[a-z0-9]{1,20}")
 # Form fields that only carry the frame's look across a no-JavaScript round trip.
-_KEPT = ("accent", "origin", "frame")
+_KEPT = ("accent", "theme", "layout", "background", "origin", "frame")
+# The looks a snippet may ask for (`data-theme`, `data-layout`, `data-background`, or the same
+# in the query): anything else is the default (light, full, the widget's own background).
+LOOKS = {"theme": THEMES, "layout": ("full", "compact"), "background": ("solid", "transparent")}
 
 
 @functools.cache
@@ -64,6 +72,23 @@ def _asset_url(suffix: str) -> str:
 
 
 # --- Looks -----------------------------------------------------------------------------------
+
+# The dark palette (WCAG AA like the light one in widget.css, checked by a test): in the inline
+# style of documents whose theme is "dark", or "auto" under prefers-color-scheme: dark.
+DARK_PALETTE = {
+    "accent": "#8ab4f8", "on-accent": "#000", "focus": "#8ab4f8", "bg": "#17181b",
+    "fg": "#eceef2", "muted": "#b4b8c0", "line": "#454850", "field": "#202226",
+    "error": "#ff8a80", "track": "#30333a", "ok": "#7ddc9b",
+}  # fmt: skip
+
+
+def theme_css(theme: str) -> str:
+    """The inline rules of a theme: none for light (widget.css's own palette)."""
+    if theme not in ("dark", "auto"):
+        return ""
+    palette = ";".join(f"--{name}:{value}" for name, value in DARK_PALETTE.items())
+    rule = f":root{{{palette};color-scheme:dark}}"
+    return rule if theme == "dark" else f"@media (prefers-color-scheme:dark){{{rule}}}"
 
 
 def accent_colours(raw: str | None) -> tuple[str, str] | None:
@@ -116,7 +141,7 @@ class View:
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     errors: Mapping[str, str] = dataclasses.field(default_factory=dict)
     message: str = ""
-    kept: Mapping[str, str] = dataclasses.field(default_factory=dict)  # accent, origin, frame
+    kept: Mapping[str, str] = dataclasses.field(default_factory=dict)  # look, origin, frame
     status: int = 200
     # The dashboard's live preview: the form as visitors see it, with signing off, so that an
     # owner trying it out does not add to the count or to a partner's list.
@@ -126,26 +151,52 @@ class View:
     since: float | None = None
 
 
+def share_page_url(base_url: str, entry: Entry, partner: str = "", lang: str = "") -> str:
+    """The petition's share page (`/p/{slug}`), the partner code kept so that a share through
+    a social network stays attributed, and the language when it is not the petition's own."""
+    query = {"partner": partner} if partner else {}
+    if lang and lang != entry.petition.lang:
+        query["lang"] = lang
+    url = f"{base_url}/p/{urllib.parse.quote(entry.slug)}"
+    return url + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+# The sites offered after signing, by language: the networks its readers use first (VK and
+# Telegram in Russian). Others come in the default order.
+_SITE_ORDER = {
+    "ru": ("VK", "Telegram", "WhatsApp", "X", "Facebook", "Bluesky"),
+    "kk": ("Telegram", "WhatsApp", "VK", "X", "Facebook", "Bluesky"),
+    "uk": ("Telegram", "Facebook", "WhatsApp", "X", "Bluesky", "VK"),
+}
+_DEFAULT_ORDER = ("WhatsApp", "Facebook", "X", "Telegram", "Bluesky", "VK")
+
+
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
     t = i18n.catalog(view.lang)
-    url = entry.petition.share_url or f"{services.settings.base_url}/widget/{entry.slug}"
-    if view.partner and not entry.petition.share_url:
-        url += "?" + urllib.parse.urlencode({"partner": view.partner})
+    url = entry.petition.share_url or share_page_url(
+        services.settings.base_url, entry, view.partner, view.lang
+    )
     quoted = urllib.parse.quote(url, safe="")
     text = urllib.parse.quote(title, safe="")
     subject = urllib.parse.quote(t("share_email_subject", title=title), safe="")
     body = urllib.parse.quote(t("share_email_body", url=url), safe="")
-    # Plain links: nothing is loaded from these sites unless the signer follows one.
+    sites = {
+        "Telegram": f"https://t.me/share/url?url={quoted}&text={text}",
+        "WhatsApp": f"https://api.whatsapp.com/send?text={text}%20{quoted}",
+        "VK": f"https://vk.com/share.php?url={quoted}",
+        "X": f"https://x.com/intent/post?url={quoted}&text={text}",
+        "Facebook": f"https://www.facebook.com/sharer/sharer.php?u={quoted}",
+        "Bluesky": f"https://bsky.app/intent/compose?text={text}%20{quoted}",
+    }
+    order = _SITE_ORDER.get(view.lang, _DEFAULT_ORDER)
+    # Plain links: nothing is loaded from these sites unless the signer follows one. Mastodon
+    # has no one site: the script asks for the signer's server and builds its share link.
     return {
         "url": url,
+        "title": title,
         "email": f"mailto:?subject={subject}&body={body}",
-        "sites": [
-            ("Telegram", f"https://t.me/share/url?url={quoted}&text={text}"),
-            ("WhatsApp", f"https://api.whatsapp.com/send?text={text}%20{quoted}"),
-            ("VK", f"https://vk.com/share.php?url={quoted}"),
-            ("X", f"https://x.com/intent/post?url={quoted}&text={text}"),
-            ("Facebook", f"https://www.facebook.com/sharer/sharer.php?u={quoted}"),
-        ],
+        "sites": [(name, sites[name]) for name in order],
+        "mastodon_text": f"{title} {url}",
     }
 
 
@@ -175,8 +226,9 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         html, headers = _render(services, entry, view, token, view.kept.get("frame", ""))
         return compressed(request, html, "text/html; charset=utf-8", headers, status=view.status)
     key = (
-        entry.id, services.registry.revision, services.registry.count(entry), view.lang,
-        view.partner, view.state, view.kept.get("accent"), view.kept.get("origin"),
+        entry.id, services.registry.revision, services.registry.count(entry),
+        services.registry.goal(entry), view.lang,
+        view.partner, view.state, *(view.kept.get(k) for k in _KEPT[:-1]),
         "frame" in view.kept, view.preview,
     )  # fmt: skip
     found = _STENCILS.get(key)
@@ -213,13 +265,15 @@ def _render(
         # page whatever the count is when it is made (the progress bar is not shown on it).
         count = 0
     partner = entry.partners.get(view.partner)
-    progress = Progress(count, entry.goal)
+    goal = services.registry.goal(entry)  # the shown goal (`auto_goal`)
+    progress = Progress(count, goal)
     colours = accent_colours(view.kept.get("accent"))
     inline_style = f".pw-fill{{width:{progress.percent:.2f}%}}"
-    if colours:
+    if colours:  # after the theme's palette, so the partner's accent wins in every theme
         inline_style = f":root{{--accent:{colours[0]};--on-accent:{colours[1]}}}" + inline_style
+    inline_style = theme_css(look(view.kept)["theme"]) + inline_style
     count_text = t.plural("signed_count", count)
-    goal_text = t("goal", goal=t.number(entry.goal))
+    goal_text = t("goal", goal=t.number(goal))
     origin = view.kept.get("origin", "")
     base = f"/api/petitions/{entry.slug}"
     query = urllib.parse.urlencode({"lang": view.lang, "partner": view.partner})
@@ -244,7 +298,9 @@ def _render(
             for u in texts.updates
         ],
         "count": count,
-        "goal": entry.goal,
+        "goal": goal,
+        "look": look(view.kept),
+        "after_sign_url": entry.petition.after_sign_url,
         "value_max": progress.value_max,
         "count_text": count_text,
         "goal_text": goal_text,
@@ -268,12 +324,13 @@ def _render(
         "data": {
             "lang": view.lang,
             "count": count,
-            "goal": entry.goal,
+            "goal": goal,
             "goal_text": goal_text,
+            "status": entry.status,
             "parent_origin": origin,
             "frame": frame if "frame" in view.kept else "",
             "count_url": f"/widget/{entry.slug}/count",
-            "count_etag": count_etag(entry, count),
+            "count_etag": _etag(count, goal, entry.status),
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
@@ -293,6 +350,8 @@ def _render(
                         "error_email_invalid",
                         "error_network",
                         "check_text",
+                        "goal",
+                        "closed",
                     )
                 },
             },
@@ -305,6 +364,10 @@ def _render(
 def _kept(params: Mapping[str, Any]) -> dict[str, str]:
     """The look of the frame from query or form fields, each checked against its format."""
     kept = {}
+    for name, values in LOOKS.items():
+        value = params.get(name)
+        if isinstance(value, str) and value in values[1:]:  # the default is no parameter
+            kept[name] = value
     accent = params.get("accent")
     if isinstance(accent, str) and accent_colours(accent):
         kept["accent"] = accent
@@ -315,6 +378,19 @@ def _kept(params: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(frame, str) and _FRAME_ID.fullmatch(frame):
         kept["frame"] = frame
     return kept
+
+
+def look(kept: Mapping[str, str]) -> dict[str, str]:
+    """The frame's look, every option with its value (the defaults where none was asked)."""
+    return {name: kept.get(name, values[0]) for name, values in LOOKS.items()}
+
+
+def snippet_space(entry: Entry, lang: str = "", layout: str = "full") -> Space:
+    """The height a snippet reserves for this petition: its language's, or without one (the
+    reader's language decides) the tallest of those it may be shown in."""
+    if lang:
+        return Space.estimate(entry.petition, lang, layout)
+    return Space.tallest(entry.petition, interface_languages(entry), layout)
 
 
 def interface_languages(entry: Entry) -> list[str]:
@@ -436,13 +512,15 @@ def answered(services: Services, entry: Entry, view: View, kind: str) -> Respons
 # --- The live count ------------------------------------------------------------------------------
 
 
-def count_etag(entry: Entry, count: int) -> str:
-    """The count's validator; the document carries it, so even a widget's first poll is a 304."""
-    return _etag(count, entry.status)
+def count_etag(services: Services, entry: Entry) -> str:
+    """The count's validator; the document carries it, so even a widget's first poll is a 304.
+    It changes with any of the three fields, so a raised goal or a closing reaches open
+    widgets."""
+    return _etag(services.registry.count(entry), services.registry.goal(entry), entry.status)
 
 
-def _etag(count: int, status: str) -> str:
-    return f'"{count}-{status}"'
+def _etag(count: int, goal: int, status: str) -> str:
+    return f'"{count}-{goal}-{status}"'
 
 
 @petition_endpoint(not_found)
@@ -450,7 +528,7 @@ async def live_count(request: Request, services: Services, entry: Entry) -> Resp
     """The count alone, for open widgets to poll: about 60 bytes, or a `304` with none while it
     has not changed. It is read from the registry in memory, never from the database."""
     etag, answer, not_modified = _count_answers(
-        services.registry.count(entry), entry.goal, entry.status
+        services.registry.count(entry), services.registry.goal(entry), entry.status
     )
     if etag in request.headers.get("if-none-match", ""):
         return Prebuilt(not_modified)
@@ -461,10 +539,17 @@ async def live_count(request: Request, services: Services, entry: Entry) -> Resp
 def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Parts]:
     """The live count's `ETag`, `200` and `304`, made once per count (open widgets all ask for
     the same few counts, and a busy server answers thousands of polls a second)."""
-    etag = _etag(count, status)
+    etag = _etag(count, goal, status)
     headers = {
         "ETag": etag,
-        "Cache-Control": f"public, max-age={COUNT_MAX_AGE}",
+        "Cache-Control": (
+            f"public, max-age={COUNT_MAX_AGE}, "
+            f"stale-while-revalidate={COUNT_STALE_WHILE_REVALIDATE}, "
+            f"stale-if-error={COUNT_STALE_IF_ERROR}"
+        ),
+        # Public numbers: a partner's own page may show them (the badge is public too).
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "ETag",
     }
     body = f'{{"signatures":{count},"goal":{goal},"status":"{status}"}}'.encode()
     return etag, prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)

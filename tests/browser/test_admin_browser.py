@@ -141,9 +141,22 @@ def test_snippet_generator_updates_snippet_and_preview(
         "() => document.getElementById('preview').getAttribute('src').includes('lang=ru')"
     )
     assert frame.get_attribute("src") == (
-        f"/widget/{SLUG}?partner=ngo-a&lang=ru&accent=%23c0392b"
+        f"/widget/{SLUG}?partner=ngo-a&lang=ru&accent=%23c0392b&preview=1"
         f"&origin={urllib.parse.quote(widget_server.url(''), safe='')}&frame=preview"
+    )  # still the preview, which cannot sign
+    # The script builds the very snippet the server does for the same options.
+    tab.check("input[name=layout]")
+    tab.select_option("select[name=theme]", "dark")
+    tab.wait_for_function(
+        "() => document.getElementById('snippet-text').value.includes('data-layout=\"compact\"')"
     )
+    built = snippet.input_value()
+    tab.goto(
+        widget_server.url(ADMIN)
+        + "?partner=ngo-a&lang=ru&accent=%23c0392b&theme=dark&layout=compact"
+    )
+    assert tab.locator("#snippet-text").input_value() == built
+    tab.locator("#preview").scroll_into_view_if_needed()  # a lazy frame loads once in view
     preview = tab.frame_locator("#preview")
     preview.locator("html[lang=ru]").wait_for()  # the real widget, in Russian
 

@@ -74,6 +74,7 @@ def pages(partner_site: PartnerSite, widget_base: str) -> PartnerSite:
                 '<p><a id="after" href="#">After the widget</a></p>'
             ),
             "/evil.html": host_page("<p>Someone else's frame</p>"),
+            "/simple-auto.html": host_page(snippet(widget_base, partner="friends", theme="auto")),
         }
     )
     return partner_site
@@ -402,7 +403,8 @@ def test_frames_fit_their_content(visit: Callable[..., Visit], width: int) -> No
 
 
 def test_dark_scheme_reduced_motion_at_the_narrowest_width(visit: Callable[..., Visit]) -> None:
-    seen = visit("/simple.html", width=280, colour_scheme="dark", reduced_motion="reduce")
+    # data-theme="auto": the widget follows the visitor's scheme (the default is light).
+    seen = visit("/simple-auto.html", width=280, colour_scheme="dark", reduced_motion="reduce")
     frame = seen.frame()
     wait_fitted(frame)
     assert_no_inner_scrollbar(frame)

@@ -25,20 +25,32 @@
       .replace(/"/g, "&quot;");
   }
 
-  // The same text as server/snippet.py builds.
-  function snippet(base, slug, partner, lang, accent, height) {
+  // The same text as server/domain/snippet.py builds (a browser test compares them).
+  function spaceCss(space) {
+    var narrow = space[0], wide = space[1];
+    var slope = (narrow - wide) / (800 - 375);
+    var top = Math.ceil(narrow + slope * (375 - 280));
+    return "min-height:" + narrow + "px;min-height:clamp(" + wide + "px,calc(" + narrow +
+      "px - (100cqw - 375px) * " + slope.toFixed(4) + ")," + top + "px)";
+  }
+
+  function snippet(base, slug, options, space, height) {
     var attrs = [["src", base + "/embed.js"], ["data-petition", slug]];
     var query = [];
-    if (partner) { attrs.push(["data-partner", partner]); query.push("partner=" + encodeURIComponent(partner)); }
-    if (lang) { attrs.push(["data-lang", lang]); query.push("lang=" + encodeURIComponent(lang)); }
-    if (accent) { attrs.push(["data-accent", accent]); query.push("accent=" + encodeURIComponent(accent)); }
+    options.forEach(function (o) {
+      if (!o[1]) return;
+      attrs.push(["data-" + o[0], o[1]]);
+      query.push(o[0] + "=" + encodeURIComponent(o[1]));
+    });
     var tag = attrs.map(function (a) { return a[0] + '="' + escapeHtml(a[1]) + '"'; }).join(" ");
     var path = "/widget/" + encodeURIComponent(slug) + (query.length ? "?" + query.join("&") : "");
     return {
       path: path,
-      text: "<script async " + tag + "></" + "script>\n" +
+      text: '<div class="petition-widget-space" style="container-type:inline-size"><div style="' +
+        spaceCss(space) + '">\n' +
+        "<script async " + tag + "></" + "script>\n" +
         '<noscript><iframe src="' + escapeHtml(base + path) + '" title="Petition" loading="lazy" ' +
-        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>'
+        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>\n</div></div>'
     };
   }
 
@@ -47,25 +59,50 @@
     if (!form) return;
     var text = document.getElementById("snippet-text");
     var frame = document.getElementById("preview");
+    var spaces = JSON.parse(form.dataset.spaces);
     var timer = null;
     function update() {
       var partner = form.elements.partner ? form.elements.partner.value : "";
       var lang = form.elements.lang.value;
       var accent = form.elements.accent.value.trim();
+      var theme = form.elements.theme.value;
+      var compact = form.elements.layout.checked;
       partner = CODE.test(partner) ? partner : "";
       accent = HEX.test(accent) ? accent : "";
-      var built = snippet(form.dataset.base, form.dataset.slug, partner, lang, accent,
+      var options = [["partner", partner], ["lang", lang], ["accent", accent],
+        ["theme", theme === "light" ? "" : theme], ["layout", compact ? "compact" : ""],
+        ["background", form.elements.background.checked ? "transparent" : ""]];
+      var space = (spaces[lang] || spaces[""])[compact ? "compact" : "full"];
+      var built = snippet(form.dataset.base, form.dataset.slug, options, space,
         form.dataset.noscriptHeight);
       text.value = built.text;
+      // The preview never signs (preview=1), whatever the options.
+      var preview = built.path + (built.path.indexOf("?") < 0 ? "?" : "&") + "preview=1";
       clearTimeout(timer);
       timer = setTimeout(function () {
-        var src = withHeight(built.path);
+        var src = withHeight(preview);
         if (frame && frame.getAttribute("src") !== src) frame.setAttribute("src", src);
       }, 400);
     }
     form.addEventListener("input", update);
     form.addEventListener("change", update);
     form.addEventListener("submit", function (event) { event.preventDefault(); update(); });
+    // A saved configuration sets every option at once.
+    var configs = document.getElementById("generator-configs");
+    if (configs) {
+      configs.elements.config.addEventListener("change", function () {
+        var chosen = configs.elements.config.selectedOptions[0];
+        if (!chosen || !chosen.value) return;
+        var d = chosen.dataset;
+        if (form.elements.partner && form.elements.partner.tagName === "SELECT") form.elements.partner.value = d.partner;
+        form.elements.lang.value = d.lang;
+        form.elements.accent.value = d.accent;
+        form.elements.theme.value = d.theme;
+        form.elements.layout.checked = d.compact === "compact";
+        update();
+      });
+      configs.addEventListener("submit", function (event) { event.preventDefault(); });
+    }
   }
 
   // The preview frame takes the widget's own height, as embed.js does on a partner's page: the

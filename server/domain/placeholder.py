@@ -1,0 +1,114 @@
+"""The height a snippet reserves for its widget before the widget is there (pure).
+
+An `async` loader may run after the host page's first paint, so only the host's own markup can
+keep space for the frame; otherwise everything below it jumps when it arrives (Google's
+"cumulative layout shift"). The snippet's placeholder is sized here, from heights measured in
+Chromium (`scripts/measure_heights.py`, rerun it when the widget's look or a catalog changes):
+the form of a minimal petition in each language and layout, at 375 and 800 px wide, plus what
+each part of a petition adds (its title's and summary's lines, the country and comment fields,
+the organiser's box, the legal notice). The placeholder's CSS interpolates between the two
+widths with container query units, so one snippet fits a phone and a desktop column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from server.domain.petitions import Petition
+
+NARROW, WIDE = 375, 800  # the two widths heights are measured at, in CSS px
+
+# Measured: the minimal petition (one-letter texts, country optional, comment hidden, no
+# organiser and no legal notice), its form, (375 px, 800 px), per layout and language.
+_BASE = {
+    "full": {
+        "ar": (837, 797), "de": (942, 817), "en": (743, 723), "es": (898, 797),
+        "fr": (878, 797), "kk": (939, 817), "pt": (898, 797), "ru": (918, 797),
+        "tr": (878, 797), "uk": (918, 797),
+    },
+    "compact": {
+        "ar": (810, 759), "de": (892, 780), "en": (717, 686), "es": (872, 759),
+        "fr": (851, 759), "kk": (912, 780), "pt": (872, 759), "ru": (892, 759),
+        "tr": (831, 759), "uk": (872, 759),
+    },
+}  # fmt: skip
+# What the organiser's "keep me informed" box adds (with its English original while the
+# translation is unreviewed), per language, (375, 800).
+_ORGANISER = {
+    "ar": (83, 59), "de": (84, 39), "en": (43, 40), "es": (83, 59), "fr": (107, 59),
+    "kk": (83, 60), "pt": (83, 59), "ru": (63, 59), "tr": (87, 59), "uk": (63, 59),
+}  # fmt: skip
+_COUNTRY = 86  # the country field, when it is not hidden
+_COMMENT = 132  # the comment field, when it is shown
+# Layout of the text blocks: (content width, font size, line height) at 375 and at 800 px.
+_TITLE = {"full": ((343, 21.6, 27), (752, 25.6, 32)), "compact": ((351, 18.4, 23), (768, 20, 25))}
+_SUMMARY = {"full": ((343, 16, 24), (752, 16, 24)), "compact": ((351, 16, 24), (768, 16, 24))}
+_LEGAL = {
+    "full": ((343, 13.6, 20.4), (752, 13.6, 20.4)),
+    "compact": ((351, 13.6, 20.4), (768, 13.6, 20.4)),
+}
+# Average advance of a character, in em, in the fonts the tests run with: Cyrillic letters are
+# wider than Latin ones (fitted to the example petition's English and Russian texts).
+_EM_PER_CHARACTER = 0.52
+_EM_PER_CYRILLIC = 0.60
+_COMPACT_SUMMARY_LINES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """The reserved height at 375 and at 800 px of container width."""
+
+    narrow: int
+    wide: int
+
+    @classmethod
+    def estimate(cls, petition: Petition, lang: str, layout: str = "full") -> Space:
+        """The form's height for this petition, language and layout ("full" or "compact")."""
+        layout = "compact" if layout == "compact" else "full"
+        texts = petition.in_language(lang)
+        base = _BASE[layout].get(lang, _BASE[layout]["en"])
+        heights = []
+        for i in (0, 1):
+            height = base[i] + _lines(texts.title, _TITLE[layout][i])
+            summary = _lines(texts.summary, _SUMMARY[layout][i], counted=True)
+            if layout == "compact":
+                summary = min(summary, _COMPACT_SUMMARY_LINES)
+            height += (summary - 1) * _SUMMARY[layout][i][2]
+            if texts.legal_notice:
+                height += _lines(texts.legal_notice, _LEGAL[layout][i]) + _LEGAL[layout][i][2]
+            if texts.organiser:
+                height += _ORGANISER.get(lang, _ORGANISER["en"])[i]
+            if petition.country == "hidden":
+                height -= _COUNTRY
+            if petition.comment != "hidden":
+                height += _COMMENT
+            heights.append(round(height))
+        return cls(heights[0], heights[1])
+
+    @classmethod
+    def tallest(cls, petition: Petition, langs: list[str], layout: str = "full") -> Space:
+        """For a snippet without `data-lang`: the tallest of the languages it may show."""
+        spaces = [cls.estimate(petition, lang, layout) for lang in langs or [petition.lang]]
+        return cls(max(s.narrow for s in spaces), max(s.wide for s in spaces))
+
+    def css(self) -> str:
+        """Declarations for the placeholder: a fixed height for browsers without container
+        query units, then the height interpolated between the two widths (and extrapolated a
+        little below 375 px, down to 280)."""
+        slope = (self.narrow - self.wide) / (WIDE - NARROW)
+        top = math.ceil(self.narrow + slope * (NARROW - 280))
+        return (
+            f"min-height:{self.narrow}px;"
+            f"min-height:clamp({self.wide}px,calc({self.narrow}px - (100cqw - {NARROW}px) * "
+            f"{slope:.4f}),{top}px)"
+        )
+
+
+def _lines(text: str, box: tuple[float, float, float], counted: bool = False) -> int | float:
+    """The extra height of `text` past its first line (or, `counted`, its number of lines)."""
+    width, font, line = box
+    cyrillic = sum(1 for c in text if "\u0400" <= c <= "\u04ff")
+    ems = cyrillic * _EM_PER_CYRILLIC + (len(text) - cyrillic) * _EM_PER_CHARACTER
+    lines = max(1, math.ceil(ems * font / width))
+    return lines if counted else (lines - 1) * line
