@@ -93,5 +93,7 @@ def decide(
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
         mail_to=mail_to,
+        petition_slug=entry.slug,
+        partner_code=partner.code if partner else None,
     )
     return Decision(claims, signature)
