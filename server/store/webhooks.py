@@ -84,8 +84,8 @@ async def add(
     storage: Storage,
     *,
     petition_id: int,
-    partner_id: int | None,
     url: str,
+    partner_id: int | None = None,
     format: str = wh.STANDARD,
     public_key: str | None = None,
     osdi_token: str | None = None,
@@ -222,7 +222,7 @@ async def activity(storage: Storage, endpoint_id: int, limit: int = RECENT) -> A
             Waiting(r[0], payload.get("event_id", ""), payload.get("type", ""),
                     int(payload.get("sequence", 0)), int(r[2]), r[3], int(r[4]), r[5])
         )  # fmt: skip
-    return Activity([Delivered(*r) for r in done], waiting)
+    return Activity([Delivered(*(r[i] for i in range(7))) for r in done], waiting)
 
 
 async def redeliver(storage: Storage, endpoint_id: int, row_id: int, now: float) -> bool:
