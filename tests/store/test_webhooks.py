@@ -265,7 +265,7 @@ def test_a_day_of_failures_gives_up_keeps_it_a_week_without_personal_data_then_p
                 storage, signature(pid, "f@example.org", targets=await targets(storage, pid))
             )
             async with delivering(storage, clock):
-                await until(clock, lambda: False if clock.now() < T + 86_400 + 7200 else True,
+                await until(clock, lambda: clock.now() >= T + 86_400 + 7200,
                             1800, 100)  # fmt: skip
                 await asyncio.sleep(0.2)
             activity = await webhooks.activity(storage, endpoint_id)
@@ -346,7 +346,7 @@ def test_a_private_address_is_refused_after_resolution_with_the_rule(
                 storage, signature(pid, "p@example.org", targets=await targets(storage, pid))
             )
             async with delivering(storage, clock, webhook_job.WebhookJob(resolver=rebinding)):
-                await until(clock, lambda: False if clock.now() < T + 60 else True, 10, 20)
+                await until(clock, lambda: clock.now() >= T + 60, 10, 20)
             assert receiver.received == []
             activity = await webhooks.activity(storage, endpoint_id)
             assert activity.waiting[0].last_error == "private_address"

@@ -85,7 +85,7 @@ def receiving(secrets: list[str] | None = None) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_POST(self) -> None:
             assert receiver is not None
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
@@ -112,12 +112,15 @@ def receiving(secrets: list[str] | None = None) -> Iterator[Receiver]:
                 self.close_connection = True
                 return
             assert isinstance(answer, int)
-            self.send_response(answer)
-            if 300 <= answer < 400:
-                self.send_header("location", f"http://127.0.0.1:{receiver.port}/elsewhere")
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            try:
+                self.send_response(answer)
+                if 300 <= answer < 400:
+                    self.send_header("location", f"http://127.0.0.1:{receiver.port}/elsewhere")
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except OSError:
+                self.close_connection = True  # the sender is gone (killed, or it gave up)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
