@@ -9,29 +9,33 @@ import re
 import pytest
 
 from server.domain import sealing
-from tests.test_cli_owner import SLUG, Run, run  # noqa: F401 (the fixture)
+from tests import test_cli_owner
+from tests.test_cli_owner import SLUG, Run
+
+#: The in-process runner of the owner's command tests, shared.
+cli = test_cli_owner.run
 
 SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]{40,}")
 
 
-def test_add_prints_the_id_and_the_secret_once_and_list_rotate_test_remove(run: Run) -> None:
-    code, out, err = run("webhooks", "add", SLUG, "http://127.0.0.1:9/hook", "--allow-http",
+def test_add_prints_the_id_and_the_secret_once_and_list_rotate_test_remove(cli: Run) -> None:
+    code, out, err = cli("webhooks", "add", SLUG, "http://127.0.0.1:9/hook", "--allow-http",
                          "--allow-private")  # fmt: skip
     assert code == 0, err
     (secret,) = SECRET.findall(out)
     assert "Added webhook endpoint 1 for the owner" in out
-    code, out, _ = run("webhooks", "list")
+    code, out, _ = cli("webhooks", "list")
     assert code == 0 and "http://127.0.0.1:9/hook" in out and secret not in out
     assert "enabled" in out
-    code, out, _ = run("webhooks", "rotate", "1")
+    code, out, _ = cli("webhooks", "rotate", "1")
     (new,) = SECRET.findall(out)
     assert code == 0 and new != secret and "24 hours" in out
-    code, out, _ = run("webhooks", "test", "1")
+    code, out, _ = cli("webhooks", "test", "1")
     assert code == 0 and "webhook.test" in out
-    code, out, _ = run("webhooks", "list")
+    code, out, _ = cli("webhooks", "list")
     assert out.splitlines()[1].split()[5] == "1"  # one event waits
-    assert run("webhooks", "remove", "1")[0] == 0
-    code, _, err = run("webhooks", "remove", "1")
+    assert cli("webhooks", "remove", "1")[0] == 0
+    code, _, err = cli("webhooks", "remove", "1")
     assert code == 1 and "no webhook endpoint 1" in err
 
 
@@ -52,28 +56,28 @@ def test_add_prints_the_id_and_the_secret_once_and_list_rotate_test_remove(run: 
         (["https://crm.example.org/", "--osdi-token-stdin"], "only for --format osdi"),
     ],
 )
-def test_add_refusals_say_the_rule(run: Run, args: list[str], says: str) -> None:
-    code, out, err = run("webhooks", "add", SLUG, *args)
+def test_add_refusals_say_the_rule(cli: Run, args: list[str], says: str) -> None:
+    code, out, err = cli("webhooks", "add", SLUG, *args)
     assert code == 1 and says in err, err
     assert "whsec_" not in out
 
 
 def test_osdi_token_never_from_the_command_line_and_osdi_refused_when_sealing(
-    run: Run, monkeypatch: pytest.MonkeyPatch
+    cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(SystemExit):  # there is no such option
-        run("webhooks", "add", SLUG, "https://crm.example.org/", "--osdi-token", "t")
+        cli("webhooks", "add", SLUG, "https://crm.example.org/", "--osdi-token", "t")
     monkeypatch.setenv("CRM_TOKEN", "")
-    code, _, err = run("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
+    code, _, err = cli("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
                        "--format", "osdi", "--osdi-token-from-env", "CRM_TOKEN")  # fmt: skip
     assert code == 1 and "$CRM_TOKEN is empty or unset" in err
     monkeypatch.setattr("sys.stdin", io.StringIO("secret-token\n"))
-    code, out, err = run("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
+    code, out, err = cli("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
                          "--format", "osdi", "--osdi-token-stdin")  # fmt: skip
     assert code == 0, err
     assert "secret-token" not in out
     public, _ = sealing.new_key_pair()
     monkeypatch.setenv("SEALING_PUBLIC_KEY", public)
-    code, _, err = run("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
+    code, _, err = cli("webhooks", "add", SLUG, "https://127.0.0.1/", "--allow-private",
                        "--format", "osdi")  # fmt: skip
     assert code == 1 and "--format osdi is refused with sealing on" in err
