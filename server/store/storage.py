@@ -173,6 +173,19 @@ class Storage:
                          "status": status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "updated"
+                    petition_id = await conn.fetch_val(
+                        "SELECT id FROM petitions WHERE slug = :slug", {"slug": p.slug}
+                    )
+                    # The webhook events of what the file changed, in this transaction.
+                    if status == "closed" and row[2] != "closed":
+                        await events.petition_closed(conn, int(petition_id), float(now))
+                    if int(goal) != int(row[1]):
+                        total = await conn.fetch_val(
+                            "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :p",
+                            {"p": petition_id},
+                        )
+                        await events.goal_changed(conn, int(petition_id), int(goal),
+                                                  int(total), float(now))  # fmt: skip
             if any(v != "unchanged" for v in outcome.values()):
                 await self._bump_revision(conn)
         return outcome
