@@ -82,7 +82,7 @@ def test_the_osdi_record() -> None:
             "country": "KZ",
             "signed_at": "T",
             "partner_code": "ngo",
-        }  # fmt: skip
+        }
     )
     assert record == {
         "person": {"given_name": "Ann", "family_name": "Lee",

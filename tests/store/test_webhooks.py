@@ -14,8 +14,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import nacl.public
@@ -60,10 +63,8 @@ async def hook(
     storage: Storage, pid: int, receiver: Receiver, path: str = "/hook", **options: Any
 ) -> tuple[int, str]:
     """An endpoint on the receiver (loopback: allowed here), its secret given to it."""
-    options = {"allow_http": True, "allow_private": True, **options}
-    new_id, secret = await webhooks.add(
-        storage, petition_id=pid, url=receiver.url(path), now=T, **options
-    )
+    options = {"allow_http": True, "allow_private": True, "url": receiver.url(path), **options}
+    new_id, secret = await webhooks.add(storage, petition_id=pid, now=T, **options)
     receiver.secrets.append(secret)
     return new_id, secret
 
@@ -571,6 +572,81 @@ def test_no_endpoint_no_rows(database_url: str) -> None:
         assert s.confirm is not None
         await confirmations.confirm(storage, s.confirm.digest, int(T))
         assert await waiting_rows(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def _certificate(folder: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` (openssl, as Debian ships it)."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext",
+         f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The job connects to the address it resolved and checked, and TLS still verifies the
+    certificate against the host name: a certificate for another name fails."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        good = _certificate(tmp_path, "crm.test")
+        trust = ssl.create_default_context(cafile=good[0])
+
+        async def resolver(host: str, port: int) -> list[str]:
+            assert host in ("crm.test", "other.test")
+            return ["127.0.0.1"]
+
+        job = webhook_job.WebhookJob(resolver=resolver, tls=trust)
+        with receiving(tls=good) as receiver:
+            await hook(storage, pid, receiver, url=receiver.url(host="crm.test", scheme="https"))
+            other_id, _ = await webhooks.add(
+                storage, petition_id=pid, allow_private=True, now=T,
+                url=receiver.url(host="other.test", scheme="https"),
+            )  # fmt: skip
+            await sign(
+                storage, signature(pid, "tls@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock, job):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+                await until(clock, lambda: clock.now() >= T + 30, 10, 10)
+            assert got.verified and got.headers["host"] == f"crm.test:{receiver.port}"
+            other = await webhooks.activity(storage, other_id)
+            assert other.waiting[0].last_error == "SSLCertVerificationError"
+            assert len(receiver.received) == 1
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_with_sealing_a_none_petition_keeps_nothing_in_clear(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        owner_public, _ = sealing.new_key_pair()
+        crm_public, crm_secret = sealing.new_key_pair()
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, public_key=crm_public)
+            s = signature(pid, "plain@example.org", "Plain Signer",
+                          targets=await targets(storage, pid))  # fmt: skip
+            await sign(storage, s, owner_key=owner_public)
+            (row,) = await waiting_rows(storage)
+            assert "plain@example.org" not in json.dumps(row) and "Plain" not in json.dumps(row)
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+        data = got.json["data"]
+        assert sealing.open_box(data["sealed"], sealing.parse_secret_key(crm_secret))["email"] == (
+            "plain@example.org"
+        )
+        assert data["signed_at"] == wh.iso(sealing.hour(int(T)))  # the hour, in clear
         await storage.disconnect()
 
     run(check())

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import http.server
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,8 +45,8 @@ class Receiver:
     answer: Callable[[Received], int | str] = lambda _: 204
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def accepted(self) -> list[Received]:
         """Requests answered 2xx, in arrival order."""
@@ -76,7 +77,10 @@ def _verify(secrets: list[str], body: bytes, headers: dict[str, str]) -> list[in
 
 
 @contextlib.contextmanager
-def receiving(secrets: list[str] | None = None) -> Iterator[Receiver]:
+def receiving(
+    secrets: list[str] | None = None, tls: tuple[str, str] | None = None
+) -> Iterator[Receiver]:
+    """A receiver; with `tls` (certificate file, key file) it speaks HTTPS."""
     receiver: Receiver | None = None
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -124,6 +128,10 @@ def receiving(secrets: list[str] | None = None) -> Iterator[Receiver]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     receiver = Receiver(server.server_address[1], secrets=list(secrets or []))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
