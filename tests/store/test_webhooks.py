@@ -650,3 +650,41 @@ def test_with_sealing_a_none_petition_keeps_nothing_in_clear(database_url: str) 
         await storage.disconnect()
 
     run(check())
+
+
+def test_the_functions_a_quarantine_calls_announce_invalidation_and_restoration(
+    database_url: str,
+) -> None:
+    """`signatures_withdrawn(..., "invalidated", ...)` and `signature_counted`, called inside
+    the caller's own transaction, as invalidate and restore will: rolled back, nothing."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            s = signature(pid, "q@example.org", targets=await targets(storage, pid))
+            await sign(storage, s)
+            row_id = int(
+                await storage.database.fetch_val(
+                    "SELECT id FROM signatures WHERE ref = :r", {"r": s.ref}
+                )
+            )
+            with contextlib.suppress(RuntimeError):
+                async with storage.write() as tx:
+                    await events.signatures_withdrawn(tx, [row_id], "invalidated", T)
+                    raise RuntimeError("rolled back")
+            assert len(await waiting_rows(storage)) == 1  # only the counted event
+            async with storage.write() as tx:
+                assert await events.signatures_withdrawn(tx, [row_id], "invalidated", T) == 1
+                assert await events.signature_counted(tx, row_id, T) == 1
+            kinds = [(r["type"], r["data"].get("reason"), r["sequence"])
+                     for r in await waiting_rows(storage)]  # fmt: skip
+            assert kinds == [
+                ("signature.counted", None, 1),
+                ("signature.withdrawn", "invalidated", 2),
+                ("signature.counted", None, 3),
+            ]
+            assert {r["data"]["signature_id"] for r in await waiting_rows(storage)} == {s.ref}
+        await storage.disconnect()
+
+    run(check())
