@@ -65,6 +65,17 @@ VALUES (:p, :g, :m, :now) ON CONFLICT (petition_id, goal, milestone) DO NOTHING
 RETURNING milestone"""
 
 
+_FORGET_COUNTED = """
+DELETE FROM outbox WHERE topic = 'webhook' AND (claimed_until IS NULL OR claimed_until < :now)
+    AND payload LIKE :pattern"""
+
+
+def _payload_pattern(signature_id: str) -> str:
+    """What a counted event's payload holds of its signature (`json.dumps`' default spacing;
+    ids are hex or `sig_<n>`, so no wildcard but `_`, which matches itself too)."""
+    return f'%"type": "{wh.COUNTED}"%"signature_id": "{signature_id}"%'
+
+
 def signature_ref(ref: str | None, row_id: int) -> str:
     """A signature's `signature_id` in events: its random `ref` (the same in every event about
     it), or, for one made before refs existed, its row id. Never its email key."""
@@ -158,11 +169,17 @@ async def signatures_withdrawn(
         )
         if r is None:
             continue
+        signature_id = signature_ref(r[1], row_id)
+        # Its counted events not delivered yet go: they hold its data, and would reach a CRM
+        # after the signer withdrew (one already in flight may still arrive, then this one).
+        await tx.execute(
+            _FORGET_COUNTED, {"pattern": _payload_pattern(signature_id), "now": int(now)}
+        )
         if r[0] not in by_petition:
             by_petition[r[0]] = await targets(tx, r[0])
         for target in by_petition[r[0]]:
             data = wh.withdrawn_data(
-                target, signature_id=signature_ref(r[1], row_id), petition=r[2],
+                target, signature_id=signature_id, petition=r[2],
                 partner_id=r[3], partner_code=r[4], consent_partner=bool(r[5]), reason=reason,
             )  # fmt: skip
             if data is not None:
