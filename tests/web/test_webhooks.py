@@ -38,17 +38,17 @@ def test_a_signature_reaches_the_crm_and_the_dashboard_redelivers_a_failure(
 
         endpoint_id, key = in_storage(url, add)
         deadline = time.monotonic() + 10
-        person = {"email": ""}
+        signed: set[str] = set()
         # The registry reloads the endpoints within its refresh; until then a signature may
         # go unannounced (the documented limit), so sign until one is announced.
         while not receiver.received:
             assert time.monotonic() < deadline
-            person = sign(client, SLUG, consent_organiser=True)
+            signed.add(sign(client, SLUG, consent_organiser=True)["email"])
             time.sleep(0.3)
         got = receiver.wait(1)
         assert all(r.verified for r in got)
         assert got[-1].json["type"] == "signature.counted"
-        assert any(r.json["data"].get("email") == person["email"] for r in got)
+        assert {r.json["data"].get("email") for r in got} <= signed
 
         # A failed event: the dashboard lists it with a button, which needs the CSRF token.
         async def fail(storage: Storage) -> int:
