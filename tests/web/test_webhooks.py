@@ -50,6 +50,12 @@ def test_a_signature_reaches_the_crm_and_the_dashboard_redelivers_a_failure(
         assert got[-1].json["type"] == "signature.counted"
         assert {r.json["data"].get("email") for r in got} <= signed
 
+        # Its delivery's record is written once the batch settles, just after the answer.
+        deadline = time.monotonic() + 10
+        while not in_storage(url, lambda s: webhooks.activity(s, endpoint_id)).delivered:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
         # A failed event: the dashboard lists it with a button, which needs the CSRF token.
         async def fail(storage: Storage) -> int:
             await storage.database.execute(
