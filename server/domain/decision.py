@@ -102,6 +102,7 @@ def decide(
         partner_key=partner.public_key if partner and signer.consent_partner else None,
         mail_box=mail_box,
         petition_slug=entry.slug,
+        auto_goal=petition.auto_goal,
         partner_code=partner.code if partner else None,
     )
     return Decision(claims, signature)

@@ -58,10 +58,12 @@ class NewSignature:
     # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
     # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
     mail_box: str | None = None
-    # For webhook events: the petition's slug, the partner's code, and the petition's enabled
-    # endpoints as the registry knows them (`web/submission.sign` sets them).
+    # For webhook events: the petition's slug, the partner's code, whether its goal moves by
+    # steps (`auto_goal`: each step is a milestone), and the petition's enabled endpoints as the
+    # registry knows them (`web/submission.sign` sets them).
     petition_slug: str = ""
     partner_code: str | None = None
+    auto_goal: bool = False
     webhooks: tuple[webhooks.Target, ...] = ()
 
     @property

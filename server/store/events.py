@@ -14,12 +14,17 @@ Callers, each passing its own open transaction `tx` (of `storage.write()`):
 - `signatures_withdrawn(tx, signature_row_ids, reason, now)`: signatures stop counting, reason
   `withdrawn` (a link, `signatures remove`), `retention` or `invalidated` (a quarantine's
   *invalidate*). Call it while the rows still exist (before a DELETE): it reads them.
-- `check_milestones(tx, petition_id, total, now, steps=())`: after a count went up; fires
-  25/50/75/100 % of the stored goal, once per milestone and goal value. `steps` takes extra
-  absolute counts (auto-goal steps) to fire as milestones too.
+- `check_milestones(tx, petition_id, total, now, steps=None)`: after a count went up; fires
+  25/50/75/100 % of the stored goal, once per milestone and goal value, and each `auto_goal`
+  step reached (`steps`: the caller's `auto_goal_steps`, or read here when None).
 - `milestone(tx, petition_id, signatures, goal, milestone, now)`: one milestone, once.
 - `petition_closed(tx, petition_id, now)`; `goal_changed(tx, petition_id, goal, total, now)`
-  (the milestones a new goal has already passed are recorded without an event).
+  (the milestones a new goal has already passed are recorded without an event, steps too).
+
+An `auto_goal` petition's steps (`domain/goals.steps_reached`: 200, 500, 1,000, ... above the
+stored goal) are milestones too: a step reached is 100 % of the goal it was, so its event says
+`goal` = the step and `milestone` = 100, once per step like any other (and a stored goal that
+equals a step is the same milestone, not a second one).
 
 Nothing here is written when a petition has no endpoint: the signing path pays nothing then.
 With sealing on, no row holds a signer's personal fields in clear: only `data.sealed`.
@@ -31,7 +36,7 @@ import json
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
-from server.domain import sealing
+from server.domain import goals, sealing
 from server.domain import webhooks as wh
 from server.domain.signatures import NewSignature
 from server.store.engine import Many, Statement, Transaction
@@ -59,6 +64,11 @@ LEFT JOIN partners pa ON pa.id = s.partner_id
 LEFT JOIN consent_texts c ON c.version = s.consent_version
 WHERE s.id = :id"""
 _MILESTONES_DONE = "SELECT COUNT(*) FROM webhook_milestones WHERE petition_id = :p AND goal = :g"
+_FIRED = """
+SELECT COUNT(*) FROM webhook_milestones WHERE petition_id = :p AND goal = :g AND milestone = :m"""
+_GOAL = "SELECT goal, slug, document FROM petitions WHERE id = :p"
+# A step reached is the whole of the goal it was (see the module).
+STEP_MILESTONE = wh.MILESTONES[-1]
 _MARK_MILESTONE = """
 INSERT INTO webhook_milestones (petition_id, goal, milestone, reached_at)
 VALUES (:p, :g, :m, :now) ON CONFLICT (petition_id, goal, milestone) DO NOTHING
@@ -216,25 +226,47 @@ async def milestone(
     return True
 
 
+def steps_of(document: str, total: int, goal: int) -> list[int]:
+    """The `auto_goal` steps `total` has reached, for a petition stored as `document` (its
+    JSON); [] when the petition has no `auto_goal`."""
+    if not json.loads(document).get("auto_goal"):
+        return []
+    return goals.steps_reached(total, goal)
+
+
+async def auto_goal_steps(tx: Transaction, petition_id: int, total: int) -> list[int]:
+    """`steps_of` for a stored petition, read in `tx` (its goal and file as they are now)."""
+    row = await tx.fetch_one(_GOAL, {"p": petition_id})
+    return [] if row is None else steps_of(row[2], total, int(row[0]))
+
+
 async def check_milestones(
-    tx: Transaction, petition_id: int, total: int, now: float, steps: Sequence[int] = ()
-) -> list[int]:
+    tx: Transaction,
+    petition_id: int,
+    total: int,
+    now: float,
+    steps: Sequence[int] | None = None,
+) -> list[tuple[int, int]]:
     """After a count went up to `total`: the milestones of the stored goal reached and not
     fired yet fire now (every one reached, so a crossing two concurrent writers both missed
-    fires with the next signature). Only for a petition with endpoints. `steps`: auto-goal
-    steps (absolute counts) to fire as well, each once, with the goal it led to."""
+    fires with the next signature), then the `auto_goal` steps reached (`steps`, absolute
+    counts; None: `auto_goal_steps`), each once. Only for a petition with endpoints. Returns
+    the (goal, milestone) pairs fired."""
     if not await targets(tx, petition_id):
         return []
-    goal = int(await tx.fetch_val("SELECT goal FROM petitions WHERE id = :p", {"p": petition_id}))
+    row = await tx.fetch_one(_GOAL, {"p": petition_id})
+    if row is None:
+        return []
+    goal = int(row[0])
     due = wh.reached(total, goal)
     fired = []
     if due and int(await tx.fetch_val(_MILESTONES_DONE, {"p": petition_id, "g": goal})) < len(due):
         for percent in due:
             if await milestone(tx, petition_id, total, goal, percent, now):
-                fired.append(percent)
-    for step in steps:
-        if total >= step and await milestone(tx, petition_id, total, goal, step, now):
-            fired.append(step)
+                fired.append((goal, percent))
+    for step in steps_of(row[2], total, goal) if steps is None else steps:
+        if total >= step and await milestone(tx, petition_id, total, step, STEP_MILESTONE, now):
+            fired.append((step, STEP_MILESTONE))
     return fired
 
 
@@ -242,9 +274,12 @@ async def goal_changed(
     tx: Transaction, petition_id: int, goal: int, total: int, now: float
 ) -> None:
     """A new goal: its milestones already passed are recorded as fired, without an event (a
-    raised goal announces what is still ahead, not a burst of past percentages)."""
-    for percent in wh.reached(total, goal):
-        await tx.execute(_MARK_MILESTONE, {"p": petition_id, "g": goal, "m": percent,
+    raised goal announces what is still ahead, not a burst of past percentages), and so are
+    the `auto_goal` steps already passed."""
+    passed = [(goal, percent) for percent in wh.reached(total, goal)]
+    passed += [(step, STEP_MILESTONE) for step in await auto_goal_steps(tx, petition_id, total)]
+    for reached_goal, reached in passed:
+        await tx.execute(_MARK_MILESTONE, {"p": petition_id, "g": reached_goal, "m": reached,
                                            "now": int(now)})  # fmt: skip
 
 
@@ -306,14 +341,25 @@ def plan_counted(
         found = next(s.webhooks for s, _ in counted if s.petition_id == petition_id)
         petition = yield "SELECT goal, slug FROM petitions WHERE id = :p", {"p": petition_id}
         goal, slug = int(petition[0]), str(petition[1])
-        due = wh.reached(total, goal)
-        if not due or int((yield _MILESTONES_DONE, {"p": petition_id, "g": goal})[0]) >= len(due):
-            continue
-        for percent in due:
-            values = {"p": petition_id, "g": goal, "m": percent, "now": now}
-            if (yield _MARK_MILESTONE, values) is None:
+        # Reached, perhaps not fired yet: one read each tells when all of them have (in a
+        # petition past its goal, most groups), so that most groups write nothing here.
+        due = [(goal, percent) for percent in wh.reached(total, goal)]
+        if due and int((yield _MILESTONES_DONE, {"p": petition_id, "g": goal})[0]) >= len(due):
+            due = []
+        # Whether it has steps, from the signatures (the registry's entry): its file is not
+        # read here, on the signing path.
+        auto_goal = any(s.auto_goal for s, _ in counted if s.petition_id == petition_id)
+        steps = goals.steps_reached(total, goal) if auto_goal else []
+        # Steps are marked lowest first: the highest one marked means every lower one is too.
+        if steps and int((yield _FIRED, _marked(petition_id, steps[-1], STEP_MILESTONE))[0]):
+            steps = []
+        for reached_goal, reached in due + [(step, STEP_MILESTONE) for step in steps]:
+            if (
+                yield _MARK_MILESTONE, {**_marked(petition_id, reached_goal, reached), "now": now}
+            ) is None:
                 continue
-            data = {"petition": slug, "signatures": total, "goal": goal, "milestone": percent}
+            data = {"petition": slug, "signatures": total, "goal": reached_goal,
+                    "milestone": reached}  # fmt: skip
             for target in found:
                 shaped = wh.plain_data(target, wh.MILESTONE, data)
                 if shaped is None:
@@ -321,6 +367,10 @@ def plan_counted(
                 last = yield _NEXT_SEQUENCE, {"n": 1, "id": target.id}
                 if last is not None:
                     yield _QUEUE, _row(target.id, wh.MILESTONE, shaped, int(last[0]), now)
+
+
+def _marked(petition_id: int, goal: int, milestone: int) -> dict[str, Any]:
+    return {"p": petition_id, "g": goal, "m": milestone}
 
 
 def _new_facts(s: NewSignature, now: int) -> wh.SignatureFacts:
