@@ -316,7 +316,7 @@ async def deliver(
         if not rows:
             if handled:
                 handled = False
-                await storage.engine.scrub()  # SQLite's WAL held delivered payloads
+                await storage.engine.scrub()  # delivered payloads leave the files (WAL, dead rows)
             next_due = await storage.database.fetch_val(
                 "SELECT MIN(available_at) FROM outbox WHERE topic = :t AND failed_at IS NULL",
                 {"t": TOPIC},
