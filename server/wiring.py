@@ -21,7 +21,7 @@ from server.domain.ratelimit import RateLimiter
 from server.domain.sealing import EmailHasher
 from server.domain.signatures import seal_group
 from server.settings import Settings
-from server.store import jobs
+from server.store import jobs, webhook_job
 from server.store.clock import Clock, SystemClock
 from server.store.registry import Registry
 from server.store.runner import JobRunner
@@ -44,6 +44,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock,
         mail_job=mail_job(settings),
         confirm_lifetime=settings.confirm_lifetime,
+        webhook=webhook_job.WebhookJob(),
     )
     return Services(
         settings=settings,

@@ -29,6 +29,11 @@ READERS = [
     ("export", SLUG, "--secret-key", "owner.secret"),
     ("seal",),
     ("retention", "run"),
+    ("webhooks", "add", SLUG, "https://crm.example.org/hook"),
+    ("webhooks", "list"),
+    ("webhooks", "remove", "1"),
+    ("webhooks", "rotate", "1"),
+    ("webhooks", "test", "1"),
 ]
 
 

@@ -101,6 +101,9 @@ def decide(
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
         mail_box=mail_box,
+        petition_slug=entry.slug,
+        auto_goal=petition.auto_goal,
+        partner_code=partner.code if partner else None,
     )
     return Decision(claims, signature)
 

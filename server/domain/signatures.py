@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from server.domain import i18n
+from server.domain import i18n, webhooks
 from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
@@ -58,6 +58,13 @@ class NewSignature:
     # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
     # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
     mail_box: str | None = None
+    # For webhook events: the petition's slug, the partner's code, whether its goal moves by
+    # steps (`auto_goal`: each step is a milestone), and the petition's enabled endpoints as the
+    # registry knows them (`web/submission.sign` sets them).
+    petition_slug: str = ""
+    partner_code: str | None = None
+    auto_goal: bool = False
+    webhooks: tuple[webhooks.Target, ...] = ()
 
     @property
     def needs_confirmation(self) -> bool:
@@ -81,6 +88,14 @@ def seal_group(
             )  # fmt: skip
             if s.confirm is not None:
                 box = dataclasses.replace(box, name_box=name_box(s.signer.name, s.confirm.token))
+            if s.webhooks:
+                boxes = webhooks.seal_for(
+                    s.webhooks, partner_id=s.partner_id,
+                    consent_organiser=s.signer.consent_organiser,
+                    consent_partner=s.signer.consent_partner,
+                    name=s.signer.name, email=s.signer.email,
+                )  # fmt: skip
+                box = dataclasses.replace(box, webhooks=tuple(sorted(boxes.items())))
             s = dataclasses.replace(s, sealed=box)
         sealed.append(s)
     return sealed

@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from typing import Literal
 
 from server.domain import links, sealing
+from server.store import events
 from server.store.engine import Transaction
 from server.store.signatures import MAIL_TOPIC, email_digest
 from server.store.storage import Storage
@@ -108,13 +110,13 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
             "INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, "
             "email, name, country, comment, lang, consent_version, consent_organiser, "
             "consent_partner, created_at, signed_at, ref, sealed, partner_sealed, "
-            "email_domain) "
+            "email_domain, webhook_sealed) "
             "SELECT petition_id, partner_id, unknown_partner, email_key, email, name, country, "
             "comment, lang, consent_version, consent_organiser, consent_partner, "
             # Sealed, the clear time of the confirmation is its hour, like every other.
             "CASE WHEN sealed IS NULL THEN CAST(:now AS BIGINT) ELSE CAST(:hour AS BIGINT) END, "
             "created_at, ref, sealed, "
-            "partner_sealed, email_domain FROM pending_signatures WHERE id = :id "
+            "partner_sealed, email_domain, webhook_sealed FROM pending_signatures WHERE id = :id "
             "ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id",
             {"id": pending_id, "now": now, "hour": sealing.hour(now)},
         )
@@ -135,6 +137,9 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
         if moved is None:  # the address had signed already
             return Change(petition_id)
         count = await _move_counter(tx, petition_id, partner_id, +1)
+        # Its webhook events, in this transaction: it counts if and only if they go out.
+        await events.signature_counted(tx, int(moved), now)
+        await events.check_milestones(tx, petition_id, count, now)
     return Change(petition_id, count)
 
 
@@ -146,6 +151,9 @@ async def withdraw(storage: Storage, digest: str) -> Change | None:
         if link is None:
             return None
         petition_id, ref = link[0], link[1]
+        counting = await tx.fetch_val("SELECT id FROM signatures WHERE ref = :ref", {"ref": ref})
+        if counting is not None:  # read before it goes
+            await events.signatures_withdrawn(tx, [int(counting)], "withdrawn", time.time())
         removed = await tx.fetch_one(
             "DELETE FROM signatures WHERE ref = :ref RETURNING petition_id, partner_id",
             {"ref": ref},
@@ -201,6 +209,10 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
     who asks by other means: (signatures removed, pending submissions removed)."""
     async with storage.write() as tx:
         key = {"p": petition_id, "k": email_key}
+        ids = await tx.fetch_all(
+            "SELECT id FROM signatures WHERE petition_id = :p AND email_key = :k", key
+        )
+        await events.signatures_withdrawn(tx, [int(r[0]) for r in ids], "withdrawn", time.time())
         removed = await tx.fetch_all(
             "DELETE FROM signatures WHERE petition_id = :p AND email_key = :k "
             "RETURNING partner_id, ref",

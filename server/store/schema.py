@@ -225,4 +225,59 @@ MIGRATIONS: list[list[Step]] = [
         # never decreases, even when signatures are withdrawn after it moved up a step.
         "ALTER TABLE petitions ADD COLUMN shown_goal BIGINT NOT NULL DEFAULT 0",
     ],
+    [
+        # Webhook endpoints (issue 17, docs/webhooks.md). The secrets sign every delivery, so
+        # they are kept as they are, not hashed: whoever copies the database can sign as this
+        # server to its CRMs (docs/privacy.md). `old_secret` also signs until
+        # `old_secret_until`, 24 h after a rotation. `sequence` numbers each endpoint's events.
+        """CREATE TABLE webhook_endpoints (
+            id {pk},
+            petition_id BIGINT NOT NULL REFERENCES petitions (id),
+            partner_id BIGINT REFERENCES partners (id),
+            url TEXT NOT NULL,
+            format TEXT NOT NULL,
+            public_key TEXT,
+            secret TEXT NOT NULL,
+            old_secret TEXT,
+            old_secret_until BIGINT,
+            osdi_token TEXT,
+            allow_http SMALLINT NOT NULL,
+            allow_private SMALLINT NOT NULL,
+            sequence BIGINT NOT NULL,
+            disabled_at BIGINT,
+            disabled_reason TEXT,
+            created_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX webhook_endpoints_by_petition ON webhook_endpoints (petition_id)",
+        # An event row is an outbox row of topic `webhook` for one endpoint: named here, so the
+        # dashboard lists an endpoint's failures and removing it takes its rows.
+        "ALTER TABLE outbox ADD COLUMN endpoint_id BIGINT",
+        "CREATE INDEX outbox_by_endpoint ON outbox (endpoint_id)",
+        # What stays of a delivered event: its metadata, never its data.
+        """CREATE TABLE webhook_deliveries (
+            id {pk},
+            endpoint_id BIGINT NOT NULL,
+            event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            attempts INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            delivered_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id)",
+        # Milestones fired, once per petition, goal value and milestone.
+        """CREATE TABLE webhook_milestones (
+            petition_id BIGINT NOT NULL,
+            goal BIGINT NOT NULL,
+            milestone BIGINT NOT NULL,
+            reached_at BIGINT NOT NULL,
+            PRIMARY KEY (petition_id, goal, milestone)
+        )""",
+        # With sealing on, the personal fields sealed at submission for each endpoint's key
+        # (JSON: endpoint id -> box), held with the submission until it counts, and with the
+        # signature after (a restored signature is announced again with them).
+        "ALTER TABLE pending_signatures ADD COLUMN webhook_sealed TEXT",
+        "ALTER TABLE signatures ADD COLUMN webhook_sealed TEXT",
+    ],
 ]

@@ -22,6 +22,7 @@ from typing import Any
 from server.domain import links, sealing
 from server.domain.links import Link
 from server.domain.signatures import Decoy, NewSignature
+from server.store import events
 from server.store.engine import Many, Plan, Statement
 
 _CLAIM_NONCE = """
@@ -34,18 +35,18 @@ LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
 _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain)
+    sealed, partner_sealed, email_domain, webhook_sealed)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain)
+    :sealed, :partner_sealed, :email_domain, :webhook_sealed)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
 _INSERT_PENDING = """
 INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain, name_box)
+    sealed, partner_sealed, email_domain, name_box, webhook_sealed)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain, :name_box)
+    :sealed, :partner_sealed, :email_domain, :name_box, :webhook_sealed)
 """
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
@@ -99,6 +100,7 @@ def sign_plan(
     # Rows whose statements return nothing the plan needs wait for the group's end, and go in
     # one statement per table (`Many`): on PostgreSQL each statement is a round trip.
     rows = _Rows()
+    announced: list[NewSignature] = []  # counted now, on a petition with webhook endpoints
     signatures = [s for s in batch if isinstance(s, NewSignature)]
     for consent in {s.consent for s in signatures if s.consent.version not in known_consents}:
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
@@ -130,6 +132,8 @@ def sign_plan(
             continue
         if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
             increments[(s.petition_id, s.partner_id or 0)] += 1
+            if s.webhooks:
+                announced.append(s)
         if s.withdraw is not None:
             # Also for a signer who had signed (the insert changed nothing): the link then
             # names no signature, and its pages look like any other's.
@@ -143,6 +147,9 @@ def sign_plan(
     for petition_id in sorted({s.petition_id for s in signatures if not s.needs_confirmation}):
         row = yield _PETITION_TOTAL, {"petition_id": petition_id}
         totals[petition_id] = int(row[0])
+    if announced:
+        # Their events, in this same transaction: a counted signature reaches every CRM.
+        yield from events.plan_counted([(s, totals[s.petition_id]) for s in announced], now)
     return [
         None if not ok
         else QUEUED if isinstance(s, Decoy) or s.needs_confirmation
@@ -256,4 +263,5 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
         "sealed": sealed.owner if sealed else None,
         "partner_sealed": sealed.partner if sealed else None,
         "email_domain": s.email_domain,
+        "webhook_sealed": events.webhook_sealed(s),
     }

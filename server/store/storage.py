@@ -24,7 +24,7 @@ from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
 from server.domain.sealing import EmailHasher
-from server.store import sessions
+from server.store import events, sessions
 from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.keying import key_email_addresses
 from server.store.schema import MIGRATIONS
@@ -173,6 +173,19 @@ class Storage:
                          "status": status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "updated"
+                    petition_id = await conn.fetch_val(
+                        "SELECT id FROM petitions WHERE slug = :slug", {"slug": p.slug}
+                    )
+                    # The webhook events of what the file changed, in this transaction.
+                    if status == "closed" and row[2] != "closed":
+                        await events.petition_closed(conn, int(petition_id), float(now))
+                    if int(goal) != int(row[1]):
+                        total = await conn.fetch_val(
+                            "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :p",
+                            {"p": petition_id},
+                        )
+                        await events.goal_changed(conn, int(petition_id), int(goal),
+                                                  int(total), float(now))  # fmt: skip
             if any(v != "unchanged" for v in outcome.values()):
                 await self._bump_revision(conn)
         return outcome
@@ -400,6 +413,16 @@ class Storage:
             )
             if changed is not None:
                 await self._bump_revision(conn)
+                # The webhook events of the change, in its transaction.
+                if column == "status" and value == "closed":
+                    await events.petition_closed(conn, petition_id, float(values["now"]))
+                elif column == "goal":
+                    total = await conn.fetch_val(
+                        "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :p",
+                        {"p": petition_id},
+                    )
+                    now = float(values["now"])
+                    await events.goal_changed(conn, petition_id, int(value), int(total), now)
         return changed is not None
 
     async def signature_buckets(

@@ -47,7 +47,7 @@ from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
 from server.domain.validation import stored_email_key
 from server.settings import Settings
-from server.store import confirmations, outbox
+from server.store import confirmations, outbox, webhooks
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
 from server.web import auth, client_address, spreadsheet, widget
@@ -86,6 +86,8 @@ NOTICES = {  # ?done= and ?error= after a form post: catalog texts, never echoed
     "unchanged": "notice_unchanged",
     "goal-not-higher": "notice_goal_not_higher",
     "goal-too-high": "notice_goal_too_high",
+    "redelivered": "notice_redelivered",
+    "not-redelivered": "notice_not_redelivered",
 }
 # `code` and **bold** in a dashboard text: the only markup a translator writes.
 _CODE = re.compile(r"`([^`]+)`")
@@ -453,6 +455,10 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         unknown = await storage.unknown_partner_activity(entry.id)
         waiting = await confirmations.pending_count(storage, entry.id)
         mail = await outbox.counts(storage, MAIL_TOPIC)
+        hooks = [
+            (e, await webhooks.activity(storage, e.id))
+            for e in await webhooks.endpoints(storage, entry.id)
+        ]
     total = numbers["count"]
     table = []
     for p in partners:
@@ -487,6 +493,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         max_goal=MAX_GOAL,
         base_url=services_of(request).settings.base_url,
         sealed=bool(services_of(request).settings.sealing_public_key),
+        webhooks=hooks,
     )
 
 
@@ -773,6 +780,26 @@ async def change_goal(request: Request) -> Response:
     return _back(entry, done="goal")
 
 
+async def redeliver(request: Request) -> Response:
+    """The dashboard's button: a webhook event that failed for good is tried again now."""
+    change = await _change(request)
+    if isinstance(change, Response):
+        return change
+    caller, form, entry = change
+    raw_endpoint, raw_row = request.path_params["endpoint"], form.get("event")
+    if not (raw_endpoint.isdigit() and isinstance(raw_row, str) and raw_row.isdigit()):
+        return _back(entry, error="not-redelivered")
+    storage = services_of(request).storage
+    endpoint = await webhooks.endpoint(storage, int(raw_endpoint))
+    if endpoint is None or endpoint.petition_id != entry.id:
+        return _back(entry, error="not-redelivered")
+    if not await webhooks.redeliver(storage, endpoint.id, int(raw_row), time.time()):
+        return _back(entry, error="not-redelivered")
+    logger.info("webhook %d: an event redelivered by key %s", endpoint.id,
+                caller.principal.key_id)  # fmt: skip
+    return _back(entry, done="redelivered")
+
+
 def _back(entry: Entry, **outcome: str) -> Response:
     return RedirectResponse(
         f"/admin/petitions/{entry.slug}?{urllib.parse.urlencode(outcome)}#manage", 303
@@ -900,6 +927,7 @@ routes = [
     Route("/admin/petitions/{slug}", petition_page, methods=["GET"]),
     Route("/admin/petitions/{slug}/status", change_status, methods=["POST"]),
     Route("/admin/petitions/{slug}/goal", change_goal, methods=["POST"]),
+    Route("/admin/petitions/{slug}/webhooks/{endpoint}/redeliver", redeliver, methods=["POST"]),
     Route("/admin/petitions/{slug}/export.{format}", export_signatures, methods=["GET"]),
     Route("/admin/petitions/{slug}/domains", domain_lookup, methods=["GET"]),
     Route("/admin/petitions/{slug}/partners/{code}", partner_page, methods=["GET"]),

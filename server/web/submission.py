@@ -75,6 +75,11 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
     except Refusal as refusal:
         return Outcome.refused(refusal)
     claims, signature = decision.claims, decision.signature
+    targets = services.registry.webhook_targets(entry.id)
+    if signature is not None and targets:
+        # Its webhook events are written with it (or, waiting for confirmation, its boxes
+        # for the endpoints' keys are sealed with it).
+        signature = dataclasses.replace(signature, webhooks=targets)
     # Said before the request: the answer of a counted signature tells nothing beyond it.
     published = services.registry.count(entry)
     decoy = None

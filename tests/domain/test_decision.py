@@ -128,6 +128,17 @@ def test_valid_submission_with_known_partner_makes_a_signature() -> None:
     assert signature.signer.consent_organiser is False
 
 
+def test_a_signature_says_what_its_webhook_events_need() -> None:
+    """The slug, the partner's code and `auto_goal` (each step a milestone) travel with the
+    signature to the signing plan, which writes its events without reading the petition."""
+    signature = signed(example_entry(), PARTNER.code)
+    assert (signature.petition_slug, signature.partner_code) == (example_petition().slug,
+                                                                 PARTNER.code)  # fmt: skip
+    assert signature.auto_goal is False
+    stepping = entry_of(dataclasses.replace(example_petition(), auto_goal=True))
+    assert signed(stepping).auto_goal is True
+
+
 def test_unknown_partner_code_is_kept_without_a_partner_id() -> None:
     signature = signed(example_entry(), partner="nobody-we-know")
     assert signature.partner_id is None
