@@ -475,6 +475,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         "petition.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,
         partners=table,
@@ -520,6 +521,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         "partner.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         partner=partner,
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,

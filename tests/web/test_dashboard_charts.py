@@ -131,3 +131,22 @@ def test_partners_are_compared_over_time(site: Site) -> None:
     legend = html.unescape(re.sub(r"<[^>]+>", "", figure.split('<ul class="chart-legend">')[1]))
     assert "NGO A: 3" in legend and "NGO B: 1" in legend and "Without a partner: 1" in legend
     assert legend.index("NGO A") < legend.index("NGO B")  # the busiest first
+
+
+def test_the_last_signature_is_told_in_the_petitions_zone(site: Site) -> None:
+    """The last signatures came at 21:00 UTC yesterday: midnight today in Moscow, the zone the
+    charts beside them speak (before, these times alone were written in UTC)."""
+    page = dashboard(site)
+
+    def in_moscow(moment: int) -> str:
+        local = datetime.datetime.fromtimestamp(moment, MOSCOW)
+        return f"{local:%b} {local.day}, {local.year}, {local:%H:%M} Europe/Moscow"
+
+    stat = re.search(r'stat-small">([^<]+)</span>', page)
+    assert stat is not None and html.unescape(stat[1]) == in_moscow(site.late_hour)
+    assert in_moscow(site.late_hour).endswith(", 00:00 Europe/Moscow")
+    partners = page.split('id="partners-h"', 1)[1]
+    assert in_moscow(site.late_hour) in partners  # NGO A's last signature
+    assert in_moscow(site.late_hour - 3600) in partners  # NGO B's, 23:00 the day before
+    assert " UTC<" not in page
+
