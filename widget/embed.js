@@ -43,12 +43,17 @@
   // "Copy link" after signing; the share sheet too where the browser has one (naming a
   // feature a browser does not know makes it warn in the host page's console).
   frame.allow = "clipboard-write" + ("share" in navigator ? "; web-share" : "");
+  // A frame whose colour scheme differs from its element's is painted on an opaque backdrop
+  // (CSS Color Adjustment), so a dark or auto widget with data-background="transparent" was a
+  // black box: the element declares the scheme its document will have.
+  var theme = get("theme");
+  var scheme = theme === "dark" ? "dark" : theme === "auto" ? "light dark" : "normal";
   var style = {
     display: "block", visibility: "visible", opacity: "1", position: "static", float: "none",
     width: "100%", "max-width": "100%", "min-width": "0", height: initial + "px",
     "min-height": "200px", "max-height": "none", "box-sizing": "border-box", border: "0",
     margin: "0", padding: "0", transform: "none", filter: "none", "clip-path": "none",
-    "color-scheme": "normal", "pointer-events": "auto"
+    "color-scheme": scheme, "pointer-events": "auto"
   };
   for (var key in style) frame.style.setProperty(key, style[key], "important");
 

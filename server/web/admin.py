@@ -412,13 +412,15 @@ async def overview(request: Request, caller: Caller) -> Response:
             if not caller.principal.may_see(entry.id):
                 continue
             count = totals.get(entry.id, 0)
+            goal = services.registry.goal(entry)  # the shown goal, as the public sees it
             rows.append(
                 {
                     "entry": entry,
                     "title": entry.petition.in_language(entry.petition.lang).title,
                     "count": count,
-                    "progress": Progress(count, entry.goal).filled,
-                    "share": Progress(count, entry.goal).share,
+                    "goal": goal,
+                    "progress": Progress(count, goal).filled,
+                    "share": Progress(count, goal).share,
                     "last_day": await services.storage.signatures_between(
                         entry.id, now - charts.DAY, now + 1
                     ),
@@ -448,7 +450,9 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         return entry
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, None, language(request))
+        numbers = await _numbers(
+            storage, entry, None, language(request), services_of(request).registry.goal(entry)
+        )
         partners = await storage.petition_partners(entry.id)
         by_partner = await storage.partner_totals(entry.id)
         activity = await storage.partner_activity(entry.id)
@@ -481,6 +485,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         "petition.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,
         partners=table,
@@ -516,7 +521,9 @@ async def partner_page(request: Request, caller: Caller) -> Response:
     entry, partner = found
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, partner.id, language(request))
+        numbers = await _numbers(
+            storage, entry, partner.id, language(request), services_of(request).registry.goal(entry)
+        )
         petition_total = sum((await storage.partner_totals(entry.id)).values())
         consenting = await storage.consenting_signers(partner.id)
         # Sealed, the server has no names to show: counts only, and the sealed export.
@@ -527,6 +534,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         "partner.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         partner=partner,
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,
@@ -559,12 +567,14 @@ async def _partner(request: Request, caller: Caller) -> tuple[Entry, Partner] | 
 
 
 async def _numbers(
-    storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog
+    storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog, goal: int
 ) -> dict[str, Any]:
     """Counts, the last-24-hours rate and the charts, for a petition or one partner, in the
     petition's time zone: per day, per hour, toward the goal, and (for the whole petition,
     when it has partners) partners compared over time. The store counts per UTC hour, the
-    charts make local days of them (`charts.local_days`)."""
+    charts make local days of them (`charts.local_days`). `goal` is the shown one
+    (`Registry.goal`: with `auto_goal`, the step the widget and the badge show), so the
+    dashboard's progress is the public's."""
     now = int(time.time())
     zone = entry.petition.zone
     if partner_id is None:
@@ -587,9 +597,9 @@ async def _numbers(
     zone_name = str(zone)
     numbers = {
         "count": count,
-        "goal": entry.goal,
-        "progress": Progress(count, entry.goal).filled,
-        "share_of_goal": Progress(count, entry.goal).share,
+        "goal": goal,
+        "progress": Progress(count, goal).filled,
+        "share_of_goal": Progress(count, goal).share,
         "first": first,
         "last": last,
         "last_day": last_day,
@@ -614,8 +624,8 @@ async def _numbers(
         "cumulative_chart": charts.cumulative_chart(
             days,
             count - sum(b.count for b in days),
-            entry.goal,
-            title=t.admin("chart_cumulative", goal=t.number(entry.goal), zone=zone_name),
+            goal,
+            title=t.admin("chart_cumulative", goal=t.number(goal), zone=zone_name),
             chart_id="cumulative",
             t=t,
             zone=zone,

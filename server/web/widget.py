@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import countries, i18n, richtext
-from server.domain.partners import normalise_code
+from server.domain.partners import INVALID_CODE, normalise_code
 from server.domain.petitions import THEMES, Entry
 from server.domain.placeholder import Space
 from server.domain.progress import Progress
@@ -173,8 +173,11 @@ _DEFAULT_ORDER = ("WhatsApp", "Facebook", "X", "Telegram", "Bluesky", "VK")
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
     t = i18n.catalog(view.lang)
+    # A malformed code attributes nothing (the share page ignores it): the marker recorded
+    # for it is not put into the link a signer shares.
+    partner = "" if view.partner == INVALID_CODE else view.partner
     url = entry.petition.share_url or share_page_url(
-        services.settings.base_url, entry, view.partner, view.lang
+        services.settings.base_url, entry, partner, view.lang
     )
     quoted = urllib.parse.quote(url, safe="")
     text = urllib.parse.quote(title, safe="")

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -77,6 +78,14 @@ def pages(partner_site: PartnerSite, widget_base: str) -> PartnerSite:
             "/dark.html": article(
                 snippet.embed(widget_base, SLUG, look=snippet.looks("dark"), lang="en")
             ),
+            **{
+                f"/clear-{theme}.html": clear_host(
+                    snippet.embed(
+                        widget_base, SLUG, look=snippet.looks(theme, "", "transparent"), lang="en"
+                    )
+                )
+                for theme in ("light", "dark", "auto")
+            },
         }
     )
     return partner_site
@@ -253,6 +262,48 @@ def widget_colours(frame: Any) -> list[str]:
     return frame.evaluate(  # type: ignore[no-any-return]
         "[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]"
     )
+
+
+HOST_RGB = (204, 0, 51)
+
+
+def clear_host(body: str) -> str:
+    """A host page of one colour (HOST_RGB), for frames with a transparent background."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" '
+        f'href="data:,"><title>Host</title><style>body{{margin:0;background:rgb{HOST_RGB}}}'
+        f'</style></head><body><div style="max-width:480px">{body}</div></body></html>'
+    )
+
+
+def pixel(page: Any, x: float, y: float) -> tuple[int, ...]:
+    """The colour Chromium painted at (x, y) of the page: a 1 x 1 screenshot, decoded. Its PNG
+    is one row of one pixel: a filter byte, then the channels, which every PNG filter leaves
+    as they are (for a first pixel of a first row, each filter predicts 0)."""
+    png = page.screenshot(clip={"x": x, "y": y, "width": 1, "height": 1}, animations="disabled")
+    data, chunks = b"", png[8:]
+    while chunks:
+        size = int.from_bytes(chunks[:4], "big")
+        if chunks[4:8] == b"IDAT":
+            data += chunks[8 : 8 + size]
+        chunks = chunks[12 + size :]
+    return tuple(zlib.decompress(data)[1:4])
+
+
+@pytest.mark.parametrize(("theme", "scheme"), [("light", "dark"), ("dark", "light"),
+                                               ("auto", "light"), ("auto", "dark")])  # fmt: skip
+def test_a_transparent_background_shows_the_host_page_in_every_theme(
+    visit: Callable[..., Visit], theme: str, scheme: str
+) -> None:
+    """A frame whose colour scheme differs from its iframe element's is painted on an opaque
+    backdrop: before the loader gave the element the theme's scheme, a dark (or auto, in dark
+    mode) transparent widget was a black box on any page. (The `<noscript>` iframe still has
+    no `color-scheme`: see docs/widget.md, `data-background`.)"""
+    seen = visit(f"/clear-{theme}.html", colour_scheme=scheme)
+    wait_fitted(seen.frame())
+    box = seen.page.locator("iframe.petition-widget").bounding_box()
+    # Inside the widget's padding, below its top stripe: only the background is painted there.
+    assert pixel(seen.page, box["x"] + 4, box["y"] + 120) == HOST_RGB
 
 
 LIGHT = ["rgb(255, 255, 255)", "rgb(28, 28, 30)"]
