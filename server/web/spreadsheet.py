@@ -8,7 +8,8 @@ written), so a million signers do not fill the server's memory.
 Every text is written as a text cell: XlsxWriter's defaults would turn a cell starting with `=`
 into a formula and a URL into a hyperlink, and a signer's name is neither. It also gets the
 CSV's `'` before a formula (`export.neutralise`): a text cell stays text only until someone
-saves the sheet as CSV or pastes it elsewhere, and both formats then hold the same values. Times are ISO 8601 text in UTC, as in the other formats.
+saves the sheet as CSV or pastes it elsewhere, and both formats then hold the same values.
+Times are ISO 8601 text in UTC, as in the other formats.
 
 This writes files, so it is not in the pure domain; the rows and columns are `domain.export`'s.
 """

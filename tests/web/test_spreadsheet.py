@@ -76,7 +76,11 @@ def test_a_workbook_holds_the_columns_and_values_of_the_export() -> None:
 
 def test_text_that_looks_like_a_formula_or_a_link_stays_text() -> None:
     hostile = [
-        '=HYPERLINK("http://evil.example","x")', "+1+1", "@SUM(A1)", "x;=1+2;y", "http://x.example"
+        '=HYPERLINK("http://evil.example","x")',
+        "+1+1",
+        "@SUM(A1)",
+        "x;=1+2;y",
+        "http://x.example",
     ]
     data = build([row(id=i, name=text) for i, text in enumerate(hostile)])
     names = [r[3] for r in cells(data)[1:]]  # `name` is the fourth owner column
