@@ -157,14 +157,47 @@
       if (!el.name) return;
       body[el.name] = el.type === "checkbox" ? el.checked : el.value;
     });
+    if (solution) body.challenge_solution = solution;
     return body;
+  }
+
+  // --- Proof of work (docs/challenge.md) --------------------------------------------------------
+  // While the server asks for one, a token comes with a puzzle, solved by a Web Worker
+  // (challenge.js, fetched only then) while the signer types: under a second on a slow phone.
+  var solution = "";
+  var ready = null; // the fresh token (and its solution) asked for when the signer began
+
+  function solve(challenge) {
+    return new Promise(function (resolve, reject) {
+      var worker = new Worker(data.solver_url);
+      worker.onmessage = function (e) {
+        worker.terminate();
+        if (e.data.number >= 0) resolve(String(e.data.number)); else reject(new Error("challenge"));
+      };
+      worker.onerror = function () { worker.terminate(); reject(new Error("challenge")); };
+      worker.postMessage(challenge);
+    });
+  }
+
+  // A token answer (from /token, or a challenge_required refusal) put into the form.
+  function useToken(j) {
+    form.elements.token.value = j.token;
+    solution = "";
+    if (!j.challenge) return Promise.resolve();
+    return solve(j.challenge).then(function (n) { solution = n; });
   }
 
   function freshToken() {
     return fetch(data.token_url, { cache: "no-store" }).then(function (r) {
       if (!r.ok) throw new Error("token");
       return r.json();
-    }).then(function (j) { form.elements.token.value = j.token; });
+    }).then(useToken);
+  }
+
+  if (data.challenge) {
+    form.addEventListener("focusin", function () {
+      ready = ready || freshToken().catch(function () {});
+    });
   }
 
   function wait(seconds) {
@@ -216,6 +249,7 @@
           if (first) first.focus();
           return;
         }
+        if (j.error === "challenge_required" && j.token && attempt < 2) return useToken(j).then(function () { return send(attempt + 1); });
         var renewable = ["expired_token", "invalid_token", "token_used"].indexOf(j.error) >= 0;
         if (renewable && attempt < 2) return freshToken().then(function () { return send(attempt + 1); });
         if (j.error === "token_too_fresh" && attempt < 2) return wait(retryAfter || 2).then(function () { return send(attempt + 1); });
@@ -239,7 +273,8 @@
     }
     setAlert("");
     setBusy(true);
-    send(0).catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
+    (ready || Promise.resolve()).then(function () { return send(0); })
+      .catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
   });
 
   // --- Copy link ------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 a new signature, or a refusal with its code, out. Pure: nothing here reads or writes storage.
 
 The order of the checks matters. The petition must be open; the token is checked before the
-fields (a bot learns nothing from field errors on a forged token); a bot that fills the
+fields (a bot learns nothing from field errors on a forged token); while a challenge is on
+(`challenge`), its solution, or for the no-JavaScript form its token's age, comes next; a bot
+that fills the
 honeypot is told "signed" without a record; and a box that was not shown cannot have been
 ticked. Whether the address has signed before is not decided here: the store finds out inside
 the transaction, and the answer is the same either way.
@@ -14,8 +16,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from server.domain import challenge as work
 from server.domain.errors import PetitionClosed
-from server.domain.form_tokens import Claims, FormTokens
+from server.domain.form_tokens import Claims, FormTokens, TokenTooFresh
 from server.domain.links import Link, new_ref
 from server.domain.petitions import Entry
 from server.domain.sealing import EmailHasher
@@ -41,6 +44,9 @@ def decide(
     fields: Mapping[str, Any],
     confirm_lifetime: int = 604_800,
     hasher: EmailHasher | None = None,
+    challenge: work.Challenges | None = None,
+    no_script: bool = False,
+    now: float = 0.0,
 ) -> Decision:
     """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
     `TokenError` (with the claims of a genuine token), or `FieldErrors`.
@@ -48,10 +54,17 @@ def decide(
     An accepted submission gets its own random reference and links: a withdrawal link, and a
     confirmation link valid `confirm_lifetime` seconds when the petition confirms by email.
     With `hasher` (`EMAIL_HASH_KEY`, always given in production), the address's key, by which
-    the store finds a second signature, is its keyed hash, never the address."""
+    the store finds a second signature, is its keyed hash, never the address.
+
+    With `challenge` (one is on), the submission must carry its token's solution
+    (`ChallengeRequired`); the no-JavaScript form (`no_script`), which cannot solve it, must
+    instead come `challenge.FORM_WAIT` seconds after its token (`TokenTooFresh` before, at
+    `now`)."""
     if not entry.is_open:
         raise PetitionClosed()
     claims = tokens.verify(fields.get("token"), entry.slug)
+    if challenge is not None:
+        _check_work(challenge, claims, fields, no_script, now)
     if fields.get(HONEYPOT):
         return Decision(claims, None)
     petition = entry.petition
@@ -95,3 +108,23 @@ def decide(
         mail_to=mail_to,
     )
     return Decision(claims, signature)
+
+
+def _check_work(
+    challenge: work.Challenges,
+    claims: Claims,
+    fields: Mapping[str, Any],
+    no_script: bool,
+    now: float,
+) -> None:
+    if no_script:
+        age = now - claims.issued_at
+        if age < work.FORM_WAIT:
+            fresh = TokenTooFresh(retry_after=max(1, int(work.FORM_WAIT - age + 0.999)))
+            fresh.claims = claims
+            raise fresh
+        return
+    if not challenge.solved(claims, work.answer(fields)):
+        required = work.ChallengeRequired()
+        required.claims = claims
+        raise required

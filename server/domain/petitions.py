@@ -29,6 +29,9 @@ STATUSES = ("open", "closed")
 #: How a signature comes to count: once its signer confirms from a mail ("email", the default
 #: for files imported since confirmation exists), or at once ("none").
 CONFIRMATIONS = ("email", "none")
+#: When a signature must carry a proof of work (`challenge`): never, when refusals show an
+#: attack ("auto", the default), or always.
+CHALLENGES = ("off", "auto", "on")
 UPDATE_KINDS = ("update", "correction")
 FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
 MAX_GOAL = 1_000_000_000
@@ -106,6 +109,8 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # When a signature must carry a proof of work (`domain/challenge`): off, auto or on.
+    challenge: str = "auto"
 
     @property
     def needs_confirmation(self) -> bool:
@@ -232,6 +237,13 @@ class _Reader:
                 "confirmation",
                 "signing",
             )
+        challenge = signing.pop("challenge", "auto")
+        if challenge not in CHALLENGES:
+            raise self.fail(
+                f"signing.challenge must be one of {', '.join(CHALLENGES)}",
+                "challenge",
+                "signing",
+            )
         if signing:
             key = next(iter(signing))
             raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
@@ -286,6 +298,7 @@ class _Reader:
             privacy_url=self.url(data, "privacy_url"),
             confirmation=confirmation,
             retention_days=days,
+            challenge=challenge,
         )
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:

@@ -245,11 +245,19 @@ async def token(request: Request, services: Services, entry: Entry) -> Response:
     if wait:
         return error_response(429, "rate_limited", lang, retry_after=wait)
     partner = normalise_code(request.query_params.get("partner"))
+    return json_response(fresh_token(services, entry, partner, lang), headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def fresh_token(services: Services, entry: Entry, partner: str, lang: str) -> dict[str, Any]:
+    """A new form token, with its `challenge` while one is on (docs/challenge.md)."""
     issued = services.tokens.issue(entry.slug, partner, lang)
-    return json_response(
-        {"token": issued, "expires_in": services.tokens.lifetime},
-        headers={"Cache-Control": "no-store"},
-    )
+    answer: dict[str, Any] = {"token": issued, "expires_in": services.tokens.lifetime}
+    if submission.challenged(services, entry):
+        answer["challenge"] = submission.puzzle(services, issued)
+    return answer
 
 
 SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
@@ -263,17 +271,20 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
     (the language, for one, is worked out only to word a refusal)."""
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
     wait = rate_limited(services, request, entry)
+    if wait:
+        submission.note_refusal(services, entry, "rate_limited")
     if wait and not as_html:
         return error_response(429, "rate_limited", request_language(request, entry), wait)
     try:
         fields = await payloads.read_fields(request, services.settings.max_body_bytes)
     except payloads.PayloadError as exc:
+        submission.note_refusal(services, entry, exc.code)
         return _refusal(request, entry, as_html, exc.status, exc.code)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await submission.sign(services, entry, fields)
+    outcome = await submission.sign(services, entry, fields, no_script=as_html)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.confirmation_sent:
@@ -295,7 +306,25 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
             {"Cache-Control": "no-store"},
         )
     assert outcome.error is not None
+    if outcome.error == "challenge_required":
+        return _challenge_required(services, entry, outcome, lang)
     return error_response(outcome.status, outcome.error, lang, outcome.retry_after)
+
+
+def _challenge_required(
+    services: Services, entry: Entry, outcome: submission.Outcome, lang: str
+) -> Response:
+    """The 400 of a missing or wrong solution, with what a retry needs: a fresh token, bound
+    to the same partner and language, and its challenge."""
+    claims = outcome.claims
+    partner, token_lang = (claims.partner, claims.lang) if claims else ("", lang)
+    fresh = fresh_token(services, entry, partner, token_lang)
+    if "challenge" not in fresh:  # "auto" went off meanwhile: a challenge all the same
+        fresh["challenge"] = submission.puzzle(services, fresh["token"])
+    message = i18n.catalog(lang)("error_challenge_required")
+    return json_response(
+        {"error": "challenge_required", "message": message, **fresh}, 400, NO_STORE
+    )
 
 
 def _refusal(

@@ -35,7 +35,7 @@ from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
 from server.web.services import Services, petition_endpoint, services_of
 from server.web.stencil import Stencil
-from server.web.submission import Outcome
+from server.web.submission import Outcome, challenged
 
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
@@ -53,14 +53,19 @@ def _files() -> tuple[jinja2.Environment, dict[str, Asset], Asset]:
     env = templates()
     assets = {
         a.name: a
-        for a in (Asset.load(WIDGET_DIR / n, fingerprint=True) for n in ("widget.css", "widget.js"))
+        for a in (
+            Asset.load(WIDGET_DIR / n, fingerprint=True)
+            for n in ("widget.css", "widget.js", "challenge.js")
+        )
     }
     return env, assets, Asset.load(WIDGET_DIR / "embed.js", fingerprint=False)
 
 
-def _asset_url(suffix: str) -> str:
+def _asset_url(suffix: str, stem: str = "widget") -> str:
     _, assets, _ = _files()
-    return "/widget/assets/" + next(n for n in assets if n.endswith(suffix))
+    return "/widget/assets/" + next(
+        n for n in assets if n.startswith(stem + ".") and n.endswith(suffix)
+    )
 
 
 # --- Looks -----------------------------------------------------------------------------------
@@ -124,6 +129,7 @@ class View:
     count: int | None = None  # the count to show instead of the registry's (a thank-you's)
     withdraw_url: str = ""  # the thank-you's withdrawal link (in the answer to the POST only)
     check_email: str = ""  # the address as typed, on the check-your-email step
+    challenge: bool = False  # a proof of work is asked for: the script fetches its solver
 
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
@@ -162,6 +168,7 @@ _MAX_STENCILS = 1_000
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
     if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
+    view.challenge = challenged(services, entry)
     token = "" if view.preview else services.tokens.issue(entry.slug, view.partner, view.lang)
     if (
         view.values
@@ -175,7 +182,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
     key = (
         entry.id, services.registry.revision, services.registry.count(entry), view.lang,
         view.partner, view.state, view.kept.get("accent"), view.kept.get("origin"),
-        "frame" in view.kept, view.preview,
+        "frame" in view.kept, view.preview, view.challenge,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -277,6 +284,9 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            # Loaded only when a challenge is asked for (now, or by a refusal later).
+            "challenge": view.challenge,
+            "solver_url": _asset_url(".js", "challenge"),
             "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
