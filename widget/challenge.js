@@ -25,11 +25,41 @@
   var W = new Int32Array(64);
   var H = new Int32Array(8);
 
-  // The hash of an ASCII text shorter than 56 characters, as eight 32-bit words in H.
-  function sha256(text) {
-    var i, n = text.length;
-    for (i = 0; i < 16; i++) W[i] = 0;
-    for (i = 0; i < n; i++) W[i >> 2] |= text.charCodeAt(i) << (24 - (i & 3) * 8);
+  // The salt's part of the block is the same for every number: its words are written once, and
+  // while the salt fills the first words the first rounds are the same too (a "midstate").
+  var base = new Int32Array(16);
+  var mid = new Int32Array(8);
+  var midRounds = 0;
+
+  function prepare(salt) {
+    var i;
+    for (i = 0; i < 16; i++) base[i] = 0;
+    for (i = 0; i < salt.length; i++) base[i >> 2] |= salt.charCodeAt(i) << (24 - (i & 3) * 8);
+    midRounds = salt.length >> 2; // rounds that read only whole words of salt
+    for (i = 0; i < 8; i++) mid[i] = IV[i];
+    rounds(base, mid, 0, midRounds);
+  }
+
+  function rounds(w, s, from, to) {
+    var a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+    for (var i = from; i < to; i++) {
+      var S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      var t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
+      var S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      var t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+    }
+    s[0] = a; s[1] = b; s[2] = c; s[3] = d; s[4] = e; s[5] = f; s[6] = g; s[7] = h;
+  }
+
+  // The hash of salt + digits (under 56 characters in all), as eight 32-bit words in H.
+  function sha256(length, digits) {
+    var i, n = length + digits.length;
+    for (i = 0; i < 16; i++) W[i] = base[i];
+    for (i = 0; i < digits.length; i++) {
+      var at = length + i;
+      W[at >> 2] |= digits.charCodeAt(i) << (24 - (at & 3) * 8);
+    }
     W[n >> 2] |= 0x80 << (24 - (n & 3) * 8);
     W[15] = n * 8;
     for (i = 16; i < 64; i++) {
@@ -38,16 +68,9 @@
       var s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
       W[i] = (W[i - 16] + s0 + W[i - 7] + s1) | 0;
     }
-    var a = IV[0], b = IV[1], c = IV[2], d = IV[3], e = IV[4], f = IV[5], g = IV[6], h = IV[7];
-    for (i = 0; i < 64; i++) {
-      var S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-      var t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
-      var S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-      var t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
-      h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
-    }
-    H[0] = a + IV[0]; H[1] = b + IV[1]; H[2] = c + IV[2]; H[3] = d + IV[3];
-    H[4] = e + IV[4]; H[5] = f + IV[5]; H[6] = g + IV[6]; H[7] = h + IV[7];
+    for (i = 0; i < 8; i++) H[i] = mid[i];
+    rounds(W, H, midRounds, 64);
+    for (i = 0; i < 8; i++) H[i] = (H[i] + IV[i]) | 0;
   }
 
   function solve(salt, challenge, maxnumber) {
@@ -55,8 +78,9 @@
     if (salt.length + String(maxnumber).length > 55) return -1;
     var want = new Int32Array(8);
     for (var w = 0; w < 8; w++) want[w] = parseInt(challenge.substr(w * 8, 8), 16) | 0;
+    prepare(salt);
     for (var n = 0; n <= maxnumber; n++) {
-      sha256(salt + n);
+      sha256(salt.length, String(n));
       if (H[0] !== want[0]) continue;
       for (w = 1; w < 8 && H[w] === want[w]; w++);
       if (w === 8) return n;

@@ -194,7 +194,7 @@
     }).then(useToken);
   }
 
-  if (data.challenge) {
+  if (data.challenge && !data.preview) {
     form.addEventListener("focusin", function () {
       ready = ready || freshToken().catch(function () {});
     });

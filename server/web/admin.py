@@ -355,6 +355,11 @@ async def login(request: Request) -> Response:
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
                     error="login_wrong")  # fmt: skip
+    if form.get("step") == "link":
+        # From a link's fragment (admin.js): show whose dashboard this key opens, and sign in
+        # only on a click. A link made by someone else must not sign anyone in by itself.
+        return page(request, "login_confirm.html", None, principal=principal,
+                    key=form.get("key"), next=_next(form.get("next")))  # fmt: skip
     logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
     target = _next(form.get("next"))
     if target == "/admin":

@@ -81,6 +81,12 @@ def puzzle(services: Services, token: str) -> dict[str, Any] | None:
     return services.challenges.puzzle(claims, expires).fields()
 
 
+def is_preview(fields: Mapping[str, Any]) -> bool:
+    """A submission from the dashboard's preview (its form carries `preview=1`): never
+    counted, whatever its token."""
+    return fields.get("preview") in ("1", 1, True)
+
+
 def note_refusal(services: Services, entry: Entry, code: str) -> None:
     """Count a refusal towards "auto" (`challenge.Switch`: only the codes it counts)."""
     services.challenge_switch.note(entry.id, code)
@@ -111,6 +117,10 @@ async def _sign(
     no_script: bool,
     force_challenge: bool,
 ) -> Outcome:
+    if is_preview(fields):
+        return Outcome.refused(
+            TokenError("invalid_token"), services.tokens.peek(fields.get("token"))
+        )
     try:
         decision = decide(
             entry,

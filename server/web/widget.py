@@ -35,7 +35,7 @@ from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
 from server.web.services import Services, petition_endpoint, services_of
 from server.web.stencil import Stencil
-from server.web.submission import Outcome, challenged
+from server.web.submission import Outcome, challenged, is_preview
 
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
@@ -45,7 +45,7 @@ _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
 _FRAME_ID = re.compile(r"[a-z0-9]{1,20}")
 # Form fields that only carry the frame's look across a no-JavaScript round trip.
-_KEPT = ("accent", "origin", "frame")
+_KEPT = ("accent", "origin", "frame", "preview")
 
 
 @functools.cache
@@ -324,6 +324,8 @@ def _kept(params: Mapping[str, Any]) -> dict[str, str]:
     frame = params.get("frame")
     if isinstance(frame, str) and _FRAME_ID.fullmatch(frame):
         kept["frame"] = frame
+    if is_preview(params):  # a preview stays one across a no-JavaScript round trip
+        kept["preview"] = "1"
     return kept
 
 
@@ -343,9 +345,18 @@ async def document(request: Request, services: Services, entry: Entry) -> Respon
         entry.petition.lang,
     )
     partner = normalise_code(params.get("partner"))
-    preview = params.get("preview") == "1"
-    view = View(lang=lang, partner=partner, kept=_kept(params), preview=preview)
+    preview = params.get("preview") == "1" or from_dashboard(request)
+    kept = _kept(params) | ({"preview": "1"} if preview else {})
+    view = View(lang=lang, partner=partner, kept=kept, preview=preview)
     return render(request, services, entry, view)
+
+
+def from_dashboard(request: Request) -> bool:
+    """Whether a dashboard page asks for this document (its preview frame), whatever the URL
+    says: the dashboard sends its own address to our origin (`Referrer-Policy: same-origin`),
+    and a preview must never sign, even where a script built its address without preview=1."""
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    return referer.path.startswith("/admin") and referer.netloc == request.headers.get("host")
 
 
 def prefers_html(request: Request) -> bool:
@@ -368,6 +379,7 @@ def sign_result(
         partner=claims.partner if claims else "",
         kept=_kept(fields),
         status=outcome.status,
+        preview=is_preview(fields),
     )
     if outcome.signed:
         view.state = "signed"
