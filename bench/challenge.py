@@ -12,7 +12,6 @@ about 8 to 10 times slower than a desktop core: scale the figures by that (docs/
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import http.server
 import secrets
@@ -45,7 +44,8 @@ WEBCRYPTO = """async (count) => {
   const started = performance.now();
   for (let s = 0; s < count; s += 1000) {
     const batch = [];
-    for (let n = s; n < s + 1000; n++) batch.push(crypto.subtle.digest("SHA-256", enc.encode(salt + n)));
+    for (let n = s; n < s + 1000; n++)
+      batch.push(crypto.subtle.digest("SHA-256", enc.encode(salt + n)));
     await Promise.all(batch);
   }
   return count / ((performance.now() - started) / 1000);
@@ -99,7 +99,9 @@ def main() -> None:
     print(f"maxnumber {MAX_NUMBER:,}; {args.puzzles} puzzles solved in a Web Worker")
     print(f"  mean {statistics.mean(times):.0f} ms, median {statistics.median(times):.0f} ms,")
     print(f"  slowest {max(times):.0f} ms; worst case (all {MAX_NUMBER:,} tried) {worst_ms:.0f} ms")
-    print(f"  = {MAX_NUMBER / (worst_ms / 1000):,.0f} hashes/s; WebCrypto digest: {webcrypto:,.0f}/s")
+    print(
+        f"  = {MAX_NUMBER / (worst_ms / 1000):,.0f} hashes/s; WebCrypto digest: {webcrypto:,.0f}/s"
+    )
 
 
 if __name__ == "__main__":
