@@ -21,6 +21,7 @@ import httpx
 from server.domain import challenge
 from server.domain.form_tokens import FormTokens
 from server.store.clock import ManualClock
+from server.web import submission
 from tests.support import live, petitions
 from tests.web.test_link_expiry import served
 
@@ -204,5 +205,54 @@ def test_the_solver_is_named_by_the_script_and_never_by_a_document(database_url:
                 "/widget/assets/challenge.js", headers={"If-None-Match": solver.headers["etag"]}
             )
             assert again.status_code == 304
+
+    asyncio.run(check())
+
+
+def test_force_challenge_asks_for_work_unless_the_petition_says_off(database_url: str) -> None:
+    """The hook for the aggregate limit per network (`submission.sign(force_challenge=True)`):
+    a submission over it must carry a solution, on "auto" whatever the switch says, never on
+    "off"; and `Switch.trip` turns a petition's challenge on for everyone, in this process."""
+    prepare(database_url)
+
+    async def check() -> None:
+        async with served(database_url, ManualClock(time.time())) as (client, services):
+            tokens = services.tokens
+            auto, off = services.registry.get(SLUGS["auto"]), services.registry.get(SLUGS["off"])
+            assert auto is not None and off is not None
+            fields = {**live.new_signer(), "token": tokens.issue(auto.slug, "", "en")}
+            forced = await submission.sign(services, auto, fields, force_challenge=True)
+            assert forced.error == "challenge_required" and forced.claims is not None
+            fields = {**live.new_signer(), "token": tokens.issue(off.slug, "", "en")}
+            assert (await submission.sign(services, off, fields, force_challenge=True)).signed
+            assert "challenge" not in (await client.get(f"/api/petitions/{auto.slug}/token")).json()
+            services.challenge_switch.trip(auto.id)
+            issued = (await client.get(f"/api/petitions/{auto.slug}/token")).json()
+            assert set(issued["challenge"]) == FIELDS
+            solved = {"token": issued["token"], "challenge_solution": solve(issued["challenge"])}
+            assert (await sign(client, auto.slug, solved)).status_code == 201
+
+    asyncio.run(check())
+
+
+def test_an_expired_tokens_renewal_comes_with_its_challenge(database_url: str) -> None:
+    """Main renews an expired token in its refusal, keeping `since`; while a challenge is on the
+    renewal carries its puzzle too, so the widget signs with it at once after solving."""
+    prepare(database_url)
+    slug = SLUGS["on"]
+    old = FormTokens([live.SECRET], lifetime=60, min_age=0, clock=lambda: time.time() - 120)
+    stale = old.issue(slug, "ngo-a", "en")
+
+    async def check() -> None:
+        async with served(database_url, ManualClock(time.time())) as (client, services):
+            refused = await sign(client, slug, {"token": stale})
+            assert refused.status_code == 400, refused.text
+            body = refused.json()
+            assert body["error"] == "expired_token" and set(body["challenge"]) == FIELDS
+            renewed, first = services.tokens.peek(body["token"]), old.peek(stale)
+            assert renewed is not None and first is not None
+            assert (renewed.partner, renewed.since) == ("ngo-a", first.since)
+            solved = {"token": body["token"], "challenge_solution": solve(body["challenge"])}
+            assert (await sign(client, slug, solved)).status_code == 201
 
     asyncio.run(check())
