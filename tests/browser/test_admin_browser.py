@@ -96,13 +96,7 @@ def tab(chromium: Any, admin_keys: Keys) -> Iterator[Any]:
 
 
 def sign_in_from_link(page: Any, server: live.LiveServer, key: access_keys.Key) -> None:
-    """Follow a demo link: the key's role and scope are shown, and one click signs in."""
-    page.goto(server.url(f"/admin/login#key={key.text}"))
-    page.locator("#login-confirm").wait_for()
-    assert key.text not in page.url
-    page.locator("#login-confirm button").click()
-    page.wait_for_url(lambda url: "/admin/login" not in url)
-    assert key.text not in page.url
+    live.sign_in_from_link(page, server, key.text)
 
 
 def test_a_link_shows_the_keys_role_and_scope_and_signs_in_only_on_a_click(
