@@ -16,6 +16,7 @@ import logging
 from starlette.types import ASGIApp
 
 from server import settings as settings_module
+from server.domain.challenge import Challenges, Switch
 from server.domain.form_tokens import FormTokens
 from server.domain.ratelimit import RateLimiter
 from server.domain.sealing import EmailHasher
@@ -61,6 +62,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         client_secret=derive_key(settings.secret_keys[0], "client-address"),
         clock=clock,
         jobs=runner,
+        challenges=Challenges(settings.secret_keys),
+        challenge_switch=Switch(clock.now),
         email_hasher=email_hasher(settings),
     )
 

@@ -66,6 +66,22 @@
     if (typeof message.title === "string" && message.title) frame.title = message.title.slice(0, 200);
   });
 
+  // A host page whose Content-Security-Policy does not allow our frame (frame-src) shows a blank
+  // box instead: a plain link to the widget takes its place (docs/partners.md: what to allow).
+  document.addEventListener("securitypolicyviolation", function (event) {
+    if (String(event.blockedURI).indexOf(origin) !== 0 || !frame.parentNode) return;
+    var link = document.createElement("a");
+    var shown = new URLSearchParams(params);
+    shown.delete("origin");
+    shown.delete("frame");
+    link.href = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + shown;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.className = "petition-widget-link";
+    link.textContent = link.href;
+    frame.parentNode.replaceChild(link, frame);
+  });
+
   script.parentNode.insertBefore(frame, script.nextSibling);
   // The frame now holds the space: the placeholder no longer reserves any (same task, so the
   // page never lays out with both or neither).

@@ -30,6 +30,9 @@ STATUSES = ("open", "closed")
 #: How a signature comes to count: once its signer confirms from a mail ("email", the default
 #: for files imported since confirmation exists), or at once ("none").
 CONFIRMATIONS = ("email", "none")
+#: When a signature must carry a proof of work (`challenge`): never, when refusals show an
+#: attack ("auto", the default), or always.
+CHALLENGES = ("off", "auto", "on")
 UPDATE_KINDS = ("update", "correction")
 FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
 MAX_GOAL = 1_000_000_000
@@ -129,6 +132,8 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # When a signature must carry a proof of work (`domain/challenge`): off, auto or on.
+    challenge: str = "auto"
     # The shown goal climbs by steps once the count reaches it (`domain/goals`).
     auto_goal: bool = False
     # `[after_sign] url`: a "Continue" page (a donation ask, a next action) after signing.
@@ -293,6 +298,13 @@ class _Reader:
                 "confirmation",
                 "signing",
             )
+        challenge = signing.pop("challenge", "auto")
+        if challenge not in CHALLENGES:
+            raise self.fail(
+                f"signing.challenge must be one of {', '.join(CHALLENGES)}",
+                "challenge",
+                "signing",
+            )
         if signing:
             key = next(iter(signing))
             raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
@@ -360,6 +372,7 @@ class _Reader:
             after_sign_url=self.after_sign(data),
             share_image=self.url(data, "share_image", https=True),
             embed_configs=configs,
+            challenge=challenge,
         )
 
     def flag(self, data: Mapping[str, Any], key: str, section: str = "") -> bool:

@@ -88,7 +88,11 @@ NOTICES = {  # ?done= and ?error= after a form post: catalog texts, never echoed
     "goal-too-high": "notice_goal_too_high",
     "redelivered": "notice_redelivered",
     "not-redelivered": "notice_not_redelivered",
+    "goal-not-a-number": "notice_goal_not_a_number",
 }
+# A number typed into the dashboard: ASCII digits only. `str.isdigit()` also takes `²` and
+# other digits that `int()` then refuses (a 500), or reads (`٣` is 3) where a typo is likelier.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 # `code` and **bold** in a dashboard text: the only markup a translator writes.
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
@@ -266,9 +270,8 @@ def page(
 ) -> Response:
     env, _ = _files()
     t = language(request)
-    notice_key = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(
-        request.query_params.get("error", "")
-    )
+    error = request.query_params.get("error", "")
+    notice_key = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(error)
     html = env.get_template(template).render(
         css_url=_asset_url(".css"),
         js_url=_asset_url(".js"),
@@ -354,6 +357,11 @@ async def login(request: Request) -> Response:
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
                     error="login_wrong")  # fmt: skip
+    if form.get("step") == "link":
+        # From a link's fragment (admin.js): show whose dashboard this key opens, and sign in
+        # only on a click. A link made by someone else must not sign anyone in by itself.
+        return page(request, "login_confirm.html", None, principal=principal,
+                    key=form.get("key"), next=_next(form.get("next")))  # fmt: skip
     logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
     target = _next(form.get("next"))
     if target == "/admin":
@@ -448,6 +456,14 @@ async def petition_page(request: Request, caller: Caller) -> Response:
     entry = await _managed(request, caller)
     if isinstance(entry, Response):
         return entry
+    return await _petition_view(request, caller, entry)
+
+
+async def _petition_view(
+    request: Request, caller: Caller, entry: Entry, status: int = 200, error: str = ""
+) -> Response:
+    """The petition's page; with `error` (a key of `NOTICES`), its message by the goal's field
+    and `status`: a form refused where it was typed."""
     storage = services_of(request).storage
     async with storage.session():
         numbers = await _numbers(
@@ -499,6 +515,8 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         base_url=services_of(request).settings.base_url,
         sealed=bool(services_of(request).settings.sealing_public_key),
         webhooks=hooks,
+        status=status,
+        goal_error=NOTICES.get(error, "") if error.startswith("goal-") else "",
     )
 
 
@@ -775,7 +793,10 @@ async def change_goal(request: Request) -> Response:
         return change
     caller, form, entry = change
     raw = form.get("goal")
-    goal = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else 0
+    if not isinstance(raw, str) or not _WHOLE_NUMBER.fullmatch(raw.strip()):
+        # Refused where it was typed (400), the page shown again with the field's message.
+        return await _petition_view(request, caller, entry, 400, "goal-not-a-number")
+    goal = int(raw.strip())
     if goal > MAX_GOAL:
         return _back(entry, error="goal-too-high")
     if goal <= entry.goal:

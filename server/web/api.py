@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import access, i18n, links, richtext
+from server.domain.form_tokens import Claims
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
 from server.store import outbox
@@ -249,11 +250,28 @@ async def token(request: Request, services: Services, entry: Entry) -> Response:
     if wait:
         return error_response(429, "rate_limited", lang, retry_after=wait)
     partner = normalise_code(request.query_params.get("partner"))
-    issued = services.tokens.issue(entry.slug, partner, lang)
-    return json_response(
-        {"token": issued, "expires_in": services.tokens.lifetime},
-        headers={"Cache-Control": "no-store"},
-    )
+    return json_response(fresh_token(services, entry, partner, lang), headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def fresh_token(
+    services: Services,
+    entry: Entry,
+    partner: str,
+    lang: str,
+    since: float | None = None,
+    *,
+    challenge: bool = False,
+) -> dict[str, Any]:
+    """A new form token (renewing one first given at `since`), with its `challenge` while one
+    is on, or when asked for (docs/challenge.md)."""
+    issued = services.tokens.issue(entry.slug, partner, lang, since)
+    answer: dict[str, Any] = {"token": issued, "expires_in": services.tokens.lifetime}
+    if challenge or submission.challenged(services, entry):
+        answer["challenge"] = submission.puzzle(services, issued)
+    return answer
 
 
 SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
@@ -267,17 +285,20 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
     (the language, for one, is worked out only to word a refusal)."""
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
     wait = rate_limited(services, request, entry)
+    if wait:
+        submission.note_refusal(services, entry, "rate_limited")
     if wait and not as_html:
         return error_response(429, "rate_limited", request_language(request, entry), wait)
     try:
         fields = await payloads.read_fields(request, services.settings.max_body_bytes)
     except payloads.PayloadError as exc:
+        submission.note_refusal(services, entry, exc.code)
         return _refusal(request, entry, as_html, exc.status, exc.code)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await submission.sign(services, entry, fields)
+    outcome = await submission.sign(services, entry, fields, no_script=as_html)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.confirmation_sent:
@@ -299,18 +320,34 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
             {"Cache-Control": "no-store"},
         )
     assert outcome.error is not None
-    if outcome.error == "expired_token" and outcome.claims is not None:
-        # A renewed token that keeps when its visitor first got the form: a person whose form
-        # expired while they filled it in signs again at once, with no "too fresh" wait.
-        claims = outcome.claims
-        renewed = services.tokens.issue(entry.slug, claims.partner, claims.lang, claims.since)
-        message = i18n.catalog(lang)("error_expired_token")
-        refusal = {"error": outcome.error, "message": message, "token": renewed}
-        return json_response(refusal, outcome.status, NO_STORE)
+    if outcome.error in RENEWED and outcome.claims is not None:
+        return _renewed(services, entry, outcome, outcome.claims, lang)
     return error_response(outcome.status, outcome.error, lang, outcome.retry_after)
 
 
-NO_STORE = {"Cache-Control": "no-store"}
+# Refusals answered with what a retry needs: a fresh token, bound to the same partner and
+# language, and its challenge while one is on (always after "challenge_required", even if
+# "auto" went off meanwhile: the contract says a fresh challenge comes with it).
+RENEWED = ("expired_token", "challenge_required")
+
+
+def _renewed(
+    services: Services,
+    entry: Entry,
+    outcome: submission.Outcome,
+    claims: Claims,
+    lang: str,
+) -> Response:
+    """The answer to a refused genuine token, with its renewal. The renewal keeps when its
+    visitor first got the form: a person whose form expired while they filled it in, or whose
+    widget is solving a challenge, signs again at once, with no "too fresh" wait."""
+    renewed = fresh_token(
+        services, entry, claims.partner, claims.lang, claims.since,
+        challenge=outcome.error == "challenge_required",
+    )  # fmt: skip
+    message = i18n.catalog(lang)(f"error_{outcome.error}")
+    refusal = {"error": outcome.error, "message": message, **renewed}
+    return json_response(refusal, outcome.status, NO_STORE)
 
 
 @petition_endpoint(_no_petition)

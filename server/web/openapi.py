@@ -65,6 +65,13 @@ def _sign_refusals(html: dict[str, Any]) -> dict[str, Any]:
             continue
         retry_after = any(code in _RETRY_AFTER for code in codes)
         answers[str(status)] = _error(description, html=True, retry_after=retry_after)
+        if "challenge_required" in codes:  # that one carries a fresh token and challenge
+            answers[str(status)]["content"]["application/json"]["schema"] = {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Error"},
+                    {"$ref": "#/components/schemas/ChallengeRequired"},
+                ]
+            }
     return answers
 
 
@@ -107,7 +114,44 @@ _SCHEMAS: dict[str, Any] = {
     "Token": {
         "type": "object",
         "required": ["token", "expires_in"],
-        "properties": {"token": {"type": "string"}, "expires_in": {"type": "integer"}},
+        "properties": {
+            "token": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "challenge": {"$ref": "#/components/schemas/Challenge"},
+        },
+    },
+    "Challenge": {
+        "type": "object",
+        "description": (
+            "Present while the petition asks for a proof of work (docs/challenge.md): find the "
+            "whole number n from 0 to maxnumber for which the lower-case hex SHA-256 of salt "
+            "followed by n in decimal is challenge, and send it as challenge_solution with "
+            "this token. Bound to this token: it solves nothing else."
+        ),
+        "required": ["algorithm", "challenge", "salt", "maxnumber", "signature", "expires"],
+        "properties": {
+            "algorithm": {"const": "SHA-256"},
+            "challenge": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "salt": {"type": "string", "description": "ASCII, 32 characters"},
+            "maxnumber": {"type": "integer", "minimum": 1, "description": "200,000 today"},
+            "signature": {
+                "type": "string",
+                "description": "Our HMAC of challenge (as ALTCHA has it); nothing to check",
+            },
+            "expires": {"type": "integer", "description": "Unix time: the token's expiry"},
+        },
+    },
+    "ChallengeRequired": {
+        "type": "object",
+        "description": "A missing or wrong challenge_solution: a fresh token and its challenge",
+        "required": ["error", "message", "token", "expires_in", "challenge"],
+        "properties": {
+            "error": {"const": "challenge_required"},
+            "message": {"type": "string"},
+            "token": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "challenge": {"$ref": "#/components/schemas/Challenge"},
+        },
     },
     "Signed": {
         "type": "object",
@@ -174,6 +218,11 @@ _SCHEMAS: dict[str, Any] = {
             # A form's checkbox is "on" or absent; null counts as absent, as in JSON.
             "consent_organiser": {"type": ["boolean", "string", "null"]},
             "consent_partner": {"type": ["boolean", "string", "null"]},
+            "challenge_solution": {
+                "type": ["string", "integer", "null"],
+                "description": "The number that solves the token's challenge, while one is "
+                "asked for (see Challenge); ignored otherwise",
+            },
             "lang": {
                 "description": "The language for messages; anything but a known language code "
                 "is ignored (the token's language counts)",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.domain.challenge import Challenges, Switch
 from server.domain.form_tokens import FormTokens
 from server.domain.petitions import Entry
 from server.domain.ratelimit import RateLimiter
@@ -34,6 +35,8 @@ class Services:
     client_secret: bytes  # keys the hash that stands for a client's address
     clock: Clock  # wall time: the writer's, the link pages' and the jobs' (a test may drive it)
     jobs: JobRunner  # the background work of this process
+    challenges: Challenges  # the proof-of-work puzzles of form tokens
+    challenge_switch: Switch  # "auto": when refusals turn a petition's challenge on
     # The keyed hash that stands for addresses (`EMAIL_HASH_KEY`); None only in tests that
     # build services by hand without one.
     email_hasher: EmailHasher | None = None

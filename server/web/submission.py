@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from server.domain import challenge as work
 from server.domain.decision import decide
 from server.domain.errors import PetitionClosed, Refusal, StorageUnavailable, TokenUsed
 from server.domain.form_tokens import Claims, TokenError
@@ -56,11 +57,68 @@ class Outcome:
             error=refusal.code,
             fields=refusal.errors if isinstance(refusal, FieldErrors) else None,
             retry_after=refusal.retry_after,
-            claims=refusal.claims if isinstance(refusal, TokenError | FieldErrors) else claims,
+            claims=refusal.claims
+            if isinstance(refusal, TokenError | FieldErrors | work.ChallengeRequired)
+            else claims,
         )
 
 
-async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> Outcome:
+def challenged(services: Services, entry: Entry, *, force: bool = False) -> bool:
+    """Whether a submission to `entry` must carry a proof of work now: the petition's
+    `[signing] challenge` ("on"; "auto" while its `Switch` is on), or `force` (another signal,
+    such as a network over its aggregate limit) unless the petition says "off"."""
+    mode = entry.petition.challenge
+    return work.required(mode, services.challenge_switch, entry.id) or (force and mode != "off")
+
+
+def puzzle(services: Services, token: str) -> dict[str, Any] | None:
+    """The `challenge` fields of a token we just issued (None if it does not decode)."""
+    claims = services.tokens.peek(token)
+    if claims is None:
+        return None
+    return services.challenges.puzzle(claims, claims.expires_at).fields()
+
+
+def is_preview(fields: Mapping[str, Any]) -> bool:
+    """A submission from the dashboard's preview (its form carries `preview=1`): never
+    counted, whatever its token."""
+    return fields.get("preview") in ("1", 1, True)
+
+
+def note_refusal(services: Services, entry: Entry, code: str) -> None:
+    """Count a refusal towards "auto" (`challenge.Switch`: only the codes it counts)."""
+    services.challenge_switch.note(entry.id, code)
+
+
+async def sign(
+    services: Services,
+    entry: Entry,
+    fields: Mapping[str, Any],
+    *,
+    no_script: bool = False,
+    force_challenge: bool = False,
+) -> Outcome:
+    """The outcome of a submission. `no_script`: it is the no-JavaScript form, which waits
+    out a challenge instead of solving it. `force_challenge`: ask for a challenge even where
+    the petition's own mode would not now (unless it says "off"): the hook for the aggregate
+    limit."""
+    outcome = await _sign(services, entry, fields, no_script, force_challenge)
+    if outcome.error:
+        note_refusal(services, entry, outcome.error)
+    return outcome
+
+
+async def _sign(
+    services: Services,
+    entry: Entry,
+    fields: Mapping[str, Any],
+    no_script: bool,
+    force_challenge: bool,
+) -> Outcome:
+    if is_preview(fields):
+        return Outcome.refused(
+            TokenError("invalid_token"), services.tokens.peek(fields.get("token"))
+        )
     try:
         decision = decide(
             entry,
@@ -68,6 +126,10 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
             fields,
             services.settings.confirm_lifetime,
             services.email_hasher,
+            challenge=services.challenges
+            if challenged(services, entry, force=force_challenge)
+            else None,
+            no_script=no_script,
         )
     except PetitionClosed as closed:
         # Refused before the token is looked at; its claims still word the page.
@@ -80,6 +142,8 @@ async def sign(services: Services, entry: Entry, fields: Mapping[str, Any]) -> O
         # Its webhook events are written with it (or, waiting for confirmation, its boxes
         # for the endpoints' keys are sealed with it).
         signature = dataclasses.replace(signature, webhooks=targets)
+    if signature is None:
+        note_refusal(services, entry, "honeypot")
     # Said before the request: the answer of a counted signature tells nothing beyond it.
     published = services.registry.count(entry)
     decoy = None

@@ -157,6 +157,17 @@ class LiveServer:
         self.stop()
 
 
+def sign_in_from_link(page: Any, server: LiveServer, key: str) -> None:
+    """In Chromium (`page`), follow a sign-in link (`/admin/login#key=...`, the demo prints
+    them): the key's role and scope are shown, and only a click signs in."""
+    page.goto(server.url(f"/admin/login#key={key}"))
+    page.locator("#login-confirm").wait_for()
+    assert key not in page.url
+    page.locator("#login-confirm button").click()
+    page.wait_for_url(lambda url: "/admin/login" not in url)
+    assert key not in page.url
+
+
 @contextlib.contextmanager
 def demo(folder: Path) -> Iterator[tuple[str, Path]]:
     """`petition-widget demo` run in `folder` as a newcomer runs it: its URL and its output."""

@@ -84,6 +84,25 @@ def test_other_text_is_left_alone(text: str) -> None:
     assert export.neutralise(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("x;=1+2;y", "x;'=1+2;y"),  # Excel with `;` as its separator reads the cell `=1+2`
+        ("a,+1", "a,'+1"),
+        ("a|-1", "a|'-1"),
+        ("a\t@SUM(A1)", "a\t'@SUM(A1)"),
+        ("a;\t=1", "a;'\t'=1"),  # a tab after a separator, and what follows the tab
+        ("a;\r=1", "a;'\r=1"),
+        ("=1;=2", "'=1;'=2"),
+        ("a; =1", "a; =1"),  # a space is no separator
+        ("1+1;a=b", "1+1;a=b"),
+    ],
+)
+def test_a_formula_after_a_separator_inside_a_cell_is_neutralised(text: str, safe: str) -> None:
+    assert export.neutralise(text) == safe
+    assert export.csv_cell(text) == safe
+
+
 def test_every_text_cell_is_neutralised_in_the_csv() -> None:
     hostile = row(
         name="=cmd|' /C calc'!A0",

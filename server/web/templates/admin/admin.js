@@ -1,9 +1,11 @@
 // The dashboard's only script. Everything works without it; it adds:
 // - sign-in from a link `/admin/login#key=...` (the demo prints one): the key is read from the
 //   fragment, which browsers never send to a server, removed from the address bar at once,
-//   and submitted;
-// - the snippet generator's live update of the snippet and the preview as options change, and
-//   the preview frame sized to the widget's own height (the widget reports it);
+//   and sent to be shown by its role and scope: only a click on that page signs in (a link
+//   made by someone else must not sign a visitor into their dashboard by itself);
+// - the snippet generator's live update of the snippet and the preview as options change (the
+//   preview's address always says preview=1: a preview never signs), and the preview frame
+//   sized to the widget's own height (the widget reports it);
 // - copy buttons and a confirmation before closing a petition.
 (function () {
   "use strict";
@@ -14,6 +16,11 @@
     if (!form || !match) return;
     history.replaceState(null, "", window.location.pathname + window.location.search);
     form.elements.key.value = match[1];
+    var step = document.createElement("input");
+    step.type = "hidden";
+    step.name = "step";
+    step.value = "link";
+    form.appendChild(step);
     form.submit();
   }
 
