@@ -118,9 +118,12 @@ def visit(chromium: Any, pages: PartnerSite, widget_base: str) -> Iterator[Calla
         clock: bool = False,
         init_script: str = "",
         delay_loader: bool = False,
+        javascript: bool = True,
     ) -> Visit:
         context = chromium.new_context(
-            viewport={"width": width, "height": height}, color_scheme=colour_scheme
+            viewport={"width": width, "height": height},
+            color_scheme=colour_scheme,
+            java_script_enabled=javascript,
         )
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
@@ -297,12 +300,24 @@ def test_a_transparent_background_shows_the_host_page_in_every_theme(
 ) -> None:
     """A frame whose colour scheme differs from its iframe element's is painted on an opaque
     backdrop: before the loader gave the element the theme's scheme, a dark (or auto, in dark
-    mode) transparent widget was a black box on any page. (The `<noscript>` iframe still has
-    no `color-scheme`: see docs/widget.md, `data-background`.)"""
+    mode) transparent widget was a black box on any page."""
     seen = visit(f"/clear-{theme}.html", colour_scheme=scheme)
     wait_fitted(seen.frame())
     box = seen.page.locator("iframe.petition-widget").bounding_box()
     # Inside the widget's padding, below its top stripe: only the background is painted there.
+    assert pixel(seen.page, box["x"] + 4, box["y"] + 120) == HOST_RGB
+
+
+@pytest.mark.parametrize(("theme", "scheme"), [("dark", "light"), ("auto", "dark")])
+def test_a_transparent_background_shows_the_host_page_without_javascript(
+    visit: Callable[..., Visit], theme: str, scheme: str
+) -> None:
+    """The `<noscript>` frame too: before its element had the theme's `color-scheme`, the
+    no-JS dark (or auto, in dark mode) transparent widget was a black box."""
+    seen = visit(f"/clear-{theme}.html", colour_scheme=scheme, javascript=False)
+    frame = seen.page.locator("noscript iframe, iframe").first
+    frame.element_handle().content_frame().wait_for_selector("form", state="attached")
+    box = frame.bounding_box()
     assert pixel(seen.page, box["x"] + 4, box["y"] + 120) == HOST_RGB
 
 

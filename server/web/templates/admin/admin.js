@@ -49,6 +49,9 @@
       attrs.push(["data-" + o[0], o[1]]);
       query.push(o[0] + "=" + encodeURIComponent(o[1]));
     });
+    // The frame element takes the theme's colour scheme, as in snippet.embed (and embed.js).
+    var theme = (options.filter(function (o) { return o[0] === "theme"; })[0] || [])[1];
+    var scheme = {dark: "dark", auto: "light dark"}[theme];
     var tag = attrs.map(function (a) { return a[0] + '="' + escapeHtml(a[1]) + '"'; }).join(" ");
     var path = "/widget/" + encodeURIComponent(slug) + (query.length ? "?" + query.join("&") : "");
     return {
@@ -57,7 +60,8 @@
         spaceCss(space) + '">\n' +
         "<script async " + tag + "></" + "script>\n" +
         '<noscript><iframe src="' + escapeHtml(base + path) + '" title="Petition" loading="lazy" ' +
-        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>\n</div></div>'
+        'style="width:100%;height:' + height + 'px;border:0' +
+        (scheme ? ";color-scheme:" + scheme : "") + '"></iframe></noscript>\n</div></div>'
     };
   }
 
