@@ -31,6 +31,9 @@ STATUSES = ("open", "closed")
 CONFIRMATIONS = ("email", "none")
 UPDATE_KINDS = ("update", "correction")
 FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
+#: Whether the form offers the box "Show my name on the list delivered to {target}"; hidden by
+#: default, so that nobody is named on a delivered list without choosing it.
+NAME_TO_TARGET = ("optional", "hidden")
 MAX_GOAL = 1_000_000_000
 
 # Longest text accepted per field, in characters: generous, but a widget must stay a widget.
@@ -49,7 +52,7 @@ _REQUIRED_TEXTS = ("title", "summary", "target", "statement")
 _MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
-    "translations", "signing", "mail", "retention", *_TEXT_LIMITS,
+    "translations", "signing", "mail", "retention", "public", *_TEXT_LIMITS,
 }  # fmt: skip
 #: Days signer data is kept after a petition closes, by default; 0 keeps it for ever.
 RETENTION_DAYS = 180
@@ -106,6 +109,10 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # "optional": the form offers the box that puts the signer's name on the delivered list.
+    name_to_target: str = "hidden"
+    # `[public] by_country`: the public API shows the totals by country (`breakdowns`).
+    public_by_country: bool = False
 
     @property
     def needs_confirmation(self) -> bool:
@@ -259,8 +266,22 @@ class _Reader:
             if mode not in modes:
                 raise self.fail(f"form.{name} must be one of {', '.join(modes)}", name, "form")
             fields[name] = mode
+        name_to_target = form.pop("name_to_target", "hidden")
+        if name_to_target not in NAME_TO_TARGET:
+            raise self.fail(
+                f"form.name_to_target must be one of {', '.join(NAME_TO_TARGET)}",
+                "name_to_target",
+                "form",
+            )
         if form:
             raise self.fail(f"unknown key '{next(iter(form))}' in [form]", next(iter(form)))
+        public = self.table(data, "public")
+        by_country = public.pop("by_country", False)
+        if not isinstance(by_country, bool):
+            raise self.fail("public.by_country must be true or false", "by_country", "public")
+        if public:
+            key = next(iter(public))
+            raise self.fail(f"unknown key '{key}' in [public]", key, "public")
         ancestors = embed.pop("frame_ancestors", [])
         if embed:
             raise self.fail(f"unknown key '{next(iter(embed))}' in [embed]", next(iter(embed)))
@@ -286,6 +307,8 @@ class _Reader:
             privacy_url=self.url(data, "privacy_url"),
             confirmation=confirmation,
             retention_days=days,
+            name_to_target=name_to_target,
+            public_by_country=by_country,
         )
 
     def translation(self, table: dict[str, Any], original: Texts, section: str) -> Texts:

@@ -107,13 +107,14 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
             "INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, "
             "email, name, country, comment, lang, consent_version, consent_organiser, "
             "consent_partner, created_at, signed_at, ref, sealed, partner_sealed, "
-            "email_domain) "
+            "email_domain, consent_name_to_target) "
             "SELECT petition_id, partner_id, unknown_partner, email_key, email, name, country, "
             "comment, lang, consent_version, consent_organiser, consent_partner, "
             # Sealed, the clear time of the confirmation is its hour, like every other.
             "CASE WHEN sealed IS NULL THEN CAST(:now AS BIGINT) ELSE CAST(:hour AS BIGINT) END, "
             "created_at, ref, sealed, "
-            "partner_sealed, email_domain FROM pending_signatures WHERE id = :id "
+            "partner_sealed, email_domain, consent_name_to_target FROM pending_signatures "
+            "WHERE id = :id "
             "ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id",
             {"id": pending_id, "now": now, "hour": sealing.hour(now)},
         )

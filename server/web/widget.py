@@ -372,7 +372,7 @@ def sign_result(
         view.check_email = str(fields.get("email", "")).strip()
         return render(request, services, entry, view)
     view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
-    for checkbox in ("consent_organiser", "consent_partner"):
+    for checkbox in ("consent_organiser", "consent_partner", "consent_name_to_target"):
         view.values[checkbox] = str(fields.get(checkbox, "")).lower() in ("on", "true", "1")
     if outcome.fields:
         view.errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}
