@@ -6,7 +6,10 @@ partner's (its own signers, small cells hidden, its own count exact)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -151,3 +154,51 @@ def test_a_partner_sees_its_own_signers_with_small_cells_hidden(world: World) ->
     assert data["by_language"] == [{"lang": "ru", "signatures": 13}]
     # Its own total stays exact.
     assert [(p["code"], p["signatures"]) for p in data["partners"]] == [("ngo-a", 13)]
+
+
+# --- The dashboard -------------------------------------------------------------------------------
+
+
+def signed_in(world: World, who: str) -> httpx.Client:
+    c = httpx.Client(base_url=world.server.base_url, timeout=30)
+    assert c.post("/admin/login", data={"key": world.keys[who].text}).status_code == 303
+    return c
+
+
+def test_the_owner_dashboard_shows_exact_breakdowns_and_the_pack(world: World) -> None:
+    with contextlib.closing(signed_in(world, "owner")) as c:
+        page = c.get(f"/admin/petitions/{SLUG}").text
+        assert '<th scope="row">Kazakhstan</th><td class="num">2</td>' in page
+        assert '<th scope="row">Russian</th><td class="num">13</td>' in page
+        assert f"/admin/petitions/{SLUG}/delivery.pdf" in page
+        assert "<strong>Without names</strong>" in page
+        own_page = c.get(f"/admin/petitions/{SLUG}/partners/ngo-a").text
+        assert '<th scope="row">Kazakhstan</th><td class="num">2</td>' in own_page
+
+
+def test_a_partner_page_hides_small_cells(world: World) -> None:
+    with contextlib.closing(signed_in(world, "a")) as c:
+        page = c.get(f"/admin/petitions/{SLUG}/partners/ngo-a").text
+    assert '<th scope="row">Kazakhstan</th><td class="num">fewer than 10</td>' in page
+    assert '<th scope="row">Russia</th><td class="num">11</td>' in page
+    assert "Germany" not in page  # not its signers
+
+
+def test_the_dashboard_pack_has_no_names_and_only_the_owner_gets_it(world: World) -> None:
+    with contextlib.closing(signed_in(world, "owner")) as c:
+        pdf = c.get(f"/admin/petitions/{SLUG}/delivery.pdf")
+        sheet = c.get(f"/admin/petitions/{SLUG}/delivery.csv")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert pdf.headers["cache-control"] == "no-store"
+    assert sheet.status_code == 200
+    assert "Zelda Testova" not in sheet.text and "@" not in sheet.text
+    assert "\r\nname,country,country_name" not in sheet.text  # no list of names at all
+    assert "\r\nDE,Germany,13\r\n" in sheet.text or "\r\nDE,Germany,12\r\n" in sheet.text
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True,
+                              check=True, timeout=60).stdout.decode()  # fmt: skip
+        assert "This copy has no names" in " ".join(text.split())
+        assert "Zelda Testova" not in text and "NGO A" not in text
+    with contextlib.closing(signed_in(world, "a")) as c:
+        assert c.get(f"/admin/petitions/{SLUG}/delivery.pdf").status_code == 403
