@@ -24,6 +24,7 @@ import datetime
 import gzip
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,8 @@ from server.web import auth, client_address, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
 from server.web.services import Services, petition_endpoint, services_of
+
+logger = logging.getLogger("petition_widget.api")
 
 PREFLIGHT = {
     **CORS,
@@ -146,7 +149,12 @@ class _PublicCountries:
         self._read: dict[int, tuple[float, int, list[dict[str, Any]]]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    async def get(self, services: Services, entry: Entry, count: int) -> list[dict[str, Any]]:
+    async def get(
+        self, services: Services, entry: Entry, count: int
+    ) -> list[dict[str, Any]] | None:
+        """The cells; the last ones read while the database cannot be read (None before any:
+        the document then goes without them rather than fail, as it never needed the
+        database before)."""
         read = self._read.get(entry.id)
         if read is not None and (
             read[1] == count or time.monotonic() - read[0] < services.settings.breakdown_refresh
@@ -159,7 +167,15 @@ class _PublicCountries:
             again = self._read.get(entry.id)
             if again is not None and again is not read:  # read by another request meanwhile
                 return again[2]
-            counts = await totals.by_country(services.storage, entry.id)
+            try:
+                counts = await totals.by_country(services.storage, entry.id)
+            except Exception as exc:
+                logger.warning("totals by country of %s not read: %s", entry.slug, describe(exc))
+                if read is None:
+                    return None
+                # Tried again after BREAKDOWN_REFRESH, not on every request meanwhile.
+                self._read[entry.id] = (time.monotonic(), read[1], read[2])
+                return read[2]
             cells = breakdowns.cells(counts, key="country", exact=False)
             self._read[entry.id] = (time.monotonic(), count, cells)
             return cells

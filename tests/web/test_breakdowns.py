@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from server.domain import access_keys
 from server.store.storage import Storage
+from server.web import api
 from tests.support import backends, live, petitions
 
 SLUG = "by-country"
@@ -202,3 +204,32 @@ def test_the_dashboard_pack_has_no_names_and_only_the_owner_gets_it(world: World
         assert "Zelda Testova" not in text and "NGO A" not in text
     with contextlib.closing(signed_in(world, "a")) as c:
         assert c.get(f"/admin/petitions/{SLUG}/delivery.pdf").status_code == 403
+
+
+def test_public_countries_keep_the_last_totals_while_the_database_fails() -> None:
+    """The public JSON never needed the database: a failed read keeps the last totals (or
+    leaves them out before any), instead of failing the document."""
+
+    class Database:
+        failing = False
+
+        async def fetch_all(self, sql: str, values: dict[str, Any]) -> list[tuple[str, int]]:
+            if self.failing:
+                raise OSError("the database is down")
+            return [("RU", 12), ("KZ", 3)]
+
+    database = Database()
+    services: Any = SimpleNamespace(
+        storage=SimpleNamespace(database=database),
+        settings=SimpleNamespace(breakdown_refresh=0.0),
+    )
+    entry: Any = SimpleNamespace(id=1, slug="x")
+    countries = api._PublicCountries()
+    database.failing = True
+    assert asyncio.run(countries.get(services, entry, 15)) is None
+    database.failing = False
+    read = [{"country": "RU", "signatures": 12},
+            {"country": "KZ", "signatures": None, "fewer_than": 10}]  # fmt: skip
+    assert asyncio.run(countries.get(services, entry, 15)) == read
+    database.failing = True
+    assert asyncio.run(countries.get(services, entry, 16)) == read
