@@ -225,4 +225,12 @@ MIGRATIONS: list[list[Step]] = [
         # never decreases, even when signatures are withdrawn after it moved up a step.
         "ALTER TABLE petitions ADD COLUMN shown_goal BIGINT NOT NULL DEFAULT 0",
     ],
+    [
+        # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`): a
+        # consent flag in clear like the others, so the delivery pack can pick the names to
+        # list without opening a box it need not open. Rows from before it said no.
+        "ALTER TABLE signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL DEFAULT 0",
+        "ALTER TABLE pending_signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL "
+        "DEFAULT 0",
+    ],
 ]
