@@ -12,10 +12,10 @@ Milestones are worked out from the signatures per hour (`milestones`): sealed ro
 the hour of a signature in clear, so an hour is as exact as the data allows everywhere.
 
 The CSV (`csv_text`) holds the same lists in blocks separated by an empty line, each with its
-own header row; every text cell is made formula-safe by `formula_safe` (a `'` before `=`, `+`,
-`-`, `@`, a tab or a carriage return at the start of a cell or after `;`, `,`, `|` or a tab),
-a stricter rule than `export.neutralise`, since some spreadsheets split an imported cell at
-those separators. The PDF is `delivery_pdf`'s.
+own header row; every text cell is made formula-safe by `export.formula_safe` (a `'` before
+`=`, `+`, `-`, `@`, a tab or a carriage return at the start of a cell or after `;`, `,`, `|` or
+a tab), a stricter rule than `export.neutralise`, since some spreadsheets split an imported
+cell at those separators. The PDF is `delivery_pdf`'s.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import dataclasses
 import datetime
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import babel.numbers
 
-from server.domain import breakdowns, i18n, richtext
+from server.domain import breakdowns, export, i18n, richtext
 from server.domain.petitions import Entry
 
 MILESTONES = (25, 50, 75, 100)  # percent of the goal
@@ -162,15 +161,6 @@ def iso(timestamp: int | None) -> str:
 
 # --- CSV -----------------------------------------------------------------------------------------
 
-_DANGER = re.compile(r"(^|[;,|\t])([=+\-@\t\r])")
-
-
-def formula_safe(text: str) -> str:
-    """A cell no spreadsheet runs as a formula: `'` before `=`, `+`, `-`, `@`, a tab or a
-    carriage return at its start or after `;`, `,`, `|` or a tab. (The lead merges this with
-    the export's own rule into one function.)"""
-    return _DANGER.sub(lambda m: m.group(1) + "'" + m.group(2), text)
-
 
 def csv_text(p: Pack) -> str:
     """The pack as CSV: blocks (the petition; by country; by partner, if asked; milestones;
@@ -215,5 +205,5 @@ def csv_text(p: Pack) -> str:
     for i, block in enumerate(blocks):
         if i:
             out.write("\r\n")
-        writer.writerows([[formula_safe(cell) for cell in row] for row in block])
+        writer.writerows([[export.formula_safe(cell) for cell in row] for row in block])
     return out.getvalue()

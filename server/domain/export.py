@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -119,6 +120,20 @@ def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
 def neutralise(text: str) -> str:
     """A cell a spreadsheet will not run as a formula: `'` before a dangerous first character."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+# The delivery pack's rule (`delivery.csv_text`), stricter than `neutralise`: some spreadsheets
+# split an imported cell at `;` (Excel with a `;` list separator: Russian, German, French
+# settings), `,`, `|` or a tab, and run a formula that starts a piece. Zero-width, so each of
+# `\t\t=` gets its `'`. i15-challenge makes `neutralise` this very rule: when both have landed,
+# one of the two names goes (the lead's merge).
+_FORMULA_AT = re.compile(r"(?:^|(?<=[;,|\t]))(?=[=+\-@\t\r])")
+
+
+def formula_safe(text: str) -> str:
+    """A cell no spreadsheet runs as a formula: `'` before `=`, `+`, `-`, `@`, a tab or a
+    carriage return at its start or after `;`, `,`, `|` or a tab."""
+    return _FORMULA_AT.sub("'", text)
 
 
 def csv_cell(value: Any) -> str:
