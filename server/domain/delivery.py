@@ -3,10 +3,11 @@
 A `Pack` holds the petition's title, target and statement in one language, its dates (opened,
 closed, made), the total, the totals by country (exact: the pack is the owner's), by partner
 only when asked (`--with-partners`: a pack handed to a hostile government should not list the
-NGOs that collected it), the milestones (25, 50, 75 and 100 % of the goal) with the hour each
-was reached, and the names with their country of the signers who ticked
-`consent_name_to_target`, and only theirs: everyone else is counted, not named. No email is
-ever part of a pack: `Named` has no field for one.
+NGOs that collected it), the milestones (25, 50, 75 and 100 % of the goal shown: with
+`auto_goal`, the step above the count, `shown_goal`) with the hour each was reached, and the
+names with their country of the signers who ticked `consent_name_to_target`, and only theirs:
+everyone else is counted, not named. No email is ever part of a pack: `Named` has no field for
+one.
 
 Milestones are worked out from the signatures per hour (`milestones`): sealed rows keep only
 the hour of a signature in clear, so an hour is as exact as the data allows everywhere.
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import babel.numbers
 
-from server.domain import breakdowns, export, i18n, richtext
+from server.domain import breakdowns, export, goals, i18n, richtext
 from server.domain.petitions import Entry
 
 MILESTONES = (25, 50, 75, 100)  # percent of the goal
@@ -89,6 +90,16 @@ def milestones(hours: Mapping[int, int], goal: int) -> tuple[Milestone, ...]:
     return tuple(Milestone(p, n, reached.get(p)) for p, n in targets)
 
 
+def shown_goal(entry: Entry, total: int) -> int:
+    """The goal the widget, badge and API show for `total` signatures: with `auto_goal`, the
+    step above the count once it reached the goal, never below a step shown before (the one
+    stored, `Entry.shown_goal`). A pack that named another goal than the public one would
+    hand the target a figure the campaign never showed."""
+    if not entry.petition.auto_goal:
+        return entry.goal
+    return goals.shown_goal(total, entry.goal, entry.shown_goal)
+
+
 def pack(
     entry: Entry,
     *,
@@ -107,20 +118,21 @@ def pack(
     lang = lang if lang in entry.petition.languages else entry.petition.lang
     texts = entry.petition.in_language(lang)
     cells = breakdowns.cells(by_country, key="country", exact=True)
+    goal = shown_goal(entry, total)
     return Pack(
         slug=entry.slug,
         lang=lang,
         title=texts.title,
         target=texts.target,
         statement=tuple(richtext.plain(texts.statement)),
-        goal=entry.goal,
+        goal=goal,
         total=total,
         opened_at=opened_at,
         closed_at=closed_at,
         generated_at=generated_at,
         by_country=tuple((c["country"], c["signatures"]) for c in cells),
         by_partner=None if by_partner is None else tuple(by_partner),
-        milestones=milestones(hours, entry.goal),
+        milestones=milestones(hours, goal),
         names=None if names is None else tuple(names),
         not_named=max(0, total - len(names or ())),
     )

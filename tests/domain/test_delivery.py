@@ -3,6 +3,7 @@ no installed font can draw (pure: no database)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -66,6 +67,28 @@ def test_a_pack_counts_everyone_and_names_only_those_given() -> None:
     assert made.not_named == 11 and made.by_partner is None
     text = delivery.csv_text(made)
     assert "Анна,RU,Россия" in text and "\r\n\r\n" in text
+
+
+@pytest.mark.parametrize(
+    ("auto_goal", "stored_step", "goal"),
+    [
+        (False, 0, 4),  # the stored goal, even far past it
+        (True, 0, 100),  # the step above 12 once the goal (4) is reached: what the widget shows
+        (True, 200, 200),  # never below a step shown before (withdrawals since)
+    ],
+)
+def test_the_goal_and_milestones_are_the_goal_shown(
+    auto_goal: bool, stored_step: int, goal: int
+) -> None:
+    petition = dataclasses.replace(petitions.example(), auto_goal=auto_goal)
+    shown = Entry(1, petition.slug, petition, 4, "open", 0, {}, shown_goal=stored_step)
+    made = delivery.pack(
+        shown, lang="en", total=12, opened_at=T0, closed_at=None, generated_at=T0,
+        by_country={"RU": 12}, hours={T0: 12}, names=None,
+    )  # fmt: skip
+    assert made.goal == goal
+    assert [m.signatures for m in made.milestones] == [goal * p // 100 for p in (25, 50, 75, 100)]
+    assert f"goal,{goal}\r\n" in delivery.csv_text(made)
 
 
 def test_a_language_the_petition_lacks_falls_back_to_its_own() -> None:
