@@ -6,8 +6,9 @@ keep space for the frame; otherwise everything below it jumps when it arrives (G
 Chromium (`scripts/measure_heights.py`, rerun it when the widget's look or a catalog changes):
 the form of a minimal petition in each language and layout, at 375 and 800 px wide, plus what
 each part of a petition adds (its title's and summary's lines, the country and comment fields,
-the organiser's box, the name-to-target box and the lines its target adds, the legal notice). The placeholder's CSS interpolates between the two
-widths with container query units, so one snippet fits a phone and a desktop column.
+the organiser's box, the name-to-target box and its target's lines, the legal notice). The
+placeholder's CSS interpolates between the two widths with container query units, so one
+snippet fits a phone and a desktop column.
 """
 
 from __future__ import annotations

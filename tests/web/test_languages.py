@@ -101,7 +101,8 @@ def server(
     else:
         url = request.getfixturevalue("postgres").create()
     named = dataclasses.replace(everywhere(), slug=NAMED, name_to_target="optional")
-    live.prepare(url, [petition(COUNTED, "none"), petition(CONFIRMED, "email"), everywhere(), named])
+    made = [petition(COUNTED, "none"), petition(CONFIRMED, "email"), everywhere(), named]
+    live.prepare(url, made)
     server = live.LiveServer(url, folder, SMTP_URL=mailbox.url, MAIL_FROM="p@example.org")
     server.env["BASE_URL"] = server.base_url
     with server as running:
