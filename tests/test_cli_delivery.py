@@ -1,7 +1,8 @@
 """`petition-widget delivery`: the pack's text as `pdftotext` reads it back (English, Russian,
 Arabic, after NFKC), the fonts embedded, only the signers who ticked the box named (no email,
 no partner without `--with-partners`), the CSV with the same lists and formula-safe, an empty
-petition, and a sealed database opened with `--secret-key`.
+petition, and sealed databases opened with `--secret-key`: sealed at submission, sealed in place
+by `petition-widget seal`, and sealed and confirmed by email on both engines.
 
 Signers sign through a live server (SQLite: the command reads the file it leaves), so the
 names reach the database the way real ones do."""
@@ -12,12 +13,14 @@ import asyncio
 import csv
 import dataclasses
 import io
+import json
 import re
 import shutil
 import subprocess
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,22 +76,15 @@ class Signed:
 
 
 def _sign_all(
-    folder: Path, *, sealed_key: str = "", signers: list[tuple[str, str, bool, str]] = SIGNERS
+    folder: Path,
+    *,
+    sealed_key: str = "",
+    signers: list[tuple[str, str, bool, str]] = SIGNERS,
 ) -> Signed:
     url = backends.sqlite_url(folder)
     live.prepare(url, [PETITION, dataclasses.replace(PETITION, slug=EMPTY)])
 
-    async def add_partner() -> None:
-        storage = Storage(url)
-        await storage.connect()
-        try:
-            pid = await storage.petition_id(SLUG)
-            assert pid is not None
-            await storage.add_partner(pid, "allies", PARTNER)
-        finally:
-            await storage.disconnect()
-
-    asyncio.run(add_partner())
+    asyncio.run(_add_partner(url))
     settings = {"sealing_public_key": sealed_key} if sealed_key else {}
     emails = []
     with (
@@ -309,3 +305,86 @@ def sqlite_names(url: str) -> list[str]:
 
     with sqlite3.connect(sqlite_path(url)) as db:
         return [r[0] for r in db.execute("SELECT name FROM signatures")]
+
+
+def test_a_database_sealed_in_place_opens_with_the_secret_key(tmp_path: Path) -> None:
+    """Signed in clear, then `petition-widget seal`: the boxes it writes are the ones the pack
+    opens (main's owner box, the domain under the EmailHasher)."""
+    (tmp_path / "db").mkdir()
+    signed = _sign_all(tmp_path / "db", signers=SIGNERS[:2] + SIGNERS[3:4])
+    public, secret = sealing.new_key_pair()
+    key_file = tmp_path / "owner.secret"
+    key_file.write_text(secret)
+    env = {"SEALING_PUBLIC_KEY": public, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY}
+    done = cli("seal", "--database-url", signed.url, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert all(name == "" for name in sqlite_names(signed.url))
+    out = tmp_path / "pack"
+    assert "--secret-key" in deliver(signed, out, SLUG).stderr
+    made = deliver(signed, out, SLUG, "--secret-key", str(key_file))
+    assert made.returncode == 0, made.stderr
+    text = text_of(out / f"{SLUG}-delivery.pdf")
+    assert "Анна Петрова" in text and nfkc("محمد") in text
+    assert "Hidden Person" not in text and "Signatures: 3" in text
+
+
+def test_sealed_and_confirmed_by_email_on_both_engines(tmp_path: Path, database_url: str) -> None:
+    """Main's sealed data end to end: each submission sealed at once into the owner's box, its
+    mail's address and tokens sealed under the EmailHasher in the outbox (opened here as the
+    mail job opens them), the pending row and its choice moved into signatures by the
+    confirmation, and the pack opening the boxes with --secret-key."""
+    public, secret = sealing.new_key_pair()
+    key_file = tmp_path / "owner.secret"
+    key_file.write_text(secret)
+    confirmed = dataclasses.replace(PETITION, confirmation="email")
+    live.prepare(database_url, [confirmed])
+    asyncio.run(_add_partner(database_url))
+    server = live.LiveServer(database_url, tmp_path, sealing_public_key=public,
+                             smtp_url=f"smtp://127.0.0.1:{live.free_port()}",
+                             mail_from="p@example.org")  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    with server, httpx.Client(base_url=server.base_url, timeout=30) as c:
+        for name, country, ticked, partner in SIGNERS[:1] + SIGNERS[3:4]:
+            person = {**live.new_signer(), "name": name}
+            live.SIGNERS.append((name, person["email"]))
+            token = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
+            body = {"token": token.json()["token"], **person, "country": country,
+                    "consent_name_to_target": ticked}  # fmt: skip
+            assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 202
+        for mail in asyncio.run(_queued_mails(database_url)):
+            opened = live.opened(mail)
+            assert "@" not in json.dumps(mail)  # the address travels sealed
+            assert c.post(f"/confirm/{opened['confirm']}").status_code == 200
+    out = tmp_path / "pack"
+    signed = Signed(tmp_path, database_url, [])
+    without = deliver(signed, out, SLUG)
+    assert without.returncode == 1 and "--secret-key" in without.stderr
+    made = deliver(signed, out, SLUG, "--secret-key", str(key_file), "--with-partners")
+    assert made.returncode == 0, made.stderr
+    text = text_of(out / f"{SLUG}-delivery.pdf")
+    assert "Анна Петрова" in text and "Hidden Person" not in text
+    assert "Signatures: 2" in text and f"{PARTNER} 2" in text
+    assert block(out / f"{SLUG}-delivery.csv", "name")[1:] == [["Анна Петрова", "RU", "Russia"]]
+
+
+async def _add_partner(url: str) -> None:
+    storage = Storage(url)
+    await storage.connect()
+    try:
+        pid = await storage.petition_id(SLUG)
+        assert pid is not None
+        await storage.add_partner(pid, "allies", PARTNER)
+    finally:
+        await storage.disconnect()
+
+
+async def _queued_mails(url: str) -> list[dict[str, Any]]:
+    storage = Storage(url)
+    await storage.connect()
+    try:
+        rows = await storage.database.fetch_all(
+            "SELECT payload FROM outbox WHERE topic = 'mail' ORDER BY id"
+        )
+        return [json.loads(r[0]) for r in rows]
+    finally:
+        await storage.disconnect()
