@@ -99,6 +99,12 @@ SETTINGS: dict[str, Setting] = {
             "Seconds between reads of the shared counters (other workers' and hosts' "
             "signatures, petition changes made by the CLI).",
         ),
+        Setting(
+            "BREAKDOWN_REFRESH",
+            "30",
+            "Seconds the public totals by country (`[public] by_country`) may lag behind the "
+            "count: each process reads them again at most this often while the count moves.",
+        ),
         Setting("MAX_BODY_BYTES", "16384", "Largest signature request body accepted."),
         Setting(
             "MAX_CONNECTIONS_PER_CLIENT",
@@ -192,6 +198,7 @@ class Settings:
     email_hash_key: str = dataclasses.field(default="", repr=False)  # "" only on PostgreSQL
     base_url_set: bool = False  # BASE_URL was given, not derived from HOST and PORT
     demo: bool = False
+    breakdown_refresh: float = 30.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -242,6 +249,7 @@ def load(
         rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
         trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
+        breakdown_refresh=_number(raw, "BREAKDOWN_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
         client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
         max_connections_per_client=_integer(raw, "MAX_CONNECTIONS_PER_CLIENT", minimum=0),

@@ -27,6 +27,7 @@ READERS = [
     ("signatures", "remove", SLUG, "--email", "-"),
     ("petitions", "list"),
     ("export", SLUG, "--secret-key", "owner.secret"),
+    ("delivery", SLUG, "--out", "pack"),
     ("seal",),
     ("retention", "run"),
     ("webhooks", "add", SLUG, "https://crm.example.org/hook"),

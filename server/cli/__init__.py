@@ -20,6 +20,7 @@ from typing import Any
 
 from server import settings as settings_module
 from server.cli import (
+    delivery,
     exports,
     keys,
     partners,
@@ -108,15 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (
-        serving,
-        petitions,
-        keys,
-        partners,
-        signatures,
-        exports,
-        seal,
-        retention,
+        serving, petitions, keys, partners, signatures, exports, delivery, seal, retention,
         webhooks,
-    ):
+    ):  # fmt: skip
         module.add_commands(commands)
     return parser

@@ -84,11 +84,13 @@ def decide(
     wording = consent_wording(entry, lang, partner)
     # A box that was not shown cannot have been ticked.
     unshown_organiser = signer.consent_organiser and wording.organiser_option is None
-    if unshown_organiser or (signer.consent_partner and partner is None):
+    unshown_target = signer.consent_name_to_target and wording.target_option is None
+    if unshown_organiser or unshown_target or (signer.consent_partner and partner is None):
         signer = dataclasses.replace(
             signer,
             consent_organiser=signer.consent_organiser and not unshown_organiser,
             consent_partner=signer.consent_partner and partner is not None,
+            consent_name_to_target=signer.consent_name_to_target and not unshown_target,
         )
     withdraw = Link.new()
     confirm = Link.new() if petition.needs_confirmation else None

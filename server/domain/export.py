@@ -54,6 +54,8 @@ class ExportRow:
     # Sealed: the box holding name, email, comment and the exact time (`sealing`); the clear
     # fields then hold nothing of them, and the times only their hour.
     sealed: str | None = None
+    # Ticked "Show my name on the list delivered to {target}" (the delivery pack lists them).
+    consent_name_to_target: bool = False
 
 
 CHUNK_BYTES = 64 * 1024
@@ -77,6 +79,7 @@ OWNER_COLUMNS = (
     "unknown_partner_code",
     "consent_organiser",
     "consent_partner",
+    "consent_name_to_target",
     "consent_version",
     "consent_text",
 )
@@ -114,6 +117,7 @@ def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
         "unknown_partner_code": row.unknown_partner,
         "consent_organiser": row.consent_organiser,
         "consent_partner": row.consent_partner,
+        "consent_name_to_target": row.consent_name_to_target,
         "consent_version": row.consent_version,
         "consent_text": row.consent_text,
     }
@@ -242,6 +246,8 @@ def opened_row(line: dict[str, Any], opened: dict[str, Any] | None) -> ExportRow
     """A sealed export's line as the row a plain export has, with what its box held."""
     fields: dict[str, Any] = {f.name: line.get(f.name) for f in dataclasses.fields(ExportRow)}
     fields["sealed"] = None
+    # A sealed export made before the column existed has no such field: nobody ticked it.
+    fields["consent_name_to_target"] = bool(fields["consent_name_to_target"])
     if opened is not None:
         fields.update(
             name=opened.get("name") or "",

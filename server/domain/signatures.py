@@ -126,13 +126,17 @@ class ConsentWording:
     notice: str
     organiser_option: str | None  # the "keep me informed" box of the organiser, if any
     partner_option: str | None  # the box of the partner whose page shows the form, if any
+    # The box that puts the signer's name on the list delivered to the target, when the
+    # petition offers it (`[form] name_to_target = "optional"`).
+    target_option: str | None = None
     # Where a native speaker has not yet signed off the translation (`i18n.Catalog.reviewed`):
     # the English original, shown beside it, and its heading in this language.
     original: ConsentWording | None = None
     original_label: str = ""
 
     def parts(self) -> list[str]:
-        return [p for p in (self.notice, self.organiser_option, self.partner_option) if p]
+        options = (self.notice, self.organiser_option, self.partner_option, self.target_option)
+        return [p for p in options if p]
 
     def record(self) -> Consent:
         """The words as recorded with each signature: the translation and, when it was shown,
@@ -171,7 +175,9 @@ def _wording_in(
     t: i18n.Catalog, entry: Entry, lang: str, partner: Partner | None
 ) -> ConsentWording:
     # The organiser as the petition names it in the form's language, in both texts.
-    organiser = entry.petition.in_language(lang).organiser
+    texts = entry.petition.in_language(lang)
+    organiser = texts.organiser
+    offered = entry.petition.name_to_target == "optional"
     return ConsentWording(
         lang=t.lang,
         notice=(
@@ -180,6 +186,7 @@ def _wording_in(
         ),
         organiser_option=t("consent_organiser", organiser=organiser) if organiser else None,
         partner_option=t("consent_partner", partner=partner.name) if partner else None,
+        target_option=t("consent_name_to_target", target=texts.target) if offered else None,
     )  # fmt: skip
 
 

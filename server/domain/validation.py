@@ -97,6 +97,8 @@ class Signer:
     comment: str | None
     consent_organiser: bool
     consent_partner: bool
+    # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`).
+    consent_name_to_target: bool = False
 
 
 class FieldErrors(Refusal):
@@ -141,6 +143,7 @@ def validate_signer(
         text = None
     consent_organiser = check("consent_organiser", parse_boolean)
     consent_partner = check("consent_partner", parse_boolean)
+    consent_name_to_target = check("consent_name_to_target", parse_boolean)
     if errors or email_key is None:
         raise FieldErrors(errors)
     return Signer(
@@ -151,6 +154,7 @@ def validate_signer(
         comment=text,
         consent_organiser=consent_organiser,
         consent_partner=consent_partner,
+        consent_name_to_target=consent_name_to_target,
     )
 
 

@@ -48,6 +48,7 @@ class LinkTarget:
     lang: str = ""  # the language of the form it was sent from
     consent_organiser: bool = False
     consent_partner: bool = False
+    consent_name_to_target: bool = False
     partner_id: int | None = None
     # Sealed data: the name is in `name_box`, which only the link's own token opens.
     name_box: str | None = None
@@ -74,8 +75,8 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
         kind, petition_id, ref, expires_at = link[0], link[1], link[2], link[3]
         expired = expires_at is not None and expires_at < now
         pending = await storage.database.fetch_one(
-            "SELECT name, consent_organiser, consent_partner, partner_id, lang, name_box "
-            "FROM pending_signatures WHERE ref = :ref",
+            "SELECT name, consent_organiser, consent_partner, partner_id, lang, name_box, "
+            "consent_name_to_target FROM pending_signatures WHERE ref = :ref",
             {"ref": ref},
         )
         if pending is not None:
@@ -83,7 +84,7 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
                 kind, petition_id, expired, "pending",
                 name=pending[0], consent_organiser=bool(pending[1]),
                 consent_partner=bool(pending[2]), partner_id=pending[3], lang=pending[4],
-                name_box=pending[5],
+                name_box=pending[5], consent_name_to_target=bool(pending[6]),
             )  # fmt: skip
         counted = await storage.database.fetch_val(
             "SELECT id FROM signatures WHERE ref = :ref", {"ref": ref}
@@ -110,13 +111,14 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
             "INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, "
             "email, name, country, comment, lang, consent_version, consent_organiser, "
             "consent_partner, created_at, signed_at, ref, sealed, partner_sealed, "
-            "email_domain, webhook_sealed) "
+            "email_domain, webhook_sealed, consent_name_to_target) "
             "SELECT petition_id, partner_id, unknown_partner, email_key, email, name, country, "
             "comment, lang, consent_version, consent_organiser, consent_partner, "
             # Sealed, the clear time of the confirmation is its hour, like every other.
             "CASE WHEN sealed IS NULL THEN CAST(:now AS BIGINT) ELSE CAST(:hour AS BIGINT) END, "
             "created_at, ref, sealed, "
-            "partner_sealed, email_domain, webhook_sealed FROM pending_signatures WHERE id = :id "
+            "partner_sealed, email_domain, webhook_sealed, consent_name_to_target "
+            "FROM pending_signatures WHERE id = :id "
             "ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id",
             {"id": pending_id, "now": now, "hour": sealing.hour(now)},
         )

@@ -280,4 +280,12 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE pending_signatures ADD COLUMN webhook_sealed TEXT",
         "ALTER TABLE signatures ADD COLUMN webhook_sealed TEXT",
     ],
+    [
+        # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`): a
+        # consent flag in clear like the others, so the delivery pack can pick the names to
+        # list without opening a box it need not open. Rows from before it said no.
+        "ALTER TABLE signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL DEFAULT 0",
+        "ALTER TABLE pending_signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL "
+        "DEFAULT 0",
+    ],
 ]

@@ -35,18 +35,22 @@ LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
 _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain, webhook_sealed)
+    sealed, partner_sealed, email_domain, webhook_sealed,
+    consent_name_to_target)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain, :webhook_sealed)
+    :sealed, :partner_sealed, :email_domain, :webhook_sealed,
+    :consent_name_to_target)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
 _INSERT_PENDING = """
 INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain, name_box, webhook_sealed)
+    sealed, partner_sealed, email_domain, name_box, webhook_sealed,
+    consent_name_to_target)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain, :name_box, :webhook_sealed)
+    :sealed, :partner_sealed, :email_domain, :name_box, :webhook_sealed,
+    :consent_name_to_target)
 """
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
@@ -258,6 +262,7 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
         "consent_version": s.consent.version,
         "consent_organiser": int(signer.consent_organiser),
         "consent_partner": int(signer.consent_partner),
+        "consent_name_to_target": int(signer.consent_name_to_target),
         "now": sealing.hour(now) if sealed else now,
         "ref": s.ref or None,
         "sealed": sealed.owner if sealed else None,

@@ -544,7 +544,7 @@ class Storage:
                         comment=r[5], lang=r[6], partner_code=r[7], partner_name=r[8],
                         unknown_partner=r[9], consent_organiser=bool(r[10]),
                         consent_partner=bool(r[11]), consent_version=r[12], consent_text=r[13],
-                        signed_at=r[14], sealed=r[15],
+                        signed_at=r[14], sealed=r[15], consent_name_to_target=bool(r[16]),
                     ))  # fmt: skip
                     if len(batch) >= EXPORT_BATCH:
                         await batches.put(batch)
@@ -605,7 +605,7 @@ _SPAN = _with_partner(
 _EXPORT = """
 SELECT s.id, s.created_at, s.name, s.email, s.country, s.comment, s.lang, pa.code, pa.name,
     s.unknown_partner, s.consent_organiser, s.consent_partner, s.consent_version, c.text,
-    s.signed_at, {box}
+    s.signed_at, {box}, s.consent_name_to_target
 FROM signatures s
 LEFT JOIN partners pa ON pa.id = s.partner_id
 LEFT JOIN consent_texts c ON c.version = s.consent_version

@@ -22,6 +22,7 @@ once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import functools
@@ -39,15 +40,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.domain import access, charts, export, i18n, snippet
+from server.domain import access, breakdowns, charts, delivery_pdf, export, i18n, snippet
 from server.domain.access import Principal
+from server.domain.delivery import csv_text as delivery_csv
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, THEMES, Entry
 from server.domain.progress import Progress
 from server.domain.ratelimit import RateLimiter
 from server.domain.validation import stored_email_key
 from server.settings import Settings
-from server.store import confirmations, outbox, webhooks
+from server.store import confirmations, delivery, outbox, totals, webhooks
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
 from server.web import auth, client_address, spreadsheet, widget
@@ -479,6 +481,7 @@ async def _petition_view(
             (e, await webhooks.activity(storage, e.id))
             for e in await webhooks.endpoints(storage, entry.id)
         ]
+        breakdown = await _breakdown(storage, entry.id, None, True, language(request))
     total = numbers["count"]
     table = []
     for p in partners:
@@ -517,6 +520,7 @@ async def _petition_view(
         webhooks=hooks,
         status=status,
         goal_error=NOTICES.get(error, "") if error.startswith("goal-") else "",
+        breakdown=breakdown,
     )
 
 
@@ -547,6 +551,9 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         # Sealed, the server has no names to show: counts only, and the sealed export.
         sealed = bool(services_of(request).settings.sealing_public_key)
         latest = [] if sealed else await storage.latest_consenting(partner.id, LATEST_SIGNERS)
+        # Only the owner sees a breakdown exactly; a partner sees small cells as "fewer".
+        exact = caller.principal.is_owner
+        breakdown = await _breakdown(storage, entry.id, partner.id, exact, language(request))
     return page(
         request,
         "partner.html",
@@ -561,6 +568,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         consenting=consenting,
         latest=latest,
         sealed=sealed,
+        breakdown=breakdown,
         generator=_generator(request, entry, [partner.code], fixed_partner=partner.code),
     )
 
@@ -686,6 +694,31 @@ async def _partners_chart(
         t=t,
         zone=zone,
     )
+
+
+async def _breakdown(
+    storage: Storage, petition_id: int, partner_id: int | None, exact: bool, t: i18n.Catalog
+) -> dict[str, Any]:
+    """The tables by country and language (of one partner's signers, with `partner_id`): rows of
+    (label, count or None for a hidden cell), in the order of the API's cells."""
+    countries = breakdowns.cells(
+        await totals.by_country(storage, petition_id, partner_id), key="country", exact=exact
+    )
+    languages = breakdowns.cells(
+        await totals.by_language(storage, petition_id, partner_id), key="lang", exact=exact
+    )
+    return {
+        "countries": [
+            (t.country(c["country"]) if c["country"] else t.admin("breakdown_no_country"),
+             c["signatures"])
+            for c in countries
+        ],
+        "languages": [
+            (t.locale.languages.get(c["lang"]) or c["lang"], c["signatures"]) for c in languages
+        ],
+        "exact": exact,
+        "minimum": breakdowns.MINIMUM,
+    }  # fmt: skip
 
 
 def _generator(
@@ -941,6 +974,44 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
     )
 
 
+#: The dashboard's delivery pack: without names, whatever the caller (see `delivery_why`).
+DELIVERY_FORMATS = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
+
+
+@signed_in
+async def delivery_pack(request: Request, caller: Caller) -> Response:
+    """The delivery pack without names: a list of names is made only on the owner's machine
+    (`petition-widget delivery`), so the server never hands one to a browser session."""
+    fmt = request.path_params["format"]
+    entry = await _managed(request, caller)
+    if isinstance(entry, Response):
+        return entry
+    if fmt not in DELIVERY_FORMATS:
+        return not_found(request, caller)
+    asked = request.query_params.get("lang", "")
+    lang = asked if asked in entry.petition.languages else entry.petition.lang
+    storage = services_of(request).storage
+    made = await delivery.pack(storage, entry, lang=lang, with_names=False)
+    if fmt == "csv":
+        data = delivery_csv(made).encode()
+    else:
+        try:
+            # Drawing takes tens of milliseconds of pure Python: off the event loop.
+            data = await asyncio.to_thread(delivery_pdf.render, made, delivery_pdf.Fonts.find())
+        except (delivery_pdf.MissingFonts, delivery_pdf.MissingGlyphs) as exc:
+            logger.warning("delivery pack of %s: %s", entry.slug, exc)
+            return Response(str(exc), 503, media_type="text/plain; charset=utf-8")
+    day = datetime.datetime.now(datetime.UTC).date().isoformat()
+    return Response(
+        data,
+        media_type=DELIVERY_FORMATS[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{entry.slug}-delivery-{day}.{fmt}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 async def asset(request: Request) -> Response:
     _, assets = _files()
     found = assets.get(request.path_params["name"])
@@ -961,6 +1032,7 @@ routes = [
     Route("/admin/petitions/{slug}/webhooks/{endpoint}/redeliver", redeliver, methods=["POST"]),
     Route("/admin/petitions/{slug}/export.{format}", export_signatures, methods=["GET"]),
     Route("/admin/petitions/{slug}/domains", domain_lookup, methods=["GET"]),
+    Route("/admin/petitions/{slug}/delivery.{format}", delivery_pack, methods=["GET"]),
     Route("/admin/petitions/{slug}/partners/{code}", partner_page, methods=["GET"]),
     Route(
         "/admin/petitions/{slug}/partners/{code}/export.{format}",

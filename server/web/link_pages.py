@@ -159,6 +159,11 @@ async def confirm_page(request: Request) -> Response:
     if target.name_box is not None:  # sealed: only the token in the signer's mail opens it
         name = sealing.open_name_box(target.name_box, request.path_params["token"]) or ""
     choices = []
+    # Before confirming, the signer sees that their name will be delivered, if they chose so.
+    named: tuple[str, ...] = ()
+    if entry is not None and target.consent_name_to_target:
+        target_name = entry.petition.in_language(t.lang).target
+        named = (t("confirm_name_to_target", target=target_name),)
     if entry is not None:
         organiser = entry.petition.in_language(t.lang).organiser
         if target.consent_organiser and organiser:
@@ -172,7 +177,7 @@ async def confirm_page(request: Request) -> Response:
         t("confirm_title"),
         petition_title=_title(entry, t.lang),
         paragraphs=(t("confirm_intro", title=_title(entry, t.lang)),
-                    t("confirm_name", name=name)),
+                    t("confirm_name", name=name), *named),
         choices=choices,
         button=t("confirm_button"),
         after=(t("confirm_not_you", days=_days(services)),),

@@ -203,6 +203,42 @@ _SCHEMAS: dict[str, Any] = {
             "form": {"type": "object"},
             "widget_url": {"type": "string"},
             "sign_url": {"type": "string"},
+            "by_country": {
+                "type": "array",
+                "description": "Counted signatures by country: only when the petition file "
+                "says `[public] by_country = true`, or with an access key. A cell under 10 is "
+                '`"signatures": null, "fewer_than": 10`, except for the owner\'s key.',
+                "items": {"$ref": "#/components/schemas/CountryCell"},
+            },
+            "by_language": {
+                "type": "array",
+                "description": "With an access key: counted signatures by the form's language, "
+                "cells as in `by_country`.",
+                "items": {"$ref": "#/components/schemas/LanguageCell"},
+            },
+        },
+    },
+    "CountryCell": {
+        "type": "object",
+        "required": ["country", "signatures"],
+        "additionalProperties": False,
+        "properties": {
+            "country": {
+                "type": ["string", "null"],
+                "description": "ISO 3166-1 alpha-2; null: signers who gave no country",
+            },
+            "signatures": {"type": ["integer", "null"], "minimum": 0},
+            "fewer_than": {"const": 10},
+        },
+    },
+    "LanguageCell": {
+        "type": "object",
+        "required": ["lang", "signatures"],
+        "additionalProperties": False,
+        "properties": {
+            "lang": {"type": "string"},
+            "signatures": {"type": ["integer", "null"], "minimum": 0},
+            "fewer_than": {"const": 10},
         },
     },
     "SignatureRequest": {
@@ -223,6 +259,8 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "The number that solves the token's challenge, while one is "
                 "asked for (see Challenge); ignored otherwise",
             },
+            # Kept only where the petition offers the box (`[form] name_to_target`).
+            "consent_name_to_target": {"type": ["boolean", "string", "null"]},
             "lang": {
                 "description": "The language for messages; anything but a known language code "
                 "is ignored (the token's language counts)",
@@ -271,7 +309,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "A petition with its exact count",
                     "description": "With an access key, also the per-partner breakdown the "
-                    "key may see (`partners`, and for owners `without_partner`).",
+                    "key may see (`partners`, and for owners `without_partner`), and "
+                    "`by_country` and `by_language` (an owner's of every signer, exact; a "
+                    "partner's of its own signers, cells under 10 shown as `fewer_than`).",
                     "parameters": [_SLUG, _LANG],
                     "security": [{}, {"accessKey": []}],
                     "responses": {

@@ -511,7 +511,7 @@ def sign_result(
         # "used": that form was signed with, and a chain of them would skip every wait.
         view.since = claims.since
     view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
-    for checkbox in ("consent_organiser", "consent_partner"):
+    for checkbox in ("consent_organiser", "consent_partner", "consent_name_to_target"):
         view.values[checkbox] = str(fields.get(checkbox, "")).lower() in ("on", "true", "1")
     if outcome.fields:
         view.errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}

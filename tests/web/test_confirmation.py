@@ -6,6 +6,7 @@ from the outbox here (the SMTP side has tests of its own)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +22,10 @@ from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"
+# A second petition that offers the name-to-target box.
+NAMED = dataclasses.replace(
+    petitions.example(confirmation="email"), slug="named-confirm", name_to_target="optional"
+)
 HTML = {"Accept": "text/html"}
 
 
@@ -37,7 +42,7 @@ def server(
         url = backends.sqlite_url(folder)
     else:
         url = request.getfixturevalue("postgres").create()
-    live.prepare(url, [petitions.example(confirmation="email")])
+    live.prepare(url, [petitions.example(confirmation="email"), NAMED])
     server = live.LiveServer(
         url,
         folder,
@@ -351,3 +356,19 @@ def test_the_check_your_email_page_carries_no_count(
     (mail,) = mails_to(server, signer["email"])
     client.post(link(server, "confirm", mail["confirm"]))
     assert answer() == before
+
+
+def test_the_confirmation_page_says_the_name_will_be_delivered_when_the_box_was_ticked(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    sign = f"/api/petitions/{NAMED.slug}/signatures"
+    shown = {}
+    for ticked in (True, False):
+        signer = live.new_signer()
+        fresh = client.get(f"/api/petitions/{NAMED.slug}/token").json()["token"]
+        body = {"token": fresh, **signer, "consent_name_to_target": ticked}
+        assert client.post(sign, json=body).status_code == 202
+        (mail,) = mails_to(server, signer["email"])
+        shown[ticked] = client.get(link(server, "confirm", mail["confirm"])).text
+    said = "Your name will be on the list delivered to the Russian government."
+    assert said in shown[True] and said not in shown[False]
