@@ -114,6 +114,21 @@ SETTINGS: dict[str, Setting] = {
             "started it or connected; slower clients get 408.",
         ),
         Setting(
+            "HEADER_TIMEOUT",
+            "5",
+            "Seconds a client has to send a request's headers, once it has started it or "
+            "connected; shorter than `CLIENT_TIMEOUT` (unset: 5, or half of a shorter "
+            "`CLIENT_TIMEOUT`). Browsers send them in one packet; a client that drips them "
+            "gets 408.",
+        ),
+        Setting(
+            "MAX_CONNECTIONS_SENDING_HEADERS",
+            "1024",
+            "Connections per worker that have not finished sending a request's headers; past "
+            "it, the one that has been at it longest is closed (408). A quarter of the "
+            "worker's 4,096 connections: slow clients cannot take the rest.",
+        ),
+        Setting(
             "SQLITE_SYNCHRONOUS",
             "full",
             "SQLite `synchronous` pragma: `full` (an acknowledged signature survives a power "
@@ -182,6 +197,8 @@ class Settings:
     max_body_bytes: int
     client_timeout: float
     max_connections_per_client: int
+    header_timeout: float
+    max_connections_sending_headers: int
     sqlite_synchronous: str
     access_log: bool
     log_level: str
@@ -220,6 +237,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     keys = tuple(k.strip() for k in raw["SECRET_KEYS"].split(",") if k.strip())
     if not keys:
         keys = (_generated_key(_key_file(raw["SECRET_KEY_FILE"], database_url)),)
+    client_timeout = _number(raw, "CLIENT_TIMEOUT", minimum=0.5)
     synchronous = raw["SQLITE_SYNCHRONOUS"].lower()
     if synchronous not in ("full", "normal"):
         raise SettingsError("SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
@@ -237,8 +255,12 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
-        client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
+        client_timeout=client_timeout,
         max_connections_per_client=_integer(raw, "MAX_CONNECTIONS_PER_CLIENT", minimum=0),
+        header_timeout=_header_timeout(
+            raw, client_timeout, given=bool(env.get("HEADER_TIMEOUT", "").strip())
+        ),
+        max_connections_sending_headers=_sending_headers(raw),
         sqlite_synchronous=synchronous,
         access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
         log_level=raw["LOG_LEVEL"].lower(),
@@ -250,6 +272,37 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         base_url_set=bool(raw["BASE_URL"]),
         demo=bool(overrides.get("demo", False)),
     )
+
+
+def header_timeout_default(client_timeout: float) -> float:
+    """The header time when `HEADER_TIMEOUT` is unset (also read by `web.protocol`)."""
+    return min(float(SETTINGS["HEADER_TIMEOUT"].default), client_timeout / 2)
+
+
+CONNECTIONS_PER_WORKER = 4096  # uvicorn's `limit_concurrency` (`cli.serving.UVICORN_OPTIONS`)
+
+
+def _header_timeout(raw: Mapping[str, str], client_timeout: float, *, given: bool) -> float:
+    """`HEADER_TIMEOUT`; left unset with a `CLIENT_TIMEOUT` at or below its default, half of
+    `CLIENT_TIMEOUT` (a short request time asks for shorter headers, not for an error)."""
+    value = _number(raw, "HEADER_TIMEOUT", minimum=0.1)
+    if not given:
+        return header_timeout_default(client_timeout)
+    if value >= client_timeout:
+        raise SettingsError(
+            f"HEADER_TIMEOUT ({value:g}) must be shorter than CLIENT_TIMEOUT ({client_timeout:g})"
+        )
+    return value
+
+
+def _sending_headers(raw: Mapping[str, str]) -> int:
+    value = _integer(raw, "MAX_CONNECTIONS_SENDING_HEADERS", minimum=1)
+    if value >= CONNECTIONS_PER_WORKER:
+        raise SettingsError(
+            f"MAX_CONNECTIONS_SENDING_HEADERS must be below {CONNECTIONS_PER_WORKER}, the "
+            "connections a worker takes: else slow clients can still fill it"
+        )
+    return value
 
 
 def missing_for_confirmation(settings: Settings) -> list[str]:

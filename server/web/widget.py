@@ -30,6 +30,7 @@ from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
 from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
+from server.web import limiting
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
@@ -40,6 +41,9 @@ from server.web.submission import Outcome
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
 COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
+# Seconds a document rendered without a token (past the token limit) waits before its script
+# asks for one; `/token` then says, with `Retry-After`, how much longer.
+TOKEN_RETRY = 10
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
@@ -124,6 +128,9 @@ class View:
     count: int | None = None  # the count to show instead of the registry's (a thank-you's)
     withdraw_url: str = ""  # the thank-you's withdrawal link (in the answer to the POST only)
     check_email: str = ""  # the address as typed, on the check-your-email step
+    # No token: this client has had its share of tokens for now (`limiting.token_limited`).
+    # The form says to wait, and the widget's script fetches one when it may.
+    waiting: bool = False
 
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
@@ -162,7 +169,12 @@ _MAX_STENCILS = 1_000
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
     if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
-    token = "" if view.preview else services.tokens.issue(entry.slug, view.partner, view.lang)
+    token = ""
+    if view.state == "form" and not view.preview:  # the only state whose form is shown
+        if limiting.token_limited(services, request, entry):
+            view.waiting = True
+        else:
+            token = services.tokens.issue(entry.slug, view.partner, view.lang)
     if (
         view.values
         or view.errors
@@ -175,7 +187,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
     key = (
         entry.id, services.registry.revision, services.registry.count(entry), view.lang,
         view.partner, view.state, view.kept.get("accent"), view.kept.get("origin"),
-        "frame" in view.kept, view.preview,
+        "frame" in view.kept, view.preview, view.waiting,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -248,6 +260,7 @@ def _render(
         "goal_text": goal_text,
         "state": view.state,
         "preview": view.preview,
+        "waiting": view.waiting,
         "message": view.message,
         "values": view.values,
         "errors": view.errors,
@@ -277,6 +290,7 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            "token_retry": TOKEN_RETRY if view.waiting else 0,
             "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
@@ -293,6 +307,7 @@ def _render(
                         "error_email_invalid",
                         "error_network",
                         "check_text",
+                        "token_wait",
                     )
                 },
             },
