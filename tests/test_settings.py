@@ -86,7 +86,7 @@ def test_header_timeout_must_be_shorter_than_the_request_time() -> None:
     assert load({**base, "CLIENT_TIMEOUT": "4"}).header_timeout == 2.0  # unset: follows it
     assert load({**base, "HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5
     for value in ("10", "12"):
-        with pytest.raises(settings.SettingsError, match="HEADER_TIMEOUT .* CLIENT_TIMEOUT"):
+        with pytest.raises(settings.SettingsError, match=r"HEADER_TIMEOUT .* CLIENT_TIMEOUT"):
             load({**base, "HEADER_TIMEOUT": value})
     with pytest.raises(settings.SettingsError, match="HEADER_TIMEOUT must be a number"):
         load({**base, "HEADER_TIMEOUT": "soon"})

@@ -41,6 +41,7 @@ SLOTS = 13  # slots a hit counts in (60 to 65 s)
 ROTATE = 600  # seconds a key of client keys is used for
 FLUSH_EVERY = 0.25  # seconds between a worker's flushes to the shared store (the job's period)
 MAX_KEYS = 200_000  # keys held per limiter at most (a flood from that many addresses a minute)
+MAX_HOT = 2_000  # keys near their limit that a flush reads back without having hit them
 KEY_BYTES = 16  # of an HMAC: collisions stay out of reach, and rows stay small
 
 Key = str | bytes | int | tuple["Key", ...]
@@ -124,6 +125,9 @@ class SharedLimiter:
         self._max_keys = max_keys
         self._held: dict[bytes, dict[int, int]] = {}  # HMAC -> slot start -> hits
         self._pending: dict[bytes, dict[int, int]] = {}
+        # Keys at half their limit or more: read back by every flush, hit or not, so that a
+        # worker does not admit on what it knew before another worker's hits.
+        self._hot: set[bytes] = set()
 
     @property
     def span(self) -> int:
@@ -179,6 +183,8 @@ class SharedLimiter:
                 counted.extend((s, slots[s]) for s in starts if s in slots)
         total = sum(n for _, n in counted)
         current = hashes[-1][0]
+        if 2 * (total + 1) >= self.per_minute:
+            self._hot.update(digest for digest, _ in hashes)
         if total < self.per_minute:
             return 0, current
         # Wait until enough of the oldest slots have left the window.
@@ -205,6 +211,12 @@ class SharedLimiter:
         """This worker's hits since the last flush, handed over (and forgotten here)."""
         pending, self._pending = self._pending, {}
         return pending
+
+    def to_read(self, pending: dict[bytes, dict[int, int]]) -> list[bytes]:
+        """The keys whose shared totals a flush reads back: those it sent, and the hot ones
+        (at most `MAX_HOT` of them)."""
+        hot = [digest for digest in self._hot if digest not in pending and digest in self._held]
+        return [*pending, *hot[:MAX_HOT]]
 
     def give_back(self, pending: dict[bytes, dict[int, int]]) -> None:
         """Hits a failed flush could not add: they go with the next one."""
@@ -233,6 +245,7 @@ class SharedLimiter:
                 del slots[start]
             if not slots:
                 del self._held[digest]
+        self._hot &= self._held.keys()
 
     def held(self) -> int:
         """Keys held in memory (for tests and the docs' figures)."""

@@ -97,14 +97,16 @@ class LimitStore:
             for digest, slots in pending.items()
             for start, n in slots.items()
         ]
-        if not rows:
+        if not rows and not any(limiter.to_read(pending) for limiter, pending in taken):
             return
         try:
             async with self.engine.limits() as tx:
-                await tx.execute_many(_ADD, rows)
+                if rows:
+                    await tx.execute_many(_ADD, rows)
                 for limiter, pending in taken:
-                    if pending:
-                        limiter.learn(await _read_back(tx, list(pending), now - limiter.span))
+                    digests = limiter.to_read(pending)
+                    if digests:
+                        limiter.learn(await _read_back(tx, digests, now - limiter.span))
         except BaseException:
             for limiter, pending in taken:
                 limiter.give_back(pending)
