@@ -88,6 +88,13 @@ SETTINGS: dict[str, Setting] = {
             "over all petitions; 0 disables.",
         ),
         Setting(
+            "RATE_LOGIN_PER_MINUTE",
+            "10",
+            "Wrong dashboard keys (at sign-in and in `Authorization` headers) per minute from "
+            "one client address; beyond, every key from it is answered `429` unchecked, for "
+            "at most 60 s; 0 disables.",
+        ),
+        Setting(
             "TRUSTED_PROXIES",
             "",
             "Comma-separated addresses or networks of reverse proxies whose "
@@ -192,6 +199,7 @@ class Settings:
     token_min_age: int
     rate_sign_per_minute: int
     rate_client_per_minute: int
+    rate_login_per_minute: int
     trusted_proxies: tuple[Network, ...]
     count_refresh: float
     max_body_bytes: int
@@ -252,6 +260,7 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         token_min_age=_integer(raw, "TOKEN_MIN_AGE", minimum=0),
         rate_sign_per_minute=_integer(raw, "RATE_SIGN_PER_MINUTE", minimum=0),
         rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
+        rate_login_per_minute=_integer(raw, "RATE_LOGIN_PER_MINUTE", minimum=0),
         trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),

@@ -32,9 +32,6 @@ from server.web.services import Services
 
 # A visitor takes a token with the widget and may need a fresh one after a refused attempt.
 TOKENS_PER_SIGNATURE = 2
-# Wrong keys per client address a minute, at sign-in and in `Authorization` headers alike: a
-# person who mistypes a key does not fail ten times in a minute; a guesser gets ten a minute.
-LOGIN_FAILURES_PER_MINUTE = 10
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -69,7 +66,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         client_limiter=limits.limiter("client", settings.rate_client_per_minute),
         token_limiter=limits.limiter("token", settings.rate_sign_per_minute * TOKENS_PER_SIGNATURE),
         # Counted in 1 s slots over 60: a client refused is refused for at most 60 s.
-        login_limiter=limits.limiter("login", LOGIN_FAILURES_PER_MINUTE, slot=1, slots=60),
+        login_limiter=limits.limiter("login", settings.rate_login_per_minute, slot=1, slots=60),
         clock=clock,
         jobs=runner,
         email_hasher=email_hasher(settings),

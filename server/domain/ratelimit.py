@@ -91,13 +91,13 @@ class Keyring:
 
 def encode(key: Key) -> bytes:
     """A key as bytes, one encoding per value (a tuple's parts apart)."""
-    if isinstance(key, bytes):
-        return key
     if isinstance(key, str):
         return key.encode()
-    if isinstance(key, int):
-        return b"%d" % key
-    return b"\x1f".join(encode(part) for part in key)
+    if isinstance(key, tuple):
+        return b"\x1f".join([encode(part) for part in key])
+    if isinstance(key, bytes):
+        return key
+    return b"%d" % key
 
 
 class SharedLimiter:
@@ -124,7 +124,9 @@ class SharedLimiter:
         self._clock = clock
         self._max_keys = max_keys
         self._held: dict[bytes, dict[int, int]] = {}  # HMAC -> slot start -> hits
-        self._pending: dict[bytes, dict[int, int]] = {}
+        self._pending: dict[tuple[bytes, int], int] = {}  # (HMAC, slot start) -> hits
+        self._window_of = -1
+        self._window_was = (0, range(0))
         # Keys at half their limit or more: read back by every flush, hit or not, so that a
         # worker does not admit on what it knew before another worker's hits.
         self._hot: set[bytes] = set()
@@ -139,78 +141,89 @@ class SharedLimiter:
         if not self.per_minute:
             return 0
         now = self._clock()
-        wait, current = self._check(key, now)
+        start = int(now // self.slot) * self.slot
+        wait, current = self._check(key, start, now)
         if not wait:
-            self._add(current, int(now // self.slot) * self.slot)
+            self._add(current, start)
         return wait
 
     def wait(self, key: Key) -> int:
         """The seconds to wait before `key` may be counted again; 0 if it may be now."""
         if not self.per_minute:
             return 0
-        return self._check(key, self._clock())[0]
+        now = self._clock()
+        return self._check(key, int(now // self.slot) * self.slot, now)[0]
 
     def count(self, key: Key) -> None:
         """Count one hit whatever the limit says (a failure that has happened)."""
         if self.per_minute:
             now = self._clock()
-            self._add(self._hashes(key, now)[-1][0], int(now // self.slot) * self.slot)
+            start = int(now // self.slot) * self.slot
+            secret = self._keyring.secret(Keyring.period(start))
+            digest = hmac.digest(secret, self._prefix + encode(key), "sha256")[:KEY_BYTES]
+            self._add(digest, start)
 
-    def _hashes(self, key: Key, now: float) -> list[tuple[bytes, range]]:
-        """The key's HMAC under each period's key that the window reaches into, with the slot
-        starts of the window in that period (two periods for a minute after a rotation)."""
-        size = self.slot
-        current = int(now // size) * size
-        first = current - size * (self.slots - 1)
+    def _window(self, start: int) -> tuple[int, range]:
+        """The window of the slot beginning at `start`: its oldest slot's start, and the
+        periods whose keys it needs (two for a minute after a rotation). Made once a slot."""
+        if start != self._window_of:
+            first = start - self.slot * (self.slots - 1)
+            self._window_was = (first, range(Keyring.period(first), Keyring.period(start) + 1))
+            self._window_of = start
+        return self._window_was
+
+    def _check(self, key: Key, start: int, now: float) -> tuple[int, bytes]:
+        """(0 or the seconds to wait, the key's HMAC under the current period's key): the hot
+        path, a few microseconds."""
+        first, periods = self._window(start)
         message = self._prefix + encode(key)
-        found = []
-        start = first
-        while start <= current:
-            period = Keyring.period(start)
-            end = min(current + size, (period + 1) * ROTATE)
-            secret = self._keyring.secret(period)
-            digest = hmac.digest(secret, message, "sha256")[:KEY_BYTES]
-            found.append((digest, range(start, end, size)))
-            start = end
-        return found
-
-    def _check(self, key: Key, now: float) -> tuple[int, bytes]:
-        hashes = self._hashes(key, now)
-        counted: list[tuple[int, int]] = []  # (slot start, hits), oldest first
-        for digest, starts in hashes:
-            slots = self._held.get(digest)
+        secret = self._keyring.secret
+        held = self._held
+        total = 0
+        digests = []
+        for period in periods:
+            digest = hmac.digest(secret(period), message, "sha256")[:KEY_BYTES]
+            digests.append(digest)
+            slots = held.get(digest)
             if slots:
-                counted.extend((s, slots[s]) for s in starts if s in slots)
-        total = sum(n for _, n in counted)
-        current = hashes[-1][0]
-        if 2 * (total + 1) >= self.per_minute:
-            self._hot.update(digest for digest, _ in hashes)
-        if total < self.per_minute:
-            return 0, current
+                for slot, n in slots.items():
+                    if slot >= first:
+                        total += n
+        limit = self.per_minute
+        if 2 * (total + 1) >= limit:
+            self._hot.update(digests)
+        if total < limit:
+            return 0, digest
         # Wait until enough of the oldest slots have left the window.
-        for start, n in counted:
+        counted = sorted(
+            (slot, n) for d in digests for slot, n in held.get(d, {}).items() if slot >= first
+        )
+        for slot, n in counted:
             total -= n
-            if total < self.per_minute:
-                leaves = start + self.span
-                return max(1, math.ceil(leaves - now)), current
-        return max(1, math.ceil(self.span - now % self.slot)), current  # per_minute <= 0
+            if total < limit:
+                return max(1, math.ceil(slot + self.span - now)), digest
+        return max(1, math.ceil(self.span - now % self.slot)), digest  # unreachable: limit > 0
 
     def _add(self, digest: bytes, start: int) -> None:
-        slots = self._held.get(digest)
+        held = self._held
+        slots = held.get(digest)
         if slots is None:
-            if len(self._held) >= self._max_keys:
-                self._held.pop(next(iter(self._held)))  # the longest held goes first
-            slots = self._held[digest] = {}
+            if len(held) >= self._max_keys:
+                held.pop(next(iter(held)))  # the longest held goes first
+            slots = held[digest] = {}
         slots[start] = slots.get(start, 0) + 1
-        pending = self._pending.setdefault(digest, {})
-        pending[start] = pending.get(start, 0) + 1
+        pending = self._pending
+        pending[digest, start] = pending.get((digest, start), 0) + 1
 
     # --- What the shared store's job uses -------------------------------------------------
 
     def take_pending(self) -> dict[bytes, dict[int, int]]:
         """This worker's hits since the last flush, handed over (and forgotten here)."""
         pending, self._pending = self._pending, {}
-        return pending
+        taken: dict[bytes, dict[int, int]] = {}
+        for (digest, start), n in pending.items():
+            taken.setdefault(digest, {})[start] = n
+        return taken
 
     def to_read(self, pending: dict[bytes, dict[int, int]]) -> list[bytes]:
         """The keys whose shared totals a flush reads back: those it sent, and the hot ones
@@ -220,10 +233,10 @@ class SharedLimiter:
 
     def give_back(self, pending: dict[bytes, dict[int, int]]) -> None:
         """Hits a failed flush could not add: they go with the next one."""
+        mine = self._pending
         for digest, slots in pending.items():
-            mine = self._pending.setdefault(digest, {})
             for start, n in slots.items():
-                mine[start] = mine.get(start, 0) + n
+                mine[digest, start] = mine.get((digest, start), 0) + n
 
     def learn(self, totals: Iterable[tuple[bytes, int, int]]) -> None:
         """The shared totals (HMAC, slot start, hits) read back by a flush: what every worker
@@ -232,7 +245,7 @@ class SharedLimiter:
             slots = self._held.get(digest)
             if slots is None:
                 continue
-            since = self._pending.get(digest, {}).get(start, 0)
+            since = self._pending.get((digest, start), 0)
             slots[start] = max(slots.get(start, 0), n + since)
 
     def forget_old(self) -> None:

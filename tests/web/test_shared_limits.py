@@ -33,7 +33,7 @@ def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[live
     else:
         url = request.getfixturevalue("postgres").create()
     live.prepare(url)
-    settings = {"workers": 2, "rate_sign_per_minute": LIMIT, "rate_client_per_minute": 0}
+    settings = {"workers": 2, "rate_sign_per_minute": LIMIT, "rate_login_per_minute": 10}
     with live.LiveServer(url, tmp_path, **settings) as srv:
         yield srv
 
