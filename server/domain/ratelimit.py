@@ -41,7 +41,8 @@ SLOTS = 13  # slots a hit counts in (60 to 65 s)
 ROTATE = 600  # seconds a key of client keys is used for
 FLUSH_EVERY = 0.25  # seconds between a worker's flushes to the shared store (the job's period)
 MAX_KEYS = 200_000  # keys held per limiter at most (a flood from that many addresses a minute)
-MAX_HOT = 2_000  # keys near their limit that a flush reads back without having hit them
+MAX_HOT = 2_000  # keys a flush reads back without having hits of its own to add on them
+RECHECK = 5.0  # seconds a worker keeps reading back a key it flushed
 KEY_BYTES = 16  # of an HMAC: collisions stay out of reach, and rows stay small
 
 Key = str | bytes | int | tuple["Key", ...]
@@ -130,6 +131,9 @@ class SharedLimiter:
         # Keys at half their limit or more: read back by every flush, hit or not, so that a
         # worker does not admit on what it knew before another worker's hits.
         self._hot: set[bytes] = set()
+        # Keys this worker flushed in the last `RECHECK` seconds -> until when: read back too,
+        # for the hits other workers flushed just after this one did.
+        self._recent: dict[bytes, float] = {}
 
     @property
     def span(self) -> int:
@@ -223,13 +227,21 @@ class SharedLimiter:
         taken: dict[bytes, dict[int, int]] = {}
         for (digest, start), n in pending.items():
             taken.setdefault(digest, {})[start] = n
+        until = self._clock() + RECHECK
+        for digest in taken:
+            self._recent[digest] = until
         return taken
 
     def to_read(self, pending: dict[bytes, dict[int, int]]) -> list[bytes]:
-        """The keys whose shared totals a flush reads back: those it sent, and the hot ones
-        (at most `MAX_HOT` of them)."""
-        hot = [digest for digest in self._hot if digest not in pending and digest in self._held]
-        return [*pending, *hot[:MAX_HOT]]
+        """The keys whose shared totals a flush reads back: those it sent, and (at most
+        `MAX_HOT` more) those near their limit and those it sent in the last `RECHECK` s."""
+        now = self._clock()
+        for digest in [d for d, until in self._recent.items() if until < now]:
+            del self._recent[digest]
+        held = self._held
+        more = [d for d in self._hot if d not in pending and d in held]
+        more += [d for d in self._recent if d not in pending and d not in self._hot and d in held]
+        return [*pending, *more[:MAX_HOT]]
 
     def give_back(self, pending: dict[bytes, dict[int, int]]) -> None:
         """Hits a failed flush could not add: they go with the next one."""
@@ -247,6 +259,8 @@ class SharedLimiter:
                 continue
             since = self._pending.get((digest, start), 0)
             slots[start] = max(slots.get(start, 0), n + since)
+            if 2 * sum(slots.values()) >= self.per_minute:
+                self._hot.add(digest)
 
     def forget_old(self) -> None:
         """Drop every slot that has left the window, and keys left with none: an entry lives

@@ -11,7 +11,8 @@ for the signatures' write lock nor holds it.
 
 `LimitStore.sync`, run every `FLUSH_EVERY` by the `limits` job of every process, adds each
 limiter's pending hits in one batch (`INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`)
-and reads back the totals of the keys it sent, makes sure the keys of this period and the
+and reads back the totals of the keys it sent, of those near their limit and of those it sent
+in the last 5 s (`SharedLimiter.to_read`), makes sure the keys of this period and the
 next exist (the first worker to ask makes one; the others read it), and every `PURGE_EVERY`
 deletes slots that left every window and keys whose period did, the counts made under a key
 going with it.
