@@ -157,10 +157,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._header_bytes = 0
         self.sending_headers.pop(self, None)
-        if self._timer is not None:  # the headers are in: the body has the rest of the time
-            self._timer.cancel()
-            left = self._started + self.timeout - self.loop.time()
-            self._timer = self.loop.call_later(max(0.0, left), self._too_slow)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -188,6 +184,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = None
         if not self._receiving or self.transport.is_closing():
             return
+        if not self._in_headers:
+            # The headers came in time: the body has the rest of `CLIENT_TIMEOUT`. Re-armed
+            # here, lazily, rather than at every request's end of headers (a GET never gets
+            # this far: its timer is cancelled when it is complete).
+            left = self._started + self.timeout - self.loop.time()
+            if left > 0:
+                self._timer = self.loop.call_later(left, self._too_slow)
+                return
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()  # answered already (say, a 413 before the body): just hang up
         else:
