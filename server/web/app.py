@@ -36,6 +36,7 @@ def create_app(services: Services) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _open_storage(services)
+        await services.limit_store.run()  # this period's key, before the first request
         await services.writer.start()
         await services.jobs.start()
         try:

@@ -31,6 +31,7 @@ from server.domain.petitions import THEMES, Entry
 from server.domain.placeholder import Space
 from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
+from server.web import limiting
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
@@ -45,6 +46,9 @@ COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
 # ten minutes while the server fails: a progress bar a little behind beats a broken widget.
 COUNT_STALE_WHILE_REVALIDATE = 60
 COUNT_STALE_IF_ERROR = 600
+# Seconds a document rendered without a token (past the token limit) waits before its script
+# asks for one; `/token` then says, with `Retry-After`, how much longer.
+TOKEN_RETRY = 10
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
@@ -149,6 +153,9 @@ class View:
     # When the visitor first got a form, for the token of a form shown again after a refusal
     # (`FormTokens.issue(since=...)`): one who has waited is never "too fresh" again.
     since: float | None = None
+    # No token: this client has had its share of tokens for now (`limiting.token_limited`).
+    # The form says to wait, and the widget's script fetches one when it may.
+    waiting: bool = False
 
 
 def share_page_url(base_url: str, entry: Entry, partner: str = "", lang: str = "") -> str:
@@ -214,8 +221,11 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
     if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
     token = ""
-    if not view.preview:
-        token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
+    if view.state == "form" and not view.preview:  # the only state whose form is shown
+        if limiting.token_limited(services, request, entry):
+            view.waiting = True
+        else:
+            token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
     if (
         view.values
         or view.errors
@@ -229,7 +239,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         entry.id, services.registry.revision, services.registry.count(entry),
         services.registry.goal(entry), view.lang,
         view.partner, view.state, *(view.kept.get(k) for k in _KEPT[:-1]),
-        "frame" in view.kept, view.preview,
+        "frame" in view.kept, view.preview, view.waiting,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -306,6 +316,7 @@ def _render(
         "goal_text": goal_text,
         "state": view.state,
         "preview": view.preview,
+        "waiting": view.waiting,
         "message": view.message,
         "values": view.values,
         "errors": view.errors,
@@ -334,6 +345,7 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            "token_retry": TOKEN_RETRY if view.waiting else 0,
             "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
@@ -352,6 +364,7 @@ def _render(
                         "check_text",
                         "goal",
                         "closed",
+                        "token_wait",
                     )
                 },
             },
