@@ -16,6 +16,7 @@ import logging
 from starlette.types import ASGIApp
 
 from server import settings as settings_module
+from server.domain import abuse
 from server.domain.form_tokens import FormTokens
 from server.domain.ratelimit import RateLimiter
 from server.domain.sealing import EmailHasher
@@ -57,11 +58,18 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         sign_limiter=RateLimiter(settings.rate_sign_per_minute),
         client_limiter=RateLimiter(settings.rate_client_per_minute),
+        network_limiter=network_limiter(settings.rate_net_per_minute),
         client_secret=derive_key(settings.secret_keys[0], "client-address"),
         clock=clock,
         jobs=runner,
         email_hasher=email_hasher(settings),
     )
+
+
+def network_limiter(per_minute: int) -> RateLimiter:
+    """The aggregate limit, per network and petition: a burst of `NETWORK_BURST_MINUTES` of its
+    rate, so a classroom behind one NAT counts in full (docs/privacy.md)."""
+    return RateLimiter(per_minute, per_minute * abuse.NETWORK_BURST_MINUTES)
 
 
 def email_hasher(settings: Settings) -> EmailHasher | None:

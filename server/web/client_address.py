@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from starlette.types import Scope
 
+from server.domain import abuse
 from server.settings import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -48,6 +49,14 @@ def client_key(address: Address | None, secret: bytes) -> bytes:
         text = str(ipaddress.ip_network(f"{address}/64", strict=False))
     else:
         text = str(address)
+    return hmac.digest(secret, text.encode(), "sha256")[:16]
+
+
+def network_key(address: Address | None, secret: bytes) -> bytes:
+    """A keyed hash standing for the client's network, as the aggregate limit counts it: its
+    IPv4 /24 or IPv6 /48 (`abuse.network_of`). Unlike `client_key`'s, its text says it is a
+    network, so an address and a network never share a key."""
+    text = "unknown" if address is None else f"net:{abuse.network_of(address)}"
     return hmac.digest(secret, text.encode(), "sha256")[:16]
 
 

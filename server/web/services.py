@@ -31,6 +31,9 @@ class Services:
     tokens: FormTokens
     sign_limiter: RateLimiter  # per client address and petition
     client_limiter: RateLimiter  # per client address, over all petitions
+    # The aggregate limit, per network (`client_address.network_key`) and petition: over it, a
+    # signature is quarantined, never refused (`submission.over_network_limit`).
+    network_limiter: RateLimiter
     client_secret: bytes  # keys the hash that stands for a client's address
     clock: Clock  # wall time: the writer's, the link pages' and the jobs' (a test may drive it)
     jobs: JobRunner  # the background work of this process
