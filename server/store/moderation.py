@@ -238,7 +238,8 @@ async def trends(
         )
         codes = {p.id: p.code for p in await storage.petition_partners(petition_id)}
     counts: dict[tuple[str | None, bool], dict[int, int]] = collections.defaultdict(dict)
-    for back, partner_id, unknown, domain, n in rows:
+    for row in rows:  # a `databases` record iterates over its column names, not its values
+        back, partner_id, unknown, domain, n = (row[i] for i in range(5))
         if by == "partner":
             label, known = (
                 (codes.get(partner_id), True) if partner_id else (unknown, unknown is None)
