@@ -23,6 +23,8 @@ import datetime
 import ipaddress
 from collections.abc import Callable
 
+from server.domain.partners import INVALID_CODE, normalise_code
+from server.domain.sealing import EmailHasher
 from server.domain.validation import stored_email_key
 
 COUNTED = "counted"
@@ -134,3 +136,35 @@ def domain_of(typed: str) -> str | None:
 def check_window(since: int | None, until: int | None) -> None:
     if since is not None and until is not None and since >= until:
         raise BadSelection("until", "bulk_window_backwards")
+
+
+def select(
+    *,
+    partner: str = "",
+    since: str = "",
+    until: str = "",
+    domain: str = "",
+    quarantined: bool = False,
+    hasher: EmailHasher | None,
+) -> Selection:
+    """A selection from what an owner typed (the CLI's flags, the dashboard's form); raises
+    `BadSelection` for the first field that cannot be used. The domain is matched through its
+    keyed hash, so `hasher` (`EMAIL_HASH_KEY`) is needed for it."""
+    code = normalise_code(partner) if partner.strip() else ""
+    if code == INVALID_CODE:
+        raise BadSelection("partner", "bulk_bad_partner")
+    start = parse_moment(since, "from") if since.strip() else None
+    end = parse_moment(until, "until", end=True) if until.strip() else None
+    check_window(start, end)
+    domain_key = None
+    if domain.strip():
+        typed = domain_of(domain)
+        if typed is None:
+            raise BadSelection("domain", "domains_not_a_domain")
+        if hasher is None:
+            raise BadSelection("domain", "bulk_no_hash_key")
+        domain_key = hasher.domain_key(typed)
+    chosen = Selection(code or None, start, end, domain_key, quarantined)
+    if chosen.empty:
+        raise BadSelection("selection", "bulk_nothing_chosen")
+    return chosen
