@@ -91,9 +91,7 @@ async def exact(storage: Storage, pid: int) -> dict[int | None, int]:
 
 
 async def statuses(storage: Storage, table: str = "signatures") -> dict[str, int]:
-    rows = await storage.database.fetch_all(
-        f"SELECT status, COUNT(*) FROM {table} GROUP BY status"  # noqa: S608
-    )
+    rows = await storage.database.fetch_all(f"SELECT status, COUNT(*) FROM {table} GROUP BY status")
     return {r[0]: int(r[1]) for r in rows}
 
 
