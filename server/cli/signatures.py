@@ -19,7 +19,9 @@ from server.store.storage import Storage
 
 
 def add_commands(commands: Any) -> None:
-    group = commands.add_parser("signatures", help="remove a signer who asks by other means")
+    group = commands.add_parser(
+        "signatures", help="remove a signer who asks; invalidate or restore signatures in bulk"
+    )
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     remove = actions.add_parser(
         "remove",
