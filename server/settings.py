@@ -88,6 +88,14 @@ SETTINGS: dict[str, Setting] = {
             "over all petitions; 0 disables.",
         ),
         Setting(
+            "RATE_NET_PER_MINUTE",
+            "60",
+            "Signatures per minute counted from one IPv4 /24 or IPv6 /48 on one petition, "
+            "over any five minutes (300), all of which may come at once; beyond it a "
+            "signature is quarantined, never refused (carrier NAT and VPN exits put many "
+            "honest signers in one network: docs/privacy.md gives the figures). 0 disables.",
+        ),
+        Setting(
             "RATE_LOGIN_PER_MINUTE",
             "10",
             "Wrong dashboard keys (at sign-in and in `Authorization` headers) per minute from "
@@ -199,6 +207,7 @@ class Settings:
     token_min_age: int
     rate_sign_per_minute: int
     rate_client_per_minute: int
+    rate_net_per_minute: int
     rate_login_per_minute: int
     trusted_proxies: tuple[Network, ...]
     count_refresh: float
@@ -266,6 +275,7 @@ def load(
         token_min_age=_integer(raw, "TOKEN_MIN_AGE", minimum=0),
         rate_sign_per_minute=_integer(raw, "RATE_SIGN_PER_MINUTE", minimum=0),
         rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
+        rate_net_per_minute=_integer(raw, "RATE_NET_PER_MINUTE", minimum=0),
         rate_login_per_minute=_integer(raw, "RATE_LOGIN_PER_MINUTE", minimum=0),
         trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),

@@ -14,8 +14,9 @@ import logging
 from starlette.types import ASGIApp
 
 from server import settings as settings_module
+from server.domain import abuse
 from server.domain.form_tokens import FormTokens
-from server.domain.ratelimit import FLUSH_EVERY, Limits
+from server.domain.ratelimit import FLUSH_EVERY, SLOT, SLOTS, Limits, SharedLimiter
 from server.domain.sealing import EmailHasher
 from server.domain.signatures import seal_group
 from server.settings import Settings
@@ -67,10 +68,20 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         token_limiter=limits.limiter("token", settings.rate_sign_per_minute * TOKENS_PER_SIGNATURE),
         # Counted in 1 s slots over 60: a client refused is refused for at most 60 s.
         login_limiter=limits.limiter("login", settings.rate_login_per_minute, slot=1, slots=60),
+        network_limiter=network_limiter(limits, settings.rate_net_per_minute),
         clock=clock,
         jobs=runner,
         email_hasher=email_hasher(settings),
     )
+
+
+def network_limiter(limits: Limits, per_minute: int) -> SharedLimiter:
+    """The aggregate limit, per network and petition, on the shared store like the others: its
+    window is `NETWORK_BURST_MINUTES` long (slots of 5 × 5 s) and holds that many minutes of its
+    rate, so a classroom behind one NAT that signs at once counts in full (docs/privacy.md),
+    while a network's long-run rate stays within 92 % to 100 % of `RATE_NET_PER_MINUTE`."""
+    minutes = abuse.NETWORK_BURST_MINUTES
+    return limits.limiter("network", per_minute * minutes, slot=SLOT * minutes, slots=SLOTS)
 
 
 def email_hasher(settings: Settings) -> EmailHasher | None:

@@ -5,9 +5,12 @@ The order of the checks matters. The petition must be open; the token is checked
 fields (a bot learns nothing from field errors on a forged or expired token), except that a
 genuine token that is only too fresh hears of its fields first (an empty form sent at once is
 told "required", not "too fast": it would be refused again once filled); a bot that fills the
-honeypot is told "signed" without a record; and a box that was not shown cannot have been
-ticked. Whether the address has signed before is not decided here: the store finds out inside
-the transaction, and the answer is the same either way.
+honeypot is told "signed" without a record; a box that was not shown cannot have been
+ticked; and only then, for a submission that would otherwise be recorded, is its network asked
+about the aggregate limit (`abuse.OverNetworkLimit`): over it, the signature is recorded
+quarantined, and answered like any other. Whether the address has signed before is not
+decided here: the store finds out inside the transaction, and the answer is the same either
+way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from server.domain import abuse
 from server.domain.errors import PetitionClosed
 from server.domain.form_tokens import Claims, FormTokens, TokenTooFresh
 from server.domain.links import Link, new_ref
@@ -35,6 +39,10 @@ class Decision:
 
     claims: Claims
     signature: NewSignature | None
+    # The submission's network was over the aggregate limit (`abuse.OverNetworkLimit`): its
+    # signature is quarantined. The one flag both answers to that limit read, this one and the
+    # proof-of-work challenge.
+    over_network_limit: bool = False
 
 
 def decide(
@@ -43,6 +51,7 @@ def decide(
     fields: Mapping[str, Any],
     confirm_lifetime: int = 604_800,
     hasher: EmailHasher | None = None,
+    over_network_limit: abuse.OverNetworkLimit | None = None,
 ) -> Decision:
     """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
     `TokenError` (with the claims of a genuine token), or `FieldErrors`.
@@ -50,7 +59,11 @@ def decide(
     An accepted submission gets its own random reference and links: a withdrawal link, and a
     confirmation link valid `confirm_lifetime` seconds when the petition confirms by email.
     With `hasher` (`EMAIL_HASH_KEY`, always given in production), the address's key, by which
-    the store finds a second signature, is its keyed hash, never the address."""
+    the store finds a second signature, is its keyed hash, never the address.
+
+    `over_network_limit` is asked last, once the submission is otherwise accepted (a refused
+    or a honeypot one spends no network's budget); when it says yes, the signature is stored
+    `QUARANTINED`."""
     if not entry.is_open:
         raise PetitionClosed()
     petition = entry.petition
@@ -74,6 +87,7 @@ def decide(
             consent_organiser=signer.consent_organiser and not unshown_organiser,
             consent_partner=signer.consent_partner and partner is not None,
         )
+    over = over_network_limit is not None and over_network_limit()
     withdraw = Link.new()
     confirm = Link.new() if petition.needs_confirmation else None
     domain = mail_box = None
@@ -101,8 +115,9 @@ def decide(
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
         mail_box=mail_box,
+        status=abuse.QUARANTINED if over else abuse.COUNTED,
     )
-    return Decision(claims, signature)
+    return Decision(claims, signature, over_network_limit=over)
 
 
 def _check_fields(petition: Petition, fields: Mapping[str, Any], claims: Claims) -> Signer:

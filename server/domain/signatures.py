@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from server.domain import i18n
+from server.domain import abuse, i18n
 from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
@@ -58,6 +58,13 @@ class NewSignature:
     # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
     # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
     mail_box: str | None = None
+    # `abuse.COUNTED`, or `abuse.QUARANTINED` when it tripped an abuse rule: stored, answered
+    # and mailed alike, but counted nowhere until an owner restores it.
+    status: str = abuse.COUNTED
+
+    @property
+    def counts(self) -> bool:
+        return self.status == abuse.COUNTED
 
     @property
     def needs_confirmation(self) -> bool:

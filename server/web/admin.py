@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.domain import access, charts, export, i18n, snippet
+from server.domain import access, charts, export, i18n, snippet, trending
 from server.domain.access import Principal
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, THEMES, Entry
@@ -796,20 +796,20 @@ async def domain_lookup(request: Request, caller: Caller) -> Response:
         return entry
     typed = request.query_params.get("domain", "").strip().lower().lstrip("@")[:255]
     services = services_of(request)
-    result = error = None
+    result = error = mark = None
     if typed:
         key = stored_email_key("someone@" + typed)
         domain = key.rpartition("@")[2] if key else None
         if domain is None or services.email_hasher is None:
             error = "domains_not_a_domain"  # a dashboard text's key
         else:
-            n = await services.storage.signatures_from_domain(
-                entry.id, services.email_hasher.domain_key(domain)
-            )
+            domain_key = services.email_hasher.domain_key(domain)
+            n = await services.storage.signatures_from_domain(entry.id, domain_key)
             result = (domain, n if n >= DOMAIN_MINIMUM else None)
+            mark = trending.mark(domain_key)  # how the trending panel names it
     return page(
         request, "domains.html", caller, entry=entry, typed=typed, result=result, error=error,
-        minimum=DOMAIN_MINIMUM,
+        minimum=DOMAIN_MINIMUM, mark=mark,
         title=entry.petition.in_language(entry.petition.lang).title,
     )  # fmt: skip
 

@@ -264,7 +264,8 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await submission.sign(services, entry, fields)
+    over_limit = submission.over_network_limit(services, request.scope, entry)
+    outcome = await submission.sign(services, entry, fields, over_limit)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.confirmation_sent:

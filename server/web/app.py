@@ -19,7 +19,18 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store.engine import describe, is_unavailable
-from server.web import admin, api, badge, demo, link_pages, openapi, responses, share_page, widget
+from server.web import (
+    admin,
+    admin_abuse,
+    api,
+    badge,
+    demo,
+    link_pages,
+    openapi,
+    responses,
+    share_page,
+    widget,
+)
 from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER
 
@@ -55,6 +66,7 @@ def create_app(services: Services) -> ASGIApp:
         *openapi.routes,
         *badge.routes,
         *admin.routes,
+        *admin_abuse.routes,
         *link_pages.routes,
         *share_page.routes,
     ]

@@ -1,6 +1,7 @@
 """Who is asking: the client's address, believed only as far as trusted proxies allow, and the
 text that names it to rate limits (`client_text`): an IPv4 address, or an IPv6 address's /64,
-as one household or phone usually holds a whole /64. Limits key that text with an HMAC under a
+as one household or phone usually holds a whole /64; and, for the aggregate limit, its
+network (`network_text`: an IPv4 /24, an IPv6 /48). Limits key that text with an HMAC under a
 rotating key of their own (`domain.ratelimit`); raw addresses are never stored nor held.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from starlette.types import Scope
 
+from server.domain import abuse
 from server.settings import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -48,6 +50,13 @@ def text_of(address: Address | None) -> str:
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+def network_text(address: Address | None) -> str:
+    """What the aggregate limit counts an address as: its IPv4 /24 or IPv6 /48
+    (`abuse.network_of`). The limiter keys it with its HMAC like any other (its own name keeps
+    a network's count apart from an address's)."""
+    return UNKNOWN if address is None else str(abuse.network_of(address))
 
 
 def client_text(scope: Scope, trusted_proxies: Sequence[Network]) -> str:

@@ -37,6 +37,9 @@ class Services:
     client_limiter: SharedLimiter  # tokens, signatures and link posts per client address
     token_limiter: SharedLimiter  # form tokens per client address and petition
     login_limiter: SharedLimiter  # failed sign-ins and bearer keys per client address
+    # The aggregate limit, per network (`client_address.network_text`) and petition: over it,
+    # a signature is quarantined, never refused (`submission.over_network_limit`).
+    network_limiter: SharedLimiter
     clock: Clock  # wall time: the writer's, the link pages' and the jobs' (a test may drive it)
     jobs: JobRunner  # the background work of this process
     # The keyed hash that stands for addresses (`EMAIL_HASH_KEY`); None only in tests that

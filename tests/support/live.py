@@ -99,6 +99,7 @@ class LiveServer:
             "RATE_SIGN_PER_MINUTE": "0",
             "RATE_CLIENT_PER_MINUTE": "0",
             "RATE_LOGIN_PER_MINUTE": "0",
+            "RATE_NET_PER_MINUTE": "0",
             "COUNT_REFRESH": "0.2",
             "LOG_LEVEL": "info",
         }
