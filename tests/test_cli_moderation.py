@@ -14,6 +14,7 @@ import pytest
 
 from server.domain import abuse
 from server.store.storage import Storage
+from tests.support import live
 from tests.store.test_moderation import T, exact, opened, sign, signature, statuses
 
 SLUG = "save-russian-lgbt-network"
@@ -100,6 +101,7 @@ def test_a_dry_run_counts_and_changes_nothing_then_the_action_recounts(
 )
 def test_each_unusable_flag_is_named(tmp_path: Path, flags: list[str], says: str) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
+    live.prepare(url)  # a missing database is refused first (`cli.common.missing_database`)
     done = run(url, "invalidate", SLUG, *flags, cwd=tmp_path)
     assert done.returncode == 1
     assert says in done.stderr

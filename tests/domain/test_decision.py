@@ -543,6 +543,8 @@ def test_the_nonce_is_kept_while_the_token_itself_lives() -> None:
     signature = decide(entry, raised, good_fields(token)).signature
     assert signature is not None
     assert signature.nonce_expires_at == int(clock.now) - MIN_AGE - 10 + 600 + NONCE_GRACE
+
+
 # --- The aggregate limit -------------------------------------------------------------------------
 
 
