@@ -6,7 +6,9 @@ crash empties them, which only forgets the last minute's counts); on SQLite, a s
 beside the database, `<database>-limits`, with `synchronous = OFF`, so a flush never waits
 for the signatures' write lock nor holds it.
 
-- `limit_counts (key, slot, n)`: hits per HMAC of a key (`domain.ratelimit`) per slot start.
+- `limit_counts (key, slot, n, span)`: hits per HMAC of a key (`domain.ratelimit`) per slot
+  start, with the seconds its limiter's window spans, so that each count goes once it has left
+  its own window (a 65 s limit's counts do not wait for the aggregate limit's five minutes).
 - `limit_keys (period, secret)`: the random key of each 10-minute period that keys them.
 
 `LimitStore.sync`, run every `FLUSH_EVERY` by the `limits` job of every process, adds each
@@ -14,8 +16,8 @@ limiter's pending hits in one batch (`INSERT … ON CONFLICT DO UPDATE SET n = n
 and reads back the totals of the keys it sent, of those near their limit and of those it sent
 in the last 5 s (`SharedLimiter.to_read`), makes sure the keys of this period and the
 next exist (the first worker to ask makes one; the others read it), and every `PURGE_EVERY`
-deletes slots that left every window and keys whose period did, the counts made under a key
-going with it.
+deletes slots that left their window and keys whose period left every window, the counts made
+under a key going with it.
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ WARN_EVERY = 60.0  # seconds between warnings that the limit store does not answ
 
 TABLES = [
     "CREATE {unlogged} TABLE IF NOT EXISTS limit_counts ("
-    " key {blob} NOT NULL, slot BIGINT NOT NULL, n INTEGER NOT NULL,"
+    " key {blob} NOT NULL, slot BIGINT NOT NULL, n INTEGER NOT NULL, span INTEGER NOT NULL,"
     " PRIMARY KEY (key, slot))",
     "CREATE {unlogged} TABLE IF NOT EXISTS limit_keys ("
     " period BIGINT PRIMARY KEY, secret {blob} NOT NULL)",
 ]
 _ADD = (
-    "INSERT INTO limit_counts (key, slot, n) VALUES (:key, :slot, :n) "
+    "INSERT INTO limit_counts (key, slot, n, span) VALUES (:key, :slot, :n, :span) "
     "ON CONFLICT (key, slot) DO UPDATE SET n = limit_counts.n + excluded.n"
 )
 _READ = (
@@ -93,8 +95,8 @@ class LimitStore:
     async def flush(self, now: float) -> None:
         taken = [(limiter, limiter.take_pending()) for limiter in self.limits]
         rows = [
-            {"key": digest, "slot": start, "n": n}
-            for _, pending in taken
+            {"key": digest, "slot": start, "n": n, "span": limiter.span}
+            for limiter, pending in taken
             for digest, slots in pending.items()
             for start, n in slots.items()
         ]
@@ -114,15 +116,13 @@ class LimitStore:
             raise
 
     async def purge(self, now: float) -> None:
-        """Delete the slots that left every window, and the keys of periods that did (a
-        previous period's key stays while windows still reach into its period)."""
+        """Delete the slots that left their limiter's window, and the keys of periods that left
+        every window (a previous period's key stays while a window still reaches into it)."""
         span = self.limits.span
         period = Keyring.period(now)
         keep_from = period if now - period * ROTATE >= span else period - 1
         async with self.engine.limits() as tx:
-            await tx.execute(
-                "DELETE FROM limit_counts WHERE slot < :oldest", {"oldest": now - span}
-            )
+            await tx.execute("DELETE FROM limit_counts WHERE slot + span < :now", {"now": int(now)})
             await tx.execute("DELETE FROM limit_keys WHERE period < :p", {"p": keep_from})
         self.limits.keyring.forget_before(keep_from)
 

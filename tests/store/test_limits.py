@@ -107,6 +107,37 @@ def test_the_purge_deletes_old_slots_and_keys(database_url: str) -> None:
     with_workers(database_url, body)
 
 
+def test_each_count_goes_with_its_own_window(database_url: str) -> None:
+    """The aggregate limit's window is five minutes; an address's counts still go after their
+    own 65 s, not after the longest window of any limit (docs/privacy.md: a seizure reveals at
+    most the current window)."""
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        limits, store = a
+        sign = limits.limiter("sign", 10)
+        network = limits.limiter("network", 300, slot=5 * SLOT, slots=SLOTS)
+        await store.sync()
+        sign.hit("203.0.113.5")
+        network.hit("203.0.113.0/24")
+        await store.sync()
+
+        async def spans() -> list[int]:
+            async with store.engine.limits() as tx:
+                rows = await tx.fetch_all("SELECT span FROM limit_counts ORDER BY span")
+            return [int(r[0]) for r in rows]
+
+        assert await spans() == [SLOT * SLOTS, 5 * SLOT * SLOTS]
+        clock.now += SLOT * SLOTS + 5 * SLOT + 1  # past the address's window, inside the other
+        await store.sync()
+        assert await spans() == [5 * SLOT * SLOTS]
+        assert (sign.held(), network.held()) == (0, 1)
+        clock.now += 5 * SLOT * SLOTS
+        await store.sync()
+        assert await spans() == []
+
+    with_workers(database_url, body)
+
+
 def test_sqlite_keeps_limits_beside_the_database(tmp_path: Path) -> None:
     """Not in the database itself: a flush never takes the signatures' write lock."""
     url = f"sqlite:///{tmp_path / 'p.db'}"
