@@ -14,8 +14,8 @@ import pytest
 
 from server.domain import abuse
 from server.store.storage import Storage
-from tests.support import live
 from tests.store.test_moderation import T, exact, opened, sign, signature, statuses
+from tests.support import live
 
 SLUG = "save-russian-lgbt-network"
 HASH_KEY = "m" * 32  # the key of test_moderation's `HASHER`: domains are matched through it
