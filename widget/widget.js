@@ -213,11 +213,15 @@
     }));
   }
 
-  function freshToken() {
+  // A token past the limit on tokens (429) is waited for as the server says, a few times.
+  function freshToken(attempt) {
+    attempt = attempt || 0;
     return fetch(data.token_url, { cache: "no-store" }).then(function (r) {
+      var retryAfter = Math.min(60, parseInt(r.headers.get("Retry-After") || "0", 10) || 0);
+      if (r.status === 429 && attempt < 3) return wait(retryAfter || 10).then(function () { return freshToken(attempt + 1); });
       if (!r.ok) throw new Error("token");
-      return r.json();
-    }).then(useToken);
+      return r.json().then(useToken);
+    });
   }
 
   if (data.challenge && !data.preview) {
@@ -291,6 +295,15 @@
     });
   }
 
+  // A document served past the limit on tokens has none: it says so, and one is fetched when
+  // the server allows it, so the signer does not have to reload.
+  var waitingForToken = null;
+  if (form && !form.elements.token.value && data.token_retry && !data.preview) {
+    waitingForToken = wait(data.token_retry).then(function () { return freshToken(0); }).then(function () {
+      setAlert("");
+    }).catch(function () { waitingForToken = null; });
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy || data.preview) return;  // the dashboard's preview never signs
@@ -302,7 +315,9 @@
     }
     setAlert("");
     setBusy(true);
-    Promise.resolve(ready).then(function () { return send(0); })
+    var pending = ready || waitingForToken || (form.elements.token.value ? null : freshToken(0));
+    if (!form.elements.token.value) setAlert(t.token_wait);
+    Promise.resolve(pending).then(function () { setAlert(""); return send(0); })
       .catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
   });
 

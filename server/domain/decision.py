@@ -7,9 +7,12 @@ genuine token that is only too fresh hears of its fields first (an empty form se
 told "required", not "too fast": it would be refused again once filled); while a challenge is
 on (`challenge`), its solution comes next, or for the no-JavaScript form a longer minimum age
 of its token (`challenge.FORM_WAIT`, a "too fresh" like any other); a bot that fills the
-honeypot is told "signed" without a record; and a box that was not shown cannot have been
-ticked. Whether the address has signed before is not decided here: the store finds out inside
-the transaction, and the answer is the same either way.
+honeypot is told "signed" without a record; a box that was not shown cannot have been
+ticked; and only then, for a submission that would otherwise be recorded, is its network asked
+about the aggregate limit (`abuse.OverNetworkLimit`): over it, the signature is recorded
+quarantined, and answered like any other. Whether the address has signed before is not
+decided here: the store finds out inside the transaction, and the answer is the same either
+way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from server.domain import abuse
 from server.domain import challenge as work
 from server.domain.errors import PetitionClosed
 from server.domain.form_tokens import Claims, FormTokens, TokenTooFresh
@@ -38,6 +42,10 @@ class Decision:
 
     claims: Claims
     signature: NewSignature | None
+    # The submission's network was over the aggregate limit (`abuse.OverNetworkLimit`): its
+    # signature is quarantined. The one flag both answers to that limit read, this one and the
+    # proof-of-work challenge.
+    over_network_limit: bool = False
 
 
 def decide(
@@ -48,6 +56,7 @@ def decide(
     hasher: EmailHasher | None = None,
     challenge: work.Challenges | None = None,
     no_script: bool = False,
+    over_network_limit: abuse.OverNetworkLimit | None = None,
 ) -> Decision:
     """Accept a submission, or raise the `Refusal` that answers it: `PetitionClosed`, a
     `TokenError` (with the claims of a genuine token), or `FieldErrors`.
@@ -59,7 +68,11 @@ def decide(
 
     With `challenge` (one is on), the submission must carry its token's solution
     (`ChallengeRequired`); the no-JavaScript form (`no_script`), which cannot solve it, must
-    instead come `challenge.FORM_WAIT` seconds after its first form (`TokenTooFresh` before)."""
+    instead come `challenge.FORM_WAIT` seconds after its first form (`TokenTooFresh` before).
+
+    `over_network_limit` is asked last, once the submission is otherwise accepted (a refused
+    or a honeypot one spends no network's budget); when it says yes, the signature is stored
+    `QUARANTINED`."""
     if not entry.is_open:
         raise PetitionClosed()
     petition = entry.petition
@@ -92,6 +105,7 @@ def decide(
             consent_partner=signer.consent_partner and partner is not None,
             consent_name_to_target=signer.consent_name_to_target and not unshown_target,
         )
+    over = over_network_limit is not None and over_network_limit()
     withdraw = Link.new()
     confirm = Link.new() if petition.needs_confirmation else None
     domain = mail_box = None
@@ -122,8 +136,9 @@ def decide(
         petition_slug=entry.slug,
         auto_goal=petition.auto_goal,
         partner_code=partner.code if partner else None,
+        status=abuse.QUARANTINED if over else abuse.COUNTED,
     )
-    return Decision(claims, signature)
+    return Decision(claims, signature, over_network_limit=over)
 
 
 def _check_fields(petition: Petition, fields: Mapping[str, Any], claims: Claims) -> Signer:

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from server.domain import i18n, webhooks
+from server.domain import abuse, i18n, webhooks
 from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
@@ -65,6 +65,13 @@ class NewSignature:
     partner_code: str | None = None
     auto_goal: bool = False
     webhooks: tuple[webhooks.Target, ...] = ()
+    # `abuse.COUNTED`, or `abuse.QUARANTINED` when it tripped an abuse rule: stored, answered
+    # and mailed alike, but counted nowhere until an owner restores it.
+    status: str = abuse.COUNTED
+
+    @property
+    def counts(self) -> bool:
+        return self.status == abuse.COUNTED
 
     @property
     def needs_confirmation(self) -> bool:

@@ -288,4 +288,16 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE pending_signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL "
         "DEFAULT 0",
     ],
+    [
+        # Signature states (`domain/abuse`): 'counted' (on the counters), 'quarantined' (it
+        # tripped an abuse rule: stored, answered and mailed like any other, counted nowhere
+        # until an owner restores it), 'invalidated' (an owner took it off the count; kept, so
+        # it can be restored). Every row before this one counted. A submission waiting for
+        # confirmation carries the state it will have once confirmed (never 'counted' there
+        # when it was quarantined: confirming records the confirmation, not a count).
+        "ALTER TABLE signatures ADD COLUMN status TEXT NOT NULL DEFAULT 'counted'",
+        "ALTER TABLE pending_signatures ADD COLUMN status TEXT NOT NULL DEFAULT 'counted'",
+        # The dashboard's quarantine view and the bulk actions select by state, then by time.
+        "CREATE INDEX signatures_by_status ON signatures (petition_id, status, created_at)",
+    ],
 ]

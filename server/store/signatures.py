@@ -36,21 +36,21 @@ _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
     sealed, partner_sealed, email_domain, webhook_sealed,
-    consent_name_to_target)
+    consent_name_to_target, status)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
     :sealed, :partner_sealed, :email_domain, :webhook_sealed,
-    :consent_name_to_target)
+    :consent_name_to_target, :status)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
 _INSERT_PENDING = """
 INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
     sealed, partner_sealed, email_domain, name_box, webhook_sealed,
-    consent_name_to_target)
+    consent_name_to_target, status)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
     :sealed, :partner_sealed, :email_domain, :name_box, :webhook_sealed,
-    :consent_name_to_target)
+    :consent_name_to_target, :status)
 """
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
@@ -98,6 +98,8 @@ def sign_plan(
     withdrawal link, recorded only with a new signature, then removes nothing. One that needs
     confirming waits in `pending_signatures` with its links, and its mail goes to the outbox in
     this same transaction: the confirmation, or "you have already signed" for a signer who has.
+    A quarantined signature (`NewSignature.status`) takes every one of these steps alike, and
+    only moves no counter (nor will its confirmation).
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
@@ -134,7 +136,8 @@ def sign_plan(
         if s.needs_confirmation:
             yield from _wait_for_confirmation(s, now, rows)
             continue
-        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
+        # A quarantined signature is stored like any other, and moves no counter.
+        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None and s.counts:
             increments[(s.petition_id, s.partner_id or 0)] += 1
             if s.webhooks:
                 announced.append(s)
@@ -269,4 +272,5 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
         "partner_sealed": sealed.partner if sealed else None,
         "email_domain": s.email_domain,
         "webhook_sealed": events.webhook_sealed(s),
+        "status": s.status,
     }

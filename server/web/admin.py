@@ -40,19 +40,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.domain import access, breakdowns, charts, delivery_pdf, export, i18n, snippet
+from server.domain import access, breakdowns, charts, delivery_pdf, export, i18n, snippet, trending
 from server.domain.access import Principal
 from server.domain.delivery import csv_text as delivery_csv
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, THEMES, Entry
 from server.domain.progress import Progress
-from server.domain.ratelimit import RateLimiter
 from server.domain.validation import stored_email_key
 from server.settings import Settings
 from server.store import confirmations, delivery, outbox, totals, webhooks
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
-from server.web import auth, client_address, spreadsheet, widget
+from server.web import auth, spreadsheet, widget
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
 from server.web.responses import templates
@@ -62,7 +61,6 @@ from server.web.sessions import Session, Sessions, cookie_name
 logger = logging.getLogger("petition_widget.admin")
 
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
-LOGIN_PER_MINUTE = 60  # sign-in attempts per client address (a burst of as many)
 FORM_BYTES = 4096  # the largest dashboard form body accepted
 HOURS_SHOWN = 48  # the per-hour chart covers the last two days
 DAYS_MIN, DAYS_MAX = 14, 366  # the per-day chart covers the campaign, within these bounds
@@ -102,14 +100,14 @@ _BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 @dataclasses.dataclass
 class AdminState:
-    """What the dashboard keeps per process: the session signer and the sign-in limiter."""
+    """What the dashboard keeps per process: the session signer (the sign-in limit is shared:
+    `Services.login_limiter`)."""
 
     sessions: Sessions
-    login_limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings) -> AdminState:
-        return cls(Sessions(settings.secret_keys), RateLimiter(LOGIN_PER_MINUTE))
+        return cls(Sessions(settings.secret_keys))
 
 
 @functools.cache
@@ -160,8 +158,12 @@ async def _caller(request: Request) -> Caller | Response:
     storage = services_of(request).storage
     header = request.headers.get("authorization")
     if header is not None:
+        wait = auth.guesses_wait(request)
+        if wait:
+            return auth.too_many_guesses(wait)
         principal = await auth.authenticate(storage, access.bearer(header))
         if principal is None:
+            auth.guessed_wrong(request)
             return unauthorized()
         return Caller(principal, None)
     session = await _session(request)
@@ -342,11 +344,8 @@ def _next(value: object) -> str:
 
 async def login(request: Request) -> Response:
     services = services_of(request)
-    address = client_address.client_address(request.scope, services.settings.trusted_proxies)
-    wait = state_of(request).login_limiter.hit(
-        client_address.client_key(address, services.client_secret)
-    )
-    if wait:
+    wait = auth.guesses_wait(request)
+    if wait:  # the key is not even looked at
         response = page(request, "login.html", None, 429, next="/admin",
                         error="login_too_many")  # fmt: skip
         response.headers["Retry-After"] = str(wait)
@@ -356,6 +355,7 @@ async def login(request: Request) -> Response:
         return forbidden(request, "login_elsewhere")
     principal = await auth.authenticate(services.storage, form.get("key"))
     if principal is None:
+        auth.guessed_wrong(request)
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
                     error="login_wrong")  # fmt: skip
@@ -887,20 +887,20 @@ async def domain_lookup(request: Request, caller: Caller) -> Response:
         return entry
     typed = request.query_params.get("domain", "").strip().lower().lstrip("@")[:255]
     services = services_of(request)
-    result = error = None
+    result = error = mark = None
     if typed:
         key = stored_email_key("someone@" + typed)
         domain = key.rpartition("@")[2] if key else None
         if domain is None or services.email_hasher is None:
             error = "domains_not_a_domain"  # a dashboard text's key
         else:
-            n = await services.storage.signatures_from_domain(
-                entry.id, services.email_hasher.domain_key(domain)
-            )
+            domain_key = services.email_hasher.domain_key(domain)
+            n = await services.storage.signatures_from_domain(entry.id, domain_key)
             result = (domain, n if n >= DOMAIN_MINIMUM else None)
+            mark = trending.mark(domain_key)  # how the trending panel names it
     return page(
         request, "domains.html", caller, entry=entry, typed=typed, result=result, error=error,
-        minimum=DOMAIN_MINIMUM,
+        minimum=DOMAIN_MINIMUM, mark=mark,
         title=entry.petition.in_language(entry.petition.lang).title,
     )  # fmt: skip
 

@@ -40,7 +40,7 @@ from server.domain.petitions import Entry
 from server.store import outbox, totals
 from server.store.engine import describe
 from server.store.signatures import MAIL_TOPIC
-from server.web import auth, client_address, payloads, submission, widget
+from server.web import auth, limiting, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
 from server.web.services import Services, petition_endpoint, services_of
@@ -248,8 +248,12 @@ async def _keyed_petition(
     """The petition with the `partners` breakdown this key may see: every partner for an owner,
     its own line for a partner. Any wrong key is the same 401; another petition's key is 403."""
     storage = services.storage
+    wait = auth.guesses_wait(request)
+    if wait:
+        return auth.too_many_guesses(wait)
     principal = await auth.authenticate(storage, access.bearer(request.headers["authorization"]))
     if principal is None:
+        auth.guessed_wrong(request)
         return json_response(
             {"error": "unauthorized", "message": "A valid access key is needed."},
             401,
@@ -302,27 +306,10 @@ async def _keyed_petition(
 # --- Tokens and signatures -------------------------------------------------------------------
 
 
-def client_key(request: Request) -> bytes:
-    services = services_of(request)
-    settings = services.settings
-    return client_address.key_for(request.scope, settings.trusted_proxies, services.client_secret)
-
-
-def rate_limited(services: Services, request: Request, entry: Entry | None) -> int:
-    """Seconds to wait, or 0: the client limit counts everything, the sign limit per petition."""
-    if not (services.client_limiter.per_minute or services.sign_limiter.per_minute):
-        return 0
-    client = client_key(request)
-    wait = services.client_limiter.hit(client)
-    if not wait and entry is not None:
-        wait = services.sign_limiter.hit((client, entry.id))
-    return wait
-
-
 @petition_endpoint(_no_petition)
 async def token(request: Request, services: Services, entry: Entry) -> Response:
     lang = request_language(request, entry)
-    wait = services.client_limiter.hit(client_key(request))
+    wait = limiting.token_limited(services, request, entry)
     if wait:
         return error_response(429, "rate_limited", lang, retry_after=wait)
     partner = normalise_code(request.query_params.get("partner"))
@@ -360,7 +347,7 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
     """The hot path of a surge: nothing here is done for a signature that does not need it
     (the language, for one, is worked out only to word a refusal)."""
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
-    wait = rate_limited(services, request, entry)
+    wait = limiting.rate_limited(services, request, entry)
     if wait:
         submission.note_refusal(services, entry, "rate_limited")
     if wait and not as_html:
@@ -374,7 +361,8 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await submission.sign(services, entry, fields, no_script=as_html)
+    over_limit = submission.over_network_limit(services, request.scope, entry)
+    outcome = await submission.sign(services, entry, fields, over_limit, no_script=as_html)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.confirmation_sent:

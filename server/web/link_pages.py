@@ -125,10 +125,8 @@ async def _target(request: Request) -> tuple[Services, str, LinkTarget] | Respon
 
 def _limited(request: Request, services: Services) -> Response | None:
     """Posts are limited per client address like signatures: each one is a write."""
-    key = client_address.key_for(
-        request.scope, services.settings.trusted_proxies, services.client_secret
-    )
-    wait = services.client_limiter.hit(key)
+    client = client_address.client_text(request.scope, services.settings.trusted_proxies)
+    wait = services.client_limiter.hit(client)
     if not wait:
         return None
     t = _language(request, None)

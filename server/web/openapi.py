@@ -320,6 +320,11 @@ def document() -> dict[str, Any]:
                         "401": _error("A wrong access key (only when one is sent)"),
                         "403": _error("The key does not open this petition"),
                         "404": _error("No such petition"),
+                        "429": _error(
+                            "Too many wrong keys from this address: the key is not checked "
+                            "(only when one is sent)",
+                            retry_after=True,
+                        ),
                         "503": _error(
                             "Storage unavailable while checking a key (only when one is sent)",
                             retry_after=True,

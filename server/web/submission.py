@@ -3,8 +3,9 @@
 The JSON API and the plain HTML form both call `sign`, and only shape its `Outcome` into a
 response. The decision is the domain's (`server.domain.decision`); here it is handed to the
 group-commit writer, and every refusal becomes an outcome whose status comes from the one
-table in `refusals`. A duplicate signer gets exactly the answer a new signer gets, so no
-response tells whether an address has signed.
+table in `refusals`. A duplicate signer gets exactly the answer a new signer gets, and so does
+one quarantined by the aggregate limit, so no response tells whether an address has signed or
+whether a network is over its limit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.types import Scope
+
+from server.domain import abuse
 from server.domain import challenge as work
 from server.domain.decision import decide
 from server.domain.errors import PetitionClosed, Refusal, StorageUnavailable, TokenUsed
@@ -21,7 +25,7 @@ from server.domain.links import Link, new_ref
 from server.domain.petitions import Entry
 from server.domain.signatures import Decoy
 from server.domain.validation import FieldErrors
-from server.web import refusals
+from server.web import client_address, refusals
 from server.web.services import Services
 
 STORAGE_RETRY_AFTER = 5  # seconds a client should wait when storage is unavailable
@@ -90,19 +94,39 @@ def note_refusal(services: Services, entry: Entry, code: str) -> None:
     services.challenge_switch.note(entry.id, code)
 
 
+def over_network_limit(
+    services: Services, scope: Scope, entry: Entry
+) -> abuse.OverNetworkLimit | None:
+    """The aggregate limit's question for this request (`abuse.OverNetworkLimit`), asked by the
+    decision once the submission is otherwise accepted; None while the limit is off. The
+    network is worked out only then: most submissions never need it. Counted on the shared
+    store (`SharedLimiter`), so the limit holds across workers and hosts."""
+    limiter = services.network_limiter
+    if not limiter.per_minute:
+        return None
+
+    def over() -> bool:
+        address = client_address.client_address(scope, services.settings.trusted_proxies)
+        return limiter.hit((client_address.network_text(address), entry.id)) > 0
+
+    return over
+
+
 async def sign(
     services: Services,
     entry: Entry,
     fields: Mapping[str, Any],
+    over_limit: abuse.OverNetworkLimit | None = None,
     *,
     no_script: bool = False,
     force_challenge: bool = False,
 ) -> Outcome:
-    """The outcome of a submission. `no_script`: it is the no-JavaScript form, which waits
-    out a challenge instead of solving it. `force_challenge`: ask for a challenge even where
-    the petition's own mode would not now (unless it says "off"): the hook for the aggregate
-    limit."""
-    outcome = await _sign(services, entry, fields, no_script, force_challenge)
+    """The outcome of a submission. `over_limit` (`over_network_limit`): over the aggregate
+    limit, the signature is recorded quarantined and answered like any other. `no_script`: it
+    is the no-JavaScript form, which waits out a challenge instead of solving it.
+    `force_challenge`: ask for a challenge even where the petition's own mode would not now
+    (unless it says "off")."""
+    outcome = await _sign(services, entry, fields, over_limit, no_script, force_challenge)
     if outcome.error:
         note_refusal(services, entry, outcome.error)
     return outcome
@@ -112,6 +136,7 @@ async def _sign(
     services: Services,
     entry: Entry,
     fields: Mapping[str, Any],
+    over_limit: abuse.OverNetworkLimit | None,
     no_script: bool,
     force_challenge: bool,
 ) -> Outcome:
@@ -130,6 +155,7 @@ async def _sign(
             if challenged(services, entry, force=force_challenge)
             else None,
             no_script=no_script,
+            over_network_limit=over_limit,
         )
     except PetitionClosed as closed:
         # Refused before the token is looked at; its claims still word the page.

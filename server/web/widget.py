@@ -31,6 +31,7 @@ from server.domain.petitions import THEMES, Entry
 from server.domain.placeholder import Space
 from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
+from server.web import limiting
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
@@ -47,6 +48,9 @@ COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
 # ten minutes while the server fails: a progress bar a little behind beats a broken widget.
 COUNT_STALE_WHILE_REVALIDATE = 60
 COUNT_STALE_IF_ERROR = 600
+# Seconds a document rendered without a token (past the token limit) waits before its script
+# asks for one; `/token` then says, with `Retry-After`, how much longer.
+TOKEN_RETRY = 10
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
@@ -159,6 +163,9 @@ class View:
     # (`FormTokens.issue(since=...)`): one who has waited is never "too fresh" again.
     since: float | None = None
     challenge: bool = False  # a proof of work is asked for: the script fetches its solver
+    # No token: this client has had its share of tokens for now (`limiting.token_limited`).
+    # The form says to wait, and the widget's script fetches one when it may.
+    waiting: bool = False
 
 
 def share_page_url(base_url: str, entry: Entry, partner: str = "", lang: str = "") -> str:
@@ -228,8 +235,11 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         view.state = "closed"
     view.challenge = challenged(services, entry)
     token = ""
-    if not view.preview:
-        token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
+    if view.state == "form" and not view.preview:  # the only state whose form is shown
+        if limiting.token_limited(services, request, entry):
+            view.waiting = True
+        else:
+            token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
     if (
         view.values
         or view.errors
@@ -243,7 +253,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         entry.id, services.registry.revision, services.registry.count(entry),
         services.registry.goal(entry), view.lang,
         view.partner, view.state, *(view.kept.get(k) for k in _KEPT[:-1]),
-        "frame" in view.kept, view.preview, view.challenge,
+        "frame" in view.kept, view.preview, view.challenge, view.waiting,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -320,6 +330,7 @@ def _render(
         "goal_text": goal_text,
         "state": view.state,
         "preview": view.preview,
+        "waiting": view.waiting,
         "message": view.message,
         "values": view.values,
         "errors": view.errors,
@@ -351,6 +362,7 @@ def _render(
             # Said only while a challenge is on: the script then solves one as the signer types
             # (a refusal may still bring one later).
             **({"challenge": True} if view.challenge else {}),
+            "token_retry": TOKEN_RETRY if view.waiting else 0,
             "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
@@ -369,6 +381,7 @@ def _render(
                         "check_text",
                         "goal",
                         "closed",
+                        "token_wait",
                     )
                 },
             },

@@ -98,6 +98,8 @@ class LiveServer:
             "TOKEN_MIN_AGE": "0",
             "RATE_SIGN_PER_MINUTE": "0",
             "RATE_CLIENT_PER_MINUTE": "0",
+            "RATE_LOGIN_PER_MINUTE": "0",
+            "RATE_NET_PER_MINUTE": "0",
             "COUNT_REFRESH": "0.2",
             "LOG_LEVEL": "info",
         }

@@ -645,7 +645,12 @@ def behind_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lone]:
     url = backends.sqlite_url(folder)
     live.prepare(url)
     key = in_storage(url, lambda s: new_key(s, access_keys.OWNER))
-    with live.LiveServer(url, folder, base_url="https://petitions.example.org") as srv:
+    # The shipped limit on wrong keys (the test servers' default is none).
+    settings: dict[str, str | int] = {
+        "base_url": "https://petitions.example.org",
+        "rate_login_per_minute": 10,
+    }
+    with live.LiveServer(url, folder, **settings) as srv:
         yield Lone(srv, key)
 
 

@@ -372,3 +372,84 @@ def test_the_confirmation_page_says_the_name_will_be_delivered_when_the_box_was_
         shown[ticked] = client.get(link(server, "confirm", mail["confirm"])).text
     said = "Your name will be on the list delivered to the Russian government."
     assert said in shown[True] and said not in shown[False]
+
+
+# --- Quarantine: the same bytes, the same mail ----------------------------------------------------
+
+NET_BURST = 5  # RATE_NET_PER_MINUTE=1 below: a burst of five minutes' worth, then quarantine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def quarantining(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[live.LiveServer]:
+    """A server like `server` whose aggregate limit quarantines the sixth submission on."""
+    folder = tmp_path_factory.mktemp("quarantine")
+    if request.param == "sqlite":
+        url = backends.sqlite_url(folder)
+    else:
+        url = request.getfixturevalue("postgres").create()
+    live.prepare(url, [petitions.example(confirmation="email")])
+    server = live.LiveServer(
+        url, folder, SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM="p@example.org",
+        RATE_NET_PER_MINUTE=1,
+    )  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    with server as running:
+        yield running
+
+
+def states(server: live.LiveServer, table: str) -> dict[str, int]:
+    rows = query(server, f"SELECT status, COUNT(*) FROM {table} GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def test_a_quarantined_submission_gets_the_same_bytes_and_the_same_mail(
+    quarantining: live.LiveServer,
+) -> None:
+    """Over the aggregate limit, a submission is a decoy through the writer like the
+    honeypot's, but kept: the same 202 bytes, the same mail, the same confirmation page, its
+    confirmation recorded, and no count."""
+    server = quarantining
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        before = count(client)
+        signers = [live.new_signer() for _ in range(NET_BURST + 2)]
+        answers = [client.post(SIGN, json={"token": token(client), **s}) for s in signers]
+        assert {a.status_code for a in answers} == {202}
+        assert len({same_answer(a) for a in answers}) == 1
+        assert states(server, "pending_signatures") == {"counted": NET_BURST, "quarantined": 2}
+        mails = [mails_to(server, s["email"]) for s in signers]
+        assert {(len(m), m[0]["kind"], tuple(sorted(m[0]))) for m in mails} == {
+            (1, "confirm", tuple(sorted(mails[0][0])))
+        }
+        # One counted and one quarantined confirm alike; only the first counts.
+        pages = []
+        for i in (0, NET_BURST):
+            page = client.post(link(server, "confirm", mails[i][0]["confirm"]))
+            pages.append((page.status_code, page.text.replace(signers[i]["name"], "")))
+        assert pages[0] == pages[1] and pages[0][0] == 200
+        assert count(client) == before + 1
+        assert states(server, "signatures") == {"counted": 1, "quarantined": 1}
+
+
+def test_the_form_without_javascript_answers_a_quarantined_submission_alike(
+    quarantining: live.LiveServer,
+) -> None:
+    server = quarantining
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+
+        def form_token() -> str:
+            value = re.search(r'name="token" value="([^"]+)"', client.get(f"/widget/{SLUG}").text)
+            assert value is not None
+            return value[1]
+
+        pages = set()
+        for _ in range(NET_BURST + 2):
+            typed = live.new_signer()
+            response = client.post(
+                SIGN, data={"token": form_token(), **typed}, headers=HTML, follow_redirects=False
+            )
+            assert response.status_code == 303  # Post/Redirect/Get, to one address for all
+            pages.add(page_but_input(response, typed))
+        assert len(pages) == 1
+        assert states(server, "pending_signatures") == {"counted": NET_BURST, "quarantined": 2}
