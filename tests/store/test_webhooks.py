@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import ssl
 import subprocess
@@ -24,12 +25,13 @@ from typing import Any
 import nacl.public
 import pytest
 
-from server.domain import links, sealing
+from server.domain import abuse, links, sealing
 from server.domain import webhooks as wh
+from server.domain.abuse import Selection
 from server.domain.links import Link
 from server.domain.signatures import Consent, NewSignature, seal_group
 from server.domain.validation import validate_signer
-from server.store import confirmations, events, retention, webhook_job, webhooks
+from server.store import confirmations, events, moderation, retention, webhook_job, webhooks
 from server.store.clock import ManualClock
 from server.store.storage import Storage
 from server.store.writer import create_writer
@@ -694,6 +696,37 @@ def test_the_functions_a_quarantine_calls_announce_invalidation_and_restoration(
                 ("signature.counted", None, 3),
             ]
             assert {r["data"]["signature_id"] for r in await waiting_rows(storage)} == {s.ref}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_quarantined_signature_is_announced_when_restored_and_invalidated_after(
+    database_url: str,
+) -> None:
+    """The quarantine's bulk actions (`moderation.apply`) through the real events: a
+    quarantined signature counts nowhere and is no event; restored, it is `signature.counted`;
+    invalidated, `signature.withdrawn` with reason `invalidated`."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            held = dataclasses.replace(
+                signature(pid, "held@example.org", targets=await targets(storage, pid)),
+                status=abuse.QUARANTINED,
+            )
+            await sign(storage, held)
+            assert await waiting_rows(storage) == []
+            everyone = Selection(quarantined_only=True)
+            restored = await moderation.apply(storage, pid, everyone, abuse.RESTORE, int(T))
+            assert (restored.signatures, restored.count) == (1, 1)
+            every = Selection(since=0)
+            await moderation.apply(storage, pid, every, abuse.INVALIDATE, int(T) + 1)
+            kinds = [(r["type"], r["data"].get("reason")) for r in await waiting_rows(storage)]
+            # The counted event, not delivered yet, went with the invalidation (it held data).
+            assert kinds == [("signature.withdrawn", "invalidated")]
+            assert {r["sequence"] for r in await waiting_rows(storage)} == {2}
         await storage.disconnect()
 
     run(check())
