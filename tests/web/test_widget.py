@@ -491,7 +491,7 @@ def test_served_scripts_lose_comments_and_indentation_but_no_code() -> None:
     script = (
         "// a whole-line comment\n"
         "function f(a) {\n"
-        "  var u = \"https://example.org/\"; // a comment after code\n"
+        '  var u = "https://example.org/"; // a comment after code\n'
         '  var s = "a; // not a comment";\n'
         "  if (a) // said after a condition\n"
         "    return u + s; /* kept: a block comment after code */\n"
