@@ -58,6 +58,9 @@ class NewSignature:
     # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
     # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
     mail_box: str | None = None
+    # With `mail_box`: its signer's `EmailHasher.mail_tag`, what the mail row keeps in clear
+    # in place of `ref` (which is in the box) so that `signatures remove` finds it.
+    mail_tag: str | None = None
 
     @property
     def needs_confirmation(self) -> bool:

@@ -5,6 +5,7 @@ seal` killed with SIGKILL part-way finishes when run again."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -14,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import nacl.secret
 
 from server.domain import sealing
 from server.store import outbox, seal
@@ -102,6 +105,19 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
                 mail = {"kind": "confirm", "ref": "pending-0", "to": "w0@example.org",
                         "confirm": "tok-c", "withdraw": "tok-w", "lang": "en"}  # fmt: skip
                 await outbox.add(tx, "mail", mail, T)
+                # The first sealed release boxed only the address (`to_box`), the second kept
+                # `ref` in clear beside its box: both are sealed as the writer seals now.
+                first = {"kind": "confirm", "ref": "pending-1",
+                         "to_box": _bare_box("w1@example.org"),
+                         "confirm": "tok-c1", "withdraw": "tok-w1", "lang": "en"}  # fmt: skip
+                await outbox.add(tx, "mail", first, T + 1)
+                second = {
+                    "kind": "already_signed",
+                    "ref": "ref-2",
+                    "lang": "en",
+                    "box": HASHER.seal_mail({"to": "s2@example.org", "withdraw": "tok-w2"}),
+                }
+                await outbox.add(tx, "mail", second, T + 2)
             before = await rows(storage)
             totals = await storage.totals()
             seen: list[seal.Progress] = []
@@ -135,12 +151,28 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
                 for table in ("links", "used_tokens")
             ]
             assert expiries == [sealing.hour_after(T + 604_800), sealing.hour_after(T + 7_260)]
-            payload = json.loads(await storage.database.fetch_val("SELECT payload FROM outbox"))
-            assert not {"to", "confirm", "withdraw"} & set(payload)
-            assert HASHER.open_mail(payload["box"]) == {
-                "to": "w0@example.org", "confirm": "tok-c", "withdraw": "tok-w",
-            }  # fmt: skip
-            assert payload["kind"] == "confirm" and payload["ref"] == "pending-0"
+            mails = await storage.database.fetch_all(
+                "SELECT payload, created_at, available_at FROM outbox ORDER BY id"
+            )
+            payloads = [json.loads(m[0]) for m in mails]
+            for payload in payloads:  # nothing in clear that names the signer or its row
+                assert not {"to", "to_box", "confirm", "withdraw", "ref"} & set(payload)
+            assert [HASHER.open_mail(p["box"]) for p in payloads] == [
+                {"to": "w0@example.org", "confirm": "tok-c", "withdraw": "tok-w",
+                 "ref": "pending-0"},
+                {"to": "w1@example.org", "confirm": "tok-c1", "withdraw": "tok-w1",
+                 "ref": "pending-1"},
+                {"to": "s2@example.org", "withdraw": "tok-w2", "ref": "ref-2"},
+            ]  # fmt: skip
+            assert [p["kind"] for p in payloads] == ["confirm", "confirm", "already_signed"]
+            # `signatures remove` finds them by the signer's keyed tag.
+            tags = [
+                HASHER.mail_tag(HASHER.email_key(a))
+                for a in ("w0@example.org", "w1@example.org", "s2@example.org")
+            ]
+            assert [p["signer"] for p in payloads] == tags
+            # Their times to the hour, rounded down: still due at once.
+            assert all(m[1] == m[2] == sealing.hour(T) for m in mails)
             assert await seal.seal_database(storage, public, HASHER) == 0  # idempotent
             assert await rows(storage) == after
         finally:
@@ -210,6 +242,12 @@ def test_seal_killed_part_way_finishes_when_run_again(database_url: str, tmp_pat
 
     asyncio.run(check())
     assert "Sealed" in again.stdout
+
+
+def _bare_box(address: str) -> str:
+    """A box of the first sealed release: the bare address, under the same derived key."""
+    box = nacl.secret.SecretBox(HASHER._address_key).encrypt(address.encode())
+    return base64.b64encode(box).decode()
 
 
 def _counts(text: str) -> list[str]:
