@@ -166,3 +166,37 @@ def test_a_scrub_that_times_out_does_not_fail_its_caller(
             await storage.disconnect()
 
     asyncio.run(run())
+
+
+@pytest.mark.postgresql
+def test_rebuilding_the_files_is_not_cut_off_by_the_statement_timeout(
+    postgres: backends.PostgresDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`seal`'s VACUUM FULL takes as long as the database is big, and waits for every table's
+    lock: it runs under REBUILD_TIMEOUT, not the pool's per-statement timeout (here 1 s, while
+    another session holds a table for 3 s)."""
+    url = postgres.create()
+    monkeypatch.setattr(postgres_engine, "COMMAND_TIMEOUT", 1.0)
+
+    async def run() -> None:
+        storage = Storage(url)
+        await storage.connect()
+        await storage.migrate()
+        other = await asyncpg.connect(url)
+        try:
+            holder = other.transaction()
+            await holder.start()
+            await other.execute("LOCK TABLE signatures IN ACCESS SHARE MODE")
+
+            async def release() -> None:
+                await asyncio.sleep(3.0)
+                await holder.rollback()
+
+            releasing = asyncio.create_task(release())
+            await storage.engine.rebuild_files()  # waits out the lock, and is not cut off
+            await releasing
+        finally:
+            await other.close()
+            await storage.disconnect()
+
+    asyncio.run(run())

@@ -12,11 +12,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import nacl.secret
+import pytest
 
 from server.domain import sealing
 from server.store import outbox, seal
@@ -242,6 +244,67 @@ def test_seal_killed_part_way_finishes_when_run_again(database_url: str, tmp_pat
 
     asyncio.run(check())
     assert "Sealed" in again.stdout
+
+
+def test_pending_rows_go_first_so_a_confirmation_meanwhile_arrives_sealed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running server confirms a submission while `seal` works on the pending rows: the row
+    it moves into `signatures` arrives there as it was. Pending rows first, it is sealed then
+    or sealed with the counted rows that follow; counted rows first, it would land among them
+    in clear after they were done, and need another pass (here none is allowed)."""
+    public, _ = sealing.new_key_pair()
+    monkeypatch.setattr(seal, "BATCH", 1)
+    monkeypatch.setattr(seal, "PASSES", 1)
+
+    async def confirm_one() -> bool:
+        """What the server's confirmation does, on its own connection, once `seal` has sealed
+        a pending row and another is still in clear; whether it did."""
+        server = Storage(database_url)
+        await server.connect()
+        try:
+            async with server.write() as tx:
+                sealed = await tx.fetch_val("SELECT COUNT(sealed) FROM pending_signatures")
+                clear = await tx.fetch_val(
+                    "SELECT id FROM pending_signatures WHERE sealed IS NULL ORDER BY id LIMIT 1"
+                )
+                if not sealed or clear is None:
+                    return False
+                await tx.execute(
+                    "INSERT INTO signatures (petition_id, partner_id, email_key, email, name, "
+                    "comment, lang, consent_version, consent_organiser, consent_partner, "
+                    "created_at, ref, sealed, partner_sealed, email_domain) "
+                    "SELECT petition_id, partner_id, email_key, email, name, comment, lang, "
+                    "consent_version, consent_organiser, consent_partner, created_at, ref, "
+                    "sealed, partner_sealed, email_domain FROM pending_signatures WHERE id = :id",
+                    {"id": clear},
+                )
+                await tx.execute("DELETE FROM pending_signatures WHERE id = :id", {"id": clear})
+                return True
+        finally:
+            await server.disconnect()
+
+    async def run() -> None:
+        storage, _, _ = await plaintext_database(database_url, 3, sealing.new_key_pair()[0])
+        confirmed: list[bool] = []
+
+        def report(_: seal.Progress) -> None:  # after each batch; no transaction is open
+            if not any(confirmed):
+                confirmed.append(asyncio.run_coroutine_threadsafe(confirm_one(), other).result())
+
+        other = asyncio.new_event_loop()
+        thread = threading.Thread(target=other.run_forever, daemon=True)
+        thread.start()
+        try:
+            await seal.seal_database(storage, public, HASHER, report)
+            assert any(confirmed)  # the server did confirm one meanwhile
+            assert await seal.left(storage) == 0, "a confirmed row stayed in clear"
+        finally:
+            other.call_soon_threadsafe(other.stop)
+            thread.join(10)
+            await storage.disconnect()
+
+    asyncio.run(run())
 
 
 def _bare_box(address: str) -> str:
