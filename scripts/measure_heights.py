@@ -1,7 +1,7 @@
 """Measures, in Chromium, the heights `server/domain/placeholder.py` is built from, and prints
 them as its tables read: the form of a minimal petition (one-letter texts) in every language
-and layout at 375 and 800 px, and what the country and comment fields, the organiser's box and
-a one-line legal notice add.
+and layout at 375 and 800 px, and what the country and comment fields, the organiser's box,
+the name-to-target box and a one-line legal notice add.
 
     .venv/bin/python scripts/measure_heights.py
 
@@ -34,6 +34,7 @@ VARIANTS = {
     "comment": '[form]\ncomment = "optional"\n',
     "organiser": 'organiser = "O"\n',
     "legal": 'legal_notice = "L"\n',
+    "target": '[form]\nname_to_target = "optional"\n',
 }
 
 

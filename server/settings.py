@@ -88,6 +88,21 @@ SETTINGS: dict[str, Setting] = {
             "over all petitions; 0 disables.",
         ),
         Setting(
+            "RATE_NET_PER_MINUTE",
+            "60",
+            "Signatures per minute counted from one IPv4 /24 or IPv6 /48 on one petition, "
+            "over any five minutes (300), all of which may come at once; beyond it a "
+            "signature is quarantined, never refused (carrier NAT and VPN exits put many "
+            "honest signers in one network: docs/privacy.md gives the figures). 0 disables.",
+        ),
+        Setting(
+            "RATE_LOGIN_PER_MINUTE",
+            "10",
+            "Wrong dashboard keys (at sign-in and in `Authorization` headers) per minute from "
+            "one client address; beyond, every key from it is answered `429` unchecked, for "
+            "at most 60 s; 0 disables.",
+        ),
+        Setting(
             "TRUSTED_PROXIES",
             "",
             "Comma-separated addresses or networks of reverse proxies whose "
@@ -98,6 +113,12 @@ SETTINGS: dict[str, Setting] = {
             "1.0",
             "Seconds between reads of the shared counters (other workers' and hosts' "
             "signatures, petition changes made by the CLI).",
+        ),
+        Setting(
+            "BREAKDOWN_REFRESH",
+            "30",
+            "Seconds the public totals by country (`[public] by_country`) may lag behind the "
+            "count: each process reads them again at most this often while the count moves.",
         ),
         Setting("MAX_BODY_BYTES", "16384", "Largest signature request body accepted."),
         Setting(
@@ -112,6 +133,21 @@ SETTINGS: dict[str, Setting] = {
             "10",
             "Seconds a client has to send a whole request (headers and body) once it has "
             "started it or connected; slower clients get 408.",
+        ),
+        Setting(
+            "HEADER_TIMEOUT",
+            "5",
+            "Seconds a client has to send a request's headers, once it has started it or "
+            "connected; shorter than `CLIENT_TIMEOUT` (unset: 5, or half of a shorter "
+            "`CLIENT_TIMEOUT`). Browsers send them in one packet; a client that drips them "
+            "gets 408.",
+        ),
+        Setting(
+            "MAX_CONNECTIONS_SENDING_HEADERS",
+            "1024",
+            "Connections per worker that have not finished sending a request's headers; past "
+            "it, the one that has been at it longest is closed (408). A quarter of the "
+            "worker's 4,096 connections: slow clients cannot take the rest.",
         ),
         Setting(
             "SQLITE_SYNCHRONOUS",
@@ -177,11 +213,15 @@ class Settings:
     token_min_age: int
     rate_sign_per_minute: int
     rate_client_per_minute: int
+    rate_net_per_minute: int
+    rate_login_per_minute: int
     trusted_proxies: tuple[Network, ...]
     count_refresh: float
     max_body_bytes: int
     client_timeout: float
     max_connections_per_client: int
+    header_timeout: float
+    max_connections_sending_headers: int
     sqlite_synchronous: str
     access_log: bool
     log_level: str
@@ -192,6 +232,7 @@ class Settings:
     email_hash_key: str = dataclasses.field(default="", repr=False)  # "" only on PostgreSQL
     base_url_set: bool = False  # BASE_URL was given, not derived from HOST and PORT
     demo: bool = False
+    breakdown_refresh: float = 30.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -226,6 +267,7 @@ def load(
         key_file = _key_file(raw["SECRET_KEY_FILE"], database_url)
         if generate or key_file.exists():
             keys = (_generated_key(key_file),)
+    client_timeout = _number(raw, "CLIENT_TIMEOUT", minimum=0.5)
     synchronous = raw["SQLITE_SYNCHRONOUS"].lower()
     if synchronous not in ("full", "normal"):
         raise SettingsError("SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
@@ -240,11 +282,18 @@ def load(
         token_min_age=_integer(raw, "TOKEN_MIN_AGE", minimum=0),
         rate_sign_per_minute=_integer(raw, "RATE_SIGN_PER_MINUTE", minimum=0),
         rate_client_per_minute=_integer(raw, "RATE_CLIENT_PER_MINUTE", minimum=0),
+        rate_net_per_minute=_integer(raw, "RATE_NET_PER_MINUTE", minimum=0),
+        rate_login_per_minute=_integer(raw, "RATE_LOGIN_PER_MINUTE", minimum=0),
         trusted_proxies=parse_networks(raw["TRUSTED_PROXIES"]),
         count_refresh=_number(raw, "COUNT_REFRESH", minimum=0.05),
+        breakdown_refresh=_number(raw, "BREAKDOWN_REFRESH", minimum=0.05),
         max_body_bytes=_integer(raw, "MAX_BODY_BYTES", minimum=1024),
-        client_timeout=_number(raw, "CLIENT_TIMEOUT", minimum=0.5),
+        client_timeout=client_timeout,
         max_connections_per_client=_integer(raw, "MAX_CONNECTIONS_PER_CLIENT", minimum=0),
+        header_timeout=_header_timeout(
+            raw, client_timeout, given=bool(env.get("HEADER_TIMEOUT", "").strip())
+        ),
+        max_connections_sending_headers=_sending_headers(raw),
         sqlite_synchronous=synchronous,
         access_log=raw["ACCESS_LOG"].lower() in ("1", "true", "yes", "on"),
         log_level=raw["LOG_LEVEL"].lower(),
@@ -256,6 +305,37 @@ def load(
         base_url_set=bool(raw["BASE_URL"]),
         demo=bool(overrides.get("demo", False)),
     )
+
+
+def header_timeout_default(client_timeout: float) -> float:
+    """The header time when `HEADER_TIMEOUT` is unset (also read by `web.protocol`)."""
+    return min(float(SETTINGS["HEADER_TIMEOUT"].default), client_timeout / 2)
+
+
+CONNECTIONS_PER_WORKER = 4096  # uvicorn's `limit_concurrency` (`cli.serving.UVICORN_OPTIONS`)
+
+
+def _header_timeout(raw: Mapping[str, str], client_timeout: float, *, given: bool) -> float:
+    """`HEADER_TIMEOUT`; left unset with a `CLIENT_TIMEOUT` at or below its default, half of
+    `CLIENT_TIMEOUT` (a short request time asks for shorter headers, not for an error)."""
+    value = _number(raw, "HEADER_TIMEOUT", minimum=0.1)
+    if not given:
+        return header_timeout_default(client_timeout)
+    if value >= client_timeout:
+        raise SettingsError(
+            f"HEADER_TIMEOUT ({value:g}) must be shorter than CLIENT_TIMEOUT ({client_timeout:g})"
+        )
+    return value
+
+
+def _sending_headers(raw: Mapping[str, str]) -> int:
+    value = _integer(raw, "MAX_CONNECTIONS_SENDING_HEADERS", minimum=1)
+    if value >= CONNECTIONS_PER_WORKER:
+        raise SettingsError(
+            f"MAX_CONNECTIONS_SENDING_HEADERS must be below {CONNECTIONS_PER_WORKER}, the "
+            "connections a worker takes: else slow clients can still fill it"
+        )
+    return value
 
 
 def missing_for_confirmation(settings: Settings) -> list[str]:

@@ -9,20 +9,21 @@ from the environment, which `petition-widget serve` fills from its flags).
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import logging
 
 from starlette.types import ASGIApp
 
 from server import settings as settings_module
+from server.domain import abuse
+from server.domain.challenge import Challenges, Switch
 from server.domain.form_tokens import FormTokens
-from server.domain.ratelimit import RateLimiter
+from server.domain.ratelimit import FLUSH_EVERY, SLOT, SLOTS, Limits, SharedLimiter
 from server.domain.sealing import EmailHasher
 from server.domain.signatures import seal_group
 from server.settings import Settings
-from server.store import jobs
+from server.store import jobs, webhook_job
 from server.store.clock import Clock, SystemClock
+from server.store.limits import LimitStore
 from server.store.registry import Registry
 from server.store.runner import JobRunner
 from server.store.smtp import SmtpSender
@@ -30,6 +31,9 @@ from server.store.storage import Storage
 from server.store.writer import Prepare, create_writer
 from server.web.app import create_app as create_web_app
 from server.web.services import Services
+
+# A visitor takes a token with the widget and may need a fresh one after a refused attempt.
+TOKENS_PER_SIGNATURE = 2
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -44,7 +48,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock,
         mail_job=mail_job(settings),
         confirm_lifetime=settings.confirm_lifetime,
+        webhook=webhook_job.WebhookJob(),
     )
+    limits = Limits()
+    limit_store = LimitStore(storage.engine, limits)
+    runner.every("limits", FLUSH_EVERY, limit_store.run)
     return Services(
         settings=settings,
         storage=storage,
@@ -55,13 +63,29 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             lifetime=settings.token_lifetime,
             min_age=settings.token_min_age,
         ),
-        sign_limiter=RateLimiter(settings.rate_sign_per_minute),
-        client_limiter=RateLimiter(settings.rate_client_per_minute),
-        client_secret=derive_key(settings.secret_keys[0], "client-address"),
+        limits=limits,
+        limit_store=limit_store,
+        sign_limiter=limits.limiter("sign", settings.rate_sign_per_minute),
+        client_limiter=limits.limiter("client", settings.rate_client_per_minute),
+        token_limiter=limits.limiter("token", settings.rate_sign_per_minute * TOKENS_PER_SIGNATURE),
+        # Counted in 1 s slots over 60: a client refused is refused for at most 60 s.
+        login_limiter=limits.limiter("login", settings.rate_login_per_minute, slot=1, slots=60),
+        network_limiter=network_limiter(limits, settings.rate_net_per_minute),
         clock=clock,
         jobs=runner,
+        challenges=Challenges(settings.secret_keys),
+        challenge_switch=Switch(clock.now),
         email_hasher=email_hasher(settings),
     )
+
+
+def network_limiter(limits: Limits, per_minute: int) -> SharedLimiter:
+    """The aggregate limit, per network and petition, on the shared store like the others: its
+    window is `NETWORK_BURST_MINUTES` long (slots of 5 × 5 s) and holds that many minutes of its
+    rate, so a classroom behind one NAT that signs at once counts in full (docs/privacy.md),
+    while a network's long-run rate stays within 92 % to 100 % of `RATE_NET_PER_MINUTE`."""
+    minutes = abuse.NETWORK_BURST_MINUTES
+    return limits.limiter("network", per_minute * minutes, slot=SLOT * minutes, slots=SLOTS)
 
 
 def email_hasher(settings: Settings) -> EmailHasher | None:
@@ -98,8 +122,3 @@ def create_app(settings: Settings) -> ASGIApp:
 
 def app_from_environment() -> ASGIApp:
     return create_app(settings_module.load())
-
-
-def derive_key(secret: str, purpose: str) -> bytes:
-    """A key for one purpose, derived from the signing secret, so purposes never share a key."""
-    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()

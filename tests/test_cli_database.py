@@ -27,8 +27,14 @@ READERS = [
     ("signatures", "remove", SLUG, "--email", "-"),
     ("petitions", "list"),
     ("export", SLUG, "--secret-key", "owner.secret"),
+    ("delivery", SLUG, "--out", "pack"),
     ("seal",),
     ("retention", "run"),
+    ("webhooks", "add", SLUG, "https://crm.example.org/hook"),
+    ("webhooks", "list"),
+    ("webhooks", "remove", "1"),
+    ("webhooks", "rotate", "1"),
+    ("webhooks", "test", "1"),
 ]
 
 

@@ -78,3 +78,25 @@ def test_readable_key_file_is_reported(tmp_path: Path, caplog: pytest.LogCapture
     assert load({"SECRET_KEY_FILE": str(key)}).secret_keys == ("a-key",)
     assert "readable by others" in caplog.text
     assert "a-key" not in caplog.text
+
+
+def test_header_timeout_must_be_shorter_than_the_request_time() -> None:
+    base = {"SECRET_KEYS": "k", "DATABASE_URL": "postgresql://u@h/db"}
+    assert load(base).header_timeout == 5.0
+    assert load({**base, "CLIENT_TIMEOUT": "4"}).header_timeout == 2.0  # unset: follows it
+    assert load({**base, "HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5
+    for value in ("10", "12"):
+        with pytest.raises(settings.SettingsError, match=r"HEADER_TIMEOUT .* CLIENT_TIMEOUT"):
+            load({**base, "HEADER_TIMEOUT": value})
+    with pytest.raises(settings.SettingsError, match="HEADER_TIMEOUT must be a number"):
+        load({**base, "HEADER_TIMEOUT": "soon"})
+
+
+def test_connections_sending_headers_stay_below_a_workers_connections() -> None:
+    base = {"SECRET_KEYS": "k", "DATABASE_URL": "postgresql://u@h/db"}
+    assert load(base).max_connections_sending_headers == 1024
+    for value, message in (("4096", "below 4096"), ("0", "at least 1"), ("x", "whole number")):
+        with pytest.raises(
+            settings.SettingsError, match=f"MAX_CONNECTIONS_SENDING_HEADERS.*{message}"
+        ):
+            load({**base, "MAX_CONNECTIONS_SENDING_HEADERS": value})

@@ -43,12 +43,17 @@
   // "Copy link" after signing; the share sheet too where the browser has one (naming a
   // feature a browser does not know makes it warn in the host page's console).
   frame.allow = "clipboard-write" + ("share" in navigator ? "; web-share" : "");
+  // A frame whose colour scheme differs from its element's is painted on an opaque backdrop
+  // (CSS Color Adjustment), so a dark or auto widget with data-background="transparent" was a
+  // black box: the element declares the scheme its document will have.
+  var theme = get("theme");
+  var scheme = theme === "dark" ? "dark" : theme === "auto" ? "light dark" : "normal";
   var style = {
     display: "block", visibility: "visible", opacity: "1", position: "static", float: "none",
     width: "100%", "max-width": "100%", "min-width": "0", height: initial + "px",
     "min-height": "200px", "max-height": "none", "box-sizing": "border-box", border: "0",
     margin: "0", padding: "0", transform: "none", filter: "none", "clip-path": "none",
-    "color-scheme": "normal", "pointer-events": "auto"
+    "color-scheme": scheme, "pointer-events": "auto"
   };
   for (var key in style) frame.style.setProperty(key, style[key], "important");
 
@@ -59,6 +64,22 @@
     var height = Math.max(200, Math.min(20000, Math.ceil(message.height)));
     frame.style.setProperty("height", height + "px", "important");
     if (typeof message.title === "string" && message.title) frame.title = message.title.slice(0, 200);
+  });
+
+  // A host page whose Content-Security-Policy does not allow our frame (frame-src) shows a blank
+  // box instead: a plain link to the widget takes its place (docs/partners.md: what to allow).
+  document.addEventListener("securitypolicyviolation", function (event) {
+    if (String(event.blockedURI).indexOf(origin) !== 0 || !frame.parentNode) return;
+    var link = document.createElement("a");
+    var shown = new URLSearchParams(params);
+    shown.delete("origin");
+    shown.delete("frame");
+    link.href = origin + "/widget/" + encodeURIComponent(get("petition")) + "?" + shown;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.className = "petition-widget-link";
+    link.textContent = link.href;
+    frame.parentNode.replaceChild(link, frame);
   });
 
   script.parentNode.insertBefore(frame, script.nextSibling);

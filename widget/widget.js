@@ -187,14 +187,45 @@
       if (!el.name) return;
       body[el.name] = el.type === "checkbox" ? el.checked : el.value;
     });
+    if (solution) body.challenge_solution = solution;
     return body;
   }
 
-  function freshToken() {
+  // --- Proof of work (docs/challenge.md) --------------------------------------------------------
+  // While the server asks for one, a token comes with a puzzle, solved by a Web Worker
+  // (challenge.js, fetched only then, the name server/web/widget.py's SOLVER keeps)
+  // while the signer types: under a second on a slow phone.
+  var solution = "";
+  var ready; // the fresh token (and its solution) asked for when the signer began
+
+  // A token answer (from /token, or a refusal that renews its token) put into the form, and
+  // its puzzle solved. The worker posts {number}, -1 when none; an error event has no data.
+  function useToken(j) {
+    form.elements.token.value = j.token;
+    solution = "";
+    return Promise.resolve(j.challenge && new Promise(function (resolve, reject) {
+      var worker = new Worker("/widget/assets/challenge.js");
+      worker.onmessage = worker.onerror = function (e) {
+        worker.terminate();
+        if (e.data && e.data.number >= 0) resolve(solution = String(e.data.number)); else reject(e);
+      };
+      worker.postMessage(j.challenge);
+    }));
+  }
+
+  // A token past the limit on tokens (429) is waited for as the server says, a few times.
+  function freshToken(attempt) {
+    attempt = attempt || 0;
     return fetch(data.token_url, { cache: "no-store" }).then(function (r) {
+      var retryAfter = Math.min(60, parseInt(r.headers.get("Retry-After") || "0", 10) || 0);
+      if (r.status === 429 && attempt < 3) return wait(retryAfter || 10).then(function () { return freshToken(attempt + 1); });
       if (!r.ok) throw new Error("token");
-      return r.json();
-    }).then(function (j) { form.elements.token.value = j.token; });
+      return r.json().then(useToken);
+    });
+  }
+
+  if (data.challenge && !data.preview) {
+    form.addEventListener("focusin", function () { ready = ready || freshToken().catch(function () {}); });
   }
 
   function wait(seconds) {
@@ -246,11 +277,11 @@
           if (first) first.focus();
           return;
         }
-        // An expired form comes back with its renewal, which remembers when this form was
-        // first shown: sent again at once, with no "too fresh" wait for someone who has waited.
-        if (j.error === "expired_token" && j.token && attempt < 2) {
-          form.elements.token.value = j.token;
-          return send(attempt + 1);
+        // An expired form, or one without its challenge's solution, comes back with its renewal
+        // (and its challenge), which remembers when this form was first shown: sent again at
+        // once, with no "too fresh" wait for someone who has waited.
+        if ((j.error === "expired_token" || j.error === "challenge_required") && j.token && attempt < 2) {
+          return useToken(j).then(function () { return send(attempt + 1); });
         }
         var renewable = ["expired_token", "invalid_token", "token_used"].indexOf(j.error) >= 0;
         if (renewable && attempt < 2) return freshToken().then(function () { return send(attempt + 1); });
@@ -264,6 +295,15 @@
     });
   }
 
+  // A document served past the limit on tokens has none: it says so, and one is fetched when
+  // the server allows it, so the signer does not have to reload.
+  var waitingForToken = null;
+  if (form && !form.elements.token.value && data.token_retry && !data.preview) {
+    waitingForToken = wait(data.token_retry).then(function () { return freshToken(0); }).then(function () {
+      setAlert("");
+    }).catch(function () { waitingForToken = null; });
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (busy || data.preview) return;  // the dashboard's preview never signs
@@ -275,7 +315,10 @@
     }
     setAlert("");
     setBusy(true);
-    send(0).catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
+    var pending = ready || waitingForToken || (form.elements.token.value ? null : freshToken(0));
+    if (!form.elements.token.value) setAlert(t.token_wait);
+    Promise.resolve(pending).then(function () { setAlert(""); return send(0); })
+      .catch(function () { setAlert(t.error_network); }).then(function () { setBusy(false); });
   });
 
   // --- Copy link ------------------------------------------------------------------------------

@@ -19,7 +19,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from server import settings as settings_module
-from server.cli import exports, keys, partners, petitions, retention, seal, serving, signatures
+from server.cli import (
+    delivery,
+    exports,
+    keys,
+    partners,
+    petitions,
+    retention,
+    seal,
+    serving,
+    signatures,
+    webhooks,
+)
 from server.cli.common import DEMO_DATABASE, Parser, fail, missing_database
 from server.cli.serving import (
     DEMO_PARTNER,
@@ -97,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
         description="An embeddable petition widget and its server.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (serving, petitions, keys, partners, signatures, exports, seal, retention):
+    for module in (
+        serving, petitions, keys, partners, signatures, exports, delivery, seal, retention,
+        webhooks,
+    ):  # fmt: skip
         module.add_commands(commands)
     return parser

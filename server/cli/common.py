@@ -11,13 +11,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from server import wiring
-from server.domain import access_keys
+from server.domain import access_keys, sealing
 from server.domain.errors import StorageUnavailable
 from server.domain.petitions import Entry
-from server.settings import SETTINGS, Settings, missing_for_confirmation
+from server.settings import SETTINGS, Settings, SettingsError, missing_for_confirmation
 from server.store.engine import describe, engine_for, normalise_url
 from server.store.keying import WrongHashKey
 from server.store.sqlite import sqlite_path
@@ -173,3 +173,13 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def date(timestamp: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+def read_secret_key(path: Path) -> Any:
+    """The secret key in `path`, or SettingsError saying why not (never its content)."""
+    try:
+        return sealing.parse_secret_key(path.read_text().strip())
+    except OSError as exc:
+        raise SettingsError(f"cannot read the secret key {path}: {describe(exc)}") from None
+    except sealing.BadKey as exc:
+        raise SettingsError(f"{path}: {exc}") from None

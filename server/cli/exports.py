@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from server.cli.common import database_flag, fail, missing_database
+from server.cli.common import database_flag, fail, missing_database, read_secret_key
 from server.domain import export, sealing
 from server.domain.errors import StorageUnavailable
 from server.domain.export import ExportRow
@@ -55,16 +55,6 @@ def add_commands(commands: Any) -> None:
     opened.set_defaults(run=_export_open, database="none", offline=True)  # fmt: skip
 
 
-def _secret_key(path: Path) -> Any:
-    """The secret key in `path`, or SettingsError saying why not (never its content)."""
-    try:
-        return sealing.parse_secret_key(path.read_text().strip())
-    except OSError as exc:
-        raise SettingsError(f"cannot read the secret key {path}: {describe(exc)}") from None
-    except sealing.BadKey as exc:
-        raise SettingsError(f"{path}: {exc}") from None
-
-
 async def _write_rows(
     rows: AsyncIterator[ExportRow], columns: Sequence[str], args: argparse.Namespace
 ) -> None:
@@ -104,7 +94,7 @@ def _private(path: Path) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     """Read the database (no server needed, and none created) and open its sealed rows here."""
     try:
-        secret = _secret_key(args.secret_key)
+        secret = read_secret_key(args.secret_key)
     except SettingsError as exc:
         return fail(str(exc))
 
@@ -152,7 +142,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 def _export_open(args: argparse.Namespace, settings: Settings) -> int:
     """Open a sealed export offline: no database, no server, nothing but the file and the key."""
     try:
-        secret = _secret_key(args.secret_key)
+        secret = read_secret_key(args.secret_key)
     except SettingsError as exc:
         return fail(str(exc))
 

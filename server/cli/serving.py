@@ -25,7 +25,7 @@ from server.cli.common import (
 )
 from server.domain import access_keys, sealing
 from server.domain.petitions import Entry, load_file
-from server.settings import Settings
+from server.settings import CONNECTIONS_PER_WORKER, Settings
 from server.store.engine import describe
 from server.store.storage import Storage
 from server.web import bundle, demo, mailcatcher
@@ -43,7 +43,7 @@ DEMO_MAIL_FROM = "demo@petition-widget.localhost"  # the sender of the demo's (c
 UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_keep_alive": 5,
     "timeout_graceful_shutdown": 30,
-    "limit_concurrency": 4096,
+    "limit_concurrency": CONNECTIONS_PER_WORKER,
     "backlog": 4096,
     "h11_max_incomplete_event_size": 16 * 1024,
     "server_header": False,

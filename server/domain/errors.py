@@ -6,6 +6,7 @@
     │   ├── FieldErrors         (validation) per-field messages, answered 422
     │   ├── PetitionClosed
     │   ├── TokenUsed           the token was used by someone else
+    │   ├── ChallengeRequired   (challenge) no solution, or a wrong one, while a challenge is on
     │   └── PayloadError        (web.payloads) a body we cannot read
     ├── StorageUnavailable      the database cannot be used right now: try again later
     ├── PetitionFileError       (petitions) a petition file we cannot load

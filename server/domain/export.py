@@ -6,10 +6,14 @@ the consent filter of a partner export lives). Output is gathered into chunks of
 few large writes instead of a million tiny ones.
 
 CSV is UTF-8 with a header row and CRLF line ends (RFC 4180); `bom=True` adds the byte order
-mark that Excel needs to read UTF-8 (Cyrillic names) correctly. A text cell that starts with
-`=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`, so a spreadsheet shows it as
-text instead of running it as a formula (CSV injection). JSON is one array of objects, one per
-line, with the values as they are: JSON is read by programs, not spreadsheets.
+mark that Excel needs to read UTF-8 (Cyrillic names) correctly. In CSV and XLSX alike, a `'`
+goes before `=`, `+`, `-`, `@`, a tab or a carriage return wherever one starts a text cell or
+follows a `;`, `,`, `|` or tab inside it (`neutralise`), so a spreadsheet shows it as text
+instead of running it as a formula (CSV injection). Not only at the start: Excel set to `;` as
+its list separator (Russian, German, French settings, the very readers of "CSV for Excel")
+splits the unquoted cell `x;=1+2;y` into three and runs the middle one, and a pasted cell
+splits on tabs and `|` in some tools. JSON is one array of objects, one per line, with the
+values as they are: JSON is read by programs, not spreadsheets.
 
 Owners get every signer with the consent flags and the exact consent text each one saw, so
 they can honour each choice. Partners get only their own signers who agreed to hear from
@@ -22,6 +26,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -49,10 +54,15 @@ class ExportRow:
     # Sealed: the box holding name, email, comment and the exact time (`sealing`); the clear
     # fields then hold nothing of them, and the times only their hour.
     sealed: str | None = None
+    # Ticked "Show my name on the list delivered to {target}" (the delivery pack lists them).
+    consent_name_to_target: bool = False
 
 
 CHUNK_BYTES = 64 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Where a formula may start inside a cell: where the cell starts, or after a character that
+#: some spreadsheet reads as a separator. Zero-width, so `\t\t=` gets a `'` before each.
+_FORMULA_AT = re.compile(r"(?:^|(?<=[;,|\t]))(?=[=+\-@\t\r])")
 BOM = "\ufeff"
 
 OWNER_COLUMNS = (
@@ -69,6 +79,7 @@ OWNER_COLUMNS = (
     "unknown_partner_code",
     "consent_organiser",
     "consent_partner",
+    "consent_name_to_target",
     "consent_version",
     "consent_text",
 )
@@ -106,6 +117,7 @@ def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
         "unknown_partner_code": row.unknown_partner,
         "consent_organiser": row.consent_organiser,
         "consent_partner": row.consent_partner,
+        "consent_name_to_target": row.consent_name_to_target,
         "consent_version": row.consent_version,
         "consent_text": row.consent_text,
     }
@@ -113,13 +125,14 @@ def record(row: ExportRow, columns: Sequence[str]) -> dict[str, Any]:
 
 
 def neutralise(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula: `'` before a dangerous first character."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """A cell a spreadsheet will not run as a formula: `'` before every dangerous character that
+    starts the cell or follows a separator (`_FORMULA_AT`)."""
+    return _FORMULA_AT.sub("'", text)
 
 
 def csv_cell(value: Any) -> str:
     if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_STARTS) else value
+        return neutralise(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -233,6 +246,8 @@ def opened_row(line: dict[str, Any], opened: dict[str, Any] | None) -> ExportRow
     """A sealed export's line as the row a plain export has, with what its box held."""
     fields: dict[str, Any] = {f.name: line.get(f.name) for f in dataclasses.fields(ExportRow)}
     fields["sealed"] = None
+    # A sealed export made before the column existed has no such field: nobody ticked it.
+    fields["consent_name_to_target"] = bool(fields["consent_name_to_target"])
     if opened is not None:
         fields.update(
             name=opened.get("name") or "",

@@ -167,9 +167,11 @@ class FormTokens:
             return None
         return self._claims(payload, signed_at)
 
-    def verify(self, token: object, petition: str) -> Claims:
+    def verify(self, token: object, petition: str, min_age: float = 0) -> Claims:
         """The claims of a token for `petition`, or a `TokenError` saying why not (carrying the
-        claims when the token is genuine but expired, too fresh or another petition's)."""
+        claims when the token is genuine but expired, too fresh or another petition's).
+        `min_age` asks for an older token than `self.min_age` (never a younger one): the
+        no-JavaScript form's wait while a challenge is on."""
         if not _well_formed(token) or not token:
             raise TokenError("invalid_token")
         try:
@@ -191,8 +193,9 @@ class FormTokens:
             wrong.claims = claims
             raise wrong
         age = now - claims.since
-        if self.min_age > 0 and age < self.min_age:
-            fresh = TokenTooFresh(retry_after=math.ceil(self.min_age - age))
+        minimum = max(self.min_age, min_age)
+        if minimum > 0 and age < minimum:
+            fresh = TokenTooFresh(retry_after=math.ceil(minimum - age))
             fresh.claims = claims
             raise fresh
         return claims

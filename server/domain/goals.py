@@ -39,3 +39,14 @@ def shown_goal(count: int, goal: int, highest: int = 0) -> int:
     far: the stored goal until the count reaches it, then the next step above the count."""
     shown = goal if count < goal else max(goal, next_step(count))
     return max(shown, highest)
+
+
+def steps_reached(count: int, goal: int) -> list[int]:
+    """The steps above the stored `goal` that `count` has reached, lowest first: each was the
+    goal shown until the count reached it (a jump past several reaches each of them), and is an
+    `auto_goal` petition's milestone (`store/events.check_milestones`, its `steps`)."""
+    found, step = [], next_step(goal)
+    while step <= count:
+        found.append(step)
+        step = next_step(step)
+    return found

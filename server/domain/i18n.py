@@ -41,7 +41,7 @@ _LOCALES = Path(__file__).with_name("locales")
 DEFAULT_LANGUAGE = "en"
 #: The texts a signer agrees to: each is reviewed on its own (see `[review]`).
 CONSENT_KEYS = ("consent_notice", "consent_notice_no_organiser", "consent_organiser",
-                "consent_partner")  # fmt: skip
+                "consent_partner", "consent_name_to_target")  # fmt: skip
 UNREVIEWED = "unreviewed"
 _PARTS = ("meta", "review", "dashboard")
 

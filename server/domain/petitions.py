@@ -30,8 +30,14 @@ STATUSES = ("open", "closed")
 #: How a signature comes to count: once its signer confirms from a mail ("email", the default
 #: for files imported since confirmation exists), or at once ("none").
 CONFIRMATIONS = ("email", "none")
+#: When a signature must carry a proof of work (`challenge`): never, when refusals show an
+#: attack ("auto", the default), or always.
+CHALLENGES = ("off", "auto", "on")
 UPDATE_KINDS = ("update", "correction")
 FIELD_MODES = {"country": ("required", "optional", "hidden"), "comment": ("optional", "hidden")}
+#: Whether the form offers the box "Show my name on the list delivered to {target}"; hidden by
+#: default, so that nobody is named on a delivered list without choosing it.
+NAME_TO_TARGET = ("optional", "hidden")
 MAX_GOAL = 1_000_000_000
 
 # Longest text accepted per field, in characters: generous, but a widget must stay a widget.
@@ -51,7 +57,7 @@ _MAIL_LIMITS = {"from_name": 100, "subject": 150}
 _TOP_KEYS = {
     "slug", "lang", "status", "goal", "share_url", "privacy_url", "form", "embed", "updates",
     "translations", "signing", "mail", "retention", "timezone", "auto_goal", "after_sign",
-    "share_image",
+    "share_image", "public",
     *_TEXT_LIMITS,
 }  # fmt: skip
 #: The looks a widget may take: `theme` (light by default, so a dark-mode visitor on a light
@@ -129,6 +135,8 @@ class Petition:
     confirmation: str = "none"
     # Days after closing until signer data is deleted (`store/retention`); 0: never.
     retention_days: int = RETENTION_DAYS
+    # When a signature must carry a proof of work (`domain/challenge`): off, auto or on.
+    challenge: str = "auto"
     # The shown goal climbs by steps once the count reaches it (`domain/goals`).
     auto_goal: bool = False
     # `[after_sign] url`: a "Continue" page (a donation ask, a next action) after signing.
@@ -138,6 +146,10 @@ class Petition:
     embed_configs: tuple[EmbedConfig, ...] = ()
     # The IANA time zone of the dashboard's charts: their days, hours and labels (`charts`).
     timezone: str = "UTC"
+    # "optional": the form offers the box that puts the signer's name on the delivered list.
+    name_to_target: str = "hidden"
+    # `[public] by_country`: the public API shows the totals by country (`breakdowns`).
+    public_by_country: bool = False
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -293,6 +305,13 @@ class _Reader:
                 "confirmation",
                 "signing",
             )
+        challenge = signing.pop("challenge", "auto")
+        if challenge not in CHALLENGES:
+            raise self.fail(
+                f"signing.challenge must be one of {', '.join(CHALLENGES)}",
+                "challenge",
+                "signing",
+            )
         if signing:
             key = next(iter(signing))
             raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
@@ -320,8 +339,22 @@ class _Reader:
             if mode not in modes:
                 raise self.fail(f"form.{name} must be one of {', '.join(modes)}", name, "form")
             fields[name] = mode
+        name_to_target = form.pop("name_to_target", "hidden")
+        if name_to_target not in NAME_TO_TARGET:
+            raise self.fail(
+                f"form.name_to_target must be one of {', '.join(NAME_TO_TARGET)}",
+                "name_to_target",
+                "form",
+            )
         if form:
             raise self.fail(f"unknown key '{next(iter(form))}' in [form]", next(iter(form)))
+        public = self.table(data, "public")
+        by_country = public.pop("by_country", False)
+        if not isinstance(by_country, bool):
+            raise self.fail("public.by_country must be true or false", "by_country", "public")
+        if public:
+            key = next(iter(public))
+            raise self.fail(f"unknown key '{key}' in [public]", key, "public")
         ancestors = embed.pop("frame_ancestors", [])
         configs = self.embed_configs(embed.pop("configs", []), (lang, *translations))
         if embed:
@@ -360,6 +393,9 @@ class _Reader:
             after_sign_url=self.after_sign(data),
             share_image=self.url(data, "share_image", https=True),
             embed_configs=configs,
+            challenge=challenge,
+            name_to_target=name_to_target,
+            public_by_country=by_country,
         )
 
     def flag(self, data: Mapping[str, Any], key: str, section: str = "") -> bool:

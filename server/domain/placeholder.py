@@ -6,8 +6,9 @@ keep space for the frame; otherwise everything below it jumps when it arrives (G
 Chromium (`scripts/measure_heights.py`, rerun it when the widget's look or a catalog changes):
 the form of a minimal petition in each language and layout, at 375 and 800 px wide, plus what
 each part of a petition adds (its title's and summary's lines, the country and comment fields,
-the organiser's box, the legal notice). The placeholder's CSS interpolates between the two
-widths with container query units, so one snippet fits a phone and a desktop column.
+the organiser's box, the name-to-target box and its target's lines, the legal notice). The
+placeholder's CSS interpolates between the two widths with container query units, so one
+snippet fits a phone and a desktop column.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from server.domain import i18n
 from server.domain.petitions import Petition
 
 NARROW, WIDE = 375, 800  # the two widths heights are measured at, in CSS px
@@ -39,6 +41,18 @@ _ORGANISER = {
     "ar": (83, 59), "de": (84, 39), "en": (43, 40), "es": (83, 59), "fr": (107, 59),
     "kk": (83, 60), "pt": (83, 59), "ru": (63, 59), "tr": (87, 59), "uk": (63, 59),
 }  # fmt: skip
+# What the box "Show my name on the list delivered to {target}" adds with a one-letter target
+# (`[form] name_to_target = "optional"`), per language, (375, 800); a longer target adds the
+# lines it wraps to past those of that measurement (`_target_lines`): its label took 2 lines
+# at 375 px and 1 at 800 in every language but English (1 and 1), and the English original
+# under an unreviewed label 1 line.
+_NAME_TO_TARGET = {
+    "ar": (83, 59), "de": (84, 60), "en": (39, 40), "es": (83, 59), "fr": (83, 59),
+    "kk": (83, 60), "pt": (83, 59), "ru": (84, 59), "tr": (83, 59), "uk": (84, 59),
+}  # fmt: skip
+_MEASURED_LABEL_LINES = {"en": (1, 1)}  # the others: (2, 1)
+_CHECKBOX = 28  # a box's input and gap, beside its label
+_ORIGINAL = (13.6, 20.4)  # the English original under an unreviewed label: font, line height
 _COUNTRY = 86  # the country field, when it is not hidden
 _COMMENT = 132  # the comment field, when it is shown
 # Layout of the text blocks: (content width, font size, line height) at 375 and at 800 px.
@@ -79,6 +93,9 @@ class Space:
                 height += _lines(texts.legal_notice, _LEGAL[layout][i]) + _LEGAL[layout][i][2]
             if texts.organiser:
                 height += _ORGANISER.get(lang, _ORGANISER["en"])[i]
+            if petition.name_to_target == "optional":
+                height += _NAME_TO_TARGET.get(lang, _NAME_TO_TARGET["en"])[i]
+                height += _target_lines(texts.target, lang, i, _SUMMARY[layout][i])
             if petition.country == "hidden":
                 height -= _COUNTRY
             if petition.comment != "hidden":
@@ -103,6 +120,20 @@ class Space:
             f"min-height:clamp({self.wide}px,calc({self.narrow}px - (100cqw - {NARROW}px) * "
             f"{slope:.4f}),{top}px)"
         )
+
+
+def _target_lines(target: str, lang: str, i: int, summary: tuple[float, float, float]) -> float:
+    """The extra height of the name-to-target label (and of its English original while the
+    translation is unreviewed) with this target, over the one-letter target measured."""
+    width, font, line = summary
+    t = i18n.catalog(lang)
+    label = _lines(t("consent_name_to_target", target=target), (width - _CHECKBOX, font, line),
+                   counted=True)  # fmt: skip
+    extra = max(0, label - _MEASURED_LABEL_LINES.get(lang, (2, 1))[i]) * line
+    if not t.reviewed("consent_name_to_target"):
+        english = i18n.catalog(i18n.DEFAULT_LANGUAGE)("consent_name_to_target", target=target)
+        extra += _lines(english, (width - _CHECKBOX, *_ORIGINAL))
+    return extra
 
 
 def _lines(text: str, box: tuple[float, float, float], counted: bool = False) -> int | float:

@@ -61,3 +61,47 @@ def render(text: str) -> str:
 def markup(text: str) -> Markup:
     """`render` marked safe for templates: its output is escaped Markdown by construction."""
     return Markup(render(text))  # noqa: S704 - the parser escapes raw HTML
+
+
+def plain(text: str) -> list[str]:
+    """A petition text as plain paragraphs, for a printed page (the delivery pack): emphasis
+    dropped, a link as its text and its address, list items marked with a bullet or their
+    number. Parsed by the same rules as `render`."""
+    paragraphs: list[str] = []
+    markers: list[str] = []  # per open list: "•" or the next number, as text
+    prefix = ""
+    for token in _md.parse(text):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            bullet = token.type == "bullet_list_open"
+            markers.append("•" if bullet else str(token.attrGet("start") or 1))
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            markers.pop()
+        elif token.type == "list_item_open" and markers:
+            marker = markers[-1]
+            prefix = "  " * (len(markers) - 1) + (marker if marker == "•" else marker + ".") + " "
+            if marker != "•":
+                markers[-1] = str(int(marker) + 1)
+        elif token.type == "inline":
+            paragraphs.append(prefix + _inline_text(token.children or []))
+            prefix = ""
+    return [p for p in paragraphs if p.strip()]
+
+
+def _inline_text(children: list[Any]) -> str:
+    parts: list[str] = []
+    href = ""
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type == "softbreak":
+            parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+        elif child.type == "link_open":
+            href = str(child.attrGet("href") or "")
+        elif child.type == "link_close":
+            # An autolink's text is its address already.
+            if href and not "".join(parts).endswith(href):
+                parts.append(f" ({href})")
+            href = ""
+    return "".join(parts).strip()

@@ -167,6 +167,9 @@ class Sealed:
     owner: str
     partner: str | None = None
     name_box: str | None = None
+    # The personal fields sealed for each webhook endpoint that may receive them: (endpoint id,
+    # box) pairs (`domain/webhooks.seal_for`).
+    webhooks: tuple[tuple[int, str], ...] = ()
 
 
 def _token_key(token: str) -> bytes:

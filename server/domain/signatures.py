@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from server.domain import i18n
+from server.domain import abuse, i18n, webhooks
 from server.domain.links import Link
 from server.domain.partners import Partner
 from server.domain.petitions import Entry
@@ -61,6 +61,20 @@ class NewSignature:
     # With `mail_box`: its signer's `EmailHasher.mail_tag`, what the mail row keeps in clear
     # in place of `ref` (which is in the box) so that `signatures remove` finds it.
     mail_tag: str | None = None
+    # For webhook events: the petition's slug, the partner's code, whether its goal moves by
+    # steps (`auto_goal`: each step is a milestone), and the petition's enabled endpoints as the
+    # registry knows them (`web/submission.sign` sets them).
+    petition_slug: str = ""
+    partner_code: str | None = None
+    auto_goal: bool = False
+    webhooks: tuple[webhooks.Target, ...] = ()
+    # `abuse.COUNTED`, or `abuse.QUARANTINED` when it tripped an abuse rule: stored, answered
+    # and mailed alike, but counted nowhere until an owner restores it.
+    status: str = abuse.COUNTED
+
+    @property
+    def counts(self) -> bool:
+        return self.status == abuse.COUNTED
 
     @property
     def needs_confirmation(self) -> bool:
@@ -84,6 +98,14 @@ def seal_group(
             )  # fmt: skip
             if s.confirm is not None:
                 box = dataclasses.replace(box, name_box=name_box(s.signer.name, s.confirm.token))
+            if s.webhooks:
+                boxes = webhooks.seal_for(
+                    s.webhooks, partner_id=s.partner_id,
+                    consent_organiser=s.signer.consent_organiser,
+                    consent_partner=s.signer.consent_partner,
+                    name=s.signer.name, email=s.signer.email,
+                )  # fmt: skip
+                box = dataclasses.replace(box, webhooks=tuple(sorted(boxes.items())))
             s = dataclasses.replace(s, sealed=box)
         sealed.append(s)
     return sealed
@@ -114,13 +136,17 @@ class ConsentWording:
     notice: str
     organiser_option: str | None  # the "keep me informed" box of the organiser, if any
     partner_option: str | None  # the box of the partner whose page shows the form, if any
+    # The box that puts the signer's name on the list delivered to the target, when the
+    # petition offers it (`[form] name_to_target = "optional"`).
+    target_option: str | None = None
     # Where a native speaker has not yet signed off the translation (`i18n.Catalog.reviewed`):
     # the English original, shown beside it, and its heading in this language.
     original: ConsentWording | None = None
     original_label: str = ""
 
     def parts(self) -> list[str]:
-        return [p for p in (self.notice, self.organiser_option, self.partner_option) if p]
+        options = (self.notice, self.organiser_option, self.partner_option, self.target_option)
+        return [p for p in options if p]
 
     def record(self) -> Consent:
         """The words as recorded with each signature: the translation and, when it was shown,
@@ -159,7 +185,9 @@ def _wording_in(
     t: i18n.Catalog, entry: Entry, lang: str, partner: Partner | None
 ) -> ConsentWording:
     # The organiser as the petition names it in the form's language, in both texts.
-    organiser = entry.petition.in_language(lang).organiser
+    texts = entry.petition.in_language(lang)
+    organiser = texts.organiser
+    offered = entry.petition.name_to_target == "optional"
     return ConsentWording(
         lang=t.lang,
         notice=(
@@ -168,6 +196,7 @@ def _wording_in(
         ),
         organiser_option=t("consent_organiser", organiser=organiser) if organiser else None,
         partner_option=t("consent_partner", partner=partner.name) if partner else None,
+        target_option=t("consent_name_to_target", target=texts.target) if offered else None,
     )  # fmt: skip
 
 

@@ -48,6 +48,10 @@ def clean(partner: str = "", lang: str = "", accent: str = "") -> tuple[str, str
     )
 
 
+# `data-theme` → the `color-scheme` of the frame element (light, the default, needs none).
+_SCHEMES = {"dark": "dark", "auto": "light dark"}
+
+
 def looks(theme: str = "", layout: str = "", background: str = "") -> list[tuple[str, str]]:
     """The look options that differ from the defaults, as (name, value)."""
     found = []
@@ -106,9 +110,14 @@ def embed(
     JavaScript."""
     partner, lang, accent = clean(partner, lang, accent)
     frame = html.escape(base_url + widget_path(slug, partner, lang, accent, look=look))
+    # The frame element takes the theme's colour scheme, as the loader gives its own: a
+    # browser paints a frame whose scheme differs from its element's on an opaque backdrop, so
+    # a dark transparent widget would be a black box.
+    scheme = _SCHEMES.get(dict(look or []).get("theme", ""), "")
     noscript = (
         f'<noscript><iframe src="{frame}" title="Petition" loading="lazy" '
-        f'style="width:100%;height:{NOSCRIPT_HEIGHT}px;border:0"></iframe></noscript>'
+        f'style="width:100%;height:{NOSCRIPT_HEIGHT}px;border:0'
+        f'{";color-scheme:" + scheme if scheme else ""}"></iframe></noscript>'
     )
     return loader_markup(
         base_url, slug, partner, lang, accent, look=look, space=space, noscript=noscript

@@ -46,9 +46,12 @@ LOCAL_PART_MAX = 64  # RFC 5321, in characters: email-validator's strict mode ch
 # Unicode categories never allowed in a name: controls, surrogates, private use, unassigned,
 # line and paragraph separators.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
-# Bidirectional embeddings, overrides and isolates can make a name display as something else
-# in a spreadsheet or dashboard; the marks (LRM/RLM) and joiners that scripts need stay allowed.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Characters that make a name or comment display as something else, or hide text inside it,
+# in a spreadsheet or dashboard: bidirectional embeddings and overrides (U+202A-U+202E) and
+# isolates (U+2066-U+2069), the zero width space (U+200B), the word joiner (U+2060) and the
+# zero width no-break space (U+FEFF, a byte order mark). The joiners (ZWNJ, ZWJ) and the marks
+# (LRM, RLM) stay allowed: Persian, Arabic, Indic scripts and emoji need them.
+_HIDING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u2060\ufeff")
 _WHITESPACE_RUN = re.compile(r"\s+")
 # No top-level domain has one letter or digits only; email-validator would take `a@b.c`.
 _TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
@@ -94,6 +97,8 @@ class Signer:
     comment: str | None
     consent_organiser: bool
     consent_partner: bool
+    # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`).
+    consent_name_to_target: bool = False
 
 
 class FieldErrors(Refusal):
@@ -138,6 +143,7 @@ def validate_signer(
         text = None
     consent_organiser = check("consent_organiser", parse_boolean)
     consent_partner = check("consent_partner", parse_boolean)
+    consent_name_to_target = check("consent_name_to_target", parse_boolean)
     if errors or email_key is None:
         raise FieldErrors(errors)
     return Signer(
@@ -148,6 +154,7 @@ def validate_signer(
         comment=text,
         consent_organiser=consent_organiser,
         consent_partner=consent_partner,
+        consent_name_to_target=consent_name_to_target,
     )
 
 
@@ -192,11 +199,12 @@ def _allowed(text: str) -> bool:
 
 
 def _plain(text: str) -> bool:
-    """Nothing forbidden and no bidirectional controls. `isprintable()` (in C) settles almost
-    every real name at once: it refuses all controls, format characters, separators other than
-    space, and unassigned or private code points; only text it refuses is looked at closely,
-    as some of those (joiners, direction marks) are needed by some scripts."""
-    return text.isprintable() or (_allowed(text) and not any(c in _BIDI_CONTROLS for c in text))
+    """Nothing forbidden and nothing that hides text (`_HIDING`). `isprintable()` (in C)
+    settles almost every real name at once: it refuses all controls, format characters,
+    separators other than space, and unassigned or private code points; only text it refuses
+    is looked at closely, as some of those (joiners, direction marks) are needed by some
+    scripts."""
+    return text.isprintable() or (_allowed(text) and not any(c in _HIDING for c in text))
 
 
 def email_key_of(email: str) -> str:

@@ -2,15 +2,18 @@
 submissions that were never confirmed. Each change is one transaction on the write path.
 
 - **Confirm**: the pending submission moves to `signatures` (placed at its confirmation time,
-  `signed_at` keeping when it was sent) and onto the counters. If the address had already
+  `signed_at` keeping when it was sent, with its state: `abuse`) and onto the counters, unless
+  it was quarantined (or invalidated while it waited): then its confirmation is recorded, and
+  it counts once an owner restores it. If the address had already
   signed, or has several pending submissions (a squatter's among them), the one signature that
   counts stays, every other pending submission of that address is deleted with its personal
   data, and their links are pointed at the signature that counts: the mailbox owner, who got
   all those mails, sees the same success from each of them.
 - **Withdraw**: the signature (or pending submission) goes with its personal data, and off the
-  counter it was on (and every worker's registry is told that a count went down). Its links
-  stay, holding nothing personal, so a repeat shows the same success; a link whose submission
-  never counted (a repeat signer's) removes nothing.
+  counter it was on when it counted (a quarantined or invalidated one was on none; every
+  worker's registry is told that a count went down). Its links stay, holding nothing
+  personal, so a repeat shows the same success; a link whose submission never counted (a
+  repeat signer's) removes nothing.
 - **Expire**: pending submissions older than `CONFIRM_LIFETIME` are deleted by a job.
 - **Unmailable**: a submission whose confirmation mail the mail server refused for good can
   never be confirmed, so it goes at once (`forget_unmailable`), not a week later.
@@ -23,9 +26,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from typing import Literal
 
-from server.domain import links, sealing
+from server.domain import abuse, links, sealing
+from server.store import events
 from server.store.engine import Transaction
 from server.store.signatures import MAIL_TOPIC, email_digest
 from server.store.storage import Storage
@@ -46,6 +51,7 @@ class LinkTarget:
     lang: str = ""  # the language of the form it was sent from
     consent_organiser: bool = False
     consent_partner: bool = False
+    consent_name_to_target: bool = False
     partner_id: int | None = None
     # Sealed data: the name is in `name_box`, which only the link's own token opens.
     name_box: str | None = None
@@ -72,8 +78,8 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
         kind, petition_id, ref, expires_at = link[0], link[1], link[2], link[3]
         expired = expires_at is not None and expires_at < now
         pending = await storage.database.fetch_one(
-            "SELECT name, consent_organiser, consent_partner, partner_id, lang, name_box "
-            "FROM pending_signatures WHERE ref = :ref",
+            "SELECT name, consent_organiser, consent_partner, partner_id, lang, name_box, "
+            "consent_name_to_target FROM pending_signatures WHERE ref = :ref",
             {"ref": ref},
         )
         if pending is not None:
@@ -81,7 +87,7 @@ async def find(storage: Storage, digest: str, now: int) -> LinkTarget | None:
                 kind, petition_id, expired, "pending",
                 name=pending[0], consent_organiser=bool(pending[1]),
                 consent_partner=bool(pending[2]), partner_id=pending[3], lang=pending[4],
-                name_box=pending[5],
+                name_box=pending[5], consent_name_to_target=bool(pending[6]),
             )  # fmt: skip
         counted = await storage.database.fetch_val(
             "SELECT id FROM signatures WHERE ref = :ref", {"ref": ref}
@@ -98,23 +104,25 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
             return None
         petition_id, ref = link[0], link[1]
         pending = await tx.fetch_one(
-            "SELECT id, email_key, partner_id FROM pending_signatures WHERE ref = :ref",
+            "SELECT id, email_key, partner_id, status FROM pending_signatures WHERE ref = :ref",
             {"ref": ref},
         )
         if pending is None:  # confirmed before, withdrawn, or expired: nothing to do
             return Change(petition_id)
         pending_id, email_key, partner_id = pending[0], pending[1], pending[2]
+        counts = pending[3] == abuse.COUNTED
         moved = await tx.fetch_val(
             "INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, "
             "email, name, country, comment, lang, consent_version, consent_organiser, "
             "consent_partner, created_at, signed_at, ref, sealed, partner_sealed, "
-            "email_domain) "
+            "email_domain, webhook_sealed, consent_name_to_target, status) "
             "SELECT petition_id, partner_id, unknown_partner, email_key, email, name, country, "
             "comment, lang, consent_version, consent_organiser, consent_partner, "
             # Sealed, the clear time of the confirmation is its hour, like every other.
             "CASE WHEN sealed IS NULL THEN CAST(:now AS BIGINT) ELSE CAST(:hour AS BIGINT) END, "
             "created_at, ref, sealed, "
-            "partner_sealed, email_domain FROM pending_signatures WHERE id = :id "
+            "partner_sealed, email_domain, webhook_sealed, consent_name_to_target, status "
+            "FROM pending_signatures WHERE id = :id "
             "ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id",
             {"id": pending_id, "now": now, "hour": sealing.hour(now)},
         )
@@ -132,9 +140,14 @@ async def confirm(storage: Storage, digest: str, now: int) -> Change | None:
         await tx.execute(
             "DELETE FROM pending_signatures WHERE petition_id = :p AND email_key = :k", key
         )
-        if moved is None:  # the address had signed already
+        # The address had signed already; or this one is quarantined (or invalidated while it
+        # waited): its confirmation is recorded, and it counts once an owner restores it.
+        if moved is None or not counts:
             return Change(petition_id)
         count = await _move_counter(tx, petition_id, partner_id, +1)
+        # Its webhook events, in this transaction: it counts if and only if they go out.
+        await events.signature_counted(tx, int(moved), now)
+        await events.check_milestones(tx, petition_id, count, now)
     return Change(petition_id, count)
 
 
@@ -146,12 +159,18 @@ async def withdraw(storage: Storage, digest: str) -> Change | None:
         if link is None:
             return None
         petition_id, ref = link[0], link[1]
+        counting = await tx.fetch_val(
+            "SELECT id FROM signatures WHERE ref = :ref AND status = :counted",
+            {"ref": ref, "counted": abuse.COUNTED},
+        )
+        if counting is not None:  # read before it goes; one that never counted is no event
+            await events.signatures_withdrawn(tx, [int(counting)], "withdrawn", time.time())
         removed = await tx.fetch_one(
-            "DELETE FROM signatures WHERE ref = :ref RETURNING petition_id, partner_id",
+            "DELETE FROM signatures WHERE ref = :ref RETURNING petition_id, partner_id, status",
             {"ref": ref},
         )
         await tx.execute("DELETE FROM pending_signatures WHERE ref = :ref", {"ref": ref})
-        if removed is None:
+        if removed is None or removed[2] != abuse.COUNTED:  # nothing left, or it never counted
             return Change(petition_id)
         count = await _move_counter(tx, petition_id, removed[1], -1)
         await _counts_went_down(tx)
@@ -204,9 +223,16 @@ async def remove_signer(
     (`EmailHasher.mail_tag` of `email_key`) finds its unsent mails that keep no clear `ref`."""
     async with storage.write() as tx:
         key = {"p": petition_id, "k": email_key}
+        # Read before they go; one that never counted (quarantined, invalidated) is no event.
+        ids = await tx.fetch_all(
+            "SELECT id FROM signatures WHERE petition_id = :p AND email_key = :k "
+            "AND status = :counted",
+            {**key, "counted": abuse.COUNTED},
+        )
+        await events.signatures_withdrawn(tx, [int(r[0]) for r in ids], "withdrawn", time.time())
         removed = await tx.fetch_all(
             "DELETE FROM signatures WHERE petition_id = :p AND email_key = :k "
-            "RETURNING partner_id, ref",
+            "RETURNING partner_id, ref, status",
             key,
         )
         pending = await tx.fetch_all(
@@ -227,9 +253,10 @@ async def remove_signer(
         await tx.execute(
             "UPDATE used_tokens SET email_digest = NULL WHERE email_digest = :d", digest
         )
-        for row in removed:
+        counted = [row for row in removed if row[2] == abuse.COUNTED]
+        for row in counted:
             await _move_counter(tx, petition_id, row[0], -1)
-        if removed:
+        if counted:
             await _counts_went_down(tx)
     return len(removed), len(pending)
 

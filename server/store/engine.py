@@ -60,6 +60,8 @@ class Transaction(Protocol):
 
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any: ...
 
+    async def execute_many(self, sql: str, values: Sequence[Mapping[str, Any]]) -> None: ...
+
 
 class Engine(abc.ABC):
     name: ClassVar[str]
@@ -106,6 +108,12 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
         """A write transaction, committed when the block ends and rolled back if it raises."""
+
+    @abc.abstractmethod
+    def limits(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """A transaction on the scratch store of rate limits (`limits.py`), its tables made on
+        first use: never the signatures' write lock, and nothing in it needs to survive a
+        crash."""
 
     @abc.abstractmethod
     async def run_plan(self, plan: Plan) -> list[int | None]:

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from server.domain import mail
 from server.domain.errors import BadPayload
 from server.domain.petitions import Entry
-from server.store import confirmations, outbox, retention, sessions
+from server.store import confirmations, outbox, retention, sessions, webhook_job, webhooks
 from server.store.clock import Clock, Stopping
 from server.store.registry import Registry
 from server.store.runner import JobRunner
@@ -81,8 +81,22 @@ def register(
     *,
     mail_job: MailJob | None = None,
     confirm_lifetime: int = 604_800,
+    webhook: webhook_job.WebhookJob | None = None,
 ) -> None:
     runner.forever("count-refresh", registry.run)
+    if webhook is not None:
+        # Webhook events (`store/webhook_job.py`): delivered by every process, leases keeping
+        # two from sending one event at once; failed ones purged after a week.
+        job = webhook
+
+        async def deliver_webhooks(stopping: Stopping) -> None:
+            await webhook_job.deliver(storage, clock, job, stopping)
+
+        async def purge_webhooks() -> None:
+            await webhooks.purge(storage, clock.now(), webhook_job.FAILED_KEPT)
+
+        runner.forever("webhooks", deliver_webhooks)
+        runner.every("webhook-purge", webhook_job.PURGE_EVERY, purge_webhooks)
 
     async def purge() -> None:
         now = int(clock.now())

@@ -14,6 +14,8 @@ import time
 
 from server.domain import goals
 from server.domain.petitions import Entry
+from server.domain.webhooks import Target
+from server.store import events
 from server.store.clock import Clock, Stopping, SystemClock, pause
 from server.store.engine import describe
 from server.store.storage import Storage
@@ -31,6 +33,9 @@ class Registry:
         self.revision = -1
         self.entries: dict[str, Entry] = {}
         self.counts: dict[int, int] = {}
+        # Enabled webhook endpoints by petition: a `"none"` petition's signatures carry them
+        # to the signing plan, which writes their events.
+        self.webhooks: dict[int, tuple[Target, ...]] = {}
         self.failure: str | None = None
         self.refreshed_at = 0.0
         # Counts noted while a refresh reads the totals: a commit that lands during the read
@@ -43,6 +48,9 @@ class Registry:
 
     def get(self, slug: str) -> Entry | None:
         return self.entries.get(slug)
+
+    def webhook_targets(self, petition_id: int) -> tuple[Target, ...]:
+        return self.webhooks.get(petition_id, ())
 
     def count(self, entry: Entry) -> int:
         return self.counts.get(entry.id, 0)
@@ -87,6 +95,7 @@ class Registry:
         if revision != self.revision:
             entries = await self.storage.petitions(await self.storage.partners())
             self.entries = {entry.slug: entry for entry in entries}
+            self.webhooks = await events.all_targets(self.storage.database)
         self._noted = {}
         try:
             totals = await self.storage.totals()

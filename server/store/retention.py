@@ -19,8 +19,10 @@ the next run (the work is idempotent: retained rows are recognised by their key)
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from server.domain.petitions import Entry
+from server.store import events
 from server.store.storage import Storage
 
 DAY = 86_400
@@ -35,6 +37,10 @@ WHERE id IN (
     SELECT id FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained
     ORDER BY id LIMIT :n
 ) RETURNING id"""
+
+_DUE_IDS = """
+SELECT id FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained
+ORDER BY id LIMIT :n"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +77,10 @@ async def due(storage: Storage, entries: list[Entry], now: float) -> list[Due]:
     return found
 
 
-async def retain(storage: Storage, petition_id: int) -> int:
+async def retain(storage: Storage, petition_id: int, now: float | None = None) -> int:
     """Delete one petition's signer data (see the module); returns the signatures it changed."""
     values = {"p": petition_id}
+    now = time.time() if now is None else now
     async with storage.write() as tx:
         # What ties a person to the petition beyond its signatures: their tokens' digests,
         # their pending submissions and their mail quotas.
@@ -93,9 +100,12 @@ async def retain(storage: Storage, petition_id: int) -> int:
     changed = 0
     while True:
         async with storage.write() as tx:
-            done = len(
-                await tx.fetch_all(_RETAIN, {**values, "n": BATCH, "retained": RETAINED + "%"})
-            )
+            batch = {**values, "n": BATCH, "retained": RETAINED + "%"}
+            # Each endpoint that heard of these signatures hears that their data went, in the
+            # same transaction (the rows stay, counted, without anyone's data).
+            ids = await tx.fetch_all(_DUE_IDS, batch)
+            await events.signatures_withdrawn(tx, [int(r[0]) for r in ids], "retention", now)
+            done = len(await tx.fetch_all(_RETAIN, batch))
         changed += done
         if done < BATCH:
             return changed
@@ -105,5 +115,5 @@ async def run(storage: Storage, entries: list[Entry], now: float) -> list[Due]:
     """Retain every petition that is due; returns what was due (and is now done)."""
     found = await due(storage, entries, now)
     for petition in found:
-        await retain(storage, petition.petition_id)
+        await retain(storage, petition.petition_id, now)
     return found

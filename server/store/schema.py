@@ -225,4 +225,79 @@ MIGRATIONS: list[list[Step]] = [
         # never decreases, even when signatures are withdrawn after it moved up a step.
         "ALTER TABLE petitions ADD COLUMN shown_goal BIGINT NOT NULL DEFAULT 0",
     ],
+    [
+        # Webhook endpoints (issue 17, docs/webhooks.md). The secrets sign every delivery, so
+        # they are kept as they are, not hashed: whoever copies the database can sign as this
+        # server to its CRMs (docs/privacy.md). `old_secret` also signs until
+        # `old_secret_until`, 24 h after a rotation. `sequence` numbers each endpoint's events.
+        """CREATE TABLE webhook_endpoints (
+            id {pk},
+            petition_id BIGINT NOT NULL REFERENCES petitions (id),
+            partner_id BIGINT REFERENCES partners (id),
+            url TEXT NOT NULL,
+            format TEXT NOT NULL,
+            public_key TEXT,
+            secret TEXT NOT NULL,
+            old_secret TEXT,
+            old_secret_until BIGINT,
+            osdi_token TEXT,
+            allow_http SMALLINT NOT NULL,
+            allow_private SMALLINT NOT NULL,
+            sequence BIGINT NOT NULL,
+            disabled_at BIGINT,
+            disabled_reason TEXT,
+            created_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX webhook_endpoints_by_petition ON webhook_endpoints (petition_id)",
+        # An event row is an outbox row of topic `webhook` for one endpoint: named here, so the
+        # dashboard lists an endpoint's failures and removing it takes its rows.
+        "ALTER TABLE outbox ADD COLUMN endpoint_id BIGINT",
+        "CREATE INDEX outbox_by_endpoint ON outbox (endpoint_id)",
+        # What stays of a delivered event: its metadata, never its data.
+        """CREATE TABLE webhook_deliveries (
+            id {pk},
+            endpoint_id BIGINT NOT NULL,
+            event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            attempts INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            delivered_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id)",
+        # Milestones fired, once per petition, goal value and milestone.
+        """CREATE TABLE webhook_milestones (
+            petition_id BIGINT NOT NULL,
+            goal BIGINT NOT NULL,
+            milestone BIGINT NOT NULL,
+            reached_at BIGINT NOT NULL,
+            PRIMARY KEY (petition_id, goal, milestone)
+        )""",
+        # With sealing on, the personal fields sealed at submission for each endpoint's key
+        # (JSON: endpoint id -> box), held with the submission until it counts, and with the
+        # signature after (a restored signature is announced again with them).
+        "ALTER TABLE pending_signatures ADD COLUMN webhook_sealed TEXT",
+        "ALTER TABLE signatures ADD COLUMN webhook_sealed TEXT",
+    ],
+    [
+        # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`): a
+        # consent flag in clear like the others, so the delivery pack can pick the names to
+        # list without opening a box it need not open. Rows from before it said no.
+        "ALTER TABLE signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL DEFAULT 0",
+        "ALTER TABLE pending_signatures ADD COLUMN consent_name_to_target SMALLINT NOT NULL "
+        "DEFAULT 0",
+    ],
+    [
+        # Signature states (`domain/abuse`): 'counted' (on the counters), 'quarantined' (it
+        # tripped an abuse rule: stored, answered and mailed like any other, counted nowhere
+        # until an owner restores it), 'invalidated' (an owner took it off the count; kept, so
+        # it can be restored). Every row before this one counted. A submission waiting for
+        # confirmation carries the state it will have once confirmed (never 'counted' there
+        # when it was quarantined: confirming records the confirmation, not a count).
+        "ALTER TABLE signatures ADD COLUMN status TEXT NOT NULL DEFAULT 'counted'",
+        "ALTER TABLE pending_signatures ADD COLUMN status TEXT NOT NULL DEFAULT 'counted'",
+        # The dashboard's quarantine view and the bulk actions select by state, then by time.
+        "CREATE INDEX signatures_by_status ON signatures (petition_id, status, created_at)",
+    ],
 ]

@@ -22,6 +22,7 @@ from typing import Any
 from server.domain import links, sealing
 from server.domain.links import Link
 from server.domain.signatures import Decoy, NewSignature
+from server.store import events
 from server.store.engine import Many, Plan, Statement
 
 _CLAIM_NONCE = """
@@ -34,18 +35,22 @@ LEFT JOIN signatures s ON s.id = u.signature_id WHERE u.nonce = :nonce"""
 _INSERT_SIGNATURE = """
 INSERT INTO signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain)
+    sealed, partner_sealed, email_domain, webhook_sealed,
+    consent_name_to_target, status)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain)
+    :sealed, :partner_sealed, :email_domain, :webhook_sealed,
+    :consent_name_to_target, :status)
 ON CONFLICT (petition_id, email_key) DO NOTHING RETURNING id"""
 _INSERT_PENDING = """
 INSERT INTO pending_signatures (petition_id, partner_id, unknown_partner, email_key, email, name,
     country, comment, lang, consent_version, consent_organiser, consent_partner, created_at, ref,
-    sealed, partner_sealed, email_domain, name_box)
+    sealed, partner_sealed, email_domain, name_box, webhook_sealed,
+    consent_name_to_target, status)
 VALUES (:petition_id, :partner_id, :unknown_partner, :email_key, :email, :name,
     :country, :comment, :lang, :consent_version, :consent_organiser, :consent_partner, :now, :ref,
-    :sealed, :partner_sealed, :email_domain, :name_box)
+    :sealed, :partner_sealed, :email_domain, :name_box, :webhook_sealed,
+    :consent_name_to_target, :status)
 """
 _SIGNED_BEFORE = """
 SELECT id, ref FROM signatures WHERE petition_id = :petition_id AND email_key = :email_key"""
@@ -93,12 +98,15 @@ def sign_plan(
     withdrawal link, recorded only with a new signature, then removes nothing. One that needs
     confirming waits in `pending_signatures` with its links, and its mail goes to the outbox in
     this same transaction: the confirmation, or "you have already signed" for a signer who has.
+    A quarantined signature (`NewSignature.status`) takes every one of these steps alike, and
+    only moves no counter (nor will its confirmation).
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
     # Rows whose statements return nothing the plan needs wait for the group's end, and go in
     # one statement per table (`Many`): on PostgreSQL each statement is a round trip.
     rows = _Rows()
+    announced: list[NewSignature] = []  # counted now, on a petition with webhook endpoints
     signatures = [s for s in batch if isinstance(s, NewSignature)]
     for consent in {s.consent for s in signatures if s.consent.version not in known_consents}:
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
@@ -128,8 +136,11 @@ def sign_plan(
         if s.needs_confirmation:
             yield from _wait_for_confirmation(s, now, rows)
             continue
-        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None:
+        # A quarantined signature is stored like any other, and moves no counter.
+        if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None and s.counts:
             increments[(s.petition_id, s.partner_id or 0)] += 1
+            if s.webhooks:
+                announced.append(s)
         if s.withdraw is not None:
             # Also for a signer who had signed (the insert changed nothing): the link then
             # names no signature, and its pages look like any other's.
@@ -143,6 +154,9 @@ def sign_plan(
     for petition_id in sorted({s.petition_id for s in signatures if not s.needs_confirmation}):
         row = yield _PETITION_TOTAL, {"petition_id": petition_id}
         totals[petition_id] = int(row[0])
+    if announced:
+        # Their events, in this same transaction: a counted signature reaches every CRM.
+        yield from events.plan_counted([(s, totals[s.petition_id]) for s in announced], now)
     return [
         None if not ok
         else QUEUED if isinstance(s, Decoy) or s.needs_confirmation
@@ -260,9 +274,12 @@ def _signature_values(s: NewSignature, now: int) -> dict[str, Any]:
         "consent_version": s.consent.version,
         "consent_organiser": int(signer.consent_organiser),
         "consent_partner": int(signer.consent_partner),
+        "consent_name_to_target": int(signer.consent_name_to_target),
         "now": sealing.hour(now) if sealed else now,
         "ref": s.ref or None,
         "sealed": sealed.owner if sealed else None,
         "partner_sealed": sealed.partner if sealed else None,
         "email_domain": s.email_domain,
+        "webhook_sealed": events.webhook_sealed(s),
+        "status": s.status,
     }

@@ -24,7 +24,7 @@ from server.domain.export import ExportRow
 from server.domain.partners import Partner
 from server.domain.petitions import Entry, Petition
 from server.domain.sealing import EmailHasher
-from server.store import sessions
+from server.store import events, sessions
 from server.store.engine import Engine, Transaction, describe, engine_for
 from server.store.keying import key_email_addresses
 from server.store.schema import MIGRATIONS
@@ -173,6 +173,19 @@ class Storage:
                          "status": status, "now": now},
                     )  # fmt: skip
                     outcome[p.slug] = "updated"
+                    petition_id = await conn.fetch_val(
+                        "SELECT id FROM petitions WHERE slug = :slug", {"slug": p.slug}
+                    )
+                    # The webhook events of what the file changed, in this transaction.
+                    if status == "closed" and row[2] != "closed":
+                        await events.petition_closed(conn, int(petition_id), float(now))
+                    if int(goal) != int(row[1]):
+                        total = await conn.fetch_val(
+                            "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :p",
+                            {"p": petition_id},
+                        )
+                        await events.goal_changed(conn, int(petition_id), int(goal),
+                                                  int(total), float(now))  # fmt: skip
             if any(v != "unchanged" for v in outcome.values()):
                 await self._bump_revision(conn)
         return outcome
@@ -218,7 +231,8 @@ class Storage:
         return {r[0]: int(r[1]) for r in rows}
 
     async def stored_signatures(self, petition_id: int) -> int:
-        """A real `COUNT(*)` of signature rows, for checks and benchmarks, never per request."""
+        """A real `COUNT(*)` of signature rows in any state (quarantined and invalidated ones
+        too), for checks and benchmarks, never per request."""
         return int(
             await self.database.fetch_val(
                 "SELECT COUNT(*) FROM signatures WHERE petition_id = :p", {"p": petition_id}
@@ -229,7 +243,8 @@ class Storage:
         """Counted signatures whose address is at the domain with this keyed hash."""
         return int(
             await self.database.fetch_val(
-                "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND email_domain = :d",
+                "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND email_domain = :d "
+                "AND status = 'counted'",
                 {"p": petition_id, "d": domain_key},
             )
         )
@@ -306,7 +321,9 @@ class Storage:
     # Keys are read from here on every admin request, so a revoked key stops working at once on
     # every worker and host. Counts per day, per hour and per partner below are admin queries
     # over `signatures` (indexed by petition and time, and by partner and time): fine for a
-    # dashboard, never on the public path, where counts come from `counters`.
+    # dashboard, never on the public path, where counts come from `counters`. They read the
+    # signatures that count (`status = 'counted'`): quarantined and invalidated ones are in
+    # `moderation`'s queries only.
 
     async def add_access_key(
         self,
@@ -400,6 +417,16 @@ class Storage:
             )
             if changed is not None:
                 await self._bump_revision(conn)
+                # The webhook events of the change, in its transaction.
+                if column == "status" and value == "closed":
+                    await events.petition_closed(conn, petition_id, float(values["now"]))
+                elif column == "goal":
+                    total = await conn.fetch_val(
+                        "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :p",
+                        {"p": petition_id},
+                    )
+                    now = float(values["now"])
+                    await events.goal_changed(conn, petition_id, int(value), int(total), now)
         return changed is not None
 
     async def signature_buckets(
@@ -453,7 +480,8 @@ class Storage:
         hear from that partner."""
         rows = await self.database.fetch_all(
             "SELECT partner_id, MAX(created_at), SUM(consent_partner) FROM signatures "
-            "WHERE petition_id = :p AND partner_id IS NOT NULL GROUP BY partner_id",
+            "WHERE petition_id = :p AND partner_id IS NOT NULL AND status = 'counted' "
+            "GROUP BY partner_id",
             {"p": petition_id},
         )
         return {r[0]: PartnerActivity(int(r[1]), int(r[2])) for r in rows}
@@ -463,7 +491,8 @@ class Storage:
         not added yet. Most signatures first."""
         rows = await self.database.fetch_all(
             "SELECT unknown_partner, COUNT(*), MAX(created_at) FROM signatures "
-            "WHERE petition_id = :p AND unknown_partner IS NOT NULL GROUP BY unknown_partner",
+            "WHERE petition_id = :p AND unknown_partner IS NOT NULL AND status = 'counted' "
+            "GROUP BY unknown_partner",
             {"p": petition_id},
         )
         found = [UnknownPartner(r[0], int(r[1]), int(r[2])) for r in rows]
@@ -472,7 +501,8 @@ class Storage:
     async def consenting_signers(self, partner_id: int) -> int:
         """Signers through this partner who agreed to hear from it."""
         value = await self.database.fetch_val(
-            "SELECT COUNT(*) FROM signatures WHERE partner_id = :partner AND consent_partner = 1",
+            "SELECT COUNT(*) FROM signatures WHERE partner_id = :partner AND consent_partner = 1 "
+            "AND status = 'counted'",
             {"partner": partner_id},
         )
         return int(value)
@@ -481,7 +511,7 @@ class Storage:
         """The newest signers through this partner who agreed to hear from it."""
         rows = await self.database.fetch_all(
             "SELECT created_at, name, country, lang FROM signatures "
-            "WHERE partner_id = :partner AND consent_partner = 1 "
+            "WHERE partner_id = :partner AND consent_partner = 1 AND status = 'counted' "
             "ORDER BY created_at DESC, id DESC LIMIT :limit",
             {"partner": partner_id, "limit": limit},
         )
@@ -500,10 +530,15 @@ class Storage:
         back, and would keep its pooled connection forever. Here the reader is cancelled once,
         cleanly, and gives its connection back.
         """
+        # Only signatures that count: a quarantined or invalidated one is no signature to hand
+        # over (the dashboard shows how many there are).
         if partner_id is None:
-            where, values = "s.petition_id = :p", {"p": petition_id}
+            where, values = "s.petition_id = :p AND s.status = 'counted'", {"p": petition_id}
         else:
-            where = "s.petition_id = :p AND s.partner_id = :partner AND s.consent_partner = 1"
+            where = (
+                "s.petition_id = :p AND s.status = 'counted' AND s.partner_id = :partner "
+                "AND s.consent_partner = 1"
+            )
             values = {"p": petition_id, "partner": partner_id}
         # Sealed rows carry the owner's box, or the partner's copy when `partner_box` is asked.
         box = "s.partner_sealed" if partner_box else "s.sealed"
@@ -521,7 +556,7 @@ class Storage:
                         comment=r[5], lang=r[6], partner_code=r[7], partner_name=r[8],
                         unknown_partner=r[9], consent_organiser=bool(r[10]),
                         consent_partner=bool(r[11]), consent_version=r[12], consent_text=r[13],
-                        signed_at=r[14], sealed=r[15],
+                        signed_at=r[14], sealed=r[15], consent_name_to_target=bool(r[16]),
                     ))  # fmt: skip
                     if len(batch) >= EXPORT_BATCH:
                         await batches.put(batch)
@@ -566,7 +601,8 @@ def _with_partner(sql: str) -> dict[bool, str]:
 
 _BUCKETS = _with_partner(
     "SELECT (created_at / :size) * :size AS bucket, COUNT(*) FROM signatures "
-    "WHERE petition_id = :p AND created_at >= :since{partner} GROUP BY bucket"
+    "WHERE petition_id = :p AND status = 'counted' AND created_at >= :since{partner} "
+    "GROUP BY bucket"
 )
 _PARTNER_BUCKETS = (
     "SELECT partner_id, (created_at / :size) * :size AS bucket, COUNT(*) FROM signatures "
@@ -574,15 +610,17 @@ _PARTNER_BUCKETS = (
 )
 _BETWEEN = _with_partner(
     "SELECT COUNT(*) FROM signatures "
-    "WHERE petition_id = :p AND created_at >= :since AND created_at < :until{partner}"
+    "WHERE petition_id = :p AND status = 'counted' AND created_at >= :since "
+    "AND created_at < :until{partner}"
 )
 _SPAN = _with_partner(
-    "SELECT MIN(created_at), MAX(created_at) FROM signatures WHERE petition_id = :p{partner}"
+    "SELECT MIN(created_at), MAX(created_at) FROM signatures "
+    "WHERE petition_id = :p AND status = 'counted'{partner}"
 )
 _EXPORT = """
 SELECT s.id, s.created_at, s.name, s.email, s.country, s.comment, s.lang, pa.code, pa.name,
     s.unknown_partner, s.consent_organiser, s.consent_partner, s.consent_version, c.text,
-    s.signed_at, {box}
+    s.signed_at, {box}, s.consent_name_to_target
 FROM signatures s
 LEFT JOIN partners pa ON pa.id = s.partner_id
 LEFT JOIN consent_texts c ON c.version = s.consent_version

@@ -22,6 +22,7 @@ once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import functools
@@ -39,18 +40,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.domain import access, charts, export, i18n, snippet
+from server.domain import access, breakdowns, charts, delivery_pdf, export, i18n, snippet, trending
 from server.domain.access import Principal
+from server.domain.delivery import csv_text as delivery_csv
 from server.domain.partners import Partner
 from server.domain.petitions import MAX_GOAL, THEMES, Entry
 from server.domain.progress import Progress
-from server.domain.ratelimit import RateLimiter
 from server.domain.validation import stored_email_key
 from server.settings import Settings
-from server.store import confirmations, outbox
+from server.store import confirmations, delivery, outbox, totals, webhooks
 from server.store.signatures import MAIL_TOPIC
 from server.store.storage import Storage
-from server.web import auth, client_address, spreadsheet, widget
+from server.web import auth, spreadsheet, widget
 from server.web.assets import IMMUTABLE, Asset, compressed
 from server.web.payloads import PayloadError, decode_form, read_body
 from server.web.responses import templates
@@ -60,7 +61,6 @@ from server.web.sessions import Session, Sessions, cookie_name
 logger = logging.getLogger("petition_widget.admin")
 
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
-LOGIN_PER_MINUTE = 60  # sign-in attempts per client address (a burst of as many)
 FORM_BYTES = 4096  # the largest dashboard form body accepted
 HOURS_SHOWN = 48  # the per-hour chart covers the last two days
 DAYS_MIN, DAYS_MAX = 14, 366  # the per-day chart covers the campaign, within these bounds
@@ -86,7 +86,13 @@ NOTICES = {  # ?done= and ?error= after a form post: catalog texts, never echoed
     "unchanged": "notice_unchanged",
     "goal-not-higher": "notice_goal_not_higher",
     "goal-too-high": "notice_goal_too_high",
+    "redelivered": "notice_redelivered",
+    "not-redelivered": "notice_not_redelivered",
+    "goal-not-a-number": "notice_goal_not_a_number",
 }
+# A number typed into the dashboard: ASCII digits only. `str.isdigit()` also takes `²` and
+# other digits that `int()` then refuses (a 500), or reads (`٣` is 3) where a typo is likelier.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 # `code` and **bold** in a dashboard text: the only markup a translator writes.
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
@@ -94,14 +100,14 @@ _BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 @dataclasses.dataclass
 class AdminState:
-    """What the dashboard keeps per process: the session signer and the sign-in limiter."""
+    """What the dashboard keeps per process: the session signer (the sign-in limit is shared:
+    `Services.login_limiter`)."""
 
     sessions: Sessions
-    login_limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings) -> AdminState:
-        return cls(Sessions(settings.secret_keys), RateLimiter(LOGIN_PER_MINUTE))
+        return cls(Sessions(settings.secret_keys))
 
 
 @functools.cache
@@ -152,8 +158,12 @@ async def _caller(request: Request) -> Caller | Response:
     storage = services_of(request).storage
     header = request.headers.get("authorization")
     if header is not None:
+        wait = auth.guesses_wait(request)
+        if wait:
+            return auth.too_many_guesses(wait)
         principal = await auth.authenticate(storage, access.bearer(header))
         if principal is None:
+            auth.guessed_wrong(request)
             return unauthorized()
         return Caller(principal, None)
     session = await _session(request)
@@ -264,9 +274,8 @@ def page(
 ) -> Response:
     env, _ = _files()
     t = language(request)
-    notice_key = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(
-        request.query_params.get("error", "")
-    )
+    error = request.query_params.get("error", "")
+    notice_key = NOTICES.get(request.query_params.get("done", "")) or NOTICES.get(error)
     html = env.get_template(template).render(
         css_url=_asset_url(".css"),
         js_url=_asset_url(".js"),
@@ -335,11 +344,8 @@ def _next(value: object) -> str:
 
 async def login(request: Request) -> Response:
     services = services_of(request)
-    address = client_address.client_address(request.scope, services.settings.trusted_proxies)
-    wait = state_of(request).login_limiter.hit(
-        client_address.client_key(address, services.client_secret)
-    )
-    if wait:
+    wait = auth.guesses_wait(request)
+    if wait:  # the key is not even looked at
         response = page(request, "login.html", None, 429, next="/admin",
                         error="login_too_many")  # fmt: skip
         response.headers["Retry-After"] = str(wait)
@@ -349,9 +355,15 @@ async def login(request: Request) -> Response:
         return forbidden(request, "login_elsewhere")
     principal = await auth.authenticate(services.storage, form.get("key"))
     if principal is None:
+        auth.guessed_wrong(request)
         logger.info("refused a dashboard sign-in")
         return page(request, "login.html", None, 401, next=_next(form.get("next")),
                     error="login_wrong")  # fmt: skip
+    if form.get("step") == "link":
+        # From a link's fragment (admin.js): show whose dashboard this key opens, and sign in
+        # only on a click. A link made by someone else must not sign anyone in by itself.
+        return page(request, "login_confirm.html", None, principal=principal,
+                    key=form.get("key"), next=_next(form.get("next")))  # fmt: skip
     logger.info("dashboard sign-in with %s key %s", principal.role, principal.key_id)
     target = _next(form.get("next"))
     if target == "/admin":
@@ -410,13 +422,15 @@ async def overview(request: Request, caller: Caller) -> Response:
             if not caller.principal.may_see(entry.id):
                 continue
             count = totals.get(entry.id, 0)
+            goal = services.registry.goal(entry)  # the shown goal, as the public sees it
             rows.append(
                 {
                     "entry": entry,
                     "title": entry.petition.in_language(entry.petition.lang).title,
                     "count": count,
-                    "progress": Progress(count, entry.goal).filled,
-                    "share": Progress(count, entry.goal).share,
+                    "goal": goal,
+                    "progress": Progress(count, goal).filled,
+                    "share": Progress(count, goal).share,
                     "last_day": await services.storage.signatures_between(
                         entry.id, now - charts.DAY, now + 1
                     ),
@@ -444,15 +458,30 @@ async def petition_page(request: Request, caller: Caller) -> Response:
     entry = await _managed(request, caller)
     if isinstance(entry, Response):
         return entry
+    return await _petition_view(request, caller, entry)
+
+
+async def _petition_view(
+    request: Request, caller: Caller, entry: Entry, status: int = 200, error: str = ""
+) -> Response:
+    """The petition's page; with `error` (a key of `NOTICES`), its message by the goal's field
+    and `status`: a form refused where it was typed."""
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, None, language(request))
+        numbers = await _numbers(
+            storage, entry, None, language(request), services_of(request).registry.goal(entry)
+        )
         partners = await storage.petition_partners(entry.id)
         by_partner = await storage.partner_totals(entry.id)
         activity = await storage.partner_activity(entry.id)
         unknown = await storage.unknown_partner_activity(entry.id)
         waiting = await confirmations.pending_count(storage, entry.id)
         mail = await outbox.counts(storage, MAIL_TOPIC)
+        hooks = [
+            (e, await webhooks.activity(storage, e.id))
+            for e in await webhooks.endpoints(storage, entry.id)
+        ]
+        breakdown = await _breakdown(storage, entry.id, None, True, language(request))
     total = numbers["count"]
     table = []
     for p in partners:
@@ -475,6 +504,7 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         "petition.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,
         partners=table,
@@ -487,6 +517,10 @@ async def petition_page(request: Request, caller: Caller) -> Response:
         max_goal=MAX_GOAL,
         base_url=services_of(request).settings.base_url,
         sealed=bool(services_of(request).settings.sealing_public_key),
+        webhooks=hooks,
+        status=status,
+        goal_error=NOTICES.get(error, "") if error.startswith("goal-") else "",
+        breakdown=breakdown,
     )
 
 
@@ -509,17 +543,23 @@ async def partner_page(request: Request, caller: Caller) -> Response:
     entry, partner = found
     storage = services_of(request).storage
     async with storage.session():
-        numbers = await _numbers(storage, entry, partner.id, language(request))
+        numbers = await _numbers(
+            storage, entry, partner.id, language(request), services_of(request).registry.goal(entry)
+        )
         petition_total = sum((await storage.partner_totals(entry.id)).values())
         consenting = await storage.consenting_signers(partner.id)
         # Sealed, the server has no names to show: counts only, and the sealed export.
         sealed = bool(services_of(request).settings.sealing_public_key)
         latest = [] if sealed else await storage.latest_consenting(partner.id, LATEST_SIGNERS)
+        # Only the owner sees a breakdown exactly; a partner sees small cells as "fewer".
+        exact = caller.principal.is_owner
+        breakdown = await _breakdown(storage, entry.id, partner.id, exact, language(request))
     return page(
         request,
         "partner.html",
         caller,
         entry=entry,
+        zone=entry.petition.zone,  # the times shown (`when`) as the charts: the petition's
         partner=partner,
         title=entry.petition.in_language(entry.petition.lang).title,
         n=numbers,
@@ -528,6 +568,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         consenting=consenting,
         latest=latest,
         sealed=sealed,
+        breakdown=breakdown,
         generator=_generator(request, entry, [partner.code], fixed_partner=partner.code),
     )
 
@@ -552,12 +593,14 @@ async def _partner(request: Request, caller: Caller) -> tuple[Entry, Partner] | 
 
 
 async def _numbers(
-    storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog
+    storage: Storage, entry: Entry, partner_id: int | None, t: i18n.Catalog, goal: int
 ) -> dict[str, Any]:
     """Counts, the last-24-hours rate and the charts, for a petition or one partner, in the
     petition's time zone: per day, per hour, toward the goal, and (for the whole petition,
     when it has partners) partners compared over time. The store counts per UTC hour, the
-    charts make local days of them (`charts.local_days`)."""
+    charts make local days of them (`charts.local_days`). `goal` is the shown one
+    (`Registry.goal`: with `auto_goal`, the step the widget and the badge show), so the
+    dashboard's progress is the public's."""
     now = int(time.time())
     zone = entry.petition.zone
     if partner_id is None:
@@ -580,9 +623,9 @@ async def _numbers(
     zone_name = str(zone)
     numbers = {
         "count": count,
-        "goal": entry.goal,
-        "progress": Progress(count, entry.goal).filled,
-        "share_of_goal": Progress(count, entry.goal).share,
+        "goal": goal,
+        "progress": Progress(count, goal).filled,
+        "share_of_goal": Progress(count, goal).share,
         "first": first,
         "last": last,
         "last_day": last_day,
@@ -607,8 +650,8 @@ async def _numbers(
         "cumulative_chart": charts.cumulative_chart(
             days,
             count - sum(b.count for b in days),
-            entry.goal,
-            title=t.admin("chart_cumulative", goal=t.number(entry.goal), zone=zone_name),
+            goal,
+            title=t.admin("chart_cumulative", goal=t.number(goal), zone=zone_name),
             chart_id="cumulative",
             t=t,
             zone=zone,
@@ -651,6 +694,31 @@ async def _partners_chart(
         t=t,
         zone=zone,
     )
+
+
+async def _breakdown(
+    storage: Storage, petition_id: int, partner_id: int | None, exact: bool, t: i18n.Catalog
+) -> dict[str, Any]:
+    """The tables by country and language (of one partner's signers, with `partner_id`): rows of
+    (label, count or None for a hidden cell), in the order of the API's cells."""
+    countries = breakdowns.cells(
+        await totals.by_country(storage, petition_id, partner_id), key="country", exact=exact
+    )
+    languages = breakdowns.cells(
+        await totals.by_language(storage, petition_id, partner_id), key="lang", exact=exact
+    )
+    return {
+        "countries": [
+            (t.country(c["country"]) if c["country"] else t.admin("breakdown_no_country"),
+             c["signatures"])
+            for c in countries
+        ],
+        "languages": [
+            (t.locale.languages.get(c["lang"]) or c["lang"], c["signatures"]) for c in languages
+        ],
+        "exact": exact,
+        "minimum": breakdowns.MINIMUM,
+    }  # fmt: skip
 
 
 def _generator(
@@ -758,7 +826,10 @@ async def change_goal(request: Request) -> Response:
         return change
     caller, form, entry = change
     raw = form.get("goal")
-    goal = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else 0
+    if not isinstance(raw, str) or not _WHOLE_NUMBER.fullmatch(raw.strip()):
+        # Refused where it was typed (400), the page shown again with the field's message.
+        return await _petition_view(request, caller, entry, 400, "goal-not-a-number")
+    goal = int(raw.strip())
     if goal > MAX_GOAL:
         return _back(entry, error="goal-too-high")
     if goal <= entry.goal:
@@ -771,6 +842,26 @@ async def change_goal(request: Request) -> Response:
                 caller.principal.key_id)  # fmt: skip
     await services.registry.refresh()
     return _back(entry, done="goal")
+
+
+async def redeliver(request: Request) -> Response:
+    """The dashboard's button: a webhook event that failed for good is tried again now."""
+    change = await _change(request)
+    if isinstance(change, Response):
+        return change
+    caller, form, entry = change
+    raw_endpoint, raw_row = request.path_params["endpoint"], form.get("event")
+    if not (raw_endpoint.isdigit() and isinstance(raw_row, str) and raw_row.isdigit()):
+        return _back(entry, error="not-redelivered")
+    storage = services_of(request).storage
+    endpoint = await webhooks.endpoint(storage, int(raw_endpoint))
+    if endpoint is None or endpoint.petition_id != entry.id:
+        return _back(entry, error="not-redelivered")
+    if not await webhooks.redeliver(storage, endpoint.id, int(raw_row), time.time()):
+        return _back(entry, error="not-redelivered")
+    logger.info("webhook %d: an event redelivered by key %s", endpoint.id,
+                caller.principal.key_id)  # fmt: skip
+    return _back(entry, done="redelivered")
 
 
 def _back(entry: Entry, **outcome: str) -> Response:
@@ -796,20 +887,20 @@ async def domain_lookup(request: Request, caller: Caller) -> Response:
         return entry
     typed = request.query_params.get("domain", "").strip().lower().lstrip("@")[:255]
     services = services_of(request)
-    result = error = None
+    result = error = mark = None
     if typed:
         key = stored_email_key("someone@" + typed)
         domain = key.rpartition("@")[2] if key else None
         if domain is None or services.email_hasher is None:
             error = "domains_not_a_domain"  # a dashboard text's key
         else:
-            n = await services.storage.signatures_from_domain(
-                entry.id, services.email_hasher.domain_key(domain)
-            )
+            domain_key = services.email_hasher.domain_key(domain)
+            n = await services.storage.signatures_from_domain(entry.id, domain_key)
             result = (domain, n if n >= DOMAIN_MINIMUM else None)
+            mark = trending.mark(domain_key)  # how the trending panel names it
     return page(
         request, "domains.html", caller, entry=entry, typed=typed, result=result, error=error,
-        minimum=DOMAIN_MINIMUM,
+        minimum=DOMAIN_MINIMUM, mark=mark,
         title=entry.petition.in_language(entry.petition.lang).title,
     )  # fmt: skip
 
@@ -883,6 +974,44 @@ async def export_signatures(request: Request, caller: Caller) -> Response:
     )
 
 
+#: The dashboard's delivery pack: without names, whatever the caller (see `delivery_why`).
+DELIVERY_FORMATS = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
+
+
+@signed_in
+async def delivery_pack(request: Request, caller: Caller) -> Response:
+    """The delivery pack without names: a list of names is made only on the owner's machine
+    (`petition-widget delivery`), so the server never hands one to a browser session."""
+    fmt = request.path_params["format"]
+    entry = await _managed(request, caller)
+    if isinstance(entry, Response):
+        return entry
+    if fmt not in DELIVERY_FORMATS:
+        return not_found(request, caller)
+    asked = request.query_params.get("lang", "")
+    lang = asked if asked in entry.petition.languages else entry.petition.lang
+    storage = services_of(request).storage
+    made = await delivery.pack(storage, entry, lang=lang, with_names=False)
+    if fmt == "csv":
+        data = delivery_csv(made).encode()
+    else:
+        try:
+            # Drawing takes tens of milliseconds of pure Python: off the event loop.
+            data = await asyncio.to_thread(delivery_pdf.render, made, delivery_pdf.Fonts.find())
+        except (delivery_pdf.MissingFonts, delivery_pdf.MissingGlyphs) as exc:
+            logger.warning("delivery pack of %s: %s", entry.slug, exc)
+            return Response(str(exc), 503, media_type="text/plain; charset=utf-8")
+    day = datetime.datetime.now(datetime.UTC).date().isoformat()
+    return Response(
+        data,
+        media_type=DELIVERY_FORMATS[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{entry.slug}-delivery-{day}.{fmt}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 async def asset(request: Request) -> Response:
     _, assets = _files()
     found = assets.get(request.path_params["name"])
@@ -900,8 +1029,10 @@ routes = [
     Route("/admin/petitions/{slug}", petition_page, methods=["GET"]),
     Route("/admin/petitions/{slug}/status", change_status, methods=["POST"]),
     Route("/admin/petitions/{slug}/goal", change_goal, methods=["POST"]),
+    Route("/admin/petitions/{slug}/webhooks/{endpoint}/redeliver", redeliver, methods=["POST"]),
     Route("/admin/petitions/{slug}/export.{format}", export_signatures, methods=["GET"]),
     Route("/admin/petitions/{slug}/domains", domain_lookup, methods=["GET"]),
+    Route("/admin/petitions/{slug}/delivery.{format}", delivery_pack, methods=["GET"]),
     Route("/admin/petitions/{slug}/partners/{code}", partner_page, methods=["GET"]),
     Route(
         "/admin/petitions/{slug}/partners/{code}/export.{format}",

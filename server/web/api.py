@@ -8,7 +8,11 @@ Every answer allows any origin (`Access-Control-Allow-Origin: *`): the public AP
 private, and partners may build their own forms on it. A caller with an access key
 (`Authorization: Bearer ...`, from a server or script: browsers on other origins cannot send it,
 as the preflight does not allow the header) also gets the per-partner breakdown it may see,
-read from the database and never cached.
+and the totals by country and language (`domain/breakdowns`), read from the database and never
+cached. A petition whose file says `[public] by_country = true` publishes its totals by
+country to everyone, small cells hidden; those are read again at most every
+`BREAKDOWN_REFRESH` seconds (a `GROUP BY` over the petition's rows, not a dictionary lookup),
+and only while the count moves, so the document and its ETag change when they do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import datetime
 import gzip
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,16 +33,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.domain import access, i18n, links, richtext
+from server.domain import access, breakdowns, i18n, links, richtext
+from server.domain.form_tokens import Claims
 from server.domain.partners import normalise_code
 from server.domain.petitions import Entry
-from server.store import outbox
+from server.store import outbox, totals
 from server.store.engine import describe
 from server.store.signatures import MAIL_TOPIC
-from server.web import auth, client_address, payloads, submission, widget
+from server.web import auth, limiting, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
 from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
 from server.web.services import Services, petition_endpoint, services_of
+
+logger = logging.getLogger("petition_widget.api")
 
 PREFLIGHT = {
     **CORS,
@@ -70,6 +78,7 @@ class PetitionDocument:
     count: int
     revision: int
     goal: int
+    by_country: Any  # the public totals by country it was built with (None: not published)
     etag: str  # of the plain body; the gzipped one is another representation, with its own
     response: Parts
     gzip_response: Parts
@@ -77,7 +86,14 @@ class PetitionDocument:
     not_modified_gzip: Parts
 
     @classmethod
-    def build(cls, data: dict[str, Any], count: int, revision: int, goal: int) -> PetitionDocument:
+    def build(
+        cls,
+        data: dict[str, Any],
+        count: int,
+        revision: int,
+        goal: int,
+        by_country: Any = None,
+    ) -> PetitionDocument:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         digest = hashlib.blake2b(body, digest_size=12).hexdigest()
         common = {
@@ -94,6 +110,7 @@ class PetitionDocument:
             count=count,
             revision=revision,
             goal=goal,
+            by_country=by_country,
             etag=f'"{digest}"',
             response=prebuilt(200, headers, body, json_type),
             gzip_response=prebuilt(200, gzip_headers, gzipped, json_type),
@@ -108,17 +125,69 @@ class PetitionDocuments:
 
     def __init__(self) -> None:
         self._built: dict[tuple[int, str], PetitionDocument] = {}
+        self._countries = _PublicCountries()
 
-    def get(self, services: Services, entry: Entry, lang: str) -> PetitionDocument:
+    async def get(self, services: Services, entry: Entry, lang: str) -> PetitionDocument:
         count = services.registry.count(entry)
         revision = services.registry.revision
         goal = services.registry.goal(entry)  # an auto_goal's step is not the count's alone
+        by_country = None
+        if entry.petition.public_by_country:
+            by_country = await self._countries.get(services, entry, count)
         built = self._built.get((entry.id, lang))
-        if built is None or (built.count, built.goal, built.revision) != (count, goal, revision):
+        if built is None or (built.count, built.goal, built.revision, built.by_country) != (
+            count,
+            goal,
+            revision,
+            by_country,
+        ):
             data = petition_data(services, entry, lang, count)
-            built = PetitionDocument.build(data, count, revision, goal)
+            if by_country is not None:
+                data["by_country"] = by_country
+            built = PetitionDocument.build(data, count, revision, goal, by_country)
             self._built[(entry.id, lang)] = built
         return built
+
+
+class _PublicCountries:
+    """The public totals by country of each petition that publishes them, small cells hidden:
+    read again when the count has moved and `BREAKDOWN_REFRESH` seconds have passed, by one
+    request at a time (the others meanwhile get the totals read before)."""
+
+    def __init__(self) -> None:
+        self._read: dict[int, tuple[float, int, list[dict[str, Any]]]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def get(
+        self, services: Services, entry: Entry, count: int
+    ) -> list[dict[str, Any]] | None:
+        """The cells; the last ones read while the database cannot be read (None before any:
+        the document then goes without them rather than fail, as it never needed the
+        database before)."""
+        read = self._read.get(entry.id)
+        if read is not None and (
+            read[1] == count or time.monotonic() - read[0] < services.settings.breakdown_refresh
+        ):
+            return read[2]
+        lock = self._locks.setdefault(entry.id, asyncio.Lock())
+        if lock.locked() and read is not None:
+            return read[2]
+        async with lock:
+            again = self._read.get(entry.id)
+            if again is not None and again is not read:  # read by another request meanwhile
+                return again[2]
+            try:
+                counts = await totals.by_country(services.storage, entry.id)
+            except Exception as exc:
+                logger.warning("totals by country of %s not read: %s", entry.slug, describe(exc))
+                if read is None:
+                    return None
+                # Tried again after BREAKDOWN_REFRESH, not on every request meanwhile.
+                self._read[entry.id] = (time.monotonic(), read[1], read[2])
+                return read[2]
+            cells = breakdowns.cells(counts, key="country", exact=False)
+            self._read[entry.id] = (time.monotonic(), count, cells)
+            return cells
 
 
 def petition_data(services: Services, entry: Entry, lang: str, count: int) -> dict[str, Any]:
@@ -163,7 +232,7 @@ async def petition(request: Request, services: Services, entry: Entry) -> Respon
     lang = request_language(request, entry)
     if "authorization" in request.headers:
         return await _keyed_petition(request, services, entry, lang)
-    document = request.app.state.petition_documents.get(services, entry, lang)
+    document = await request.app.state.petition_documents.get(services, entry, lang)
     gzipped = accepts_gzip(request)
     if document.etag[:-1] in request.headers.get("if-none-match", ""):  # either encoding's
         return Prebuilt(document.not_modified_gzip if gzipped else document.not_modified)
@@ -179,8 +248,12 @@ async def _keyed_petition(
     """The petition with the `partners` breakdown this key may see: every partner for an owner,
     its own line for a partner. Any wrong key is the same 401; another petition's key is 403."""
     storage = services.storage
+    wait = auth.guesses_wait(request)
+    if wait:
+        return auth.too_many_guesses(wait)
     principal = await auth.authenticate(storage, access.bearer(request.headers["authorization"]))
     if principal is None:
+        auth.guessed_wrong(request)
         return json_response(
             {"error": "unauthorized", "message": "A valid access key is needed."},
             401,
@@ -194,7 +267,15 @@ async def _keyed_petition(
         partners = await storage.petition_partners(entry.id)
         activity = await storage.partner_activity(entry.id)
         unknown = await storage.unknown_partner_activity(entry.id) if principal.is_owner else []
+        # An owner sees every signer's totals, exactly; a partner its own signers', small
+        # cells hidden (its own count stays exact, in `partners`).
+        own = None if principal.is_owner else principal.partner_id
+        countries = await totals.by_country(storage, entry.id, own)
+        languages = await totals.by_language(storage, entry.id, own)
     data = petition_data(services, entry, lang, sum(by_partner.values()))
+    exact = principal.is_owner
+    data["by_country"] = breakdowns.cells(countries, key="country", exact=exact)
+    data["by_language"] = breakdowns.cells(languages, key="lang", exact=exact)
     data["partners"] = [
         {
             "code": p.code,
@@ -225,35 +306,35 @@ async def _keyed_petition(
 # --- Tokens and signatures -------------------------------------------------------------------
 
 
-def client_key(request: Request) -> bytes:
-    services = services_of(request)
-    settings = services.settings
-    return client_address.key_for(request.scope, settings.trusted_proxies, services.client_secret)
-
-
-def rate_limited(services: Services, request: Request, entry: Entry | None) -> int:
-    """Seconds to wait, or 0: the client limit counts everything, the sign limit per petition."""
-    if not (services.client_limiter.per_minute or services.sign_limiter.per_minute):
-        return 0
-    client = client_key(request)
-    wait = services.client_limiter.hit(client)
-    if not wait and entry is not None:
-        wait = services.sign_limiter.hit((client, entry.id))
-    return wait
-
-
 @petition_endpoint(_no_petition)
 async def token(request: Request, services: Services, entry: Entry) -> Response:
     lang = request_language(request, entry)
-    wait = services.client_limiter.hit(client_key(request))
+    wait = limiting.token_limited(services, request, entry)
     if wait:
         return error_response(429, "rate_limited", lang, retry_after=wait)
     partner = normalise_code(request.query_params.get("partner"))
-    issued = services.tokens.issue(entry.slug, partner, lang)
-    return json_response(
-        {"token": issued, "expires_in": services.tokens.lifetime},
-        headers={"Cache-Control": "no-store"},
-    )
+    return json_response(fresh_token(services, entry, partner, lang), headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def fresh_token(
+    services: Services,
+    entry: Entry,
+    partner: str,
+    lang: str,
+    since: float | None = None,
+    *,
+    challenge: bool = False,
+) -> dict[str, Any]:
+    """A new form token (renewing one first given at `since`), with its `challenge` while one
+    is on, or when asked for (docs/challenge.md)."""
+    issued = services.tokens.issue(entry.slug, partner, lang, since)
+    answer: dict[str, Any] = {"token": issued, "expires_in": services.tokens.lifetime}
+    if challenge or submission.challenged(services, entry):
+        answer["challenge"] = submission.puzzle(services, issued)
+    return answer
 
 
 SIGNED_HEADERS = {**JSON_HEADERS, "Cache-Control": "no-store"}
@@ -266,18 +347,22 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
     """The hot path of a surge: nothing here is done for a signature that does not need it
     (the language, for one, is worked out only to word a refusal)."""
     as_html = payloads.kind(request) == "form" and widget.prefers_html(request)
-    wait = rate_limited(services, request, entry)
+    wait = limiting.rate_limited(services, request, entry)
+    if wait:
+        submission.note_refusal(services, entry, "rate_limited")
     if wait and not as_html:
         return error_response(429, "rate_limited", request_language(request, entry), wait)
     try:
         fields = await payloads.read_fields(request, services.settings.max_body_bytes)
     except payloads.PayloadError as exc:
+        submission.note_refusal(services, entry, exc.code)
         return _refusal(request, entry, as_html, exc.status, exc.code)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it
     if wait:  # someone without JavaScript gets the form back as typed (the body is capped)
         return _refusal(request, entry, as_html, 429, "rate_limited", wait, fields)
-    outcome = await submission.sign(services, entry, fields)
+    over_limit = submission.over_network_limit(services, request.scope, entry)
+    outcome = await submission.sign(services, entry, fields, over_limit, no_script=as_html)
     if as_html:
         return widget.sign_result(request, entry, outcome, fields)
     if outcome.confirmation_sent:
@@ -299,18 +384,34 @@ async def signatures(request: Request, services: Services, entry: Entry) -> Resp
             {"Cache-Control": "no-store"},
         )
     assert outcome.error is not None
-    if outcome.error == "expired_token" and outcome.claims is not None:
-        # A renewed token that keeps when its visitor first got the form: a person whose form
-        # expired while they filled it in signs again at once, with no "too fresh" wait.
-        claims = outcome.claims
-        renewed = services.tokens.issue(entry.slug, claims.partner, claims.lang, claims.since)
-        message = i18n.catalog(lang)("error_expired_token")
-        refusal = {"error": outcome.error, "message": message, "token": renewed}
-        return json_response(refusal, outcome.status, NO_STORE)
+    if outcome.error in RENEWED and outcome.claims is not None:
+        return _renewed(services, entry, outcome, outcome.claims, lang)
     return error_response(outcome.status, outcome.error, lang, outcome.retry_after)
 
 
-NO_STORE = {"Cache-Control": "no-store"}
+# Refusals answered with what a retry needs: a fresh token, bound to the same partner and
+# language, and its challenge while one is on (always after "challenge_required", even if
+# "auto" went off meanwhile: the contract says a fresh challenge comes with it).
+RENEWED = ("expired_token", "challenge_required")
+
+
+def _renewed(
+    services: Services,
+    entry: Entry,
+    outcome: submission.Outcome,
+    claims: Claims,
+    lang: str,
+) -> Response:
+    """The answer to a refused genuine token, with its renewal. The renewal keeps when its
+    visitor first got the form: a person whose form expired while they filled it in, or whose
+    widget is solving a challenge, signs again at once, with no "too fresh" wait."""
+    renewed = fresh_token(
+        services, entry, claims.partner, claims.lang, claims.since,
+        challenge=outcome.error == "challenge_required",
+    )  # fmt: skip
+    message = i18n.catalog(lang)(f"error_{outcome.error}")
+    refusal = {"error": outcome.error, "message": message, **renewed}
+    return json_response(refusal, outcome.status, NO_STORE)
 
 
 @petition_endpoint(_no_petition)

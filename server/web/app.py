@@ -19,7 +19,18 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.store.engine import describe, is_unavailable
-from server.web import admin, api, badge, demo, link_pages, openapi, responses, share_page, widget
+from server.web import (
+    admin,
+    admin_abuse,
+    api,
+    badge,
+    demo,
+    link_pages,
+    openapi,
+    responses,
+    share_page,
+    widget,
+)
 from server.web.services import Services
 from server.web.submission import STORAGE_RETRY_AFTER
 
@@ -36,6 +47,7 @@ def create_app(services: Services) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _open_storage(services)
+        await services.limit_store.run()  # this period's key, before the first request
         await services.writer.start()
         await services.jobs.start()
         try:
@@ -54,6 +66,7 @@ def create_app(services: Services) -> ASGIApp:
         *openapi.routes,
         *badge.routes,
         *admin.routes,
+        *admin_abuse.routes,
         *link_pages.routes,
         *share_page.routes,
     ]

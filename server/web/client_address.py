@@ -1,18 +1,22 @@
 """Who is asking: the client's address, believed only as far as trusted proxies allow, and the
-keyed hash that stands for it everywhere (rate limits). Raw addresses are never stored.
+text that names it to rate limits (`client_text`): an IPv4 address, or an IPv6 address's /64,
+as one household or phone usually holds a whole /64; and, for the aggregate limit, its
+network (`network_text`: an IPv4 /24, an IPv6 /48). Limits key that text with an HMAC under a
+rotating key of their own (`domain.ratelimit`); raw addresses are never stored nor held.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Sequence
 
 from starlette.types import Scope
 
+from server.domain import abuse
 from server.settings import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+UNKNOWN = "unknown"  # a client without an IP address (a Unix socket): all such share a limit
 
 
 def client_address(scope: Scope, trusted_proxies: Sequence[Network]) -> Address | None:
@@ -22,7 +26,7 @@ def client_address(scope: Scope, trusted_proxies: Sequence[Network]) -> Address 
     `trusted_proxies`: the first untrusted hop is the client. A client cannot spoof its way in
     by sending its own header, because the proxy appends rather than replaces.
     """
-    peer = _parse((scope.get("client") or ("",))[0])
+    peer = parse((scope.get("client") or ("",))[0])
     if peer is None or not _trusted(peer, trusted_proxies):
         return peer
     forwarded: list[str] = []
@@ -30,7 +34,7 @@ def client_address(scope: Scope, trusted_proxies: Sequence[Network]) -> Address 
         if name == b"x-forwarded-for":
             forwarded.extend(part.strip() for part in value.decode("latin-1").split(","))
     for hop in reversed(forwarded):
-        address = _parse(hop)
+        address = parse(hop)
         if address is None:
             return peer
         if not _trusted(address, trusted_proxies):
@@ -39,29 +43,33 @@ def client_address(scope: Scope, trusted_proxies: Sequence[Network]) -> Address 
     return peer
 
 
-def client_key(address: Address | None, secret: bytes) -> bytes:
-    """A keyed hash standing for the client: IPv6 clients by their /64, as one household or
-    phone usually holds a whole /64."""
+def text_of(address: Address | None) -> str:
+    """What a limit counts an address as: itself for IPv4, its /64 for IPv6."""
     if address is None:
-        text = "unknown"
-    elif address.version == 6:
-        text = str(ipaddress.ip_network(f"{address}/64", strict=False))
-    else:
-        text = str(address)
-    return hmac.digest(secret, text.encode(), "sha256")[:16]
+        return UNKNOWN
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
-def key_for(scope: Scope, trusted_proxies: Sequence[Network], secret: bytes) -> bytes:
-    """`client_key` of the request's client, computed on every signature: an IPv4 peer reached
-    directly (the common case) is hashed as the socket gave it, which is already the canonical
+def network_text(address: Address | None) -> str:
+    """What the aggregate limit counts an address as: its IPv4 /24 or IPv6 /48
+    (`abuse.network_of`). The limiter keys it with its HMAC like any other (its own name keeps
+    a network's count apart from an address's)."""
+    return UNKNOWN if address is None else str(abuse.network_of(address))
+
+
+def client_text(scope: Scope, trusted_proxies: Sequence[Network]) -> str:
+    """`text_of` the request's client, worked out on every signature: an IPv4 peer reached
+    directly (the common case) is taken as the socket gave it, which is already the canonical
     form, without parsing it."""
     host = (scope.get("client") or ("",))[0]
     if not trusted_proxies and host and ":" not in host:
-        return hmac.digest(secret, host.encode(), "sha256")[:16]
-    return client_key(client_address(scope, trusted_proxies), secret)
+        return str(host)
+    return text_of(client_address(scope, trusted_proxies))
 
 
-def _parse(text: str) -> Address | None:
+def parse(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.strip("[]"))
     except ValueError:

@@ -125,10 +125,8 @@ async def _target(request: Request) -> tuple[Services, str, LinkTarget] | Respon
 
 def _limited(request: Request, services: Services) -> Response | None:
     """Posts are limited per client address like signatures: each one is a write."""
-    key = client_address.key_for(
-        request.scope, services.settings.trusted_proxies, services.client_secret
-    )
-    wait = services.client_limiter.hit(key)
+    client = client_address.client_text(request.scope, services.settings.trusted_proxies)
+    wait = services.client_limiter.hit(client)
     if not wait:
         return None
     t = _language(request, None)
@@ -159,6 +157,11 @@ async def confirm_page(request: Request) -> Response:
     if target.name_box is not None:  # sealed: only the token in the signer's mail opens it
         name = sealing.open_name_box(target.name_box, request.path_params["token"]) or ""
     choices = []
+    # Before confirming, the signer sees that their name will be delivered, if they chose so.
+    named: tuple[str, ...] = ()
+    if entry is not None and target.consent_name_to_target:
+        target_name = entry.petition.in_language(t.lang).target
+        named = (t("confirm_name_to_target", target=target_name),)
     if entry is not None:
         organiser = entry.petition.in_language(t.lang).organiser
         if target.consent_organiser and organiser:
@@ -172,7 +175,7 @@ async def confirm_page(request: Request) -> Response:
         t("confirm_title"),
         petition_title=_title(entry, t.lang),
         paragraphs=(t("confirm_intro", title=_title(entry, t.lang)),
-                    t("confirm_name", name=name)),
+                    t("confirm_name", name=name), *named),
         choices=choices,
         button=t("confirm_button"),
         after=(t("confirm_not_you", days=_days(services)),),

@@ -65,6 +65,13 @@ def _sign_refusals(html: dict[str, Any]) -> dict[str, Any]:
             continue
         retry_after = any(code in _RETRY_AFTER for code in codes)
         answers[str(status)] = _error(description, html=True, retry_after=retry_after)
+        if "challenge_required" in codes:  # that one carries a fresh token and challenge
+            answers[str(status)]["content"]["application/json"]["schema"] = {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Error"},
+                    {"$ref": "#/components/schemas/ChallengeRequired"},
+                ]
+            }
     return answers
 
 
@@ -107,7 +114,44 @@ _SCHEMAS: dict[str, Any] = {
     "Token": {
         "type": "object",
         "required": ["token", "expires_in"],
-        "properties": {"token": {"type": "string"}, "expires_in": {"type": "integer"}},
+        "properties": {
+            "token": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "challenge": {"$ref": "#/components/schemas/Challenge"},
+        },
+    },
+    "Challenge": {
+        "type": "object",
+        "description": (
+            "Present while the petition asks for a proof of work (docs/challenge.md): find the "
+            "whole number n from 0 to maxnumber for which the lower-case hex SHA-256 of salt "
+            "followed by n in decimal is challenge, and send it as challenge_solution with "
+            "this token. Bound to this token: it solves nothing else."
+        ),
+        "required": ["algorithm", "challenge", "salt", "maxnumber", "signature", "expires"],
+        "properties": {
+            "algorithm": {"const": "SHA-256"},
+            "challenge": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "salt": {"type": "string", "description": "ASCII, 32 characters"},
+            "maxnumber": {"type": "integer", "minimum": 1, "description": "200,000 today"},
+            "signature": {
+                "type": "string",
+                "description": "Our HMAC of challenge (as ALTCHA has it); nothing to check",
+            },
+            "expires": {"type": "integer", "description": "Unix time: the token's expiry"},
+        },
+    },
+    "ChallengeRequired": {
+        "type": "object",
+        "description": "A missing or wrong challenge_solution: a fresh token and its challenge",
+        "required": ["error", "message", "token", "expires_in", "challenge"],
+        "properties": {
+            "error": {"const": "challenge_required"},
+            "message": {"type": "string"},
+            "token": {"type": "string"},
+            "expires_in": {"type": "integer"},
+            "challenge": {"$ref": "#/components/schemas/Challenge"},
+        },
     },
     "Signed": {
         "type": "object",
@@ -159,6 +203,42 @@ _SCHEMAS: dict[str, Any] = {
             "form": {"type": "object"},
             "widget_url": {"type": "string"},
             "sign_url": {"type": "string"},
+            "by_country": {
+                "type": "array",
+                "description": "Counted signatures by country: only when the petition file "
+                "says `[public] by_country = true`, or with an access key. A cell under 10 is "
+                '`"signatures": null, "fewer_than": 10`, except for the owner\'s key.',
+                "items": {"$ref": "#/components/schemas/CountryCell"},
+            },
+            "by_language": {
+                "type": "array",
+                "description": "With an access key: counted signatures by the form's language, "
+                "cells as in `by_country`.",
+                "items": {"$ref": "#/components/schemas/LanguageCell"},
+            },
+        },
+    },
+    "CountryCell": {
+        "type": "object",
+        "required": ["country", "signatures"],
+        "additionalProperties": False,
+        "properties": {
+            "country": {
+                "type": ["string", "null"],
+                "description": "ISO 3166-1 alpha-2; null: signers who gave no country",
+            },
+            "signatures": {"type": ["integer", "null"], "minimum": 0},
+            "fewer_than": {"const": 10},
+        },
+    },
+    "LanguageCell": {
+        "type": "object",
+        "required": ["lang", "signatures"],
+        "additionalProperties": False,
+        "properties": {
+            "lang": {"type": "string"},
+            "signatures": {"type": ["integer", "null"], "minimum": 0},
+            "fewer_than": {"const": 10},
         },
     },
     "SignatureRequest": {
@@ -174,6 +254,13 @@ _SCHEMAS: dict[str, Any] = {
             # A form's checkbox is "on" or absent; null counts as absent, as in JSON.
             "consent_organiser": {"type": ["boolean", "string", "null"]},
             "consent_partner": {"type": ["boolean", "string", "null"]},
+            "challenge_solution": {
+                "type": ["string", "integer", "null"],
+                "description": "The number that solves the token's challenge, while one is "
+                "asked for (see Challenge); ignored otherwise",
+            },
+            # Kept only where the petition offers the box (`[form] name_to_target`).
+            "consent_name_to_target": {"type": ["boolean", "string", "null"]},
             "lang": {
                 "description": "The language for messages; anything but a known language code "
                 "is ignored (the token's language counts)",
@@ -222,7 +309,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "A petition with its exact count",
                     "description": "With an access key, also the per-partner breakdown the "
-                    "key may see (`partners`, and for owners `without_partner`).",
+                    "key may see (`partners`, and for owners `without_partner`), and "
+                    "`by_country` and `by_language` (an owner's of every signer, exact; a "
+                    "partner's of its own signers, cells under 10 shown as `fewer_than`).",
                     "parameters": [_SLUG, _LANG],
                     "security": [{}, {"accessKey": []}],
                     "responses": {
@@ -231,6 +320,11 @@ def document() -> dict[str, Any]:
                         "401": _error("A wrong access key (only when one is sent)"),
                         "403": _error("The key does not open this petition"),
                         "404": _error("No such petition"),
+                        "429": _error(
+                            "Too many wrong keys from this address: the key is not checked "
+                            "(only when one is sent)",
+                            retry_after=True,
+                        ),
                         "503": _error(
                             "Storage unavailable while checking a key (only when one is sent)",
                             retry_after=True,

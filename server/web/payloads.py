@@ -48,7 +48,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     is bounded by the protocol (`protocol.GuardedHttpToolsProtocol`)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # `²` is a digit to isdigit()
             raise PayloadError("invalid_body")
         if int(declared) > limit:
             raise PayloadError("body_too_large")

@@ -14,6 +14,7 @@ SIGN_REFUSALS: dict[int, tuple[str, ...]] = {
         "expired_token",
         "token_too_fresh",
         "wrong_petition",
+        "challenge_required",
         "invalid_json",
         "invalid_encoding",
         "invalid_body",

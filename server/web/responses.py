@@ -99,8 +99,13 @@ def _catalog(context: jinja2.runtime.Context) -> i18n.Catalog:
 
 @jinja2.pass_context
 def _when(context: jinja2.runtime.Context, timestamp: int | None) -> str:
-    """A dashboard time: UTC, to the minute, as the page's language writes a date and time."""
+    """A dashboard time, to the minute, as the page's language writes a date and time, in the
+    page's `zone` (a petition's `timezone`, the zone its charts speak), else UTC; the zone is
+    named, so a time is never read in the wrong one."""
     if timestamp is None:
         return "—"
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return f"{_catalog(context).skeleton(moment, 'yMMMdHm')} UTC"
+    zone = context.get("zone")
+    if not isinstance(zone, datetime.tzinfo):
+        zone = datetime.UTC
+    moment = datetime.datetime.fromtimestamp(timestamp, zone)
+    return f"{_catalog(context).skeleton(moment, 'yMMMdHm')} {zone}"

@@ -5,9 +5,11 @@ order mark that CSV needs for Cyrillic names). XlsxWriter writes the format itse
 Excel and no other dependency, in constant memory (each row goes to a temporary file as it is
 written), so a million signers do not fill the server's memory.
 
-Every text is written as text: XlsxWriter's defaults would turn a cell starting with `=` into a
-formula and a URL into a hyperlink, and a signer's name is neither (the same reason CSV cells
-get a leading `'`). Times are ISO 8601 text in UTC, as in the other formats.
+Every text is written as a text cell: XlsxWriter's defaults would turn a cell starting with `=`
+into a formula and a URL into a hyperlink, and a signer's name is neither. It also gets the
+CSV's `'` before a formula (`export.neutralise`): a text cell stays text only until someone
+saves the sheet as CSV or pastes it elsewhere, and both formats then hold the same values.
+Times are ISO 8601 text in UTC, as in the other formats.
 
 This writes files, so it is not in the pure domain; the rows and columns are `domain.export`'s.
 """
@@ -22,7 +24,7 @@ from typing import IO, Any
 
 import xlsxwriter
 
-from server.domain.export import CHUNK_BYTES, ExportRow, record
+from server.domain.export import CHUNK_BYTES, ExportRow, neutralise, record
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BATCH = 1_000  # rows written per hop to the writing thread
@@ -63,7 +65,7 @@ class Workbook:
         elif isinstance(value, int):
             self.sheet.write_number(self.row, col, value)
         else:
-            self.sheet.write_string(self.row, col, str(value))
+            self.sheet.write_string(self.row, col, neutralise(str(value)))
 
     def close(self) -> None:
         self.book.close()

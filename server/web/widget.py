@@ -26,31 +26,37 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import countries, i18n, richtext
-from server.domain.partners import normalise_code
+from server.domain.partners import INVALID_CODE, normalise_code
 from server.domain.petitions import THEMES, Entry
 from server.domain.placeholder import Space
 from server.domain.progress import Progress
 from server.domain.signatures import consent_wording, form_language
+from server.web import limiting
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
 from server.web.responses import not_found, templates
 from server.web.services import Services, petition_endpoint, services_of
 from server.web.stencil import Stencil
-from server.web.submission import Outcome
+from server.web.submission import Outcome, challenged, is_preview
 
 POLL_SECONDS = 30  # how often a visible widget asks for the count (a 304 when unchanged)
 LOADER_MAX_AGE = 3600  # embed.js keeps its URL, so it is cached for an hour, not forever
+SOLVER = "challenge.js"  # served as /widget/assets/challenge.js, the name widget.js holds
+SOLVER_CACHE = "no-cache"  # kept, but asked again (a 304) each time: a release's solver at once
 COUNT_MAX_AGE = 10  # seconds a browser or CDN may reuse a count without asking
 # Past max-age, a cache may answer with the old count while it asks again (a minute), or for
 # ten minutes while the server fails: a progress bar a little behind beats a broken widget.
 COUNT_STALE_WHILE_REVALIDATE = 60
 COUNT_STALE_IF_ERROR = 600
+# Seconds a document rendered without a token (past the token limit) waits before its script
+# asks for one; `/token` then says, with `Retry-After`, how much longer.
+TOKEN_RETRY = 10
 
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ORIGIN = re.compile(r"https?://[a-zA-Z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:.]+\](:\d{1,5})?")
 _FRAME_ID = re.compile(r"[a-z0-9]{1,20}")
 # Form fields that only carry the frame's look across a no-JavaScript round trip.
-_KEPT = ("accent", "theme", "layout", "background", "origin", "frame")
+_KEPT = ("accent", "theme", "layout", "background", "origin", "preview", "frame")
 # The looks a snippet may ask for (`data-theme`, `data-layout`, `data-background`, or the same
 # in the query): anything else is the default (light, full, the widget's own background).
 LOOKS = {"theme": THEMES, "layout": ("full", "compact"), "background": ("solid", "transparent")}
@@ -63,12 +69,19 @@ def _files() -> tuple[jinja2.Environment, dict[str, Asset], Asset]:
         a.name: a
         for a in (Asset.load(WIDGET_DIR / n, fingerprint=True) for n in ("widget.css", "widget.js"))
     }
+    # The proof-of-work solver keeps its name (`SOLVER`), which widget.js holds: no
+    # document carries a link to it (their first render is near its budget), and it is fetched
+    # only while a challenge is on, so a revalidation then (`SOLVER_CACHE`) costs nothing.
+    solver = Asset.load(WIDGET_DIR / SOLVER, fingerprint=False)
+    assets[solver.name] = solver
     return env, assets, Asset.load(WIDGET_DIR / "embed.js", fingerprint=False)
 
 
 def _asset_url(suffix: str) -> str:
     _, assets, _ = _files()
-    return "/widget/assets/" + next(n for n in assets if n.endswith(suffix))
+    return "/widget/assets/" + next(
+        n for n in assets if n.startswith("widget.") and n.endswith(suffix)
+    )
 
 
 # --- Looks -----------------------------------------------------------------------------------
@@ -149,6 +162,10 @@ class View:
     # When the visitor first got a form, for the token of a form shown again after a refusal
     # (`FormTokens.issue(since=...)`): one who has waited is never "too fresh" again.
     since: float | None = None
+    challenge: bool = False  # a proof of work is asked for: the script fetches its solver
+    # No token: this client has had its share of tokens for now (`limiting.token_limited`).
+    # The form says to wait, and the widget's script fetches one when it may.
+    waiting: bool = False
 
 
 def share_page_url(base_url: str, entry: Entry, partner: str = "", lang: str = "") -> str:
@@ -173,8 +190,11 @@ _DEFAULT_ORDER = ("WhatsApp", "Facebook", "X", "Telegram", "Bluesky", "VK")
 
 def share_links(services: Services, entry: Entry, view: View, title: str) -> dict[str, Any]:
     t = i18n.catalog(view.lang)
+    # A malformed code attributes nothing (the share page ignores it): the marker recorded
+    # for it is not put into the link a signer shares.
+    partner = "" if view.partner == INVALID_CODE else view.partner
     url = entry.petition.share_url or share_page_url(
-        services.settings.base_url, entry, view.partner, view.lang
+        services.settings.base_url, entry, partner, view.lang
     )
     quoted = urllib.parse.quote(url, safe="")
     text = urllib.parse.quote(title, safe="")
@@ -213,9 +233,13 @@ _MAX_STENCILS = 1_000
 def render(request: Request, services: Services, entry: Entry, view: View) -> Response:
     if not entry.is_open and view.state not in ("signed", "check_email"):
         view.state = "closed"
+    view.challenge = challenged(services, entry)
     token = ""
-    if not view.preview:
-        token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
+    if view.state == "form" and not view.preview:  # the only state whose form is shown
+        if limiting.token_limited(services, request, entry):
+            view.waiting = True
+        else:
+            token = services.tokens.issue(entry.slug, view.partner, view.lang, since=view.since)
     if (
         view.values
         or view.errors
@@ -229,7 +253,7 @@ def render(request: Request, services: Services, entry: Entry, view: View) -> Re
         entry.id, services.registry.revision, services.registry.count(entry),
         services.registry.goal(entry), view.lang,
         view.partner, view.state, *(view.kept.get(k) for k in _KEPT[:-1]),
-        "frame" in view.kept, view.preview,
+        "frame" in view.kept, view.preview, view.challenge, view.waiting,
     )  # fmt: skip
     found = _STENCILS.get(key)
     if found is None:
@@ -306,6 +330,7 @@ def _render(
         "goal_text": goal_text,
         "state": view.state,
         "preview": view.preview,
+        "waiting": view.waiting,
         "message": view.message,
         "values": view.values,
         "errors": view.errors,
@@ -334,6 +359,10 @@ def _render(
             "token_url": f"{base}/token?{query}",
             "poll_seconds": POLL_SECONDS,
             "preview": view.preview,
+            # Said only while a challenge is on: the script then solves one as the signer types
+            # (a refusal may still bring one later).
+            **({"challenge": True} if view.challenge else {}),
+            "token_retry": TOKEN_RETRY if view.waiting else 0,
             "numbers": t.number_format,
             "messages": {
                 "signed_count": t.plural_forms("signed_count"),
@@ -352,6 +381,7 @@ def _render(
                         "check_text",
                         "goal",
                         "closed",
+                        "token_wait",
                     )
                 },
             },
@@ -377,6 +407,8 @@ def _kept(params: Mapping[str, Any]) -> dict[str, str]:
     frame = params.get("frame")
     if isinstance(frame, str) and _FRAME_ID.fullmatch(frame):
         kept["frame"] = frame
+    if is_preview(params):  # a preview stays one across a no-JavaScript round trip
+        kept["preview"] = "1"
     return kept
 
 
@@ -445,11 +477,20 @@ async def document(request: Request, services: Services, entry: Entry) -> Respon
         entry.petition.lang,
     )
     partner = normalise_code(params.get("partner"))
-    preview = params.get("preview") == "1"
-    view = View(lang=lang, partner=partner, kept=_kept(params), preview=preview)
+    preview = params.get("preview") == "1" or from_dashboard(request)
+    kept = _kept(params) | ({"preview": "1"} if preview else {})
+    view = View(lang=lang, partner=partner, kept=kept, preview=preview)
     if "done" in params and not preview:  # the thank-you page's own address (`answered`)
         view.state = services.tokens.answered(params["done"], entry.slug) or "form"
     return render(request, services, entry, view)
+
+
+def from_dashboard(request: Request) -> bool:
+    """Whether a dashboard page asks for this document (its preview frame), whatever the URL
+    says: the dashboard sends its own address to our origin (`Referrer-Policy: same-origin`),
+    and a preview must never sign, even where a script built its address without preview=1."""
+    referer = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    return referer.path.startswith("/admin") and referer.netloc == request.headers.get("host")
 
 
 def prefers_html(request: Request) -> bool:
@@ -474,6 +515,7 @@ def sign_result(
         partner=claims.partner if claims else "",
         kept=_kept(fields),
         status=outcome.status,
+        preview=is_preview(fields),
     )
     if outcome.signed or outcome.confirmation_sent:
         return answered(services, entry, view, "signed" if outcome.signed else "check_email")
@@ -482,7 +524,7 @@ def sign_result(
         # "used": that form was signed with, and a chain of them would skip every wait.
         view.since = claims.since
     view.values = {k: v for k, v in fields.items() if isinstance(v, str) and k != "token"}
-    for checkbox in ("consent_organiser", "consent_partner"):
+    for checkbox in ("consent_organiser", "consent_partner", "consent_name_to_target"):
         view.values[checkbox] = str(fields.get(checkbox, "")).lower() in ("on", "true", "1")
     if outcome.fields:
         view.errors = {name: t(key, **values) for name, (key, values) in outcome.fields.items()}
@@ -568,7 +610,7 @@ async def asset(request: Request) -> Response:
     found = assets.get(request.path_params["name"])
     if found is None:
         return not_found(request)
-    return found.response(request, IMMUTABLE)
+    return found.response(request, SOLVER_CACHE if found.name == SOLVER else IMMUTABLE)
 
 
 routes = [

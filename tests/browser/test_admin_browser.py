@@ -96,9 +96,28 @@ def tab(chromium: Any, admin_keys: Keys) -> Iterator[Any]:
 
 
 def sign_in_from_link(page: Any, server: live.LiveServer, key: access_keys.Key) -> None:
-    page.goto(server.url(f"/admin/login#key={key.text}"))
-    page.wait_for_url(lambda url: "/admin/login" not in url)
-    assert key.text not in page.url
+    live.sign_in_from_link(page, server, key.text)
+
+
+def test_a_link_shows_the_keys_role_and_scope_and_signs_in_only_on_a_click(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    """Login CSRF: a link made by someone else (`/admin/login#key=...`) signed a visitor into
+    that person's dashboard by itself. Now it only asks."""
+    tab.goto(widget_server.url(f"/admin/login#key={admin_keys.partner.text}"))
+    tab.locator("#login-confirm").wait_for()
+    scope = tab.locator("#login-scope").text_content()
+    assert "partner" in scope and "ngo-a" in scope and SLUG in scope
+    assert admin_keys.partner.text not in tab.url  # gone from the address bar at once
+    assert not [c for c in tab.context.cookies() if c["name"].endswith("session")]
+    tab.wait_for_timeout(300)  # nothing else happens by itself
+    assert "/admin/login" in tab.url
+    tab.goto("about:blank")  # (else only the fragment would change: no new page)
+    tab.goto(widget_server.url(f"/admin/login#key={admin_keys.owner.text}"))
+    tab.locator("#login-confirm").wait_for()
+    assert "every petition" in tab.locator("#login-scope").text_content()
+    tab.get_by_role("button", name="Sign in with this key").click()
+    tab.wait_for_url(widget_server.url("/admin"))
 
 
 def test_a_demo_link_signs_the_owner_in(
@@ -159,6 +178,32 @@ def test_snippet_generator_updates_snippet_and_preview(
     tab.locator("#preview").scroll_into_view_if_needed()  # a lazy frame loads once in view
     preview = tab.frame_locator("#preview")
     preview.locator("html[lang=ru]").wait_for()  # the real widget, in Russian
+
+
+def test_no_preview_signs_once_options_change(
+    tab: Any, widget_server: live.LiveServer, admin_keys: Keys
+) -> None:
+    """The preview signed for real once an option changed (admin.js built its address without
+    preview=1): signing in it took a partner's count up. It must not, in any variant, and its
+    hint says so."""
+    sign_in_from_link(tab, widget_server, admin_keys.partner)
+    before = httpx.get(widget_server.url(f"/api/petitions/{SLUG}")).json()["signatures"]
+    assert "signing turned off" in tab.locator(".preview .hint").text_content()
+    tab.fill("input[name=accent]", "#1f5fbf")
+    tab.wait_for_function(
+        "() => document.getElementById('preview').getAttribute('src').includes('accent=')"
+    )
+    frame = tab.frame_locator("#preview")
+    frame.locator("#pw-preview").wait_for()  # the preview's own notice
+    person = live.new_signer()
+    frame.locator("#pw-name").fill(person["name"])
+    frame.locator("#pw-email").fill(person["email"])
+    frame.locator(".pw-submit").click(force=True)  # disabled: clicked all the same
+    frame.locator("#pw-form").evaluate("form => form.requestSubmit()")
+    tab.wait_for_timeout(500)
+    assert frame.locator("#pw-thanks").is_hidden()
+    after = httpx.get(widget_server.url(f"/api/petitions/{SLUG}")).json()["signatures"]
+    assert after == before
 
 
 def test_closing_asks_first_and_then_closes(

@@ -87,8 +87,7 @@ def open_page(chromium: Any) -> Iterator[Any]:
 
 
 def signed_in(page: Any, server: live.LiveServer) -> None:
-    page.goto(server.url(f"/admin/login#key={KEYS['owner'].text}"))
-    page.wait_for_url(lambda url: "/admin/login" not in url)
+    live.sign_in_from_link(page, server, KEYS["owner"].text)
     page.goto(server.url(ADMIN))
 
 

@@ -128,6 +128,17 @@ def test_valid_submission_with_known_partner_makes_a_signature() -> None:
     assert signature.signer.consent_organiser is False
 
 
+def test_a_signature_says_what_its_webhook_events_need() -> None:
+    """The slug, the partner's code and `auto_goal` (each step a milestone) travel with the
+    signature to the signing plan, which writes its events without reading the petition."""
+    signature = signed(example_entry(), PARTNER.code)
+    assert (signature.petition_slug, signature.partner_code) == (example_petition().slug,
+                                                                 PARTNER.code)  # fmt: skip
+    assert signature.auto_goal is False
+    stepping = entry_of(dataclasses.replace(example_petition(), auto_goal=True))
+    assert signed(stepping).auto_goal is True
+
+
 def test_unknown_partner_code_is_kept_without_a_partner_id() -> None:
     signature = signed(example_entry(), partner="nobody-we-know")
     assert signature.partner_id is None
@@ -543,3 +554,48 @@ def test_the_nonce_is_kept_while_the_token_itself_lives() -> None:
     signature = decide(entry, raised, good_fields(token)).signature
     assert signature is not None
     assert signature.nonce_expires_at == int(clock.now) - MIN_AGE - 10 + 600 + NONCE_GRACE
+
+
+# --- The aggregate limit -------------------------------------------------------------------------
+
+
+def test_over_the_network_limit_the_signature_is_quarantined_not_refused() -> None:
+    clock = Clock()
+    tokens = minter(clock)
+    asked: list[bool] = []
+
+    def over() -> bool:
+        asked.append(True)
+        return True
+
+    token = aged_token(clock, tokens, example_entry().slug)
+    result = decide(example_entry(), tokens, good_fields(token), over_network_limit=over)
+    assert result.over_network_limit and asked == [True]
+    assert result.signature is not None and result.signature.status == "quarantined"
+    assert not result.signature.counts
+    under = decide(example_entry(), tokens, good_fields(token), over_network_limit=lambda: False)
+    assert under.signature is not None and under.signature.counts
+    assert not under.over_network_limit
+
+
+def test_only_an_otherwise_accepted_submission_spends_the_network_budget() -> None:
+    """A refused submission or the honeypot's never asks: garbage cannot use up a network's
+    budget and push its honest signers into quarantine."""
+    clock = Clock()
+    tokens = minter(clock)
+    asked: list[bool] = []
+
+    def over() -> bool:
+        asked.append(True)
+        return False
+
+    token = aged_token(clock, tokens, example_entry().slug)
+    with pytest.raises(FieldErrors):
+        decide(example_entry(), tokens, {"token": token, "name": "", "email": "x"},
+               over_network_limit=over)  # fmt: skip
+    with pytest.raises(TokenError):
+        decide(example_entry(), tokens, good_fields("forged"), over_network_limit=over)
+    honeypot = decide(example_entry(), tokens, good_fields(token, **{HONEYPOT: "x"}),
+                      over_network_limit=over)  # fmt: skip
+    assert honeypot.signature is None
+    assert asked == []

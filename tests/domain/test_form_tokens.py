@@ -181,6 +181,25 @@ def test_the_minimum_age_is_exact() -> None:
     assert t.verify(token, "p").petition == "p"
 
 
+def test_a_larger_minimum_age_asked_for_is_exact_and_never_a_smaller_one() -> None:
+    """The no-JavaScript form's wait while a challenge is on (`verify(min_age=...)`): counted
+    like `TOKEN_MIN_AGE`, to the millisecond from `since`; a smaller one changes nothing."""
+    clock = Clock(1_800_000_000.9)
+    t = tokens(clock, min_age=3)
+    token = t.issue("p")
+    clock.now += 9.5
+    with pytest.raises(TokenTooFresh) as caught:
+        t.verify(token, "p", min_age=10)
+    assert caught.value.retry_after == 1 and caught.value.claims is not None
+    assert t.verify(token, "p").petition == "p"  # past its own minimum of 3 s
+    clock.now += 0.5
+    assert t.verify(token, "p", min_age=10).petition == "p"
+    early = t.issue("p")
+    clock.now += 1
+    with pytest.raises(TokenTooFresh):
+        t.verify(early, "p", min_age=0)
+
+
 def test_a_renewed_form_remembers_when_its_visitor_first_got_one() -> None:
     clock = Clock()
     t = tokens(clock, min_age=3)

@@ -48,3 +48,17 @@ def test_never_decreases_when_the_count_falls_back() -> None:
     # Signatures withdrawn: the count is below the step again, and below the stored goal.
     assert goals.shown_goal(480, 100, highest=shown) == 1_000
     assert goals.shown_goal(50, 100, highest=shown) == 1_000
+
+
+@pytest.mark.parametrize(
+    ("count", "goal", "steps"),
+    [(99, 100, []), (100, 100, []), (199, 100, []), (200, 100, [200]),
+     (1_000, 100, [200, 500, 1_000]), (600, 150, [200, 500]), (600, 1_000, []),
+     (250, 50, [100, 200])],
+)  # fmt: skip
+def test_the_steps_reached_are_those_above_the_stored_goal(
+    count: int, goal: int, steps: list[int]
+) -> None:
+    """Each was the goal shown until the count reached it: the webhooks' milestones."""
+    assert goals.steps_reached(count, goal) == steps
+    assert all(goals.shown_goal(step - 1, goal) == step for step in steps)

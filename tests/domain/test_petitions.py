@@ -74,6 +74,8 @@ def test_partial_translation_falls_back_to_the_original() -> None:
         (MINIMAL.replace("goal = 100", 'goal = "many"'), 2, "goal must be a whole number"),
         (MINIMAL.replace("goal = 100", "goal = 1.5"), 2, "goal must be a whole number"),
         (MINIMAL.replace("goal = 100", "goal = true"), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", 'goal = "²"'), 2, "goal must be a whole number"),
+        (MINIMAL.replace("goal = 100", 'goal = "100"'), 2, "goal must be a whole number"),
         (MINIMAL.replace("goal = 100\n", ""), None, "goal must be a whole number"),
         (MINIMAL + 'lang = "xx"\n', 7, "unknown language 'xx'"),
         (MINIMAL + '[translations.ja]\ntitle = "題名"\n', 7, "unknown language 'ja'"),

@@ -27,3 +27,12 @@ def test_compact_is_shorter_and_parts_count() -> None:
     assert Space.estimate(no_country, "en").narrow < full.narrow
     with_comment = dataclasses.replace(EXAMPLE, comment="optional")
     assert Space.estimate(with_comment, "en").narrow > full.narrow
+
+
+def test_the_name_to_target_box_and_its_target_count() -> None:
+    offered = dataclasses.replace(EXAMPLE, name_to_target="optional")
+    for lang in ("en", "ru"):
+        assert Space.estimate(offered, lang).narrow > Space.estimate(EXAMPLE, lang).narrow
+    long_target = dataclasses.replace(EXAMPLE.texts["en"], target="the President, " * 8)
+    longer = dataclasses.replace(offered, texts={**offered.texts, "en": long_target})
+    assert Space.estimate(longer, "en").narrow > Space.estimate(offered, "en").narrow

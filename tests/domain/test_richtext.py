@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from server.domain import richtext
 from server.domain.richtext import render
 
 
@@ -60,3 +61,17 @@ def test_headings_images_code_stay_text() -> None:
 def test_link_attribute_injection_is_encoded() -> None:
     html = render('[x](https://example.org/"onmouseover="alert(1))')
     assert 'onmouseover="' not in html
+
+
+def test_plain_paragraphs_for_a_printed_page() -> None:
+    text = (
+        "Stop *this* now, see [the report](https://x.org) or <https://y.org>.\n\n"
+        "- one\n- two\n\n3. a\n4. b"
+    )
+    assert richtext.plain(text) == [
+        "Stop this now, see the report (https://x.org) or https://y.org.",
+        "• one",
+        "• two",
+        "3. a",
+        "4. b",
+    ]

@@ -104,6 +104,42 @@ def test_name_keeps_joiners_and_marks_that_scripts_need() -> None:
     assert normalise_name("می\u200cخواهم") == "می\u200cخواهم"
 
 
+# Bidi embeddings, overrides and isolates; the zero width space, word joiner and BOM.
+HIDING = [*"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", "\u200b", "\u2060", "\ufeff"]
+
+
+@pytest.mark.parametrize("char", HIDING, ids=lambda c: f"U+{ord(c):04X}")
+def test_names_and_comments_that_hide_text_are_refused_field_by_field(char: str) -> None:
+    with pytest.raises(FieldErrors) as refused:
+        validate_signer(
+            {"name": f"Anna{char}Petrova", "email": "a@b.org", "comment": f"Hello{char}there"},
+            comment="optional",
+        )
+    assert refused.value.errors == {
+        "name": ("error_name_invalid", {}),
+        "comment": ("error_comment_invalid", {}),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "مریم\u200cسادات رضایی",  # Persian, with ZWNJ
+        "می\u200cخواهم",  # Persian, ZWNJ inside a word
+        "क्\u200dष",  # Devanagari with ZWJ (half form)
+        "श्री\u200c राम",  # Devanagari with ZWNJ
+        "\u200fسارا\u200f",  # RLM around an Arabic-script name
+        "Anna\u200e (אנה)",  # LRM before Hebrew
+        "Familie \U0001f469\u200d\U0001f469\u200d\U0001f467",  # an emoji sequence with ZWJ
+    ],
+)
+def test_names_and_comments_keep_joiners_and_direction_marks(name: str) -> None:
+    signer = validate_signer(
+        {"name": name, "email": "a@b.org", "comment": name}, comment="optional"
+    )
+    assert signer.name == name and signer.comment == name
+
+
 def test_name_is_nfc() -> None:
     assert normalise_name("Ame\u0301lie") == "Amélie"
 

@@ -6,6 +6,7 @@ submissions expire."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import Coroutine
@@ -272,6 +273,24 @@ def test_a_submission_whose_mail_is_refused_for_good_is_forgotten_at_once(
         assert await counted(storage, pid) == (1, [("Confirmed", T + 5, T)])
         target = await confirmations.find(storage, confirmed.withdraw.digest, T + 10)
         assert target is not None and target.found == "counted"
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_the_name_to_target_choice_follows_the_submission_it_confirms(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        named, quiet = submission(pid, "named@example.org"), submission(pid, "quiet@example.org")
+        named = dataclasses.replace(
+            named, signer=dataclasses.replace(named.signer, consent_name_to_target=True)
+        )
+        await sign(storage, named, quiet)
+        for s in (named, quiet):
+            assert s.confirm is not None
+            await confirmations.confirm(storage, s.confirm.digest, T + 60)
+        flags = {r.email: r.consent_name_to_target async for r in storage.export_rows(pid)}
+        assert flags == {"named@example.org": True, "quiet@example.org": False}
         await storage.disconnect()
 
     run(check())

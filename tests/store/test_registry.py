@@ -217,3 +217,42 @@ def test_registry_keeps_a_commit_noted_while_a_refresh_reads(tmp_path: Path) -> 
         await storage.disconnect()
 
     run(check())
+
+
+def test_auto_goal_climbs_its_steps_is_stored_and_never_comes_down(tmp_path: Path) -> None:
+    """`auto_goal` through the registry, with refreshes driven by hand (no clock, no polling):
+    the step above the count once it reaches the goal, kept in the database on the next
+    refresh, after a withdrawal and across a restart; a raised stored goal still wins."""
+    climbing = dataclasses.replace(EXAMPLE, slug="climbing", goal=100, auto_goal=True)
+
+    async def check() -> None:
+        storage = Storage(backends.sqlite_url(tmp_path))
+        await storage.connect()
+        await storage.migrate()
+        await storage.import_petitions([climbing])
+        pid = await storage.petition_id("climbing")
+        assert pid is not None
+        registry = Registry(storage, refresh_interval=1.0)
+        await registry.refresh()
+        entry = registry.get("climbing")
+        assert entry is not None
+        for count, shown in ((0, 100), (99, 100), (100, 200), (250, 500), (999, 1000),
+                             (1000, 2000), (12_345, 20_000)):  # fmt: skip
+            registry.note_count(pid, count)
+            assert registry.goal(entry) == shown, count
+        await registry.refresh()  # the step shown is stored
+        (stored,) = [e for e in await storage.petitions() if e.id == pid]
+        assert stored.shown_goal == 20_000
+        registry.lower_count(pid, 10)  # withdrawals: the goal stays
+        assert registry.goal(entry) == 20_000
+        restarted = Registry(storage, refresh_interval=1.0)
+        await restarted.refresh()
+        again = restarted.get("climbing")
+        assert again is not None and restarted.goal(again) == 20_000
+        assert await storage.set_petition_goal(pid, 30_000)  # the dashboard raises the goal
+        await restarted.refresh()
+        raised = restarted.get("climbing")
+        assert raised is not None and restarted.goal(raised) == 30_000
+        await storage.disconnect()
+
+    run(check())

@@ -151,6 +151,9 @@ class FakeEngine(Engine):
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
         raise NotImplementedError
 
+    def limits(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        raise NotImplementedError
+
     async def lock_for_migration(self, tx: Transaction) -> None:
         raise NotImplementedError
 

@@ -98,6 +98,8 @@ class LiveServer:
             "TOKEN_MIN_AGE": "0",
             "RATE_SIGN_PER_MINUTE": "0",
             "RATE_CLIENT_PER_MINUTE": "0",
+            "RATE_LOGIN_PER_MINUTE": "0",
+            "RATE_NET_PER_MINUTE": "0",
             "COUNT_REFRESH": "0.2",
             "LOG_LEVEL": "info",
         }
@@ -155,6 +157,17 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def sign_in_from_link(page: Any, server: LiveServer, key: str) -> None:
+    """In Chromium (`page`), follow a sign-in link (`/admin/login#key=...`, the demo prints
+    them): the key's role and scope are shown, and only a click signs in."""
+    page.goto(server.url(f"/admin/login#key={key}"))
+    page.locator("#login-confirm").wait_for()
+    assert key not in page.url
+    page.locator("#login-confirm button").click()
+    page.wait_for_url(lambda url: "/admin/login" not in url)
+    assert key not in page.url
 
 
 @contextlib.contextmanager

@@ -17,8 +17,16 @@ SLUG = "save-russian-lgbt-network"
 
 
 class SignLoad:
-    def __init__(self, base_url: str, *, concurrency: int = 16, slug: str = SLUG) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        concurrency: int = 16,
+        slug: str = SLUG,
+        extra: dict[str, object] | None = None,
+    ) -> None:
         self.base_url = base_url
+        self.extra = extra or {}  # more fields for every signature (a consent box ticked)
         self.concurrency = concurrency
         self.slug = slug
         self.acked: list[str] = []  # emails answered 201
@@ -61,7 +69,7 @@ class SignLoad:
         url = f"/api/petitions/{self.slug}/signatures"
         while not self._stop.is_set():
             person = live.new_signer("L")
-            body = {"token": self._minter.issue(self.slug), **person}
+            body = {"token": self._minter.issue(self.slug), **person, **self.extra}
             try:
                 response = await client.post(url, json=body)
             except httpx.TransportError as exc:

@@ -208,6 +208,28 @@ async def _revoked_key(storage: Storage) -> access_keys.Key:
     return key
 
 
+def test_a_key_from_a_link_is_shown_and_signs_in_only_when_confirmed(world: World) -> None:
+    """admin.js posts a link's key with step=link: the answer names the key's role and scope
+    and sets no cookie; only the confirming form (the same key, without step) signs in."""
+    with httpx.Client(base_url=world.server.base_url, timeout=30) as c:
+        for who, words in (
+            ("a", ["partner", "ngo-a", SLUG]),
+            ("scoped", ["owner", SECOND]),
+            ("owner", ["owner", "every petition"]),
+        ):
+            asked = c.post(
+                "/admin/login", data={"key": world.keys[who].text, "step": "link", "next": "/admin"}
+            )
+            assert asked.status_code == 200 and "set-cookie" not in asked.headers
+            scope = re.search(r'<p id="login-scope">(.*?)</p>', asked.text)
+            assert scope is not None and all(w in html.unescape(scope.group(1)) for w in words)
+            assert 'id="login-confirm"' in asked.text
+        wrong = c.post("/admin/login", data={"key": "pwo_nothing_here", "step": "link"})
+        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+        confirmed = c.post("/admin/login", data={"key": world.keys["owner"].text, "next": "/admin"})
+        assert confirmed.status_code == 303 and "set-cookie" in confirmed.headers
+
+
 def test_without_a_key_pages_answer_401_with_the_sign_in_form(world: World) -> None:
     """No key at all: 401, as for a wrong one; a browser sees the sign-in form in place, which
     returns to the page asked for, and a script gets no page to follow."""
@@ -327,11 +349,15 @@ def test_close_reopen_and_raise_the_goal(world: World, owner: httpx.Client) -> N
     goal = owner.get(f"/api/petitions/{SLUG}").json()["goal"]
     lower = owner.post(f"{ADMIN}/goal", data={"goal": str(goal - 1), "csrf": token})
     assert "error=goal-not-higher" in lower.headers["location"]
-    for bad in ("", "lots", "-5", "10000000000"):
-        assert (
-            "error="
-            in owner.post(f"{ADMIN}/goal", data={"goal": bad, "csrf": token}).headers["location"]
-        )
+    too_high = owner.post(f"{ADMIN}/goal", data={"goal": "10000000000", "csrf": token})
+    assert "error=goal-too-high" in too_high.headers["location"]
+    # Anything but ASCII digits is refused by the field, 400: `²` passed `isdigit()`, then
+    # `int()` raised (a 500); `٣` would have been read as 3.
+    for bad in ("", "lots", "-5", "²", "1²", "٣٠٠٠٠٠", "１０００００", "1_000_000", "1e9"):
+        refused = owner.post(f"{ADMIN}/goal", data={"goal": bad, "csrf": token})
+        assert refused.status_code == 400, bad
+        assert 'id="goal-error"' in refused.text and "digits 0 to 9" in refused.text
+    assert owner.get(f"/api/petitions/{SLUG}").json()["goal"] == goal
     raised = owner.post(f"{ADMIN}/goal", data={"goal": str(goal + 10_000), "csrf": token})
     assert "done=goal" in raised.headers["location"]
     assert owner.get(f"/api/petitions/{SLUG}").json()["goal"] == goal + 10_000
@@ -468,6 +494,33 @@ def test_the_preview_cannot_sign(owner: httpx.Client) -> None:
     assert button is not None and "disabled" not in button.group(0)
 
 
+def test_no_preview_signs_whatever_its_address(world: World, owner: httpx.Client) -> None:
+    """A dashboard page's frame is a preview even without preview=1 in its address (admin.js
+    built it so once any option changed: signing in it counted), and a submission from a
+    preview's form is refused even with a genuine token."""
+    dashboard = world.server.url(f"{ADMIN}?accent=%23c0392b")
+    framed = owner.get(
+        f"/widget/{SLUG}", params={"partner": "ngo-b"}, headers={"Referer": dashboard}
+    )
+    assert 'name="token" value=""' in framed.text
+    assert re.search(r'<button type="submit" class="pw-submit" disabled', framed.text)
+    assert 'name="preview" value="1"' in framed.text
+    before = owner.get(f"/api/petitions/{SLUG}").json()["signatures"]
+    token = owner.get(f"/api/petitions/{SLUG}/token", params={"partner": "ngo-b"}).json()["token"]
+    body = {"token": token, **live.new_signer(), "consent_partner": True, "preview": "1"}
+    as_json = owner.post(f"/api/petitions/{SLUG}/signatures", json=body)
+    assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_token"
+    as_form = owner.post(
+        f"/api/petitions/{SLUG}/signatures", data=body, headers={"Accept": "text/html"}
+    )
+    assert as_form.status_code == 400
+    assert 'name="token" value=""' in as_form.text  # the form comes back as a preview still
+    assert owner.get(f"/api/petitions/{SLUG}").json()["signatures"] == before
+    # Elsewhere (another site's page, or none) the same address is the visitors' widget.
+    other = owner.get(f"/widget/{SLUG}", headers={"Referer": "https://example.org/admin/x"})
+    assert re.search(r'name="token" value="[^"]{40,}"', other.text)
+
+
 # --- Exports -------------------------------------------------------------------------------------
 
 
@@ -592,7 +645,12 @@ def behind_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lone]:
     url = backends.sqlite_url(folder)
     live.prepare(url)
     key = in_storage(url, lambda s: new_key(s, access_keys.OWNER))
-    with live.LiveServer(url, folder, base_url="https://petitions.example.org") as srv:
+    # The shipped limit on wrong keys (the test servers' default is none).
+    settings: dict[str, str | int] = {
+        "base_url": "https://petitions.example.org",
+        "rate_login_per_minute": 10,
+    }
+    with live.LiveServer(url, folder, **settings) as srv:
         yield Lone(srv, key)
 
 

@@ -6,6 +6,7 @@ from the outbox here (the SMTP side has tests of its own)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +22,10 @@ from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"
+# A second petition that offers the name-to-target box.
+NAMED = dataclasses.replace(
+    petitions.example(confirmation="email"), slug="named-confirm", name_to_target="optional"
+)
 HTML = {"Accept": "text/html"}
 
 
@@ -37,7 +42,7 @@ def server(
         url = backends.sqlite_url(folder)
     else:
         url = request.getfixturevalue("postgres").create()
-    live.prepare(url, [petitions.example(confirmation="email")])
+    live.prepare(url, [petitions.example(confirmation="email"), NAMED])
     server = live.LiveServer(
         url,
         folder,
@@ -351,3 +356,100 @@ def test_the_check_your_email_page_carries_no_count(
     (mail,) = mails_to(server, signer["email"])
     client.post(link(server, "confirm", mail["confirm"]))
     assert answer() == before
+
+
+def test_the_confirmation_page_says_the_name_will_be_delivered_when_the_box_was_ticked(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    sign = f"/api/petitions/{NAMED.slug}/signatures"
+    shown = {}
+    for ticked in (True, False):
+        signer = live.new_signer()
+        fresh = client.get(f"/api/petitions/{NAMED.slug}/token").json()["token"]
+        body = {"token": fresh, **signer, "consent_name_to_target": ticked}
+        assert client.post(sign, json=body).status_code == 202
+        (mail,) = mails_to(server, signer["email"])
+        shown[ticked] = client.get(link(server, "confirm", mail["confirm"])).text
+    said = "Your name will be on the list delivered to the Russian government."
+    assert said in shown[True] and said not in shown[False]
+
+
+# --- Quarantine: the same bytes, the same mail ----------------------------------------------------
+
+NET_BURST = 5  # RATE_NET_PER_MINUTE=1 below: a burst of five minutes' worth, then quarantine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def quarantining(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[live.LiveServer]:
+    """A server like `server` whose aggregate limit quarantines the sixth submission on."""
+    folder = tmp_path_factory.mktemp("quarantine")
+    if request.param == "sqlite":
+        url = backends.sqlite_url(folder)
+    else:
+        url = request.getfixturevalue("postgres").create()
+    live.prepare(url, [petitions.example(confirmation="email")])
+    server = live.LiveServer(
+        url, folder, SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}", MAIL_FROM="p@example.org",
+        RATE_NET_PER_MINUTE=1,
+    )  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    with server as running:
+        yield running
+
+
+def states(server: live.LiveServer, table: str) -> dict[str, int]:
+    rows = query(server, f"SELECT status, COUNT(*) FROM {table} GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def test_a_quarantined_submission_gets_the_same_bytes_and_the_same_mail(
+    quarantining: live.LiveServer,
+) -> None:
+    """Over the aggregate limit, a submission is a decoy through the writer like the
+    honeypot's, but kept: the same 202 bytes, the same mail, the same confirmation page, its
+    confirmation recorded, and no count."""
+    server = quarantining
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        before = count(client)
+        signers = [live.new_signer() for _ in range(NET_BURST + 2)]
+        answers = [client.post(SIGN, json={"token": token(client), **s}) for s in signers]
+        assert {a.status_code for a in answers} == {202}
+        assert len({same_answer(a) for a in answers}) == 1
+        assert states(server, "pending_signatures") == {"counted": NET_BURST, "quarantined": 2}
+        mails = [mails_to(server, s["email"]) for s in signers]
+        assert {(len(m), m[0]["kind"], tuple(sorted(m[0]))) for m in mails} == {
+            (1, "confirm", tuple(sorted(mails[0][0])))
+        }
+        # One counted and one quarantined confirm alike; only the first counts.
+        pages = []
+        for i in (0, NET_BURST):
+            page = client.post(link(server, "confirm", mails[i][0]["confirm"]))
+            pages.append((page.status_code, page.text.replace(signers[i]["name"], "")))
+        assert pages[0] == pages[1] and pages[0][0] == 200
+        assert count(client) == before + 1
+        assert states(server, "signatures") == {"counted": 1, "quarantined": 1}
+
+
+def test_the_form_without_javascript_answers_a_quarantined_submission_alike(
+    quarantining: live.LiveServer,
+) -> None:
+    server = quarantining
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+
+        def form_token() -> str:
+            value = re.search(r'name="token" value="([^"]+)"', client.get(f"/widget/{SLUG}").text)
+            assert value is not None
+            return value[1]
+
+        pages = set()
+        for _ in range(NET_BURST + 2):
+            typed = live.new_signer()
+            response = client.post(
+                SIGN, data={"token": form_token(), **typed}, headers=HTML, follow_redirects=False
+            )
+            assert response.status_code == 303  # Post/Redirect/Get, to one address for all
+            pages.add(page_but_input(response, typed))
+        assert len(pages) == 1
+        assert states(server, "pending_signatures") == {"counted": NET_BURST, "quarantined": 2}

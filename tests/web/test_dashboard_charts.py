@@ -21,6 +21,7 @@ from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
 ADMIN = f"/admin/petitions/{SLUG}"
+AUTO = "climbing"
 MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
 
 
@@ -78,16 +79,18 @@ def site(
     else:
         url = request.getfixturevalue("postgres").create()
     petition = dataclasses.replace(petitions.example(), timezone="Europe/Moscow", goal=100)
-    live.prepare(url, [petition])
+    # A second petition whose goal raises itself (`auto_goal`), signed only by its own test.
+    climbing = dataclasses.replace(petitions.example(), slug=AUTO, goal=2, auto_goal=True)
+    live.prepare(url, [petition, climbing])
     with live.LiveServer(url, folder) as server:
         key, late = asyncio.run(_arrange(url, server.base_url))
         yield Site(server, key, late)
 
 
-def dashboard(site: Site) -> str:
+def dashboard(site: Site, path: str = ADMIN) -> str:
     with httpx.Client(base_url=site.server.base_url) as c:
         assert c.post("/admin/login", data={"key": site.owner.text}).status_code == 303
-        page = c.get(ADMIN)
+        page = c.get(path)
         assert page.status_code == 200
         return page.text
 
@@ -131,3 +134,41 @@ def test_partners_are_compared_over_time(site: Site) -> None:
     legend = html.unescape(re.sub(r"<[^>]+>", "", figure.split('<ul class="chart-legend">')[1]))
     assert "NGO A: 3" in legend and "NGO B: 1" in legend and "Without a partner: 1" in legend
     assert legend.index("NGO A") < legend.index("NGO B")  # the busiest first
+
+
+def test_the_last_signature_is_told_in_the_petitions_zone(site: Site) -> None:
+    """The last signatures came at 21:00 UTC yesterday: midnight today in Moscow, the zone the
+    charts beside them speak (before, these times alone were written in UTC)."""
+    page = dashboard(site)
+
+    def in_moscow(moment: int) -> str:
+        local = datetime.datetime.fromtimestamp(moment, MOSCOW)
+        return f"{local:%b} {local.day}, {local.year}, {local:%H:%M} Europe/Moscow"
+
+    stat = re.search(r'stat-small">([^<]+)</span>', page)
+    assert stat is not None and html.unescape(stat[1]) == in_moscow(site.late_hour)
+    assert in_moscow(site.late_hour).endswith(", 00:00 Europe/Moscow")
+    partners = page.split('id="partners-h"', 1)[1]
+    assert in_moscow(site.late_hour) in partners  # NGO A's last signature
+    assert in_moscow(site.late_hour - 3600) in partners  # NGO B's, 23:00 the day before
+    assert " UTC<" not in page
+
+
+def test_an_auto_goal_petition_shows_the_goal_the_public_sees(site: Site) -> None:
+    """Past its stored goal of 2 the public sees 100 (`auto_goal`): so does the dashboard,
+    saying where it came from; raising the goal still starts from the stored one."""
+    with httpx.Client(base_url=site.server.base_url) as c:
+        for _ in range(2):
+            token = c.get(f"/api/petitions/{AUTO}/token").json()["token"]
+            body = {"token": token, **live.new_signer()}
+            assert c.post(f"/api/petitions/{AUTO}/signatures", json=body).status_code == 201
+        assert c.get(f"/api/petitions/{AUTO}").json()["goal"] == 100
+    page = html.unescape(dashboard(site, f"/admin/petitions/{AUTO}"))
+    assert "Goal 100 (raised by itself from 2)" in page
+    assert '<progress max="100" value="2"' in page
+    assert "Signatures so far, toward the goal of 100 (UTC)" in page
+    assert "2 signatures of 100." in page
+    assert "Raise the goal (now 2)" in page
+    overview = dashboard(site, "/admin")
+    row = overview.split(f"/admin/petitions/{AUTO}", 1)[1].split("</tr>")[0]
+    assert '<td class="num">100</td>' in row and '<progress max="100"' in row

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.domain import access_keys, export
+from server.domain import access_keys, export, sealing
 from server.domain.export import ExportRow
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
@@ -82,6 +82,25 @@ def test_formula_starts_are_neutralised(first: str) -> None:
 @pytest.mark.parametrize("text", ["", "Anna", "1+1", "a=b", " =1", "'quoted", "Ünal", "日本"])
 def test_other_text_is_left_alone(text: str) -> None:
     assert export.neutralise(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("x;=1+2;y", "x;'=1+2;y"),  # Excel with `;` as its separator reads the cell `=1+2`
+        ("a,+1", "a,'+1"),
+        ("a|-1", "a|'-1"),
+        ("a\t@SUM(A1)", "a\t'@SUM(A1)"),
+        ("a;\t=1", "a;'\t'=1"),  # a tab after a separator, and what follows the tab
+        ("a;\r=1", "a;'\r=1"),
+        ("=1;=2", "'=1;'=2"),
+        ("a; =1", "a; =1"),  # a space is no separator
+        ("1+1;a=b", "1+1;a=b"),
+    ],
+)
+def test_a_formula_after_a_separator_inside_a_cell_is_neutralised(text: str, safe: str) -> None:
+    assert export.neutralise(text) == safe
+    assert export.csv_cell(text) == safe
 
 
 def test_every_text_cell_is_neutralised_in_the_csv() -> None:
@@ -334,3 +353,26 @@ def test_a_client_hanging_up_mid_export_harms_nothing(database_url: str, tmp_pat
         partner = httpx.get(srv.url(f"{petition}/partners/bulk/export.csv"), headers=bearer)
         assert partner.content.count(b"\r\n") == rows // 3 + 1
     assert "Traceback" not in srv.log()
+
+
+def test_the_name_to_target_choice_is_a_column_of_every_owner_export() -> None:
+    """Plain CSV and JSON, and the sealed export once opened; a sealed export made before the
+    column existed opens with it false."""
+    assert "consent_name_to_target" in export.OWNER_COLUMNS
+    assert "consent_name_to_target" not in export.PARTNER_COLUMNS
+    named = row(consent_name_to_target=True)
+    rows = list(csv.DictReader(io.StringIO(csv_text([named, row(id=2)]))))
+    assert [r["consent_name_to_target"] for r in rows] == ["true", "false"]
+    public, secret_text = sealing.new_key_pair()
+    secret = sealing.parse_secret_key(secret_text)
+    box = sealing.seal_signer(
+        name="Anna Petrova", email="anna@example.org", comment=None, signed_at=1_764_000_000,
+        owner=sealing.parse_public_key(public), partner=None,
+    ).owner  # fmt: skip
+    sealed = row(name="", email="", consent_name_to_target=True, sealed=box)
+    lines = b"".join(collect(export.sealed_chunks(stream([sealed]), {}))).decode().splitlines()
+    opened = export.open_line(lines[1], secret)
+    assert opened.consent_name_to_target is True and opened.name == "Anna Petrova"
+    older = json.loads(lines[1])
+    del older["consent_name_to_target"]
+    assert export.open_line(json.dumps(older), secret).consent_name_to_target is False

@@ -3,15 +3,17 @@ another kind, and whatever decodes then validates to a signer or to field errors
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.requests import Request
 
 from server.domain.validation import FieldErrors, validate_signer
-from server.web.payloads import MAX_FIELDS, PayloadError, decode_form, decode_json
+from server.web.payloads import MAX_FIELDS, PayloadError, decode_form, decode_json, read_body
 from tests.domain.test_validation import json_values
 
 
@@ -73,3 +75,18 @@ def test_the_first_of_repeated_form_fields_counts() -> None:
         "name": "Ann",
         "email": "a@example.org",
     }
+
+
+@pytest.mark.parametrize("declared", ["²", "1²", "¹²³", "-1", "1e3", ""])
+def test_a_content_length_of_other_digits_is_a_400_not_a_crash(declared: str) -> None:
+    """`²` passes `str.isdigit()` and then `int()` raises: the server must never get that far
+    (uvicorn's parser refuses such a header before us, but the check must not rely on it).
+    Header bytes are latin-1, where `²` is one byte."""
+    scope = {"type": "http", "headers": [(b"content-length", declared.encode("latin-1"))]}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    with pytest.raises(PayloadError) as refused:
+        asyncio.run(read_body(Request(scope, receive), 1000))
+    assert (refused.value.status, refused.value.code) == (400, "invalid_body")

@@ -156,3 +156,83 @@ def test_the_timeout_is_a_setting(tmp_path: Path) -> None:
     assert load({"SECRET_KEYS": "k", "CLIENT_TIMEOUT": "2.5"}).client_timeout == 2.5
     limit = load({"SECRET_KEYS": "k", "MAX_CONNECTIONS_PER_CLIENT": "7"})
     assert limit.max_connections_per_client == 7
+
+
+# --- Connection starvation ---------------------------------------------------------------------
+
+ADDRESSES = 16
+HELD = 256  # each: MAX_CONNECTIONS_PER_CLIENT, so that the per-address cap does not help
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.LiveServer]:
+    """A server as shipped, except that clients get 30 s for their headers and 60 s for a
+    request: longer than the test, so only the cap on connections sending headers helps."""
+    folder = tmp_path_factory.mktemp("crowded")
+    url = backends.sqlite_url(folder)
+    live.prepare(url)
+    settings = {"client_timeout": 60, "header_timeout": 30}
+    with live.LiveServer(url, folder, **settings) as server:
+        yield server
+
+
+def hold(server: live.LiveServer, address: str, count: int) -> list[socket.socket]:
+    """`count` connections from `address` (any of 127/8 reaches loopback), each holding a
+    request whose headers never end."""
+    held = []
+    for _ in range(count):
+        s = socket.socket()
+        s.settimeout(5)
+        s.bind((address, 0))
+        try:
+            s.connect(("127.0.0.1", server.port))
+            s.sendall(b"POST /api/petitions/x/signatures HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            s.close()
+            continue
+        held.append(s)
+    return held
+
+
+def test_sixteen_addresses_cannot_fill_a_worker(crowded: live.LiveServer) -> None:
+    """Regression: 16 addresses holding 256 half-sent requests each filled all 4,096
+    connections of a worker, and every other signer got 503 for 10 s at a time."""
+    held: list[socket.socket] = []
+    try:
+        for n in range(ADDRESSES):
+            held += hold(crowded, f"127.0.1.{n + 1}", HELD)
+        assert len(held) >= ADDRESSES * HELD - 16  # nearly all were accepted
+        assert sign_from(crowded, "127.0.2.1", 5) == [201] * 5
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_slow_headers_get_408_before_the_request_time(tmp_path: Path) -> None:
+    url = backends.sqlite_url(tmp_path)
+    live.prepare(url)
+    with live.LiveServer(url, tmp_path, client_timeout=60, header_timeout=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            assert s.recv(200).startswith(b"HTTP/1.1 408")
+        # Headers in time leave the body the rest of CLIENT_TIMEOUT: a body sent 1.5 s later
+        # (past HEADER_TIMEOUT) is still read.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            s.sendall(
+                b"POST /api/petitions/x/signatures HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nAccept: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n"
+            )
+            time.sleep(1.5)
+            s.sendall(b"{}")
+            assert s.recv(200).startswith(b"HTTP/1.1 404")
+
+
+def test_connections_are_counted_by_keyed_address_and_ipv6_64() -> None:
+    from server.web.protocol import ClientKeys
+
+    keys = ClientKeys()
+    a, _ = keys.keys("2001:db8:1:2::/64")
+    assert a == keys.keys("2001:db8:1:2::/64")[0] and len(a) == 16
+    assert b"2001" not in a and a != keys.keys("2001:db8:1:3::/64")[0]
+    assert ClientKeys().keys("2001:db8:1:2::/64")[0] != a  # each worker's key is its own

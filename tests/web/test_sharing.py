@@ -182,6 +182,11 @@ def test_widget_share_links_point_to_the_share_page_with_the_partner(
     assert quoted in links["t.me"] and quoted in links["vk.com"] and quoted in links["bsky.app"]
     russian = widget_share_links(client, SLUG, partner="friends", lang="ru")
     assert russian["url"] == f"{server.base_url}/p/{SLUG}?partner=friends&lang=ru"
+    # A malformed code attributes nothing: the link is the plain share page, not one carrying
+    # the "(invalid)" the widget records.
+    assert widget_share_links(client, SLUG, partner="bad!!code")["url"] == (
+        f"{server.base_url}/p/{SLUG}"
+    )
     # A petition's own share_url still wins.
     assert widget_share_links(client, "own-page")["url"] == "https://campaign.example.org/sign"
 

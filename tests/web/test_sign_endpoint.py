@@ -14,7 +14,7 @@ import pytest
 
 from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
-from tests.support import live, petitions
+from tests.support import backends, live, petitions
 
 SLUG = "save-russian-lgbt-network"
 SIGN = f"/api/petitions/{SLUG}/signatures"
@@ -424,3 +424,41 @@ def test_a_repeats_and_a_bots_withdrawal_links_look_like_a_real_one(client: http
     assert [d.status_code for d in done] == [200, 200, 200]
     assert len({d.text for d in done}) == 1
     assert count(client) == before - 1  # only the real one withdrew a signature
+
+
+@pytest.mark.parametrize(
+    "engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def test_a_quarantined_signature_hears_what_a_counted_one_hears(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Counted at once, a signature over the aggregate limit gets the answer of a counted one
+    (the published count plus one, its own working withdrawal link) and moves no count."""
+    if engine == "sqlite":
+        url = backends.sqlite_url(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres").create()
+    live.prepare(url)
+    burst = 5  # RATE_NET_PER_MINUTE=1: five minutes' worth
+    with (
+        live.LiveServer(url, tmp_path, RATE_NET_PER_MINUTE=1) as server,
+        httpx.Client(base_url=server.base_url, timeout=30) as client,
+    ):
+        answers = []
+        for _ in range(burst + 2):
+            published = count(client)
+            response = client.post(SIGN, json={"token": token(client), **live.new_signer()})
+            assert response.status_code == 201
+            answer = response.json()
+            assert answer["signatures"] == published + 1
+            assert set(answer) == {"status", "signatures", "withdraw_url"}
+            answers.append(answer)
+        assert count(client) == burst
+        assert stored(server) == (burst, burst + 2)  # counted, and every row kept
+        paths = [a["withdraw_url"].removeprefix(str(client.base_url)) for a in answers]
+        pages = [client.get(path) for path in (paths[0], paths[-1])]
+        assert [p.status_code for p in pages] == [200, 200] and pages[0].text == pages[1].text
+        # Withdrawn, the quarantined one takes nothing off the count; the counted one does.
+        done = [client.post(path) for path in (paths[-1], paths[0])]
+        assert [d.status_code for d in done] == [200, 200] and done[0].text == done[1].text
+        assert count(client) == burst - 1

@@ -75,10 +75,18 @@ def test_a_workbook_holds_the_columns_and_values_of_the_export() -> None:
 
 
 def test_text_that_looks_like_a_formula_or_a_link_stays_text() -> None:
-    hostile = ['=HYPERLINK("http://evil.example","x")', "+1+1", "@SUM(A1)", "http://x.example"]
+    hostile = [
+        '=HYPERLINK("http://evil.example","x")',
+        "+1+1",
+        "@SUM(A1)",
+        "x;=1+2;y",
+        "http://x.example",
+    ]
     data = build([row(id=i, name=text) for i, text in enumerate(hostile)])
     names = [r[3] for r in cells(data)[1:]]  # `name` is the fourth owner column
-    assert names == hostile
+    # Text cells, and the CSV's `'` too: saved as CSV or pasted, a cell must stay text.
+    assert names == [export.neutralise(text) for text in hostile]
+    assert names[3] == "x;'=1+2;y" and names[4] == "http://x.example"
     assert b"<f>" not in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
 
 

@@ -1,9 +1,11 @@
 // The dashboard's only script. Everything works without it; it adds:
 // - sign-in from a link `/admin/login#key=...` (the demo prints one): the key is read from the
 //   fragment, which browsers never send to a server, removed from the address bar at once,
-//   and submitted;
-// - the snippet generator's live update of the snippet and the preview as options change, and
-//   the preview frame sized to the widget's own height (the widget reports it);
+//   and sent to be shown by its role and scope: only a click on that page signs in (a link
+//   made by someone else must not sign a visitor into their dashboard by itself);
+// - the snippet generator's live update of the snippet and the preview as options change (the
+//   preview's address always says preview=1: a preview never signs), and the preview frame
+//   sized to the widget's own height (the widget reports it);
 // - copy buttons and a confirmation before closing a petition.
 (function () {
   "use strict";
@@ -14,6 +16,11 @@
     if (!form || !match) return;
     history.replaceState(null, "", window.location.pathname + window.location.search);
     form.elements.key.value = match[1];
+    var step = document.createElement("input");
+    step.type = "hidden";
+    step.name = "step";
+    step.value = "link";
+    form.appendChild(step);
     form.submit();
   }
 
@@ -42,6 +49,9 @@
       attrs.push(["data-" + o[0], o[1]]);
       query.push(o[0] + "=" + encodeURIComponent(o[1]));
     });
+    // The frame element takes the theme's colour scheme, as in snippet.embed (and embed.js).
+    var theme = (options.filter(function (o) { return o[0] === "theme"; })[0] || [])[1];
+    var scheme = {dark: "dark", auto: "light dark"}[theme];
     var tag = attrs.map(function (a) { return a[0] + '="' + escapeHtml(a[1]) + '"'; }).join(" ");
     var path = "/widget/" + encodeURIComponent(slug) + (query.length ? "?" + query.join("&") : "");
     return {
@@ -50,7 +60,8 @@
         spaceCss(space) + '">\n' +
         "<script async " + tag + "></" + "script>\n" +
         '<noscript><iframe src="' + escapeHtml(base + path) + '" title="Petition" loading="lazy" ' +
-        'style="width:100%;height:' + height + 'px;border:0"></iframe></noscript>\n</div></div>'
+        'style="width:100%;height:' + height + 'px;border:0' +
+        (scheme ? ";color-scheme:" + scheme : "") + '"></iframe></noscript>\n</div></div>'
     };
   }
 

@@ -1,0 +1,155 @@
+"""The shared limit store, on both engines: two processes' limiters (two `Storage`s on one
+database) become one limit through their flushes, share one key per period, and the purge
+deletes slots and keys that left every window."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from server.domain.ratelimit import ROTATE, SLOT, SLOTS, Keyring, Limits
+from server.store.limits import LimitStore
+from server.store.storage import Storage
+
+T = 1_700_000_000.0 + 30  # well inside a period
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Worker = tuple[Limits, LimitStore]
+
+
+def with_workers(url: str, body: Callable[[Clock, Worker, Worker], Awaitable[None]]) -> None:
+    async def run() -> None:
+        clock = Clock()
+        storages = [Storage(url), Storage(url)]
+        for storage in storages:
+            await storage.connect()
+        await storages[0].migrate()
+        try:
+            workers = []
+            for storage in storages:
+                limits = Limits(clock)
+                workers.append((limits, LimitStore(storage.engine, limits)))
+            await body(clock, workers[0], workers[1])
+        finally:
+            for storage in storages:
+                await storage.disconnect()
+
+    asyncio.run(run())
+
+
+def test_two_workers_share_one_limit(database_url: str) -> None:
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        sign_a, sign_b = a[0].limiter("sign", 10), b[0].limiter("sign", 10)
+        await a[1].sync()
+        await b[1].sync()
+        assert [sign_a.hit(("203.0.113.5", 1)) for _ in range(6)] == [0] * 6
+        await a[1].sync()
+        # B has not heard of this client yet: what it admits before its flush is the overshoot
+        # the limits allow (one flush per worker).
+        assert sign_b.hit(("203.0.113.5", 1)) == 0
+        await b[1].sync()
+        # Now B knows of A's 6 and its own 1: 3 more, then no more.
+        assert [sign_b.hit(("203.0.113.5", 1)) for _ in range(3)] == [0, 0, 0]
+        assert sign_b.hit(("203.0.113.5", 1)) > 0
+        await b[1].sync()
+        # A learns of B's hits with its next flush of this key: until then it admits (its one
+        # flush of overshoot), then both know of 6 + 1 + 3 + 1 and refuse.
+        assert sign_a.hit(("203.0.113.5", 1)) == 0
+        await a[1].sync()
+        assert sign_a.hit(("203.0.113.5", 1)) > 0
+        await b[1].sync()
+        assert sign_b.hit(("203.0.113.5", 1)) > 0
+        assert sign_a.hit(("203.0.113.5", 2)) == 0  # another petition
+        assert sign_a.hit(("203.0.113.6", 1)) == 0  # another client
+
+    with_workers(database_url, body)
+
+
+def test_every_worker_uses_the_same_key(database_url: str) -> None:
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        await a[1].sync()
+        await b[1].sync()
+        period = Keyring.period(clock.now)
+        assert a[0].keyring.secret(period) == b[0].keyring.secret(period)
+        assert a[0].keyring.secret(period + 1) == b[0].keyring.secret(period + 1)
+        assert not a[0].keyring.missing([period, period + 1])
+
+    with_workers(database_url, body)
+
+
+def test_the_purge_deletes_old_slots_and_keys(database_url: str) -> None:
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        limits, store = a
+        lim = limits.limiter("sign", 10)
+        await store.sync()
+        lim.hit("203.0.113.5")
+        await store.sync()
+        async with store.engine.limits() as tx:
+            assert await tx.fetch_val("SELECT COUNT(*) FROM limit_counts") == 1
+            first = await tx.fetch_val("SELECT MIN(period) FROM limit_keys")
+        clock.now += ROTATE + SLOT * SLOTS + 1  # the next period, past every window
+        await store.sync()
+        async with store.engine.limits() as tx:
+            assert await tx.fetch_val("SELECT COUNT(*) FROM limit_counts") == 0
+            assert await tx.fetch_val("SELECT MIN(period) FROM limit_keys") == first + 1
+        assert lim.held() == 0
+        assert first not in limits.keyring.periods()
+
+    with_workers(database_url, body)
+
+
+def test_each_count_goes_with_its_own_window(database_url: str) -> None:
+    """The aggregate limit's window is five minutes; an address's counts still go after their
+    own 65 s, not after the longest window of any limit (docs/privacy.md: a seizure reveals at
+    most the current window)."""
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        limits, store = a
+        sign = limits.limiter("sign", 10)
+        network = limits.limiter("network", 300, slot=5 * SLOT, slots=SLOTS)
+        await store.sync()
+        sign.hit("203.0.113.5")
+        network.hit("203.0.113.0/24")
+        await store.sync()
+
+        async def spans() -> list[int]:
+            async with store.engine.limits() as tx:
+                rows = await tx.fetch_all("SELECT span FROM limit_counts ORDER BY span")
+            return [int(r[0]) for r in rows]
+
+        assert await spans() == [SLOT * SLOTS, 5 * SLOT * SLOTS]
+        clock.now += SLOT * SLOTS + 5 * SLOT + 1  # past the address's window, inside the other
+        await store.sync()
+        assert await spans() == [5 * SLOT * SLOTS]
+        assert (sign.held(), network.held()) == (0, 1)
+        clock.now += 5 * SLOT * SLOTS
+        await store.sync()
+        assert await spans() == []
+
+    with_workers(database_url, body)
+
+
+def test_sqlite_keeps_limits_beside_the_database(tmp_path: Path) -> None:
+    """Not in the database itself: a flush never takes the signatures' write lock."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        a[0].limiter("sign", 10).hit("x")
+        await a[1].sync()
+        assert (tmp_path / "p.db-limits").exists()
+        assert (tmp_path / "p.db-limits").stat().st_mode & 0o077 == 0
+        tables = await a[1].engine.database.fetch_all(
+            "SELECT name FROM sqlite_master WHERE name IN ('limit_counts', 'limit_keys')"
+        )
+        assert tables == []
+
+    with_workers(url, body)

@@ -1,0 +1,699 @@
+"""Webhooks in the store, on both engines, delivered by the job under a manual clock to a real
+HTTP receiver on 127.0.0.1 that verifies every delivery with the `standardwebhooks` library:
+events are written in the causing transaction and arrive as the contract says; a receiver down
+or answering 500 for hours gets every event once back, each with its one `webhook-id`; 410
+disables; a redirect and a private address are refused; a partner endpoint never hears of a
+non-consenting signer and an owner endpoint never gets the personal fields of a signer who did
+not tick the organiser's box; sealed fields open with a plain PyNaCl SealedBox; OSDI bodies and
+headers; a rotation signs with both secrets; milestones fire once; a failed event is kept for
+a week without personal data, redelivered from the dashboard, then purged."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import nacl.public
+import pytest
+
+from server.domain import links, sealing
+from server.domain import webhooks as wh
+from server.domain.links import Link
+from server.domain.signatures import Consent, NewSignature, seal_group
+from server.domain.validation import validate_signer
+from server.store import confirmations, events, retention, webhook_job, webhooks
+from server.store.clock import ManualClock
+from server.store.storage import Storage
+from server.store.writer import create_writer
+from tests.support import petitions
+from tests.support.receiver import Receiver, receiving
+
+T = float(int(time.time()))  # the manual clock starts at real time: receivers check timestamps
+
+
+def later() -> ManualClock:
+    """A manual clock a minute past the real time: rows written at real time by a withdrawal,
+    a closing or a test event are due on it."""
+    return ManualClock(time.time() + 60)
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+async def opened(url: str, confirmation: str = "none") -> tuple[Storage, int]:
+    storage = Storage(url)
+    await storage.connect()
+    await storage.migrate()
+    await storage.import_petitions([petitions.example(confirmation)])
+    pid = await storage.petition_id(petitions.example().slug)
+    assert pid is not None
+    return storage, pid
+
+
+async def hook(
+    storage: Storage, pid: int, receiver: Receiver, path: str = "/hook", **options: Any
+) -> tuple[int, str]:
+    """An endpoint on the receiver (loopback: allowed here), its secret given to it."""
+    options = {"allow_http": True, "allow_private": True, "url": receiver.url(path), **options}
+    new_id, secret = await webhooks.add(storage, petition_id=pid, now=T, **options)
+    receiver.secrets.append(secret)
+    return new_id, secret
+
+
+def signature(
+    pid: int, email: str, name: str = "Ann Lee", *, organiser: bool = True,
+    partner: tuple[int, str] | None = None, consent_partner: bool = False,
+    confirm: bool = False, targets: tuple[wh.Target, ...] = (),
+) -> NewSignature:  # fmt: skip
+    fields = {"name": name, "email": email, "country": "KZ", "consent_organiser": organiser,
+              "consent_partner": consent_partner}  # fmt: skip
+    return NewSignature(
+        petition_id=pid, partner_id=partner[0] if partner else None, unknown_partner=None,
+        nonce=links.new_ref(), nonce_expires_at=2_000_000_000,
+        signer=validate_signer(fields, country="optional"), lang="en",
+        consent=Consent("en", "I agree"), ref=links.new_ref(), withdraw=Link.new(),
+        confirm=Link.new() if confirm else None, confirm_lifetime=7 * 86_400,
+        petition_slug=petitions.example().slug, partner_code=partner[1] if partner else None,
+        webhooks=targets,
+    )  # fmt: skip
+
+
+async def targets(storage: Storage, pid: int) -> tuple[wh.Target, ...]:
+    """The endpoints as the registry hands them to signatures."""
+    return (await events.all_targets(storage.database)).get(pid, ())
+
+
+async def sign(
+    storage: Storage, *batch: NewSignature, at: float = T, owner_key: str | None = None
+) -> None:
+    def prepare(group: Any, now: int) -> Any:
+        assert owner_key is not None
+        return seal_group(group, now, owner_key=owner_key)
+
+    writer = create_writer(storage, lambda: at, prepare if owner_key else None)
+    await writer.start()
+    try:
+        await asyncio.gather(*(writer.submit(s) for s in batch))
+    finally:
+        await writer.close()
+
+
+@contextlib.asynccontextmanager
+async def delivering(
+    storage: Storage, clock: ManualClock, job: webhook_job.WebhookJob | None = None
+) -> AsyncIterator[None]:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        webhook_job.deliver(storage, clock, job or webhook_job.WebhookJob(), stopping)
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def until(clock: ManualClock, done: Callable[[], bool], step: float, limit: int) -> int:
+    """Move the clock by `step` until `done()`, letting the job's real I/O run in between;
+    returns the steps taken."""
+    for i in range(limit):
+        for _ in range(50):
+            if done():
+                return i
+            await asyncio.sleep(0.01)
+            if clock.sleeping:
+                break
+        if done():
+            return i
+        await clock.advance(step)
+    raise AssertionError("not done in time")
+
+
+async def waiting_rows(storage: Storage) -> list[dict[str, Any]]:
+    rows = await storage.database.fetch_all(
+        "SELECT payload FROM outbox WHERE topic = 'webhook' ORDER BY id"
+    )
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_a_counted_signature_arrives_verified_as_the_contract_says(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            s = signature(pid, "ann@example.org", targets=await targets(storage, pid))
+            await sign(storage, s)
+            # Written with the signature, before any delivery.
+            (row,) = await waiting_rows(storage)
+            assert row["type"] == wh.COUNTED and row["endpoint_id"] == endpoint_id
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+            assert got.verified and got.headers["content-type"] == "application/json"
+            assert got.id == row["event_id"] and got.headers["webhook-sequence"] == "1"
+            body = got.json
+            assert set(body) == {"type", "timestamp", "sequence", "data"}
+            assert body["type"] == "signature.counted" and body["timestamp"] == wh.iso(T)
+            assert body["data"] == {
+                "signature_id": s.ref, "petition": s.petition_slug, "partner_code": None,
+                "signed_at": wh.iso(T), "confirmed_at": None, "name": "Ann Lee",
+                "email": "ann@example.org", "country": "KZ", "lang": "en",
+                "consent_organiser": True, "consent_partner": False,
+                "consent_version": s.consent.version, "consent_text": "I agree",
+            }  # fmt: skip
+            # Delivered: only its metadata stays.
+            assert await waiting_rows(storage) == []
+            activity = await webhooks.activity(storage, endpoint_id)
+            assert [(d.event_id, d.status, d.attempts) for d in activity.delivered] == [
+                (got.id, 204, 1)
+            ]
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_confirmation_withdrawal_milestones_and_closing_are_announced(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url, "email")
+        await storage.set_petition_goal(pid, 4)
+        clock = later()
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            found = await targets(storage, pid)
+            ss = [signature(pid, f"s{i}@example.org", confirm=True, targets=found)
+                  for i in range(2)]  # fmt: skip
+            await sign(storage, *ss)
+            assert await waiting_rows(storage) == []  # pending: nothing counts yet
+            for s in ss:
+                assert s.confirm is not None
+                await confirmations.confirm(storage, s.confirm.digest, int(T) + 60)
+            assert ss[0].withdraw is not None
+            async with delivering(storage, clock):
+                await asyncio.to_thread(receiver.wait, 4)  # counted twice, two milestones
+                await confirmations.withdraw(storage, ss[0].withdraw.digest)
+                await storage.set_petition_status(pid, "closed")
+                await until(clock, lambda: len(receiver.accepted()) >= 6, 5, 20)
+                got = receiver.accepted()
+        kinds = sorted((r.json["type"], r.json["data"].get("milestone")) for r in got)
+        assert kinds == [
+            ("petition.closed", None), ("petition.milestone", 25), ("petition.milestone", 50),
+            ("signature.counted", None), ("signature.counted", None),
+            ("signature.withdrawn", None),
+        ]  # fmt: skip
+        assert all(r.verified for r in got)
+        # Per-endpoint sequence numbers, each once.
+        assert sorted(int(r.headers["webhook-sequence"]) for r in got) == list(range(1, 7))
+        counted = next(r.json["data"] for r in got if r.json["type"] == "signature.counted"
+                       and r.json["data"]["signature_id"] == ss[0].ref)  # fmt: skip
+        assert counted["signed_at"] == wh.iso(T) and counted["confirmed_at"] == wh.iso(T + 60)
+        (withdrawn,) = [r.json["data"] for r in got if r.json["type"] == "signature.withdrawn"]
+        assert withdrawn == {"signature_id": ss[0].ref, "petition": ss[0].petition_slug,
+                             "partner_code": None, "reason": "withdrawn"}  # fmt: skip
+        (half,) = [r.json["data"] for r in got if r.json["data"].get("milestone") == 50]
+        assert half == {"petition": ss[0].petition_slug, "signatures": 2, "goal": 4,
+                        "milestone": 50}  # fmt: skip
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_an_endpoint_down_for_hours_gets_every_event_once_back(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            found = await targets(storage, pid)
+            await sign(storage, *(signature(pid, f"d{i}@example.org", targets=found)
+                                  for i in range(3)))  # fmt: skip
+            down_until = T + 5 * 3600
+            receiver.answer = lambda _: 500 if clock.now() < down_until else 200
+            async with delivering(storage, clock):
+                steps = await until(clock, lambda: len(receiver.accepted()) >= 3, 300, 200)
+            assert steps >= 5 * 3600 / 300  # hours of manual time, seconds of real time
+            refused = [r for r in receiver.received if r.status == 500]
+            assert len(refused) >= 3 * 5  # tried again and again, with backoff
+            ok = receiver.accepted()
+            assert len(ok) == 3 and all(r.verified for r in receiver.received)
+            # Every attempt at one event carried its one webhook-id, and a new timestamp.
+            for r in ok:
+                tries = [x for x in receiver.received if x.id == r.id]
+                assert len({x.headers["webhook-timestamp"] for x in tries}) >= 1
+            assert {r.id for r in receiver.received} == {r.id for r in ok}
+            assert await waiting_rows(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_day_of_failures_gives_up_keeps_it_a_week_without_personal_data_then_purges(
+    database_url: str,
+) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            receiver.answer = lambda _: 503
+            await sign(
+                storage, signature(pid, "f@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                await until(clock, lambda: clock.now() >= T + 86_400 + 7200,
+                            1800, 100)  # fmt: skip
+                await asyncio.sleep(0.2)
+            activity = await webhooks.activity(storage, endpoint_id)
+            (failed,) = activity.waiting
+            assert failed.failed_at is not None and failed.last_error in ("http_503", "expired")
+            (kept,) = await waiting_rows(storage)
+            assert "email" not in kept["data"] and "name" not in kept["data"]
+            assert kept["data"]["signature_id"] and kept["stripped"] is True
+            # The dashboard's button: again, with its id, once the receiver is back.
+            receiver.answer = lambda _: 200
+            assert await webhooks.redeliver(storage, endpoint_id, failed.row_id, clock.now())
+            async with delivering(storage, clock):
+                await until(clock, lambda: len(receiver.accepted()) == 1, 5, 20)
+            assert receiver.accepted()[0].id == failed.event_id
+            # A failure a week old is purged.
+            await storage.database.execute(
+                "UPDATE outbox SET failed_at = :t, payload = payload WHERE topic = 'webhook'",
+                {"t": int(T)},
+            )
+            receiver.answer = lambda _: 500
+            await sign(
+                storage, signature(pid, "g@example.org", targets=await targets(storage, pid))
+            )
+            await storage.database.execute(
+                "UPDATE outbox SET failed_at = :t, available_at = :never WHERE topic = 'webhook'",
+                {"t": int(T), "never": 2**62},
+            )
+            await webhooks.purge(storage, T + 7 * 86_400 + 1, webhook_job.FAILED_KEPT)
+            assert await waiting_rows(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_gone_disables_and_a_redirect_is_a_failure_not_followed(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            gone_id, _ = await hook(storage, pid, receiver, "/gone")
+            moved_id, _ = await hook(storage, pid, receiver, "/moved")
+            receiver.answer = lambda r: 410 if r.path == "/gone" else 302
+            await sign(
+                storage, signature(pid, "r@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                await until(clock, lambda: len(receiver.received) >= 3, 30, 50)
+            gone = await webhooks.endpoint(storage, gone_id)
+            assert gone is not None and gone.disabled_at is not None
+            assert gone.disabled_reason == "gone"
+            assert [r.path for r in receiver.received if r.path == "/gone"] == ["/gone"]
+            # The redirect's target was never asked: only /moved, again and again.
+            assert {r.path for r in receiver.received} == {"/gone", "/moved"}
+            moved = await webhooks.activity(storage, moved_id)
+            assert moved.waiting[0].last_error == "redirect_302" and not moved.delivered
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_private_address_is_refused_after_resolution_with_the_rule(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            # A public-looking name that resolves to loopback: refused after resolution.
+            endpoint_id, _ = await webhooks.add(
+                storage, petition_id=pid, partner_id=None, allow_http=True,
+                url=f"http://crm.example.org:{receiver.port}/hook", now=T,
+            )  # fmt: skip
+
+            async def rebinding(host: str, port: int) -> list[str]:
+                return ["127.0.0.1"]
+
+            await sign(
+                storage, signature(pid, "p@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock, webhook_job.WebhookJob(resolver=rebinding)):
+                await until(clock, lambda: clock.now() >= T + 60, 10, 20)
+            assert receiver.received == []
+            activity = await webhooks.activity(storage, endpoint_id)
+            assert activity.waiting[0].last_error == "private_address"
+        await storage.disconnect()
+
+    with caplog.at_level("WARNING", "petition_widget.webhooks"):
+        run(check())
+    assert any("127.0.0.1, a loopback address" in m and "--allow-private" in m
+               for m in caplog.messages)  # fmt: skip
+
+
+def test_who_gets_personal_data(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        partner = await storage.add_partner(pid, "ngo", "NGO")
+        other = await storage.add_partner(pid, "other", "Other")
+        clock = later()
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, "/owner")
+            await hook(storage, pid, receiver, "/ngo", partner_id=partner.id)
+            found = await targets(storage, pid)
+            ngo = (partner.id, "ngo")
+            batch = [
+                signature(pid, "both@example.org", "Both", partner=ngo, consent_partner=True,
+                          targets=found),
+                signature(pid, "ngo-only@example.org", "NgoOnly", organiser=False, partner=ngo,
+                          consent_partner=True, targets=found),
+                signature(pid, "counted@example.org", "Counted", organiser=False, partner=ngo,
+                          targets=found),
+                signature(pid, "other@example.org", "Other", partner=(other.id, "other"),
+                          consent_partner=True, targets=found),
+            ]  # fmt: skip
+            await sign(storage, *batch)
+            assert batch[2].withdraw is not None
+            await confirmations.withdraw(storage, batch[2].withdraw.digest)
+            async with delivering(storage, clock):
+                # Withdrawn before its delivery: its counted event went with it.
+                got = await asyncio.to_thread(receiver.wait, 3 + 1 + 2)
+                await asyncio.sleep(0.3)
+            assert len(receiver.received) == 6
+        owner = [r.json["data"] for r in got if r.path == "/owner"]
+        ngo_got = [r.json["data"] for r in got if r.path == "/ngo"]
+        named = {d.get("name") for d in owner if "signature_id" in d and "reason" not in d}
+        assert named == {"Both", "Other", None}  # the two who ticked the organiser's box
+        assert [d["reason"] for d in owner if "reason" in d] == ["withdrawn"]
+        for d in owner:
+            if d.get("name") is None:
+                assert "email" not in d and "name" not in d
+        # The partner's endpoint: only its signers who ticked its box, with their data.
+        assert sorted(d["name"] for d in ngo_got) == ["Both", "NgoOnly"]
+        assert all(d["partner_code"] == "ngo" for d in ngo_got)
+        for r in got:
+            if r.path == "/ngo":
+                assert "Counted" not in r.body.decode() and "Other" not in r.body.decode()
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_sealed_fields_open_with_a_plain_sealed_box_and_nothing_clear_is_kept(
+    database_url: str,
+) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url, "email")
+        owner_public, _ = sealing.new_key_pair()
+        crm_secret = nacl.public.PrivateKey.generate()
+        crm_public = base64.b64encode(bytes(crm_secret.public_key)).decode()
+        clock = later()
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, "/keyed", public_key=crm_public)
+            await hook(storage, pid, receiver, "/bare")
+            s = signature(pid, "sealed@example.org", "Sealed Signer", confirm=True,
+                          targets=await targets(storage, pid))  # fmt: skip
+            await sign(storage, s, owner_key=owner_public)
+            assert s.confirm is not None
+            await confirmations.confirm(storage, s.confirm.digest, int(T) + 30)
+            rows = await storage.database.fetch_all(
+                "SELECT payload FROM outbox WHERE topic = 'webhook'"
+            )
+            for row in rows:
+                assert "sealed@example.org" not in row[0] and "Sealed Signer" not in row[0]
+            async with delivering(storage, clock):
+                got = await asyncio.to_thread(receiver.wait, 2)
+        keyed = next(r.json["data"] for r in got if r.path == "/keyed")
+        bare = next(r.json["data"] for r in got if r.path == "/bare")
+        assert "name" not in keyed and "email" not in keyed
+        opened_box = json.loads(
+            nacl.public.SealedBox(crm_secret).decrypt(base64.b64decode(keyed["sealed"]))
+        )
+        assert (opened_box["name"], opened_box["email"]) == ("Sealed Signer", "sealed@example.org")
+        assert "sealed" not in bare and "name" not in bare and "email" not in bare
+        assert bare["signature_id"] == s.ref
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_osdi_body_and_headers(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        partner = await storage.add_partner(pid, "ngo", "NGO")
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, format=wh.OSDI, osdi_token="tok-123")
+            found = await targets(storage, pid)
+            await sign(
+                storage,
+                signature(pid, "maria@example.org", "Maria  de la Cruz",
+                          partner=(partner.id, "ngo"), targets=found),
+                signature(pid, "no@example.org", "Not Named", organiser=False, targets=found),
+            )  # fmt: skip
+            await storage.set_petition_status(pid, "closed")  # not for OSDI
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+                await asyncio.sleep(0.3)
+            assert len(receiver.received) == 1
+        assert got.verified
+        assert got.headers["content-type"] == "application/hal+json"
+        assert got.headers["osdi-api-token"] == "tok-123"
+        assert got.json == {
+            "person": {
+                "given_name": "Maria de la", "family_name": "Cruz",
+                "email_addresses": [{"address": "maria@example.org", "primary": True}],
+                "postal_addresses": [{"country": "KZ"}],
+            },
+            "action_date": wh.iso(T),
+            "referrer_data": {"source": "ngo"},
+        }  # fmt: skip
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_rotation_signs_with_both_secrets_for_a_day(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, old = await hook(storage, pid, receiver)
+            new = await webhooks.rotate(storage, endpoint_id, time.time())
+            assert new is not None and new != old
+            receiver.secrets = [old, new]
+            await sign(
+                storage, signature(pid, "rot@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+            assert got.verified_by == [0, 1]
+            assert len(got.headers["webhook-signature"].split(" ")) == 2
+            # A day on, the old one no longer signs.
+            late = await webhooks.endpoint(storage, endpoint_id)
+            assert late is not None and late.secrets(time.time() + 86_401) == [new]
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_huge_and_endless_answers_are_cut_off(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            huge_id, _ = await hook(storage, pid, receiver, "/huge")
+            endless_id, _ = await hook(storage, pid, receiver, "/endless")
+            receiver.answer = lambda r: r.path.strip("/")
+            await sign(
+                storage, signature(pid, "h@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                await until(clock, lambda: len(receiver.received) >= 2, 5, 20)
+                await asyncio.sleep(0.5)
+            huge = await webhooks.activity(storage, huge_id)
+            endless = await webhooks.activity(storage, endless_id)
+            assert [d.status for d in huge.delivered] == [200]  # its status was enough
+            assert endless.waiting[0].last_error == "http_500"
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_retention_announces_withdrawal_and_test_events_go_to_one_endpoint(
+    database_url: str,
+) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = later()
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            s = signature(pid, "ret@example.org", targets=await targets(storage, pid))
+            await sign(storage, s)
+            await retention.retain(storage, pid, T + 10)
+            assert await webhooks.send_test(storage, endpoint_id, T + 20)
+            async with delivering(storage, clock):
+                got = await asyncio.to_thread(receiver.wait, 2)
+        # Retained before its delivery: its counted event, holding its data, went too.
+        by_type = {r.json["type"]: r.json["data"] for r in got}
+        assert "signature.counted" not in by_type
+        assert by_type["signature.withdrawn"]["reason"] == "retention"
+        assert by_type["signature.withdrawn"]["signature_id"] == s.ref
+        assert by_type["webhook.test"]["endpoint_id"] == endpoint_id
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_removing_an_endpoint_takes_its_events(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            await sign(
+                storage, signature(pid, "x@example.org", targets=await targets(storage, pid))
+            )
+            assert len(await waiting_rows(storage)) == 1
+            assert await webhooks.remove(storage, endpoint_id)
+            assert await waiting_rows(storage) == []
+            assert await targets(storage, pid) == ()
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_no_endpoint_no_rows(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url, "email")
+        s = signature(pid, "n@example.org", confirm=True)
+        await sign(storage, s)
+        assert s.confirm is not None
+        await confirmations.confirm(storage, s.confirm.digest, int(T))
+        assert await waiting_rows(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def _certificate(folder: Path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` (openssl, as Debian ships it)."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext",
+         f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The job connects to the address it resolved and checked, and TLS still verifies the
+    certificate against the host name: a certificate for another name fails."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        good = _certificate(tmp_path, "crm.test")
+        trust = ssl.create_default_context(cafile=good[0])
+
+        async def resolver(host: str, port: int) -> list[str]:
+            assert host in ("crm.test", "other.test")
+            return ["127.0.0.1"]
+
+        job = webhook_job.WebhookJob(resolver=resolver, tls=trust)
+        with receiving(tls=good) as receiver:
+            await hook(storage, pid, receiver, url=receiver.url(host="crm.test", scheme="https"))
+            other_id, _ = await webhooks.add(
+                storage, petition_id=pid, allow_private=True, now=T,
+                url=receiver.url(host="other.test", scheme="https"),
+            )  # fmt: skip
+            await sign(
+                storage, signature(pid, "tls@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock, job):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+                await until(clock, lambda: clock.now() >= T + 30, 10, 10)
+            assert got.verified and got.headers["host"] == f"crm.test:{receiver.port}"
+            other = await webhooks.activity(storage, other_id)
+            assert other.waiting[0].last_error == "SSLCertVerificationError"
+            assert len(receiver.received) == 1
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_with_sealing_a_none_petition_keeps_nothing_in_clear(database_url: str) -> None:
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        owner_public, _ = sealing.new_key_pair()
+        crm_public, crm_secret = sealing.new_key_pair()
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, public_key=crm_public)
+            s = signature(pid, "plain@example.org", "Plain Signer",
+                          targets=await targets(storage, pid))  # fmt: skip
+            await sign(storage, s, owner_key=owner_public)
+            (row,) = await waiting_rows(storage)
+            assert "plain@example.org" not in json.dumps(row) and "Plain" not in json.dumps(row)
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+        data = got.json["data"]
+        assert sealing.open_box(data["sealed"], sealing.parse_secret_key(crm_secret))["email"] == (
+            "plain@example.org"
+        )
+        assert data["signed_at"] == wh.iso(sealing.hour(int(T)))  # the hour, in clear
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_the_functions_a_quarantine_calls_announce_invalidation_and_restoration(
+    database_url: str,
+) -> None:
+    """`signatures_withdrawn(..., "invalidated", ...)` and `signature_counted`, called inside
+    the caller's own transaction, as invalidate and restore will: rolled back, nothing."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            s = signature(pid, "q@example.org", targets=await targets(storage, pid))
+            await sign(storage, s)
+            row_id = int(
+                await storage.database.fetch_val(
+                    "SELECT id FROM signatures WHERE ref = :r", {"r": s.ref}
+                )
+            )
+            with contextlib.suppress(RuntimeError):
+                async with storage.write() as tx:
+                    await events.signatures_withdrawn(tx, [row_id], "invalidated", T)
+                    raise RuntimeError("rolled back")
+            assert len(await waiting_rows(storage)) == 1  # only the counted event
+            async with storage.write() as tx:
+                assert await events.signatures_withdrawn(tx, [row_id], "invalidated", T) == 1
+                assert await events.signature_counted(tx, row_id, T) == 1
+            kinds = [(r["type"], r["data"].get("reason"), r["sequence"])
+                     for r in await waiting_rows(storage)]  # fmt: skip
+            # The first counted event, never delivered, went with the invalidation: it held
+            # the signer's data.
+            assert kinds == [
+                ("signature.withdrawn", "invalidated", 2),
+                ("signature.counted", None, 3),
+            ]
+            assert {r["data"]["signature_id"] for r in await waiting_rows(storage)} == {s.ref}
+        await storage.disconnect()
+
+    run(check())
