@@ -82,7 +82,7 @@
       if (height === lastHeight) return;
       lastHeight = height;
       window.parent.postMessage(
-        { "petition-widget": { id: data.frame, height: height, title: document.title } },
+        { "petition-widget": { id: document.getElementById("pw-frame").value, height: height, title: document.title } },
         data.parent_origin
       );
     };

@@ -39,6 +39,8 @@ class Moved:
     ref: str | None  # the name its links carry (None for a signature made before links)
     partner_id: int | None
     created_at: int
+
+
 _WINDOW_BACK = trending.BASELINE_DAYS + 1  # the last hour and the days it is compared with
 
 

@@ -336,6 +336,8 @@ def _render(
         "errors": view.errors,
         "keep": [(k, frame if k == "frame" else v) for k, v in view.kept.items() if v],
         "token": token,
+        # The id the loader gave its frame (`#pw-frame`): its height messages carry it.
+        "frame": frame if "frame" in view.kept else "",
         "country": entry.petition.country,
         "comment": entry.petition.comment,
         "countries": countries.choices(view.lang),
@@ -353,7 +355,6 @@ def _render(
             "goal_text": goal_text,
             "status": entry.status,
             "parent_origin": origin,
-            "frame": frame if "frame" in view.kept else "",
             "count_url": f"/widget/{entry.slug}/count",
             "count_etag": _etag(count, goal, entry.status),
             "token_url": f"{base}/token?{query}",

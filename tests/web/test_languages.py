@@ -119,7 +119,7 @@ def form_fields(doc: Node) -> dict[str, str]:
     form = doc.by_id("pw-form")
     return {
         n.attrs["name"]: n.attrs.get("value", "")
-        for n in form.iter()
+        for n in [*form.iter(), *doc.find_all(form="pw-form")]
         if n.tag == "input" and n.attrs.get("type") in ("hidden", None) and "name" in n.attrs
     }
 

@@ -238,7 +238,8 @@ def form_fields(doc: Node) -> dict[str, str]:
     """What a browser without JavaScript would submit, before the signer types anything."""
     form = doc.by_id("pw-form")
     fields = {}
-    for node in form.iter():
+    # Its own controls, and those that belong to it by their `form` attribute (the token).
+    for node in [*form.iter(), *doc.find_all(form="pw-form")]:
         name = node.attrs.get("name")
         if not name:
             continue
@@ -450,10 +451,10 @@ def test_accent_colour_is_checked_and_hashed(client: httpx.Client, accent: str, 
 def test_frame_parameters_are_checked(client: httpx.Client) -> None:
     _, good = get_page(client, origin="https://partner.example:8443", frame="abc123")
     assert page_data(good)["parent_origin"] == "https://partner.example:8443"
-    assert page_data(good)["frame"] == "abc123"
+    assert good.by_id("pw-frame").attrs["value"] == "abc123"
     _, bad = get_page(client, origin="javascript:alert(1)//", frame='"><script>')
     assert page_data(bad)["parent_origin"] == ""
-    assert page_data(bad)["frame"] == ""
+    assert bad.by_id("pw-frame").attrs["value"] == ""
 
 
 def test_unknown_slug_is_a_plain_404(client: httpx.Client) -> None:
@@ -486,6 +487,28 @@ def served(name: str) -> bytes:
     return assets.served_text((bundle.WIDGET_DIR / name).read_text(), Path(name).suffix).encode()
 
 
+def test_served_scripts_lose_comments_and_indentation_but_no_code() -> None:
+    script = (
+        "// a whole-line comment\n"
+        "function f(a) {\n"
+        "  var u = \"https://example.org/\"; // a comment after code\n"
+        '  var s = "a; // not a comment";\n'
+        "  if (a) // said after a condition\n"
+        "    return u + s; /* kept: a block comment after code */\n"
+        "}\n"
+    )
+    assert assets.served_text(script, ".js") == (
+        "function f(a) {\n"
+        'var u = "https://example.org/";\n'
+        'var s = "a; // not a comment";\n'
+        "if (a)\n"
+        "return u + s; /* kept: a block comment after code */\n"
+        "}\n"
+    )
+    # A stylesheet keeps its lines as they are, but for its comment-only ones.
+    assert assets.served_text("/* x */\n  a { b: c; }\n", ".css") == "  a { b: c; }\n"
+
+
 def test_loader_is_cached_briefly_compressed_and_small(client: httpx.Client) -> None:
     source = served("embed.js")
     response, raw = raw_get(client, "/embed.js", **{"Accept-Encoding": "gzip"})
@@ -500,7 +523,7 @@ def test_loader_is_cached_briefly_compressed_and_small(client: httpx.Client) -> 
     assert again.status_code == 304 and again.content == b""
     # An IIFE in strict mode: it declares nothing at the top level of the host page.
     code = re.sub(rb"/\*.*?\*/", b"", source, flags=re.S).strip()
-    assert code.startswith(b'(function () {\n  "use strict";') and code.endswith(b"})();")
+    assert code.startswith(b'(function () {\n"use strict";') and code.endswith(b"})();")
 
 
 def test_assets_are_fingerprinted_immutable_and_compressed(client: httpx.Client) -> None:
