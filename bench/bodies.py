@@ -16,21 +16,25 @@ from server.domain.form_tokens import FormTokens
 COUNTRIES = ("DE", "FR", "RU", "GB", "", "US", "UA", "")
 
 
-def write(path: Path, count: int, *, secret: str, slug: str, lifetime: int) -> int:
-    """Write `count` JSON bodies, one a line, as the widget posts them; returns bytes written."""
+def write(
+    path: Path, count: int, *, secret: str, slug: str, lifetime: int, partner: str = ""
+) -> int:
+    """Write `count` JSON bodies, one a line, as the widget posts them; returns bytes written.
+    With `partner`, every form is that partner's, and every other signer ticks its box (on a
+    sealed server each of those gets a partner copy, when the partner has a key)."""
     tokens = FormTokens([secret], lifetime=lifetime, min_age=0)
     size = 0
     with path.open("w", encoding="utf-8") as out:
         for i in range(count):
             body = {
-                "token": tokens.issue(slug, "", "en"),
+                "token": tokens.issue(slug, partner, "en"),
                 "lang": "en",
                 "name": f"Bench Signer {i}",
                 "email": f"bench.signer.{i}@example.org",
                 "country": COUNTRIES[i % len(COUNTRIES)],
                 "website": "",
                 "consent_organiser": i % 3 == 0,
-                "consent_partner": False,
+                "consent_partner": bool(partner) and i % 2 == 0,
             }
             line = json.dumps(body, separators=(",", ":")) + "\n"
             size += len(line)

@@ -35,6 +35,7 @@ from server.domain import sealing as sealing_keys
 SECRET = "bench-" + secrets.token_urlsafe(32)
 TOKEN_LIFETIME = 7200  # the server's default: pre-issued tokens stay valid for the whole run
 SLUG = "save-russian-lgbt-network"  # the example petition
+PARTNER = "allies"  # the partner of the sealing loads
 SIGN_PATH = f"/api/petitions/{SLUG}/signatures"
 BROWSER = {"Accept-Encoding": "gzip, deflate, br"}
 READS = {  # name: (path, headers); "If-None-Match" in a name: the current ETag is sent
@@ -113,9 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signing = args.only in (None, "signing")
         confirming = args.only in (None, "confirmation") and args.confirmation_duration
         if args.only in (None, "sealing") and args.sealing_duration:
-            bench.sealing(
-                "sqlite", *(f"sqlite:///{folder / f'seal-{n}.db'}" for n in ("off", "on"))
-            )
+            bench.sealing("sqlite")
         for workers in args.workers if signing else []:
             bench.bare(workers)
             bench.ours("sqlite", f"sqlite:///{folder / f'sqlite-{workers}w.db'}", workers)
@@ -188,7 +187,16 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="S",
         help="seconds of the sign load with signer data sealed, beside the same load without, "
-        "on 1 worker on SQLite; 0 to skip (5)",
+        "on 1 worker on SQLite, for a petition that counts at once and one that confirms by "
+        "email, every form a partner's and every other signer ticking its box; 0 to skip (5)",
+    )
+    add(
+        "--sealing-rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="pairs of sealing off and on, run alternately, per confirmation mode: on a "
+        "machine whose speed drifts, compare each pair (2)",
     )
     add("--connections", type=int, default=50, help="concurrent connections (50)")
     add("--threads", type=int, default=1, help="wrk threads (1)")
@@ -250,13 +258,14 @@ class Bench:
         reuse: bool = False,
         seconds: float | None = None,
         ok_status: int = 201,
+        body_file: Path | None = None,
     ) -> tuple[load.Load, Any]:
         return _measured(
             server,
             lambda: load.sign(
                 server.url,
                 SIGN_PATH,
-                self.body_file,
+                body_file or self.body_file,
                 seconds=seconds or self.args.duration,
                 connections=self.args.connections,
                 threads=self.args.threads,
@@ -356,25 +365,39 @@ class Bench:
                 self._say(confirmed, listed=False)
         self.confirmations.append(Confirmation(backend, off, on, drained, confirmed))
 
-    def sealing(self, backend: str, off_url: str, on_url: str) -> None:
-        """Sign without sealing, then with (the same load on a petition that counts at once):
-        the second seals each signer for a fresh key pair on the writer's thread."""
+    def sealing(self, backend: str) -> None:
+        """Sign without sealing, then with, in alternate pairs (`--sealing-rounds`), on a
+        petition that counts at once and on one that confirms by email (its mail job sending
+        to the sink meanwhile, as in production): the sealed runs seal each signer for a fresh
+        key pair on the writer's thread, and every consenting signer again for the partner's
+        key (every form is the partner's, every other signer ticks its box)."""
         print(f"bench: sealed signer data on {backend}, 1 worker", flush=True)
         seconds = self.args.sealing_duration
         public, _ = sealing_keys.new_key_pair()
-        pair = []
-        for url, key, name in ((off_url, "", "off"), (on_url, public, "on")):
-            servers.prepare(url, confirmation="none")
-            log = self.folder / f"{backend}-sealing-{name}.log"
-            with servers.our_server(url, 1, SECRET, log, sealing_key=key) as server:
-                signed, cpu = self._sign(server, seconds=seconds)
-                r = Result(backend, 1, f"sign, sealing {name}", signed, cpu, server.peak_rss())
-                r.check, r.failed = _sign_check(signed, servers.stored_counts(url, SLUG))
-                if key and not r.failed:
-                    r.check, r.failed = _sealed_check(url, r.check)
-                self._say(r, listed=False)
-                pair.append(r)
-        self.sealings.append((pair[0], pair[1]))
+        partner_public, _ = sealing_keys.new_key_pair()
+        body_file = self.folder / "bodies-partner.jsonl"
+        bodies.write(body_file, int(BODIES_PER_SECOND * seconds), secret=SECRET, slug=SLUG,
+                     lifetime=TOKEN_LIFETIME, partner=PARTNER)  # fmt: skip
+        with servers.Sink(self.folder, f"{backend}-sealing") as sink:
+            for round_ in range(1, self.args.sealing_rounds + 1):
+                for mode, status in (("none", 201), ("email", 202)):
+                    pair = []
+                    for key, name in (("", "off"), (public, "on")):
+                        url = f"sqlite:///{self.folder / f'seal-{mode}-{name}-{round_}.db'}"
+                        servers.prepare(url, confirmation=mode, partner=(PARTNER, partner_public))
+                        log = self.folder / f"{backend}-sealing-{mode}-{name}-{round_}.log"
+                        with servers.our_server(
+                            url, 1, SECRET, log, sealing_key=key, smtp_port=sink.port
+                        ) as server:
+                            signed, cpu = self._sign(
+                                server, seconds=seconds, ok_status=status, body_file=body_file
+                            )
+                        kind = f"sign {mode}, sealing {name}, pair {round_}"
+                        r = Result(backend, 1, kind, signed, cpu, server.peak_rss())
+                        r.check, r.failed = _sealing_check(url, signed, mode, sealed=bool(key))
+                        self._say(r, listed=False)
+                        pair.append(r)
+                    self.sealings.append((pair[0], pair[1]))
 
     def _confirm(
         self, server: servers.Server, paths: Path, seconds: float = CONFIRM_PATIENCE
@@ -480,12 +503,25 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _sealed_check(url: str, check: str) -> tuple[str, bool]:
-    """After a sealed load: every signature row has its box, and none a clear name or email."""
-    clear, sealed = servers.sealed_counts(url)
+def _sealing_check(url: str, signed: load.Load, mode: str, *, sealed: bool) -> tuple[str, bool]:
+    """After a sealing load: the rows are all there (counted, or waiting for confirmation),
+    and when sealed every one has its box, none a clear name or email, and every consenting
+    signer (every other one) a partner copy."""
+    table = "signatures" if mode == "none" else "pending_signatures"
+    if mode == "none":
+        check, failed = _sign_check(signed, servers.stored_counts(url, SLUG))
+    else:
+        rows = servers.sealed_counts(url, table)
+        failed = sum(rows[:2]) < signed.acknowledged if sealed else rows[0] != signed.acknowledged
+        check = f"{'MISMATCH: ' if failed else ''}{signed.acknowledged:,} acknowledged, waiting"
+    if failed or not sealed:
+        return check, failed
+    clear, boxes, copies = servers.sealed_counts(url, table)
     if clear:
         return f"MISMATCH: {clear:,} rows in clear; {check}", True
-    return f"{check}; all {sealed:,} sealed", False
+    if abs(copies - boxes / 2) > 1:
+        return f"MISMATCH: {copies:,} partner copies of {boxes:,}; {check}", True
+    return f"{check}; all {boxes:,} sealed, {copies:,} partner copies", False
 
 
 def _sign_check(signed: load.Load, stored: tuple[int, int] | None) -> tuple[str, bool]:
@@ -656,7 +692,8 @@ def _sealing_table(
 ) -> list[str]:
     lines = [
         f"## Sealed signer data: 1 worker, {args.connections} connections, "
-        f"{args.sealing_duration:g} s of sign load without sealing, then with",
+        f"{args.sealing_duration:g} s of sign load without sealing, then with, in alternate "
+        "pairs; every form a partner's, every other signer ticking its box",
         "",
         "| Server | Sealing | Acknowledged/s | On/off | p50 ms | p99 ms | Errors | "
         "Server CPU µs/request | CPU cores: server / wrk / other | Counts |",
@@ -668,7 +705,8 @@ def _sealing_table(
             lat = r.load.latency_ms
             ratio = f"{r.load.acknowledged_per_second / base:.0%}" if r is on and base else ""
             lines.append(
-                f"| {r.label} | {name} | {r.load.acknowledged_per_second:,.0f} | {ratio} | "
+                f"| {r.kind.replace(f', sealing {name}', '')}, {r.label} | {name} | "
+                f"{r.load.acknowledged_per_second:,.0f} | {ratio} | "
                 f"{_ms(lat['p50'])} | {_ms(lat['p99'])} | {_errors(r)} | "
                 f"{_cpu_per_request(r)} | {_cpu(r.cpu)} | {r.check} |"
             )
@@ -753,6 +791,9 @@ def _as_json(bench: Bench, sizes: list[weight.Item], args: argparse.Namespace) -
                 "confirm": _result_json(run.confirmed),
             }
             for run in bench.confirmations
+        ],
+        "sealing": [
+            {"off": _result_json(off), "on": _result_json(on)} for off, on in bench.sealings
         ],
         "weight": [dataclasses.asdict(item) for item in sizes],
     }

@@ -166,6 +166,7 @@ def our_server(
         TOKEN_MIN_AGE="0",
         RATE_SIGN_PER_MINUTE=str(10**9),
         RATE_CLIENT_PER_MINUTE=str(10**9),
+        RATE_NET_PER_MINUTE=str(10**9),  # the aggregate limit (issue 15) would quarantine
         SQLITE_SYNCHRONOUS="full",  # as shipped: acknowledged means on disk
         ACCESS_LOG="0",
         LOG_LEVEL="warning",
@@ -256,10 +257,13 @@ class Sink:
         self.stop()
 
 
-def prepare(database_url: str, confirmation: str = "none") -> str:
+def prepare(
+    database_url: str, confirmation: str = "none", partner: tuple[str, str] | None = None
+) -> str:
     """Migrate a fresh database and import the example petition; returns its slug. By default
     its signatures count at once (`confirmation = "none"`), the figure every earlier run
-    measured; "email" makes each wait for its confirmation link."""
+    measured; "email" makes each wait for its confirmation link. `partner`: (code, public
+    key) of a partner added to it."""
     petition = dataclasses.replace(load_file(bundle.EXAMPLE_PETITION), confirmation=confirmation)
 
     async def run() -> None:
@@ -268,6 +272,10 @@ def prepare(database_url: str, confirmation: str = "none") -> str:
         try:
             await storage.migrate()
             await storage.import_petitions([petition])
+            if partner is not None:
+                petition_id = await storage.petition_id(petition.slug)
+                assert petition_id is not None
+                await storage.add_partner(petition_id, partner[0], partner[0].title(), partner[1])
         finally:
             await storage.disconnect()
 
@@ -292,17 +300,21 @@ def stored_counts(database_url: str, slug: str) -> tuple[int, int]:
     return asyncio.run(run())
 
 
-def sealed_counts(database_url: str) -> tuple[int, int]:
-    """(signature rows with a clear email, rows with a sealed box)."""
+def sealed_counts(database_url: str, table: str = "signatures") -> tuple[int, int, int]:
+    """(rows of `table` with a clear email, rows with a sealed box, rows with a partner copy)."""
 
-    async def run() -> tuple[int, int]:
+    async def run() -> tuple[int, int, int]:
         storage = Storage(database_url)
         await storage.connect()
         try:
             db = storage.database
-            clear = await db.fetch_val("SELECT COUNT(*) FROM signatures WHERE email <> ''")
-            sealed = await db.fetch_val("SELECT COUNT(*) FROM signatures WHERE sealed IS NOT NULL")
-            return int(clear), int(sealed)
+            counted = (  # `table` is one of ours, never input
+                "SELECT COUNT(*) FILTER (WHERE email <> ''), COUNT(sealed), "
+                f"COUNT(partner_sealed) FROM {table}"
+            )
+            row = await db.fetch_one(counted)
+            assert row is not None
+            return int(row[0]), int(row[1]), int(row[2])
         finally:
             await storage.disconnect()
 

@@ -33,7 +33,8 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
         [
             sys.executable, "-m", "bench", "--duration", "2", "--read-duration", "1",
             "--workers", "1", "--signatures", "4000", "--connections", "8", "--settle", "0",
-            "--confirmation-duration", "1", "--dir", str(run), "--json", str(figures),
+            "--confirmation-duration", "1", "--sealing-duration", "1", "--sealing-rounds", "1",
+            "--dir", str(run), "--json", str(figures),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -41,7 +42,9 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
         timeout=240,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for heading in ("## Sign load", "## Reads", "## Confirmation by email", "## Widget weight"):
+    headings = ("## Sign load", "## Reads", "## Confirmation by email", "## Sealed signer data",
+                "## Widget weight")  # fmt: skip
+    for heading in headings:
         assert heading in done.stdout
 
     results = json.loads(figures.read_text())["results"]
@@ -59,6 +62,14 @@ def test_bench_smoke_run_completes_with_consistent_counts_and_quiet_logs(tmp_pat
         assert confirmations[0][step]["check"].startswith("ok: "), step
     assert confirmations[0]["sign_email"]["load"]["statuses"].get("202", 0) > 0
     assert confirmations[0]["mails"]["sent"] > 0
+
+    # Sealed beside unsealed, counting at once and confirming by email, with partner copies.
+    sealings = json.loads(figures.read_text())["sealing"]
+    assert len(sealings) == 2
+    for pair in sealings:
+        assert not pair["off"]["failed"] and not pair["on"]["failed"]
+        assert "partner copies" in pair["on"]["check"]
+    assert [p["on"]["kind"].split(",")[0] for p in sealings] == ["sign none", "sign email"]
 
     # The bench's signers reach the server's logs no more than real ones would.
     logs = list(run.glob("*.log"))

@@ -86,7 +86,9 @@ def _remove_signer(args: argparse.Namespace, settings: Settings) -> int:
             # An address typed where the slug goes is not printed back either.
             slug = without_addresses(args.petition)
             return fail(f"no petition '{slug}' (see: petition-widget petitions list)")
-        counted, waiting = await confirmations.remove_signer(storage, petition_id, key)
+        counted, waiting = await confirmations.remove_signer(
+            storage, petition_id, key, hasher.mail_tag(key)
+        )
         await storage.engine.scrub()  # the removed rows leave the files too (WAL, dead rows)
         if not (counted or waiting):
             print(f"No signature of that address on {args.petition}.")

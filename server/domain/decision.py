@@ -108,14 +108,15 @@ def decide(
     over = over_network_limit is not None and over_network_limit()
     withdraw = Link.new()
     confirm = Link.new() if petition.needs_confirmation else None
-    domain = mail_box = None
+    ref = new_ref()
+    domain = mail_box = mail_tag = None
     if hasher is not None:
-        if confirm is not None:
-            mail_box = hasher.seal_mail(
-                {"to": signer.email, "confirm": confirm.token, "withdraw": withdraw.token}
-            )
         domain = hasher.domain_key(signer.email_key.rpartition("@")[2])
         signer = dataclasses.replace(signer, email_key=hasher.email_key(signer.email_key))
+        if confirm is not None:
+            secrets = {"to": signer.email, "confirm": confirm.token, "withdraw": withdraw.token}
+            mail_box = hasher.seal_mail({**secrets, "ref": ref})
+            mail_tag = hasher.mail_tag(signer.email_key)
     signature = NewSignature(
         petition_id=entry.id,
         partner_id=partner.id if partner else None,
@@ -126,13 +127,14 @@ def decide(
         signer=signer,
         lang=lang,
         consent=wording.record(),
-        ref=new_ref(),
+        ref=ref,
         withdraw=withdraw,
         confirm=confirm,
         confirm_lifetime=confirm_lifetime,
         email_domain=domain,
         partner_key=partner.public_key if partner and signer.consent_partner else None,
         mail_box=mail_box,
+        mail_tag=mail_tag,
         petition_slug=entry.slug,
         auto_goal=petition.auto_goal,
         partner_code=partner.code if partner else None,

@@ -113,10 +113,18 @@ class EmailHasher:
     def domain_key(self, domain: str) -> str:
         return hmac.new(self.key, b"domain\x00" + domain.encode(), hashlib.sha256).hexdigest()
 
+    def mail_tag(self, email_key: str) -> str:
+        """What a queued mail keeps in clear of its signer (`email_key`, itself keyed): enough
+        for `signatures remove` to find the signer's unsent mails, yet, being keyed again, no
+        way for whoever holds the database alone to join a mail to its signature (which would
+        give the signature the mail's times)."""
+        return hmac.new(self.key, b"mail\x00" + email_key.encode(), hashlib.sha256).hexdigest()
+
     def seal_mail(self, secrets: Mapping[str, str]) -> str:
-        """What a queued mail must hide until it is sent: its address ("to") and its links'
+        """What a queued mail must hide until it is sent: its address ("to"), its links'
         tokens ("confirm", "withdraw"; a token opens its signer's name box, and withdraws or
-        confirms), encrypted under a key derived from this one, so the database's files
+        confirms) and the `ref` of its submission (in clear it would join the mail to its
+        signature), encrypted under a key derived from this one, so the database's files
         (PostgreSQL's dead rows and WAL included) never hold them in clear. The mail job opens
         them just before sending."""
         data = json.dumps(dict(secrets), separators=(",", ":")).encode()

@@ -58,6 +58,9 @@ class NewSignature:
     # Its mail's address and link tokens, encrypted for the outbox (`EmailHasher.seal_mail`);
     # None: the outbox keeps them in clear (no hash key: tests that build signatures by hand).
     mail_box: str | None = None
+    # With `mail_box`: its signer's `EmailHasher.mail_tag`, what the mail row keeps in clear
+    # in place of `ref` (which is in the box) so that `signatures remove` finds it.
+    mail_tag: str | None = None
     # For webhook events: the petition's slug, the partner's code, whether its goal moves by
     # steps (`auto_goal`: each step is a milestone), and the petition's enabled endpoints as the
     # registry knows them (`web/submission.sign` sets them).

@@ -215,9 +215,12 @@ async def pending_count(storage: Storage, petition_id: int) -> int:
     return int(value)
 
 
-async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> tuple[int, int]:
+async def remove_signer(
+    storage: Storage, petition_id: int, email_key: str, mail_tag: str | None = None
+) -> tuple[int, int]:
     """Remove an address's signature and pending submissions from a petition, for a signer
-    who asks by other means: (signatures removed, pending submissions removed)."""
+    who asks by other means: (signatures removed, pending submissions removed). `mail_tag`
+    (`EmailHasher.mail_tag` of `email_key`) finds its unsent mails that keep no clear `ref`."""
     async with storage.write() as tx:
         key = {"p": petition_id, "k": email_key}
         # Read before they go; one that never counted (quarantined, invalidated) is no event.
@@ -239,7 +242,8 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
         )
         # Its mails not sent yet go too: they hold the address (encrypted), and would still
         # reach it with links to a signature that is gone.
-        await _forget_mails(tx, {r[1] for r in [*removed, *pending] if r[1]})
+        refs = {r[1] for r in [*removed, *pending] if r[1]}
+        await _forget_mails(tx, petition_id, refs, mail_tag)
         # The digests of its key go too (with the hash key, a list of addresses can be tested
         # against them): its mail quota on this petition, its daily mail budgets, and the one
         # on its used form tokens, whose nonces stay until they expire, to stop a replay.
@@ -257,14 +261,20 @@ async def remove_signer(storage: Storage, petition_id: int, email_key: str) -> t
     return len(removed), len(pending)
 
 
-async def _forget_mails(tx: Transaction, refs: set[str]) -> None:
-    """Delete the queued mails about the submissions `refs` (their payloads name them). The
-    queue of unsent mails is short, so it is read whole rather than indexed by ref."""
-    if not refs:
+async def _forget_mails(
+    tx: Transaction, petition_id: int, refs: set[str], mail_tag: str | None
+) -> None:
+    """Delete the queued mails about the submissions `refs` (rows written without the hash
+    key name them in clear) or, about this petition, to the signer `mail_tag` (rows whose
+    `ref` is in their box). The queue of unsent mails is short, so it is read whole rather
+    than indexed."""
+    if not refs and mail_tag is None:
         return
     rows = await tx.fetch_all("SELECT id, payload FROM outbox WHERE topic = :t", {"t": MAIL_TOPIC})
     for row in rows:
-        if json.loads(row[1]).get("ref") in refs:
+        payload = json.loads(row[1])
+        tagged = mail_tag is not None and payload.get("signer") == mail_tag
+        if payload.get("ref") in refs or (tagged and payload.get("petition_id") == petition_id):
             await tx.execute("DELETE FROM outbox WHERE id = :id", {"id": row[0]})
 
 

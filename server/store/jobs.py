@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from server.domain import mail
 from server.domain.errors import BadPayload
@@ -201,18 +201,18 @@ class MailHandler:
                 async with self.job.sender.connection() as connection:
                     await connection.send(message)
         except PermanentMailError as refused:
-            await self._unmailable(row)
+            await self._unmailable(payload)  # opened: its `ref` may be in the box
             raise outbox.GiveUp(f"permanent:{refused.code or refused.kind}") from None
         except TransientMailError as failed:
             # The outbox logs the type; this says which failure (a kind and a code, no address).
             logger.info("mail for petition %d not sent yet: %s", entry.id, failed)
             raise
 
-    async def _unmailable(self, row: outbox.OutboxRow) -> None:
+    async def _unmailable(self, payload: Mapping[str, object]) -> None:
         """A confirmation that can never arrive: its submission can never be confirmed, so its
         personal data goes now rather than at the end of CONFIRM_LIFETIME."""
-        ref = row.payload.get("ref")
-        if row.payload.get("kind") != mail.CONFIRM or not isinstance(ref, str) or not ref:
+        ref = payload.get("ref")
+        if payload.get("kind") != mail.CONFIRM or not isinstance(ref, str) or not ref:
             return  # "already signed" names a signature that counts: it stays
         if await confirmations.forget_unmailable(self.storage, ref):
             logger.info("deleted a submission whose confirmation was refused for good")

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from server.domain.errors import PetitionWidgetError
-from server.domain.sealing import hour_after
+from server.domain.sealing import HOUR, hour_after
 from server.store.clock import Clock, Stopping, pause
 from server.store.engine import Transaction
 from server.store.storage import Storage
@@ -186,17 +186,22 @@ async def release(storage: Storage, rows: Sequence[OutboxRow], now: float) -> in
 
 
 async def oldest_pending_age(
-    storage: Storage, now: float, topic: str | None = None
+    storage: Storage, now: float, topic: str | None = None, *, to_the_hour: bool = False
 ) -> float | None:
     """Seconds since the oldest row still to deliver (claimed or not) was added, of one topic
     or all; None when there is none. A health check's figure: it grows when delivery is stuck.
-    Rows that failed for good are not waiting: they do not count."""
+    Rows that failed for good are not waiting: they do not count. `to_the_hour`: the rows keep
+    their times rounded down to the hour (a sealed server's mails), so the age is counted from
+    the end of that hour: up to an hour low, never high, so an alert on it does not fire for
+    every fresh mail."""
     sql = "SELECT MIN(created_at) FROM outbox WHERE failed_at IS NULL"
     values: dict[str, Any] = {}
     if topic is not None:
         sql, values = sql + " AND topic = :topic", {"topic": topic}
     oldest = await storage.database.fetch_val(sql, values)
-    return None if oldest is None else max(0.0, now - float(oldest))
+    if oldest is None:
+        return None
+    return max(0.0, now - float(oldest) - (HOUR - 1 if to_the_hour else 0))
 
 
 async def fail(storage: Storage, row_id: int, now: float, kind: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -22,6 +23,8 @@ import asyncpg
 from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 from server.store.limits import TABLES
 
+logger = logging.getLogger("petition_widget.postgres")
+
 SHARDS = 16
 CONNECT_TIMEOUT = 5.0  # seconds to open a PostgreSQL connection
 COMMAND_TIMEOUT = 10.0  # seconds one PostgreSQL statement may take before it is an error
@@ -31,6 +34,11 @@ EXPORT_PREFETCH = 500  # rows a cursor fetches at a time
 REBUILD_TIMEOUT = 24 * 3600.0  # seconds `rebuild_files` may take: VACUUM FULL of a big database
 SCRUB_EVERY = 60.0  # seconds at least between two rewrites of the outbox (`scrub`)
 SCRUB_LOCK_WAIT = "200ms"  # how long a scrub waits for the outbox's lock before it gives up
+# Rows over which the outbox is not rewritten (`scrub`): VACUUM FULL copies every live row while
+# it holds the table's lock, which signatures queue behind; a drained outbox has a handful. A
+# backlog (a mail server down for hours) is scrubbed when it has gone.
+SCRUB_MAX_ROWS = 10_000
+SCRUB_TIMEOUT = COMMAND_TIMEOUT  # seconds the rewrite may take before it is given up
 
 _NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
@@ -216,21 +224,31 @@ class PostgresEngine(Engine):
         """Rewrite the outbox into a new file (`VACUUM FULL outbox`): the rows of sent mails
         stay in its pages as dead tuples, their address and links encrypted under the hash key,
         until a rewrite; whoever seized the disk and that key would open them. At most every
-        `SCRUB_EVERY` seconds, and only if the table's lock comes within `SCRUB_LOCK_WAIT`
-        (signatures queue behind the rewrite, which takes milliseconds on a drained outbox);
-        otherwise a later call does it."""
+        `SCRUB_EVERY` seconds, only while the outbox holds at most `SCRUB_MAX_ROWS` rows, and
+        only if the table's lock comes within `SCRUB_LOCK_WAIT` and the rewrite ends within
+        `SCRUB_TIMEOUT` (signatures queue behind it; it takes milliseconds on a drained
+        outbox); otherwise a later call does it. Never raises for a busy or slow table: its
+        callers have done their own work by then."""
         now = time.monotonic()
         if now - self._scrubbed < SCRUB_EVERY:
             return
         self._scrubbed = now
-        async with self._raw() as raw:
-            await raw.execute(f"SET lock_timeout = '{SCRUB_LOCK_WAIT}'")
-            try:
-                await raw.execute("VACUUM FULL outbox")
-            except asyncpg.LockNotAvailableError:
-                self._scrubbed = 0.0  # busy: the next call tries again
-            finally:
-                await raw.execute("RESET lock_timeout")
+        try:
+            async with self._raw() as raw:
+                rows = await raw.fetchval(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT $1) AS o", SCRUB_MAX_ROWS + 1
+                )
+                if rows > SCRUB_MAX_ROWS:
+                    logger.info("outbox not rewritten: over %d rows wait", SCRUB_MAX_ROWS)
+                    return
+                await raw.execute(f"SET lock_timeout = '{SCRUB_LOCK_WAIT}'")
+                try:
+                    await raw.execute("VACUUM FULL outbox", timeout=SCRUB_TIMEOUT)
+                finally:
+                    await raw.execute("RESET lock_timeout")
+        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError, TimeoutError) as exc:
+            logger.info("outbox not rewritten (%s): the next scrub tries again", type(exc).__name__)
+            self._scrubbed = float("-inf")  # busy or slow: the next call tries again
 
     async def lock_for_migration(self, tx: Transaction) -> None:
         await tx.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")

@@ -15,8 +15,10 @@ already download them in clear from its page.
 
 The rest of what a sealed database keeps to the hour or encrypted follows: the expiries of
 links and used form tokens (an exact expiry is an exact submission time plus a lifetime) are
-rounded up to the hour, and queued mails that hold their address and links in clear get them
-sealed (`EmailHasher.seal_mail`), as the writer does.
+rounded up to the hour, and queued mails are made as the writer of a sealed server makes
+them: their address, links and `ref` sealed (`EmailHasher.seal_mail`; rows of the first sealed
+release, whose `to_box` held only the address, are opened and sealed again), their times to
+the hour.
 
 In batches of `BATCH` rows, each its own transaction on the write path: a `kill -9` part-way
 loses nothing, and running it again carries on where it stopped (a row is sealed when its
@@ -41,7 +43,7 @@ from server.store.storage import Storage
 BATCH = 500
 
 _TABLES = ("pending_signatures", "signatures")  # pending first: see the module
-_MAIL_SECRETS = ("to", "confirm", "withdraw")
+_MAIL_SECRETS = ("to", "confirm", "withdraw", "ref")  # what a sealed mail keeps in its box
 # Expiries to the hour, rounded up (integer division on both engines: BIGINT columns).
 _ROUND_EXPIRIES = [
     "UPDATE links SET expires_at = (expires_at + 3599) / 3600 * 3600 "
@@ -99,18 +101,50 @@ async def seal_database(
 
 
 async def _seal_mails(tx: Any, hasher: EmailHasher) -> None:
-    """Queued mails that keep their address and links in clear (written without the hash
-    key): sealed as the writer seals them now."""
-    for row_id, text in await tx.fetch_all("SELECT id, payload FROM outbox WHERE topic = 'mail'"):
+    """Queued mails as the writer of a sealed server queues them now: address, links' tokens
+    and `ref` in the box (`EmailHasher.seal_mail`), the signer's keyed tag in clear for
+    `signatures remove`, and the times to the hour. Rows written without the hash key keep
+    the secrets in clear; rows of the first sealed release keep only the address in their
+    `to_box` (the tokens and `ref` in clear); rows of the second keep `ref` in clear."""
+    rows = await tx.fetch_all(
+        "SELECT id, payload, created_at, available_at FROM outbox WHERE topic = 'mail'"
+    )
+    for row_id, text, created_at, available_at in rows:
         payload = json.loads(text)
-        secrets = {k: str(payload.pop(k)) for k in _MAIL_SECRETS if k in payload}
-        if "to" not in secrets:
+        if not {*_MAIL_SECRETS, "to_box"} & set(payload):
             continue  # sealed already, or given up (an empty payload)
+        secrets = _mail_secrets(payload, hasher)
+        if secrets is None or "to" not in secrets:
+            continue  # another key's box: the mail job gives it up, as it would anyway
+        key = stored_email_key(secrets["to"]) or secrets["to"].lower()
         payload["box"] = hasher.seal_mail(secrets)
+        payload["signer"] = hasher.mail_tag(hasher.email_key(key))
+        values = {
+            "p": json.dumps(payload),
+            "id": row_id,
+            "created": sealing.hour(int(created_at)),
+            # Rounded down, so a mail due stays due.
+            "available": sealing.hour(int(available_at)),
+        }
         await tx.execute(
-            "UPDATE outbox SET payload = :p WHERE id = :id",
-            {"p": json.dumps(payload), "id": row_id},
+            "UPDATE outbox SET payload = :p, created_at = :created, available_at = :available "
+            "WHERE id = :id",
+            values,
         )
+
+
+def _mail_secrets(payload: dict[str, Any], hasher: EmailHasher) -> dict[str, str] | None:
+    """Take out of `payload` what its box must hold: what its boxes hold and what it keeps in
+    clear; None when a box does not open with this key."""
+    secrets: dict[str, str] = {}
+    for name in ("to_box", "box"):
+        if isinstance(box := payload.pop(name, None), str):
+            opened = hasher.open_mail(box)
+            if opened is None:
+                return None
+            secrets.update(opened)
+    secrets.update({k: str(payload.pop(k)) for k in _MAIL_SECRETS if k in payload})
+    return secrets
 
 
 async def _seal_rows(

@@ -214,11 +214,20 @@ def _wait_for_confirmation(
     budget = yield _COUNT_BUDGET, {"recipient": recipient, "day": now // DAY}
     if int(budget[0]) > MAILS_PER_DAY:
         return
-    # The address only as the mail needs it, and with the tokens encrypted when the hash key is
-    # there: the database's files never hold them in clear (deleted rows linger on PostgreSQL).
-    to = {"box": s.mail_box} if s.mail_box else {"to": s.signer.email}
+    # The address only as the mail needs it, and with the tokens and `ref` encrypted when the
+    # hash key is there: the database's files never hold them in clear (deleted rows linger on
+    # PostgreSQL), and no clear `ref` joins the mail to its signature; the signer's keyed tag
+    # lets `signatures remove` find it instead.
+    if s.mail_box:
+        to = {"box": s.mail_box, "signer": s.mail_tag}
+        mail = {k: v for k, v in mail.items() if k != "ref"}
+    else:
+        to = {"to": s.signer.email}
     payload = {**mail, **to, "lang": s.lang, "petition_id": s.petition_id}
-    rows.mails.append({"payload": json.dumps(payload), "now": now})
+    # Sealed, a mail's times are kept to the hour like its signature's (exact ones would date
+    # the signature); rounded down, so it is due at once.
+    queued = sealing.hour(now) if s.sealed else now
+    rows.mails.append({"payload": json.dumps(payload), "now": queued})
 
 
 def _links(s: NewSignature, *kinds: str) -> dict[str, str]:

@@ -481,7 +481,13 @@ async def healthz(request: Request) -> Response:
     if "database" not in problems:
         with contextlib.suppress(Exception):
             age = await asyncio.wait_for(
-                outbox.oldest_pending_age(services.storage, time.time(), MAIL_TOPIC),
+                outbox.oldest_pending_age(
+                    services.storage,
+                    time.time(),
+                    MAIL_TOPIC,
+                    # Sealed, mail rows keep their times to the hour.
+                    to_the_hour=bool(services.settings.sealing_public_key),
+                ),
                 HEALTH_TIMEOUT,
             )
             oldest = None if age is None else int(age)

@@ -148,6 +148,24 @@ def test_oldest_pending_age(database_url: str) -> None:
     run(check())
 
 
+def test_oldest_pending_age_of_rows_kept_to_the_hour(database_url: str) -> None:
+    """A sealed server's mail rows keep their times to the hour: their age counts from the
+    hour's end, so a fresh mail reads 0, not up to an hour (an alert at ten minutes would fire
+    for every mail), and a stuck one shows, at most an hour late."""
+
+    async def check() -> None:
+        storage = await opened(database_url)
+        hour = T - T % 3600
+        await queue(storage, {"n": 1}, now=hour)
+        assert await outbox.oldest_pending_age(storage, hour + 1800, to_the_hour=True) == 0
+        late = hour + 3599 + 600
+        assert await outbox.oldest_pending_age(storage, late, to_the_hour=True) == 600
+        assert await outbox.oldest_pending_age(storage, late) == 3599 + 600
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_concurrent_claimers_never_get_the_same_row(database_url: str) -> None:
     async def check() -> None:
         one, two = await opened(database_url), Storage(database_url)

@@ -15,6 +15,7 @@ import pytest
 from databases.backends.postgres import PostgresConnection
 
 from server.store import outbox
+from server.store import postgres as postgres_engine
 from server.store.postgres import PostgresEngine
 from server.store.storage import Storage
 from tests.support import backends
@@ -98,6 +99,104 @@ def test_scrub_rewrites_the_outbox_without_its_dead_rows(
             await engine.scrub()
             assert marker.encode() in await _outbox_file(engine)
         finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+async def _filenode(storage: Storage) -> int:
+    return int(await storage.database.fetch_val("SELECT pg_relation_filenode('outbox')"))
+
+
+@pytest.mark.postgresql
+def test_scrub_leaves_a_large_outbox_alone(
+    postgres: backends.PostgresDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VACUUM FULL copies every live row under the table's lock, which signatures queue
+    behind: over SCRUB_MAX_ROWS rows (a backlog) it is skipped, and done once the outbox is
+    small again."""
+    url = postgres.create()
+    monkeypatch.setattr(postgres_engine, "SCRUB_MAX_ROWS", 3)
+    monkeypatch.setattr(postgres_engine, "SCRUB_EVERY", 0.0)
+
+    async def run() -> None:
+        storage = Storage(url)
+        await storage.connect()
+        await storage.migrate()
+        try:
+            async with storage.write() as tx:
+                for i in range(4):
+                    await outbox.add(tx, "mail", {"n": i}, 0)
+            before = await _filenode(storage)
+            await storage.engine.scrub()
+            assert await _filenode(storage) == before  # 4 rows: left alone
+            async with storage.write() as tx:
+                await tx.execute("DELETE FROM outbox WHERE payload = :p", {"p": '{"n": 0}'})
+            await storage.engine.scrub()
+            assert await _filenode(storage) != before  # 3 rows: rewritten
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+@pytest.mark.postgresql
+def test_a_scrub_that_times_out_does_not_fail_its_caller(
+    postgres: backends.PostgresDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rewrite cut off by its statement timeout (a slow disk, a big table) is given up, not
+    raised: its callers (the mail job's drain, `signatures remove`, retention) have done their
+    work, and a later scrub tries again."""
+    url = postgres.create()
+    monkeypatch.setattr(postgres_engine, "SCRUB_EVERY", 0.0)
+
+    async def run() -> None:
+        storage = Storage(url)
+        await storage.connect()
+        await storage.migrate()
+        try:
+            before = await _filenode(storage)
+            monkeypatch.setattr(postgres_engine, "SCRUB_TIMEOUT", 1e-6)
+            await storage.engine.scrub()  # cut off at once: no error
+            assert await _filenode(storage) == before
+            monkeypatch.setattr(postgres_engine, "SCRUB_TIMEOUT", 10.0)
+            await storage.engine.scrub()  # the connection still works, and so does the next
+            assert await _filenode(storage) != before
+        finally:
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+@pytest.mark.postgresql
+def test_rebuilding_the_files_is_not_cut_off_by_the_statement_timeout(
+    postgres: backends.PostgresDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`seal`'s VACUUM FULL takes as long as the database is big, and waits for every table's
+    lock: it runs under REBUILD_TIMEOUT, not the pool's per-statement timeout (here 1 s, while
+    another session holds a table for 3 s)."""
+    url = postgres.create()
+    monkeypatch.setattr(postgres_engine, "COMMAND_TIMEOUT", 1.0)
+
+    async def run() -> None:
+        storage = Storage(url)
+        await storage.connect()
+        await storage.migrate()
+        other = await asyncpg.connect(url)
+        try:
+            holder = other.transaction()
+            await holder.start()
+            await other.execute("LOCK TABLE signatures IN ACCESS SHARE MODE")
+
+            async def release() -> None:
+                await asyncio.sleep(3.0)
+                await holder.rollback()
+
+            releasing = asyncio.create_task(release())
+            await storage.engine.rebuild_files()  # waits out the lock, and is not cut off
+            await releasing
+        finally:
+            await other.close()
             await storage.disconnect()
 
     asyncio.run(run())

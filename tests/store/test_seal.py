@@ -5,15 +5,20 @@ seal` killed with SIGKILL part-way finishes when run again."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import nacl.secret
+import pytest
 
 from server.domain import sealing
 from server.store import outbox, seal
@@ -102,6 +107,19 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
                 mail = {"kind": "confirm", "ref": "pending-0", "to": "w0@example.org",
                         "confirm": "tok-c", "withdraw": "tok-w", "lang": "en"}  # fmt: skip
                 await outbox.add(tx, "mail", mail, T)
+                # The first sealed release boxed only the address (`to_box`), the second kept
+                # `ref` in clear beside its box: both are sealed as the writer seals now.
+                first = {"kind": "confirm", "ref": "pending-1",
+                         "to_box": _bare_box("w1@example.org"),
+                         "confirm": "tok-c1", "withdraw": "tok-w1", "lang": "en"}  # fmt: skip
+                await outbox.add(tx, "mail", first, T + 1)
+                second = {
+                    "kind": "already_signed",
+                    "ref": "ref-2",
+                    "lang": "en",
+                    "box": HASHER.seal_mail({"to": "s2@example.org", "withdraw": "tok-w2"}),
+                }
+                await outbox.add(tx, "mail", second, T + 2)
             before = await rows(storage)
             totals = await storage.totals()
             seen: list[seal.Progress] = []
@@ -135,12 +153,28 @@ def test_sealing_a_plaintext_database_in_place(database_url: str) -> None:
                 for table in ("links", "used_tokens")
             ]
             assert expiries == [sealing.hour_after(T + 604_800), sealing.hour_after(T + 7_260)]
-            payload = json.loads(await storage.database.fetch_val("SELECT payload FROM outbox"))
-            assert not {"to", "confirm", "withdraw"} & set(payload)
-            assert HASHER.open_mail(payload["box"]) == {
-                "to": "w0@example.org", "confirm": "tok-c", "withdraw": "tok-w",
-            }  # fmt: skip
-            assert payload["kind"] == "confirm" and payload["ref"] == "pending-0"
+            mails = await storage.database.fetch_all(
+                "SELECT payload, created_at, available_at FROM outbox ORDER BY id"
+            )
+            payloads = [json.loads(m[0]) for m in mails]
+            for payload in payloads:  # nothing in clear that names the signer or its row
+                assert not {"to", "to_box", "confirm", "withdraw", "ref"} & set(payload)
+            assert [HASHER.open_mail(p["box"]) for p in payloads] == [
+                {"to": "w0@example.org", "confirm": "tok-c", "withdraw": "tok-w",
+                 "ref": "pending-0"},
+                {"to": "w1@example.org", "confirm": "tok-c1", "withdraw": "tok-w1",
+                 "ref": "pending-1"},
+                {"to": "s2@example.org", "withdraw": "tok-w2", "ref": "ref-2"},
+            ]  # fmt: skip
+            assert [p["kind"] for p in payloads] == ["confirm", "confirm", "already_signed"]
+            # `signatures remove` finds them by the signer's keyed tag.
+            tags = [
+                HASHER.mail_tag(HASHER.email_key(a))
+                for a in ("w0@example.org", "w1@example.org", "s2@example.org")
+            ]
+            assert [p["signer"] for p in payloads] == tags
+            # Their times to the hour, rounded down: still due at once.
+            assert all(m[1] == m[2] == sealing.hour(T) for m in mails)
             assert await seal.seal_database(storage, public, HASHER) == 0  # idempotent
             assert await rows(storage) == after
         finally:
@@ -210,6 +244,73 @@ def test_seal_killed_part_way_finishes_when_run_again(database_url: str, tmp_pat
 
     asyncio.run(check())
     assert "Sealed" in again.stdout
+
+
+def test_pending_rows_go_first_so_a_confirmation_meanwhile_arrives_sealed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running server confirms a submission while `seal` works on the pending rows: the row
+    it moves into `signatures` arrives there as it was. Pending rows first, it is sealed then
+    or sealed with the counted rows that follow; counted rows first, it would land among them
+    in clear after they were done, and need another pass (here none is allowed)."""
+    public, _ = sealing.new_key_pair()
+    monkeypatch.setattr(seal, "BATCH", 1)
+    monkeypatch.setattr(seal, "PASSES", 1)
+
+    async def confirm_one() -> bool:
+        """What the server's confirmation does, on its own connection, once `seal` has sealed
+        a pending row and another is still in clear; whether it did."""
+        server = Storage(database_url)
+        await server.connect()
+        try:
+            async with server.write() as tx:
+                sealed = await tx.fetch_val("SELECT COUNT(sealed) FROM pending_signatures")
+                clear = await tx.fetch_val(
+                    "SELECT id FROM pending_signatures WHERE sealed IS NULL ORDER BY id LIMIT 1"
+                )
+                if not sealed or clear is None:
+                    return False
+                await tx.execute(
+                    "INSERT INTO signatures (petition_id, partner_id, email_key, email, name, "
+                    "comment, lang, consent_version, consent_organiser, consent_partner, "
+                    "created_at, ref, sealed, partner_sealed, email_domain) "
+                    "SELECT petition_id, partner_id, email_key, email, name, comment, lang, "
+                    "consent_version, consent_organiser, consent_partner, created_at, ref, "
+                    "sealed, partner_sealed, email_domain FROM pending_signatures WHERE id = :id",
+                    {"id": clear},
+                )
+                await tx.execute("DELETE FROM pending_signatures WHERE id = :id", {"id": clear})
+                return True
+        finally:
+            await server.disconnect()
+
+    async def run() -> None:
+        storage, _, _ = await plaintext_database(database_url, 3, sealing.new_key_pair()[0])
+        confirmed: list[bool] = []
+
+        def report(_: seal.Progress) -> None:  # after each batch; no transaction is open
+            if not any(confirmed):
+                confirmed.append(asyncio.run_coroutine_threadsafe(confirm_one(), other).result())
+
+        other = asyncio.new_event_loop()
+        thread = threading.Thread(target=other.run_forever, daemon=True)
+        thread.start()
+        try:
+            await seal.seal_database(storage, public, HASHER, report)
+            assert any(confirmed)  # the server did confirm one meanwhile
+            assert await seal.left(storage) == 0, "a confirmed row stayed in clear"
+        finally:
+            other.call_soon_threadsafe(other.stop)
+            thread.join(10)
+            await storage.disconnect()
+
+    asyncio.run(run())
+
+
+def _bare_box(address: str) -> str:
+    """A box of the first sealed release: the bare address, under the same derived key."""
+    box = nacl.secret.SecretBox(HASHER._address_key).encrypt(address.encode())
+    return base64.b64encode(box).decode()
 
 
 def _counts(text: str) -> list[str]:
