@@ -456,10 +456,10 @@ def missing(request: Request) -> Response:
         "t": t,
         "css_url": _asset_url(".css"),
         "js_url": _asset_url(".js"),
+        "frame": kept.get("frame", ""),  # where widget.js reads it (`#pw-frame`), as in widget.html
         "data": {
             "lang": lang,
             "parent_origin": kept.get("origin", ""),
-            "frame": kept.get("frame", ""),
             "numbers": t.number_format,
         },
     }
