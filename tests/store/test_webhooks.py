@@ -74,10 +74,10 @@ async def hook(
 def signature(
     pid: int, email: str, name: str = "Ann Lee", *, organiser: bool = True,
     partner: tuple[int, str] | None = None, consent_partner: bool = False,
-    confirm: bool = False, targets: tuple[wh.Target, ...] = (),
+    confirm: bool = False, targets: tuple[wh.Target, ...] = (), to_target: bool = False,
 ) -> NewSignature:  # fmt: skip
     fields = {"name": name, "email": email, "country": "KZ", "consent_organiser": organiser,
-              "consent_partner": consent_partner}  # fmt: skip
+              "consent_partner": consent_partner, "consent_name_to_target": to_target}  # fmt: skip
     return NewSignature(
         petition_id=pid, partner_id=partner[0] if partner else None, unknown_partner=None,
         nonce=links.new_ref(), nonce_expires_at=2_000_000_000,
@@ -153,7 +153,8 @@ def test_a_counted_signature_arrives_verified_as_the_contract_says(database_url:
         clock = ManualClock(T)
         with receiving() as receiver:
             endpoint_id, _ = await hook(storage, pid, receiver)
-            s = signature(pid, "ann@example.org", targets=await targets(storage, pid))
+            s = signature(pid, "ann@example.org", targets=await targets(storage, pid),
+                          to_target=True)  # fmt: skip
             await sign(storage, s)
             # Written with the signature, before any delivery.
             (row,) = await waiting_rows(storage)
@@ -170,6 +171,7 @@ def test_a_counted_signature_arrives_verified_as_the_contract_says(database_url:
                 "signed_at": wh.iso(T), "confirmed_at": None, "name": "Ann Lee",
                 "email": "ann@example.org", "country": "KZ", "lang": "en",
                 "consent_organiser": True, "consent_partner": False,
+                "consent_name_to_target": True,
                 "consent_version": s.consent.version, "consent_text": "I agree",
             }  # fmt: skip
             # Delivered: only its metadata stays.
@@ -727,6 +729,70 @@ def test_a_quarantined_signature_is_announced_when_restored_and_invalidated_afte
             # The counted event, not delivered yet, went with the invalidation (it held data).
             assert kinds == [("signature.withdrawn", "invalidated")]
             assert {r["sequence"] for r in await waiting_rows(storage)} == {2}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_quarantined_confirmation_is_no_event_until_restored(database_url: str) -> None:
+    """The confirm path: a quarantined submission, confirmed, is recorded and counts nowhere,
+    so no endpoint hears of it; restored, it is `signature.counted` with its confirmation."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url, "email")
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            held = dataclasses.replace(
+                signature(pid, "wait@example.org", confirm=True,
+                          targets=await targets(storage, pid)),
+                status=abuse.QUARANTINED,
+            )  # fmt: skip
+            await sign(storage, held)
+            assert held.confirm is not None
+            await confirmations.confirm(storage, held.confirm.digest, int(T) + 60)
+            assert (
+                await storage.database.fetch_val(
+                    "SELECT status FROM signatures WHERE ref = :r", {"r": held.ref}
+                )
+                == abuse.QUARANTINED
+            )
+            assert await waiting_rows(storage) == []
+            everyone = Selection(quarantined_only=True)
+            await moderation.apply(storage, pid, everyone, abuse.RESTORE, int(T) + 120)
+            (row,) = await waiting_rows(storage)
+            assert row["type"] == wh.COUNTED and row["data"]["signature_id"] == held.ref
+            assert row["data"]["confirmed_at"] == wh.iso(T + 60)
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_retention_keeps_no_sealed_box_and_announces_only_what_counted(
+    database_url: str,
+) -> None:
+    """Retention deletes the boxes sealed for endpoints too (they hold a name and an address),
+    and says `retention` only of signatures that counted: a quarantined one was never
+    announced."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        owner_public, _ = sealing.new_key_pair()
+        crm_public, _ = sealing.new_key_pair()
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, public_key=crm_public)
+            found = await targets(storage, pid)
+            counted = signature(pid, "kept@example.org", targets=found)
+            held = dataclasses.replace(
+                signature(pid, "held@example.org", targets=found), status=abuse.QUARANTINED
+            )
+            await sign(storage, counted, held, owner_key=owner_public)
+            boxes = "SELECT COUNT(*) FROM signatures WHERE webhook_sealed IS NOT NULL"
+            assert await storage.database.fetch_val(boxes) == 2
+            await retention.retain(storage, pid, T + 10)
+            assert await storage.database.fetch_val(boxes) == 0
+            withdrawn = [r["data"]["signature_id"] for r in await waiting_rows(storage)
+                         if r["type"] == wh.WITHDRAWN]  # fmt: skip
+            assert withdrawn == [counted.ref]
         await storage.disconnect()
 
     run(check())
