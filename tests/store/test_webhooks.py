@@ -259,6 +259,47 @@ def test_an_endpoint_down_for_hours_gets_every_event_once_back(database_url: str
     run(check())
 
 
+def test_a_slow_receiver_is_cut_off_and_its_event_tried_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt is cut off after `ATTEMPT_TIMEOUT` (15 s; a fraction of a second here), and
+    the event is tried again under its `webhook-id` until a fast answer delivers it."""
+    monkeypatch.setattr(webhook_job, "ATTEMPT_TIMEOUT", 0.3)
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            await sign(
+                storage, signature(pid, "slow@example.org", targets=await targets(storage, pid))
+            )
+            slow = [True]
+
+            def answer(_: Any) -> int:
+                if slow.pop() if slow else False:
+                    time.sleep(1.0)  # past the attempt's time: the job has hung up
+                return 204
+
+            receiver.answer = answer
+            async with delivering(storage, clock):
+                for _ in range(100):  # the backoff passes on the manual clock
+                    activity = await webhooks.activity(storage, endpoint_id)
+                    if activity.delivered:
+                        break
+                    if clock.sleeping:
+                        await clock.advance(10)
+                    await asyncio.sleep(0.05)
+            # The slow answer's record is made once its handler wakes.
+            await asyncio.to_thread(receiver.wait, 2, accepted=False)
+            assert [(d.status, d.attempts) for d in activity.delivered] == [(204, 2)]
+            assert len({r.id for r in receiver.received}) == 1
+            assert all(r.verified for r in receiver.received)
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_a_day_of_failures_gives_up_keeps_it_a_week_without_personal_data_then_purges(
     database_url: str,
 ) -> None:
