@@ -31,7 +31,15 @@ from server.domain.abuse import Selection
 from server.domain.links import Link
 from server.domain.signatures import Consent, NewSignature, seal_group
 from server.domain.validation import validate_signer
-from server.store import confirmations, events, moderation, retention, webhook_job, webhooks
+from server.store import (
+    confirmations,
+    events,
+    moderation,
+    outbox,
+    retention,
+    webhook_job,
+    webhooks,
+)
 from server.store.clock import ManualClock
 from server.store.storage import Storage
 from server.store.writer import create_writer
@@ -277,7 +285,8 @@ def test_a_slow_receiver_is_cut_off_and_its_event_tried_again(
             slow = [True]
 
             def answer(_: Any) -> int:
-                if slow.pop() if slow else False:
+                if slow:
+                    slow.pop()
                     time.sleep(1.0)  # past the attempt's time: the job has hung up
                 return 204
 
@@ -523,6 +532,43 @@ def test_osdi_body_and_headers(database_url: str) -> None:
             "action_date": wh.iso(T),
             "referrer_data": {"source": "ngo"},
         }  # fmt: skip
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_redelivered_osdi_record_without_its_address_fails_and_stops_nothing(
+    database_url: str,
+) -> None:
+    """An OSDI event failed for good lost its clear name and address: redelivered, it can be
+    no record, so it fails again at once, and the job goes on delivering the rest (it used to
+    raise on the missing address, over and over, and its batch was never written back)."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver, format=wh.OSDI)
+            await sign(
+                storage, signature(pid, "lost@example.org", targets=await targets(storage, pid))
+            )
+            (row,) = await outbox.claim(storage, events.TOPIC, 10, 60, T)
+            await webhook_job.settle(storage, [webhook_job._Result(row, give_up=True)], T)
+            assert "lost@example.org" not in json.dumps(await waiting_rows(storage))
+            assert await webhooks.redeliver(storage, endpoint_id, row.id, T)
+            await sign(
+                storage, signature(pid, "next@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+                for _ in range(100):
+                    activity = await webhooks.activity(storage, endpoint_id)
+                    if activity.waiting and activity.waiting[0].failed_at is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            assert got.json["person"]["email_addresses"][0]["address"] == "next@example.org"
+            (failed,) = activity.waiting
+            assert failed.row_id == row.id and failed.last_error == "no_personal_data"
         await storage.disconnect()
 
     run(check())
