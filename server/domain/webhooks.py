@@ -86,6 +86,8 @@ class SignatureFacts:
     consent_partner: bool
     consent_version: str
     consent_text: str
+    # The box "Show my name on the list delivered to {target}" (`[form] name_to_target`).
+    consent_name_to_target: bool = False
     name: str | None = None
     email: str | None = None
     boxes: Mapping[int, str] = dataclasses.field(default_factory=dict)
@@ -136,6 +138,7 @@ def counted_data(target: Target, f: SignatureFacts) -> dict[str, Any] | None:
         "lang": f.lang,
         "consent_organiser": f.consent_organiser,
         "consent_partner": f.consent_partner,
+        "consent_name_to_target": f.consent_name_to_target,
         "consent_version": f.consent_version,
         "consent_text": f.consent_text,
     }

@@ -2,7 +2,8 @@
 made of it (`domain/delivery`): used by `petition-widget delivery` and the dashboard's copy.
 
 The names are read by a query of their own that selects the name, the country and the sealed
-box of the signers who ticked `consent_name_to_target`, and nothing else: no email is read, so
+box of the signers who ticked `consent_name_to_target` and whose signature counts (a
+quarantined or invalidated one is neither counted nor named), and nothing else: no email is read, so
 none can reach a pack. A sealed row's name is in the owner's box; it is opened with the secret
 key given (`secret`), here on the owner's machine, and only the name is kept of it. Without a
 key, a sealed row cannot be named: `NamesSealed`. A row whose name retention deleted is counted
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 _NAMED = """
 SELECT name, country, sealed FROM signatures
-WHERE petition_id = :p AND consent_name_to_target = 1 ORDER BY created_at, id"""
+WHERE petition_id = :p AND consent_name_to_target = 1 AND status = 'counted'
+ORDER BY created_at, id"""
 HOUR = 3600
 
 

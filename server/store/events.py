@@ -58,7 +58,7 @@ VALUES ('webhook', :payload, :now, :now, :endpoint_id)"""
 _FACTS = """
 SELECT s.id, s.ref, p.slug, s.partner_id, pa.code, s.created_at, s.signed_at, s.country,
     s.lang, s.consent_organiser, s.consent_partner, s.consent_version, c.text, s.name, s.email,
-    s.sealed, s.webhook_sealed
+    s.sealed, s.webhook_sealed, s.consent_name_to_target
 FROM signatures s JOIN petitions p ON p.id = s.petition_id
 LEFT JOIN partners pa ON pa.id = s.partner_id
 LEFT JOIN consent_texts c ON c.version = s.consent_version
@@ -132,6 +132,7 @@ async def _facts(tx: Transaction, row_id: int) -> wh.SignatureFacts | None:
         confirmed_at=None if confirmed_at is None else int(confirmed_at), country=r[7],
         lang=r[8], consent_organiser=bool(r[9]), consent_partner=bool(r[10]),
         consent_version=r[11], consent_text=r[12] or "",
+        consent_name_to_target=bool(r[17]),
         name=None if sealed else r[13], email=None if sealed or not r[14] else r[14],
         boxes=boxes,
     )  # fmt: skip
@@ -381,6 +382,7 @@ def _new_facts(s: NewSignature, now: int) -> wh.SignatureFacts:
         confirmed_at=None, country=s.signer.country, lang=s.lang,
         consent_organiser=s.signer.consent_organiser, consent_partner=s.signer.consent_partner,
         consent_version=s.consent.version, consent_text=s.consent.text,
+        consent_name_to_target=s.signer.consent_name_to_target,
         name=None if sealed else s.signer.name, email=None if sealed else s.signer.email,
         boxes=dict(s.sealed.webhooks) if s.sealed is not None else {},
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Retention: signer data deleted once a petition has been closed for its `[retention] days`.
 
-What goes, for every signature of such a petition: the personal data (the sealed boxes, or the
-name, email and comment where nothing was sealed), the keyed hash of the address and of its
+What goes, for every signature of such a petition: the personal data (the sealed boxes, the
+ones sealed for webhook endpoints among them, or the name, email and comment where nothing was
+sealed), the keyed hash of the address and of its
 domain, and everything else that could tie a signature to a person: pending submissions, the
 digests of used tokens, the mail quotas. What stays: the clear columns (partner, country,
 language, consent flags, the hour), so counts, charts and delivery totals do not move: the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from server.domain import abuse
 from server.domain.petitions import Entry
 from server.store import events
 from server.store.storage import Storage
@@ -32,14 +34,16 @@ RETAINED = "retained:"
 _LEFT = "SELECT COUNT(*) FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained"
 _RETAIN = """
 UPDATE signatures SET name = '', email = '', comment = NULL, sealed = NULL,
-    partner_sealed = NULL, email_domain = NULL, email_key = 'retained:' || CAST(id AS TEXT)
+    partner_sealed = NULL, webhook_sealed = NULL, email_domain = NULL,
+    email_key = 'retained:' || CAST(id AS TEXT)
 WHERE id IN (
     SELECT id FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained
     ORDER BY id LIMIT :n
 ) RETURNING id"""
 
+# The same rows as `_RETAIN`'s, of which only those that count are announced.
 _DUE_IDS = """
-SELECT id FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained
+SELECT id, status FROM signatures WHERE petition_id = :p AND email_key NOT LIKE :retained
 ORDER BY id LIMIT :n"""
 
 
@@ -102,9 +106,11 @@ async def retain(storage: Storage, petition_id: int, now: float | None = None) -
         async with storage.write() as tx:
             batch = {**values, "n": BATCH, "retained": RETAINED + "%"}
             # Each endpoint that heard of these signatures hears that their data went, in the
-            # same transaction (the rows stay, counted, without anyone's data).
+            # same transaction (the rows stay, counted, without anyone's data). One that does
+            # not count (quarantined, invalidated) was never announced, or withdrawn already.
             ids = await tx.fetch_all(_DUE_IDS, batch)
-            await events.signatures_withdrawn(tx, [int(r[0]) for r in ids], "retention", now)
+            counted = [int(r[0]) for r in ids if r[1] == abuse.COUNTED]
+            await events.signatures_withdrawn(tx, counted, "retention", now)
             done = len(await tx.fetch_all(_RETAIN, batch))
         changed += done
         if done < BATCH:

@@ -216,6 +216,12 @@ async def attempt(
     if now - row.created_at > PATIENCE:
         result.give_up, result.kind = True, "expired"
         return result
+    record = endpoint.format == wh.OSDI and row.payload.get("type") == wh.COUNTED
+    if record and not row.payload.get("data", {}).get("email"):
+        # Failed for good, it lost its clear address (`_kept`); redelivered, it can be no OSDI
+        # record, and composing one would raise out of the whole batch.
+        result.give_up, result.kind = True, "no_personal_data"
+        return result
     try:
         async with asyncio.timeout(ATTEMPT_TIMEOUT):
             url = wh.check_url(endpoint.url, allow_http=endpoint.allow_http)

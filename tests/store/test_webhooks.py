@@ -31,7 +31,15 @@ from server.domain.abuse import Selection
 from server.domain.links import Link
 from server.domain.signatures import Consent, NewSignature, seal_group
 from server.domain.validation import validate_signer
-from server.store import confirmations, events, moderation, retention, webhook_job, webhooks
+from server.store import (
+    confirmations,
+    events,
+    moderation,
+    outbox,
+    retention,
+    webhook_job,
+    webhooks,
+)
 from server.store.clock import ManualClock
 from server.store.storage import Storage
 from server.store.writer import create_writer
@@ -74,10 +82,10 @@ async def hook(
 def signature(
     pid: int, email: str, name: str = "Ann Lee", *, organiser: bool = True,
     partner: tuple[int, str] | None = None, consent_partner: bool = False,
-    confirm: bool = False, targets: tuple[wh.Target, ...] = (),
+    confirm: bool = False, targets: tuple[wh.Target, ...] = (), to_target: bool = False,
 ) -> NewSignature:  # fmt: skip
     fields = {"name": name, "email": email, "country": "KZ", "consent_organiser": organiser,
-              "consent_partner": consent_partner}  # fmt: skip
+              "consent_partner": consent_partner, "consent_name_to_target": to_target}  # fmt: skip
     return NewSignature(
         petition_id=pid, partner_id=partner[0] if partner else None, unknown_partner=None,
         nonce=links.new_ref(), nonce_expires_at=2_000_000_000,
@@ -153,7 +161,8 @@ def test_a_counted_signature_arrives_verified_as_the_contract_says(database_url:
         clock = ManualClock(T)
         with receiving() as receiver:
             endpoint_id, _ = await hook(storage, pid, receiver)
-            s = signature(pid, "ann@example.org", targets=await targets(storage, pid))
+            s = signature(pid, "ann@example.org", targets=await targets(storage, pid),
+                          to_target=True)  # fmt: skip
             await sign(storage, s)
             # Written with the signature, before any delivery.
             (row,) = await waiting_rows(storage)
@@ -170,6 +179,7 @@ def test_a_counted_signature_arrives_verified_as_the_contract_says(database_url:
                 "signed_at": wh.iso(T), "confirmed_at": None, "name": "Ann Lee",
                 "email": "ann@example.org", "country": "KZ", "lang": "en",
                 "consent_organiser": True, "consent_partner": False,
+                "consent_name_to_target": True,
                 "consent_version": s.consent.version, "consent_text": "I agree",
             }  # fmt: skip
             # Delivered: only its metadata stays.
@@ -252,6 +262,48 @@ def test_an_endpoint_down_for_hours_gets_every_event_once_back(database_url: str
                 assert len({x.headers["webhook-timestamp"] for x in tries}) >= 1
             assert {r.id for r in receiver.received} == {r.id for r in ok}
             assert await waiting_rows(storage) == []
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_slow_receiver_is_cut_off_and_its_event_tried_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt is cut off after `ATTEMPT_TIMEOUT` (15 s; a fraction of a second here), and
+    the event is tried again under its `webhook-id` until a fast answer delivers it."""
+    monkeypatch.setattr(webhook_job, "ATTEMPT_TIMEOUT", 0.3)
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver)
+            await sign(
+                storage, signature(pid, "slow@example.org", targets=await targets(storage, pid))
+            )
+            slow = [True]
+
+            def answer(_: Any) -> int:
+                if slow:
+                    slow.pop()
+                    time.sleep(1.0)  # past the attempt's time: the job has hung up
+                return 204
+
+            receiver.answer = answer
+            async with delivering(storage, clock):
+                for _ in range(100):  # the backoff passes on the manual clock
+                    activity = await webhooks.activity(storage, endpoint_id)
+                    if activity.delivered:
+                        break
+                    if clock.sleeping:
+                        await clock.advance(10)
+                    await asyncio.sleep(0.05)
+            # The slow answer's record is made once its handler wakes.
+            await asyncio.to_thread(receiver.wait, 2, accepted=False)
+            assert [(d.status, d.attempts) for d in activity.delivered] == [(204, 2)]
+            assert len({r.id for r in receiver.received}) == 1
+            assert all(r.verified for r in receiver.received)
         await storage.disconnect()
 
     run(check())
@@ -480,6 +532,43 @@ def test_osdi_body_and_headers(database_url: str) -> None:
             "action_date": wh.iso(T),
             "referrer_data": {"source": "ngo"},
         }  # fmt: skip
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_redelivered_osdi_record_without_its_address_fails_and_stops_nothing(
+    database_url: str,
+) -> None:
+    """An OSDI event failed for good lost its clear name and address: redelivered, it can be
+    no record, so it fails again at once, and the job goes on delivering the rest (it used to
+    raise on the missing address, over and over, and its batch was never written back)."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        clock = ManualClock(T)
+        with receiving() as receiver:
+            endpoint_id, _ = await hook(storage, pid, receiver, format=wh.OSDI)
+            await sign(
+                storage, signature(pid, "lost@example.org", targets=await targets(storage, pid))
+            )
+            (row,) = await outbox.claim(storage, events.TOPIC, 10, 60, T)
+            await webhook_job.settle(storage, [webhook_job._Result(row, give_up=True)], T)
+            assert "lost@example.org" not in json.dumps(await waiting_rows(storage))
+            assert await webhooks.redeliver(storage, endpoint_id, row.id, T)
+            await sign(
+                storage, signature(pid, "next@example.org", targets=await targets(storage, pid))
+            )
+            async with delivering(storage, clock):
+                (got,) = await asyncio.to_thread(receiver.wait, 1)
+                for _ in range(100):
+                    activity = await webhooks.activity(storage, endpoint_id)
+                    if activity.waiting and activity.waiting[0].failed_at is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            assert got.json["person"]["email_addresses"][0]["address"] == "next@example.org"
+            (failed,) = activity.waiting
+            assert failed.row_id == row.id and failed.last_error == "no_personal_data"
         await storage.disconnect()
 
     run(check())
@@ -727,6 +816,70 @@ def test_a_quarantined_signature_is_announced_when_restored_and_invalidated_afte
             # The counted event, not delivered yet, went with the invalidation (it held data).
             assert kinds == [("signature.withdrawn", "invalidated")]
             assert {r["sequence"] for r in await waiting_rows(storage)} == {2}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_a_quarantined_confirmation_is_no_event_until_restored(database_url: str) -> None:
+    """The confirm path: a quarantined submission, confirmed, is recorded and counts nowhere,
+    so no endpoint hears of it; restored, it is `signature.counted` with its confirmation."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url, "email")
+        with receiving() as receiver:
+            await hook(storage, pid, receiver)
+            held = dataclasses.replace(
+                signature(pid, "wait@example.org", confirm=True,
+                          targets=await targets(storage, pid)),
+                status=abuse.QUARANTINED,
+            )  # fmt: skip
+            await sign(storage, held)
+            assert held.confirm is not None
+            await confirmations.confirm(storage, held.confirm.digest, int(T) + 60)
+            assert (
+                await storage.database.fetch_val(
+                    "SELECT status FROM signatures WHERE ref = :r", {"r": held.ref}
+                )
+                == abuse.QUARANTINED
+            )
+            assert await waiting_rows(storage) == []
+            everyone = Selection(quarantined_only=True)
+            await moderation.apply(storage, pid, everyone, abuse.RESTORE, int(T) + 120)
+            (row,) = await waiting_rows(storage)
+            assert row["type"] == wh.COUNTED and row["data"]["signature_id"] == held.ref
+            assert row["data"]["confirmed_at"] == wh.iso(T + 60)
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_retention_keeps_no_sealed_box_and_announces_only_what_counted(
+    database_url: str,
+) -> None:
+    """Retention deletes the boxes sealed for endpoints too (they hold a name and an address),
+    and says `retention` only of signatures that counted: a quarantined one was never
+    announced."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        owner_public, _ = sealing.new_key_pair()
+        crm_public, _ = sealing.new_key_pair()
+        with receiving() as receiver:
+            await hook(storage, pid, receiver, public_key=crm_public)
+            found = await targets(storage, pid)
+            counted = signature(pid, "kept@example.org", targets=found)
+            held = dataclasses.replace(
+                signature(pid, "held@example.org", targets=found), status=abuse.QUARANTINED
+            )
+            await sign(storage, counted, held, owner_key=owner_public)
+            boxes = "SELECT COUNT(*) FROM signatures WHERE webhook_sealed IS NOT NULL"
+            assert await storage.database.fetch_val(boxes) == 2
+            await retention.retain(storage, pid, T + 10)
+            assert await storage.database.fetch_val(boxes) == 0
+            withdrawn = [r["data"]["signature_id"] for r in await waiting_rows(storage)
+                         if r["type"] == wh.WITHDRAWN]  # fmt: skip
+            assert withdrawn == [counted.ref]
         await storage.disconnect()
 
     run(check())
