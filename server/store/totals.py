@@ -1,8 +1,9 @@
 """Counted signatures grouped by country and by language, and a petition's dates: what the
 breakdowns (`domain/breakdowns`) and the delivery pack are made of.
 
-Rows of `signatures` are the signatures that count (pending ones wait in another table), so a
-`GROUP BY` over them counts only those. Country and language are clear columns, kept by
+Pending submissions wait in another table, and quarantined and invalidated signatures, stored
+in `signatures` beside the counted ones (`domain/abuse`), are left out by their `status`, so
+these totals agree with the counters. Country and language are clear columns, kept by
 sealing and by retention, so these totals stay after names are gone. A petition's rows are one
 range of the `(petition_id, created_at)` index; one partner's, of `(partner_id, created_at)`.
 """
@@ -18,7 +19,8 @@ _GROUPED = {
     (column, partner): (
         f"SELECT {column}, COUNT(*) FROM signatures WHERE "  # noqa: S608 (two fixed columns)
         + ("partner_id = :partner AND petition_id = :p" if partner else "petition_id = :p")
-        + f" GROUP BY {column}"
+        # Quarantined and invalidated rows are stored too, and count nowhere (domain/abuse).
+        + f" AND status = 'counted' GROUP BY {column}"
     )
     for column in ("country", "lang")
     for partner in (False, True)
