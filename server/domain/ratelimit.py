@@ -264,7 +264,9 @@ class SharedLimiter:
 
     def forget_old(self) -> None:
         """Drop every slot that has left the window, and keys left with none: an entry lives
-        only while its bucket is not full again."""
+        only while its bucket is not full again. Hits not flushed yet go too once they have
+        left it (the store would purge them at once): while the store does not answer, they
+        would otherwise pile up, given back by every failed flush."""
         oldest = int(self._clock() // self.slot) * self.slot - self.slot * (self.slots - 1)
         for digest in list(self._held):
             slots = self._held[digest]
@@ -273,6 +275,8 @@ class SharedLimiter:
             if not slots:
                 del self._held[digest]
         self._hot &= self._held.keys()
+        for old in [k for k in self._pending if k[1] < oldest]:
+            del self._pending[old]
 
     def held(self) -> int:
         """Keys held in memory (for tests and the docs' figures)."""

@@ -17,7 +17,8 @@ and reads back the totals of the keys it sent, of those near their limit and of 
 in the last 5 s (`SharedLimiter.to_read`), makes sure the keys of this period and the
 next exist (the first worker to ask makes one; the others read it), and every `PURGE_EVERY`
 deletes slots that left their window and keys whose period left every window, the counts made
-under a key going with it.
+under a key going with it. Memory forgets the same (`forget`) at the same pace, and goes on
+forgetting while the store does not answer.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class LimitStore:
         self.engine = engine
         self.limits = limits
         self._purged_at = 0.0
+        self._forgot_at = 0.0
         self._warned_at = 0.0
 
     async def run(self) -> None:
@@ -72,6 +74,10 @@ class LimitStore:
             await self.sync()
         except Exception as exc:
             now = self.limits.clock()
+            if now - self._forgot_at >= PURGE_EVERY:
+                # Memory lets go on time even while the store is down: what a process holds
+                # is at most the current window (docs/privacy.md), not all since it went down.
+                self.forget(now)
             if now - self._warned_at > WARN_EVERY:
                 self._warned_at = now
                 logger.warning("the limit store did not answer (%s): limits are per process "
@@ -89,8 +95,7 @@ class LimitStore:
         if now - self._purged_at >= PURGE_EVERY:
             self._purged_at = now
             await self.purge(now)
-            for limiter in self.limits:
-                limiter.forget_old()
+            self.forget(now)
 
     async def flush(self, now: float) -> None:
         taken = [(limiter, limiter.take_pending()) for limiter in self.limits]
@@ -118,13 +123,25 @@ class LimitStore:
     async def purge(self, now: float) -> None:
         """Delete the slots that left their limiter's window, and the keys of periods that left
         every window (a previous period's key stays while a window still reaches into it)."""
-        span = self.limits.span
-        period = Keyring.period(now)
-        keep_from = period if now - period * ROTATE >= span else period - 1
         async with self.engine.limits() as tx:
             await tx.execute("DELETE FROM limit_counts WHERE slot + span < :now", {"now": int(now)})
+            keep_from = self._keep_from(now)
             await tx.execute("DELETE FROM limit_keys WHERE period < :p", {"p": keep_from})
-        self.limits.keyring.forget_before(keep_from)
+
+    def forget(self, now: float) -> None:
+        """Forget in memory what the purge deletes from the store: hits, pending ones included,
+        whose slots left their window, keys left without any, and the keys of periods that left
+        every window."""
+        self._forgot_at = now
+        for limiter in self.limits:
+            limiter.forget_old()
+        self.limits.keyring.forget_before(self._keep_from(now))
+
+    def _keep_from(self, now: float) -> int:
+        """The oldest period whose key is still needed (a previous period's key stays while a
+        window still reaches into it)."""
+        period = Keyring.period(now)
+        return period if now - period * ROTATE >= self.limits.span else period - 1
 
 
 async def _keys(tx: Transaction, periods: Sequence[int], oldest: int) -> dict[int, bytes]:

@@ -851,7 +851,13 @@ async def redeliver(request: Request) -> Response:
         return change
     caller, form, entry = change
     raw_endpoint, raw_row = request.path_params["endpoint"], form.get("event")
-    if not (raw_endpoint.isdigit() and isinstance(raw_row, str) and raw_row.isdigit()):
+    # ASCII digits, and few enough for the database's integers (`_WHOLE_NUMBER`): `isdigit()`
+    # took `²`, which `int()` then refused with a 500.
+    if not (
+        _WHOLE_NUMBER.fullmatch(raw_endpoint)
+        and isinstance(raw_row, str)
+        and _WHOLE_NUMBER.fullmatch(raw_row)
+    ):
         return _back(entry, error="not-redelivered")
     storage = services_of(request).storage
     endpoint = await webhooks.endpoint(storage, int(raw_endpoint))

@@ -5,7 +5,8 @@ deletes slots and keys that left every window."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from server.domain.ratelimit import ROTATE, SLOT, SLOTS, Keyring, Limits
@@ -153,3 +154,32 @@ def test_sqlite_keeps_limits_beside_the_database(tmp_path: Path) -> None:
         assert tables == []
 
     with_workers(url, body)
+
+
+def test_memory_lets_go_while_the_store_does_not_answer() -> None:
+    """docs/privacy.md: a process forgets a key's hits once they have left the window, and the
+    key of a period with them. That held only after a purge of the store: while the store did
+    not answer, every HMAC, hit and key stayed in memory, the hits given back at each flush."""
+
+    class Down:
+        @contextlib.asynccontextmanager
+        async def limits(self) -> AsyncIterator[None]:
+            raise OSError("the limit store does not answer")
+            yield
+
+    clock = Clock()
+    limits = Limits(clock)
+    lim = limits.limiter("sign", 10)
+    store = LimitStore(Down(), limits)  # type: ignore[arg-type]
+    first = Keyring.period(clock.now)
+    assert lim.hit("203.0.113.5") == 0
+    asyncio.run(store.run())  # logged, not raised: the hit is given back
+    assert lim.held() == 1 and first in limits.keyring.periods()
+    clock.now += ROTATE + SLOT * SLOTS + 1  # the next period, past every window
+    lim.hit("203.0.113.6")
+    asyncio.run(store.run())
+    assert lim.held() == 1  # only the new client's
+    pending = lim.take_pending()  # the old client's hit is no longer waiting to be sent
+    (slots,) = pending.values()
+    assert all(start > clock.now - SLOT * SLOTS for start in slots)
+    assert first not in limits.keyring.periods()

@@ -7,6 +7,7 @@ nothing; the trending rows."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Coroutine
 from typing import Any
@@ -18,7 +19,7 @@ from server.domain.abuse import Selection
 from server.domain.links import Link
 from server.domain.signatures import Consent, NewSignature
 from server.domain.validation import validate_signer
-from server.store import confirmations, events, moderation
+from server.store import confirmations, events, moderation, totals
 from server.store.registry import Registry
 from server.store.storage import Storage
 from server.store.writer import create_writer
@@ -115,6 +116,35 @@ def test_a_quarantined_signature_is_stored_and_counts_nowhere(database_url: str)
             confirmations.Change(pid)
         )
         assert await exact(storage, pid) == {alpha: 1}
+        await storage.disconnect()
+
+    run(check())
+
+
+def test_totals_by_country_and_language_hold_only_counted_signatures(database_url: str) -> None:
+    """Regression: the public and dashboard breakdowns (and the delivery pack's countries)
+    grouped every stored row, so quarantined and invalidated signatures showed in them."""
+
+    async def check() -> None:
+        storage, pid, alpha, _ = await opened(database_url)
+
+        def from_(email: str, country: str, status: str = abuse.COUNTED) -> NewSignature:
+            signer = validate_signer({"name": "Test Signer", "email": email, "country": country})
+            s = signature(pid, email, partner_id=alpha, status=status)
+            return dataclasses.replace(s, signer=signer)
+
+        await sign(
+            storage,
+            from_("one@example.org", "DE"),
+            from_("held@example.org", "FR", abuse.QUARANTINED),
+            from_("bot@spam.example", "FR"),
+        )
+        spam = Selection(domain_key=HASHER.domain_key("spam.example"))
+        assert (await moderation.apply(storage, pid, spam, abuse.INVALIDATE, T)).signatures == 1
+        assert await statuses(storage) == {"counted": 1, "quarantined": 1, "invalidated": 1}
+        for partner in (None, alpha):
+            assert await totals.by_country(storage, pid, partner) == {"DE": 1}
+            assert await totals.by_language(storage, pid, partner) == {"en": 1}
         await storage.disconnect()
 
     run(check())

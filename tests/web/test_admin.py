@@ -365,6 +365,19 @@ def test_close_reopen_and_raise_the_goal(world: World, owner: httpx.Client) -> N
     assert "The goal has been raised." in page.text
 
 
+def test_redeliver_takes_ascii_digits_only(owner: httpx.Client) -> None:
+    """Every numeric field of the dashboard, not only the goal: `²` passed `isdigit()` in the
+    webhooks' redeliver button (its endpoint in the path, its event in the form), then `int()`
+    raised, a 500; a number past any row id overflowed the database's integer, a 500 too."""
+    token = csrf_of(owner)
+    for endpoint, event in (("1", "²"), ("²", "1"), ("1", "1²"), ("1", "9" * 30), ("9" * 30, "1")):
+        refused = owner.post(
+            f"{ADMIN}/webhooks/{endpoint}/redeliver", data={"event": event, "csrf": token}
+        )
+        assert refused.status_code == 303, (endpoint, event)
+        assert "error=not-redelivered" in refused.headers["location"]
+
+
 def test_changes_reach_the_database_and_every_worker_through_the_revision(world: World) -> None:
     url = world.server.env["DATABASE_URL"]
     before = in_storage(url, lambda s: s.content_revision())
