@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import subprocess
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from server.domain import sealing
 from server.domain.petitions import Petition, Texts
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
+from tests.support.pdf import nfkc, text_of
 from tests.test_cli import cli
 
 pytestmark = pytest.mark.skipif(
@@ -114,21 +114,6 @@ def deliver(signed: Signed, out: Path, *args: str) -> subprocess.CompletedProces
     return cli("delivery", *args, "--out", str(out), "--database-url", signed.url, cwd=out.parent)
 
 
-def text_of(pdf: Path) -> str:
-    """The PDF's text as pdftotext reads it, NFKC, bidi controls dropped, spaces collapsed."""
-    raw = subprocess.run(
-        ["pdftotext", "-enc", "UTF-8", str(pdf), "-"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    text = unicodedata.normalize("NFKC", raw)
-    text = re.sub("[\u200e\u200f\u202a-\u202e\u2066-\u2069]", "", text)
-    return re.sub(r"\s+", " ", text)
-
-
-def nfkc(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text))
-
-
 def blocks(csv_path: Path) -> list[list[list[str]]]:
     """The CSV's blocks (separated by an empty line), each a list of rows, header first."""
     rows = list(csv.reader(io.StringIO(csv_path.read_text(encoding="utf-8"), newline="")))
@@ -161,7 +146,12 @@ def test_the_english_pack_names_only_those_who_chose_to_be_named(
     assert "Charitable Foundation Sphere and the Russian LGBT Network" in text
     assert "Opened:" in text and "Made on" in text and "Closed:" not in text
     assert "Signatures: 5" in text and "Goal: 4" in text
-    assert "Russia 2" in text and "Kazakhstan 1" in text and "Egypt 1" in text
+    # Every country has fewer than 10 signers here: none has its number (the pack's rule),
+    # the total stays exact.
+    for country in ("Russia", "Germany", "Egypt", "Kazakhstan"):
+        assert f"{country} fewer than 10" in text, country
+    assert not re.search(r"(Russia|Germany|Egypt|Kazakhstan) \d", text)
+    assert "Countries with fewer than 10 signatures are shown without their number" in text
     assert re.search(r"100% of the goal \(4\): \w{3} \d{1,2}, 20\d\d, \d\d:00 UTC", text)
     for name, _, ticked, _ in SIGNERS:
         assert (nfkc(name) in text) == ticked, name
@@ -182,8 +172,8 @@ def test_the_english_pack_names_only_those_who_chose_to_be_named(
         ["'=1+2 Formula", "DE", "Germany"],  # formula-safe
     ]
     countries = block(sheet, "country")
-    assert countries[1:] == [["RU", "Russia", "2"], ["DE", "Germany", "1"],
-                             ["EG", "Egypt", "1"], ["KZ", "Kazakhstan", "1"]]  # fmt: skip
+    assert countries[1:] == [["DE", "Germany", "<10"], ["EG", "Egypt", "<10"],
+                             ["KZ", "Kazakhstan", "<10"], ["RU", "Russia", "<10"]]  # fmt: skip
     milestones = block(sheet, "milestone_percent")
     assert [row[:2] for row in milestones[1:]] == [["25", "1"], ["50", "2"], ["75", "3"],
                                                    ["100", "4"]]  # fmt: skip
@@ -210,7 +200,8 @@ def test_the_russian_pack(signed: Signed, tmp_path: Path) -> None:
     assert nfkc(f"Кому: {texts.target}") in text
     assert nfkc(texts.statement.split(".")[0]) in text
     assert "Подписей: 5" in text and "Подписи по странам" in text
-    assert "Россия 2" in text and "Казахстан 1" in text
+    assert "Россия меньше 10" in text and "Казахстан меньше 10" in text
+    assert "Россия 2" not in text and "Казахстан 1" not in text
     assert "Анна Петрова" in text and "Quiet Signer" not in text
     assert "100 % цели (4):" in text
 
@@ -224,6 +215,8 @@ def test_the_arabic_pack_has_its_glyphs(signed: Signed, tmp_path: Path) -> None:
     for word in (*ARABIC_TITLE.split(), *ARABIC_TARGET.split(), "محمد", "حسين"):
         assert nfkc(word) in text, word
     assert "Анна Петрова" in text  # a Cyrillic name in an Arabic pack
+    for word in ("أقل", "من"):  # "fewer than 10": the countries have no number
+        assert nfkc(word) in text, word
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True,
                            check=True, timeout=60).stdout  # fmt: skip
     assert "NotoSansArabic" in fonts or "NotoNaskhArabic" in fonts

@@ -1,13 +1,21 @@
 """The delivery pack: what is handed to the petition's target, as values and as CSV. Pure.
 
 A `Pack` holds the petition's title, target and statement in one language, its dates (opened,
-closed, made), the total, the totals by country (exact: the pack is the owner's), by partner
-only when asked (`--with-partners`: a pack handed to a hostile government should not list the
-NGOs that collected it), the milestones (25, 50, 75 and 100 % of the goal shown: with
+closed, made), the total (exact), the totals by country, by partner only when asked
+(`--with-partners`: a pack handed to a hostile government should not list the NGOs that
+collected it), the milestones (25, 50, 75 and 100 % of the goal shown: with
 `auto_goal`, the step above the count, `shown_goal`) with the hour each was reached, and the
 names with their country of the signers who ticked `consent_name_to_target`, and only theirs:
 everyone else is counted, not named. No email is ever part of a pack: `Named` has no field for
 one.
+
+The totals by country follow the rule of every breakdown someone other than the owner sees
+(`breakdowns`): a country, or the cell of signers who gave none, with fewer than
+`breakdowns.MINIMUM` (10) signatures has no number (`None`), and the hidden cells come after the
+open ones in code order. The pack is made by the owner but read by the petition's target, often
+the very government the signers fear, where three signers from one country could be three
+people it can find. The CSV writes such a cell as `<10` (language-neutral like its other
+numbers; `<` is no formula start), the PDF as the words "fewer than 10" in the pack's language.
 
 Milestones are worked out from the signatures per hour (`milestones`): sealed rows keep only
 the hour of a signature in clear, so an hour is as exact as the data allows everywhere.
@@ -64,7 +72,9 @@ class Pack:
     opened_at: int
     closed_at: int | None
     generated_at: int
-    by_country: tuple[tuple[str | None, int], ...]  # largest first, "not given" last
+    # Open cells largest first, then the hidden ones (None: fewer than `breakdowns.MINIMUM`)
+    # in code order, "not given" last.
+    by_country: tuple[tuple[str | None, int | None], ...]
     by_partner: tuple[tuple[str, int], ...] | None  # (name, count); None: not asked for
     milestones: tuple[Milestone, ...]
     names: tuple[Named, ...] | None  # None: made without names (the dashboard's copy)
@@ -117,7 +127,8 @@ def pack(
     the signers who chose to be named (None: a pack without names); `total` counts everyone."""
     lang = lang if lang in entry.petition.languages else entry.petition.lang
     texts = entry.petition.in_language(lang)
-    cells = breakdowns.cells(by_country, key="country", exact=True)
+    # Not exact: the pack leaves the owner's hands (see the module's docstring).
+    cells = breakdowns.cells(by_country, key="country", exact=False)
     goal = shown_goal(entry, total)
     return Pack(
         slug=entry.slug,
@@ -152,6 +163,24 @@ def hour(timestamp: int, t: i18n.Catalog) -> str:
 
 def country_name(code: str | None, t: i18n.Catalog) -> str:
     return t("delivery_no_country") if code is None else t.country(code)
+
+
+def country_count(n: int | None, t: i18n.Catalog) -> str:
+    """A country's count in the PDF: the number, or "fewer than 10" for a hidden cell."""
+    return t("delivery_fewer", n=breakdowns.MINIMUM) if n is None else t.number(n)
+
+
+def csv_count(n: int | None) -> str:
+    """A country's count in the CSV: the number, or `<10` for a hidden cell."""
+    return f"<{breakdowns.MINIMUM}" if n is None else str(n)
+
+
+def hidden_note(p: Pack, t: i18n.Catalog) -> str | None:
+    """Why some countries have no number (the open cells then do not add up to the total);
+    None when every cell is open."""
+    if all(n is not None for _, n in p.by_country):
+        return None
+    return t("delivery_fewer_note", n=breakdowns.MINIMUM)
 
 
 def milestone_line(m: Milestone, t: i18n.Catalog) -> str:
@@ -196,7 +225,7 @@ def csv_text(p: Pack) -> str:
         ],
         [
             ["country", "country_name", "signatures"],
-            *[[code or "", country_name(code, t), str(n)] for code, n in p.by_country],
+            *[[code or "", country_name(code, t), csv_count(n)] for code, n in p.by_country],
         ],
     ]
     if p.by_partner is not None:

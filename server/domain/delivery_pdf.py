@@ -165,8 +165,12 @@ class _Document:
         self.text(t("goal", goal=p.goal), gap=2)
 
         self.heading(t("delivery_by_country"))
-        rows = [(delivery.country_name(code, t), t.number(n)) for code, n in p.by_country]
+        rows = [(delivery.country_name(code, t), delivery.country_count(n, t))
+                for code, n in p.by_country]  # fmt: skip
         self.table((t("country_label"), t("delivery_signatures")), rows)
+        note = delivery.hidden_note(p, t)
+        if note is not None:
+            self.text(note, size=9)
         if p.by_partner is not None:
             self.heading(t("delivery_by_partner"))
             self.table(

@@ -4,14 +4,17 @@ no installed font can draw (pure: no database)."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from server.domain import delivery, delivery_pdf, export
-from server.domain.petitions import Entry
+from server.domain.petitions import Entry, Petition, Texts
 from tests.support import petitions
+from tests.support.pdf import nfkc, text_of
 
 HOUR = 3600
 T0 = 1_764_000_000 // HOUR * HOUR
@@ -63,10 +66,63 @@ def test_a_pack_counts_everyone_and_names_only_those_given() -> None:
         names=[delivery.Named("Анна", "RU")],
     )  # fmt: skip
     assert made.lang == "ru" and made.title == petitions.example().texts["ru"].title
-    assert made.by_country == (("RU", 9), ("KZ", 2), (None, 1))  # the owner's: exact
     assert made.not_named == 11 and made.by_partner is None
     text = delivery.csv_text(made)
     assert "Анна,RU,Россия" in text and "\r\n\r\n" in text
+
+
+def small_countries(lang: str = "en", petition: Petition | None = None) -> delivery.Pack:
+    p = petition or petitions.example()
+    return delivery.pack(
+        Entry(1, p.slug, p, 100, "open", 0, {}), lang=lang, total=30, opened_at=T0,
+        closed_at=None, generated_at=T0, by_country={"KZ": 3, "RU": 12, None: 2, "AM": 13},
+        hours={T0: 30}, names=None,
+    )  # fmt: skip
+
+
+def test_countries_under_10_have_no_number_in_the_pack() -> None:
+    """The pack reaches the petition's target: a country of 3 signers is "fewer than 10", as
+    everywhere but the owner's dashboard; the cells of 10 and more and the total stay exact."""
+    made = small_countries()
+    assert made.by_country == (("AM", 13), ("RU", 12), ("KZ", None), (None, None))
+    assert made.total == 30
+    sheet = delivery.csv_text(made)
+    assert "country,country_name,signatures\r\nAM,Armenia,13\r\nRU,Russia,12\r\n" in sheet
+    assert "\r\nKZ,Kazakhstan,<10\r\n,Country not given,<10\r\n" in sheet
+    assert "\r\nsignatures,30\r\n" in sheet
+    assert ",3\r\n" not in sheet and ",2\r\n" not in sheet
+
+
+def _arabic() -> Petition:
+    base = petitions.example()
+    texts = Texts(title="عريضة", summary="نص", target="الحكومة", statement="نطالب.")
+    return dataclasses.replace(base, texts={**base.texts, "ar": texts})
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext is missing")
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("en", ("Armenia 13", "Russia 12", "Kazakhstan fewer than 10",
+                "Country not given fewer than 10", "Signatures: 30",
+                "Countries with fewer than 10 signatures are shown without their number")),
+        ("ru", ("Армения 13", "Россия 12", "Казахстан меньше 10",
+                "Страна не указана меньше 10", "Подписей: 30")),
+        ("ar", ("13", "12", "30", "أقل", "من", "البلدان", "عددها")),
+    ],
+)  # fmt: skip
+def test_the_pdf_says_fewer_than_10_in_the_pack_language(lang: str, words: tuple[str]) -> None:
+    made = small_countries(lang, _arabic())
+    assert made.lang == lang
+    text = text_of(delivery_pdf.render(made, delivery_pdf.Fonts.find()))
+    for word in words:
+        assert nfkc(word) in text, word
+    numbers = re.findall(r"\d+", text)
+    assert "3" not in numbers and "2" not in numbers  # KZ's 3 and the 2 without a country
+    if lang != "ar":  # pdftotext gives right-to-left lines back in an order of its own
+        heading, end = (made.catalog(k) for k in ("delivery_by_country", "delivery_milestones"))
+        countries = text.split(heading)[1].split(end)[0]
+        assert set(re.findall(r"\d+", countries)) == {"13", "12", "10"}
 
 
 @pytest.mark.parametrize(
