@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 import databases
 
 from server.domain.errors import PetitionWidgetError, StorageUnavailable
+from server.domain.sealing import EmailHasher
 
 #: A statement and its named (`:name`) values.
 Statement = tuple[str, dict[str, Any]]
@@ -47,6 +48,10 @@ FailureKind = Literal["retry", "unavailable", "data"]
 
 class Transaction(Protocol):
     """A write transaction: statements with `:name` parameters; rows index by position."""
+
+    # On a sealed server, the key webhook events are encrypted under in the outbox (the
+    # engine's `sealed_events`, given to each of its transactions); None: they are kept in clear.
+    sealed_events: EmailHasher | None
 
     async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None: ...
 
@@ -80,6 +85,8 @@ class Engine(abc.ABC):
         self.url = url
         self.synchronous = synchronous
         self.database = databases.Database(url, **self.database_options())
+        # Set by `Storage` on a sealed server: see `Transaction.sealed_events`.
+        self.sealed_events: EmailHasher | None = None
 
     @abc.abstractmethod
     def database_options(self) -> dict[str, Any]:
