@@ -137,11 +137,19 @@ def _row(
     }
     if box is None:
         return {"payload": json.dumps(payload), "now": int(now), "endpoint_id": endpoint_id}
-    kept: dict[str, Any] = {k: payload[k] for k in _CLEAR}
+    kept = json.dumps(sealed_payload(payload, box))
+    return {"payload": kept, "now": sealing.hour(int(now)), "endpoint_id": endpoint_id}
+
+
+def sealed_payload(payload: dict[str, Any], box: EmailHasher) -> dict[str, Any]:
+    """What a sealed server's row keeps of the event `payload` (see the module); `seal` makes
+    the rows of a server that was not sealed so too."""
+    kept: dict[str, Any] = {k: payload[k] for k in _CLEAR if k in payload}
     kept["box"] = box.seal_mail({"event": json.dumps(payload)})
-    if type_ == wh.COUNTED:
-        kept["signature"] = box.event_tag(data["signature_id"])
-    return {"payload": json.dumps(kept), "now": sealing.hour(int(now)), "endpoint_id": endpoint_id}
+    signature_id = payload.get("data", {}).get("signature_id")
+    if payload.get("type") == wh.COUNTED and signature_id:
+        kept["signature"] = box.event_tag(signature_id)
+    return kept
 
 
 async def _facts(tx: Transaction, row_id: int) -> wh.SignatureFacts | None:
