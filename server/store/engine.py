@@ -80,13 +80,13 @@ class Engine(abc.ABC):
     #: Whether one machine holds the whole database (SQLite): a key the workers must share can
     #: then be generated and kept beside it; a server that several hosts use needs it given.
     local: ClassVar[bool] = False
+    #: Set by `Storage` on a sealed server (see `Transaction.sealed_events`); None by default.
+    sealed_events: EmailHasher | None = None
 
     def __init__(self, url: str, synchronous: str = "full") -> None:
         self.url = url
         self.synchronous = synchronous
         self.database = databases.Database(url, **self.database_options())
-        # Set by `Storage` on a sealed server: see `Transaction.sealed_events`.
-        self.sealed_events: EmailHasher | None = None
 
     @abc.abstractmethod
     def database_options(self) -> dict[str, Any]:
