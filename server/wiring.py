@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 from starlette.types import ASGIApp
 
@@ -38,7 +39,7 @@ TOKENS_PER_SIGNATURE = 2
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
-    storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+    storage = storage_for(settings)
     registry = Registry(storage, settings.count_refresh, clock)
     runner = JobRunner(clock, logging.getLogger("petition_widget.jobs"))
     jobs.register(
@@ -48,7 +49,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock,
         mail_job=mail_job(settings),
         confirm_lifetime=settings.confirm_lifetime,
-        webhook=webhook_job.WebhookJob(),
+        webhook=webhook_job.WebhookJob(open_event=open_outbox(settings)),
     )
     limits = Limits()
     limit_store = LimitStore(storage.engine, limits)
@@ -94,6 +95,14 @@ def email_hasher(settings: Settings) -> EmailHasher | None:
     return EmailHasher(settings.email_hash_key.encode()) if settings.email_hash_key else None
 
 
+def storage_for(settings: Settings) -> Storage:
+    """The database of `settings`; on a sealed server its webhook events wait encrypted."""
+    hasher = email_hasher(settings) if settings.sealing_public_key else None
+    return Storage(
+        settings.database_url, synchronous=settings.sqlite_synchronous, sealed_events=hasher
+    )
+
+
 def sealer(settings: Settings) -> Prepare | None:
     """What the writer runs on each group off the event loop: sealing, when a key is set."""
     if not settings.sealing_public_key:
@@ -101,18 +110,23 @@ def sealer(settings: Settings) -> Prepare | None:
     return functools.partial(seal_group, owner_key=settings.sealing_public_key)
 
 
+def open_outbox(settings: Settings) -> Callable[[str], dict[str, str] | None]:
+    """What opens an outbox row's box, a mail's or a webhook event's (`EmailHasher.open_mail`)."""
+    hasher = email_hasher(settings)
+    return hasher.open_mail if hasher else lambda _: None
+
+
 def mail_job(settings: Settings) -> jobs.MailJob | None:
     """The mail job's parts, or None when mails cannot be sent (no SMTP_URL or MAIL_FROM): then
     mail rows wait in the outbox until they can."""
     if not (settings.smtp_url and settings.mail_from):
         return None
-    hasher = email_hasher(settings)
     return jobs.MailJob(
         sender=SmtpSender.from_url(settings.smtp_url),
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         confirm_lifetime=settings.confirm_lifetime,
-        open_mail=hasher.open_mail if hasher else lambda _: None,
+        open_mail=open_outbox(settings),
     )
 
 

@@ -95,7 +95,7 @@ def with_storage(
             return fail(problem)
 
     async def run() -> int:
-        storage = Storage(settings.database_url, synchronous=settings.sqlite_synchronous)
+        storage = wiring.storage_for(settings)
         await storage.connect()
         try:
             await storage.migrate(wiring.email_hasher(settings))

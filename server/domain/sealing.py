@@ -120,6 +120,13 @@ class EmailHasher:
         give the signature the mail's times)."""
         return hmac.new(self.key, b"mail\x00" + email_key.encode(), hashlib.sha256).hexdigest()
 
+    def event_tag(self, signature_id: str) -> str:
+        """What a sealed server's queued `signature.counted` event keeps in clear of its
+        signature (whose `signature_id` is in the event's box): a withdrawal finds and deletes
+        its undelivered events by it, while whoever holds the database alone cannot join the
+        event (and its times) to the signature."""
+        return hmac.new(self.key, b"event\x00" + signature_id.encode(), hashlib.sha256).hexdigest()
+
     def seal_mail(self, secrets: Mapping[str, str]) -> str:
         """What a queued mail must hide until it is sent: its address ("to"), its links'
         tokens ("confirm", "withdraw"; a token opens its signer's name box, and withdraws or

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 import databases
 
 from server.domain.errors import PetitionWidgetError, StorageUnavailable
+from server.domain.sealing import EmailHasher
 
 #: A statement and its named (`:name`) values.
 Statement = tuple[str, dict[str, Any]]
@@ -47,6 +48,10 @@ FailureKind = Literal["retry", "unavailable", "data"]
 
 class Transaction(Protocol):
     """A write transaction: statements with `:name` parameters; rows index by position."""
+
+    # On a sealed server, the key webhook events are encrypted under in the outbox (the
+    # engine's `sealed_events`, given to each of its transactions); None: they are kept in clear.
+    sealed_events: EmailHasher | None
 
     async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None: ...
 
@@ -75,6 +80,8 @@ class Engine(abc.ABC):
     #: Whether one machine holds the whole database (SQLite): a key the workers must share can
     #: then be generated and kept beside it; a server that several hosts use needs it given.
     local: ClassVar[bool] = False
+    #: Set by `Storage` on a sealed server (see `Transaction.sealed_events`); None by default.
+    sealed_events: EmailHasher | None = None
 
     def __init__(self, url: str, synchronous: str = "full") -> None:
         self.url = url

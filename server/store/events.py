@@ -27,7 +27,13 @@ stored goal) are milestones too: a step reached is 100 % of the goal it was, so 
 equals a step is the same milestone, not a second one).
 
 Nothing here is written when a petition has no endpoint: the signing path pays nothing then.
-With sealing on, no row holds a signer's personal fields in clear: only `data.sealed`.
+With sealing on, no row holds a signer's personal fields in clear: only `data.sealed`. And
+on a sealed server (`Transaction.sealed_events`) a row keeps the whole event in a box
+(`EmailHasher.seal_mail`, opened by the job just before sending), its times to the hour, and in
+clear only what the job and the dashboard read: endpoint, `event_id`, type, sequence, and for
+a counted event its signature's keyed tag (`EmailHasher.event_tag`), by which a withdrawal
+deletes it. Its `signature_id`, exact `timestamp`, partner and country would otherwise join the
+row to its signature and date it to the second.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 
 from server.domain import goals, sealing
 from server.domain import webhooks as wh
+from server.domain.sealing import EmailHasher
 from server.domain.signatures import NewSignature
 from server.store.engine import Many, Statement, Transaction
 
@@ -77,13 +84,19 @@ RETURNING milestone"""
 
 _FORGET_COUNTED = """
 DELETE FROM outbox WHERE topic = 'webhook' AND (claimed_until IS NULL OR claimed_until < :now)
-    AND payload LIKE :pattern"""
+    AND (payload LIKE :pattern OR payload LIKE :tagged)"""
+# What a sealed row keeps in clear (`_row`); the rest of the event is in its box.
+_CLEAR = ("endpoint_id", "event_id", "type", "sequence")
 
 
-def _payload_pattern(signature_id: str) -> str:
+def _payload_patterns(signature_id: str, box: EmailHasher | None) -> dict[str, str]:
     """What a counted event's payload holds of its signature (`json.dumps`' default spacing;
-    ids are hex or `sig_<n>`, so no wildcard but `_`, which matches itself too)."""
-    return f'%"type": "{wh.COUNTED}"%"signature_id": "{signature_id}"%'
+    ids are hex or `sig_<n>`, tags hex, so no wildcard but `_`, which matches itself too): in
+    clear, its `signature_id`; sealed, its tag (only counted events carry one). Both, as rows
+    queued before the server was sealed may still wait."""
+    pattern = f'%"type": "{wh.COUNTED}"%"signature_id": "{signature_id}"%'
+    tagged = pattern if box is None else f'%"signature": "{box.event_tag(signature_id)}"%'
+    return {"pattern": pattern, "tagged": tagged}
 
 
 def signature_ref(ref: str | None, row_id: int) -> str:
@@ -101,12 +114,19 @@ async def _queue(
     tx: Transaction, target: wh.Target, type_: str, data: dict[str, Any], now: float
 ) -> None:
     sequence = await tx.fetch_val(_NEXT_SEQUENCE, {"n": 1, "id": target.id})
-    await tx.execute(_QUEUE, _row(target.id, type_, data, int(sequence), now))
+    await tx.execute(_QUEUE, _row(target.id, type_, data, int(sequence), now, tx.sealed_events))
 
 
 def _row(
-    endpoint_id: int, type_: str, data: dict[str, Any], sequence: int, now: float
+    endpoint_id: int,
+    type_: str,
+    data: dict[str, Any],
+    sequence: int,
+    now: float,
+    box: EmailHasher | None = None,
 ) -> dict[str, Any]:
+    """An outbox row's values; with `box` (a sealed server), sealed as the module says, and
+    due at the start of this hour, that is at once."""
     payload = {
         "endpoint_id": endpoint_id,
         "event_id": wh.new_event_id(),
@@ -115,7 +135,21 @@ def _row(
         "sequence": sequence,
         "data": data,
     }
-    return {"payload": json.dumps(payload), "now": int(now), "endpoint_id": endpoint_id}
+    if box is None:
+        return {"payload": json.dumps(payload), "now": int(now), "endpoint_id": endpoint_id}
+    kept = json.dumps(sealed_payload(payload, box))
+    return {"payload": kept, "now": sealing.hour(int(now)), "endpoint_id": endpoint_id}
+
+
+def sealed_payload(payload: dict[str, Any], box: EmailHasher) -> dict[str, Any]:
+    """What a sealed server's row keeps of the event `payload` (see the module); `seal` makes
+    the rows of a server that was not sealed so too."""
+    kept: dict[str, Any] = {k: payload[k] for k in _CLEAR if k in payload}
+    kept["box"] = box.seal_mail({"event": json.dumps(payload)})
+    signature_id = payload.get("data", {}).get("signature_id")
+    if payload.get("type") == wh.COUNTED and signature_id:
+        kept["signature"] = box.event_tag(signature_id)
+    return kept
 
 
 async def _facts(tx: Transaction, row_id: int) -> wh.SignatureFacts | None:
@@ -183,9 +217,8 @@ async def signatures_withdrawn(
         signature_id = signature_ref(r[1], row_id)
         # Its counted events not delivered yet go: they hold its data, and would reach a CRM
         # after the signer withdrew (one already in flight may still arrive, then this one).
-        await tx.execute(
-            _FORGET_COUNTED, {"pattern": _payload_pattern(signature_id), "now": int(now)}
-        )
+        patterns = _payload_patterns(signature_id, tx.sealed_events)
+        await tx.execute(_FORGET_COUNTED, {**patterns, "now": int(now)})
         if r[0] not in by_petition:
             by_petition[r[0]] = await targets(tx, r[0])
         for target in by_petition[r[0]]:
@@ -314,12 +347,13 @@ async def _slug(tx: Transaction, petition_id: int) -> str:
 
 
 def plan_counted(
-    counted: Sequence[tuple[NewSignature, int]], now: int
+    counted: Sequence[tuple[NewSignature, int]], now: int, box: EmailHasher | None = None
 ) -> Generator[Statement | Many, Any, None]:
     """Statements of a `sign_plan` for signatures of a `"none"` petition that counted in this
     group (each with its petition's total after the group): one sequence bump per endpoint and
     one insert of all rows, then the milestones. The endpoints are those the signature carries
-    (`NewSignature.webhooks`, from the registry: an endpoint added seconds ago may miss it)."""
+    (`NewSignature.webhooks`, from the registry: an endpoint added seconds ago may miss it).
+    `box`: the engine's `sealed_events` (`_row`)."""
     per_target: dict[int, tuple[wh.Target, list[tuple[str, dict[str, Any]]]]] = {}
     for s, _ in counted:
         facts = _new_facts(s, now)
@@ -334,7 +368,7 @@ def plan_counted(
             continue  # removed meanwhile
         first = int(last[0]) - len(events) + 1
         for i, (type_, data) in enumerate(events):
-            rows.append(_row(target_id, type_, data, first + i, now))
+            rows.append(_row(target_id, type_, data, first + i, now, box))
     if rows:
         yield Many(_QUEUE, rows)
     totals = {s.petition_id: total for s, total in counted if s.webhooks}
@@ -367,7 +401,7 @@ def plan_counted(
                     continue
                 last = yield _NEXT_SEQUENCE, {"n": 1, "id": target.id}
                 if last is not None:
-                    yield _QUEUE, _row(target.id, wh.MILESTONE, shaped, int(last[0]), now)
+                    yield _QUEUE, _row(target.id, wh.MILESTONE, shaped, int(last[0]), now, box)
 
 
 def _marked(petition_id: int, goal: int, milestone: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 
+from server.domain.sealing import EmailHasher
 from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 from server.store.limits import TABLES
 
@@ -95,8 +96,9 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 class PostgresTransaction:
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, sealed_events: EmailHasher | None = None) -> None:
         self.conn = conn  # an asyncpg connection
+        self.sealed_events = sealed_events
 
     async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
         statement = positional(sql)
@@ -178,7 +180,7 @@ class PostgresEngine(Engine):
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._raw() as raw, raw.transaction():
-            yield PostgresTransaction(raw)
+            yield PostgresTransaction(raw, self.sealed_events)
 
     @contextlib.asynccontextmanager
     async def _raw(self) -> AsyncIterator[Any]:

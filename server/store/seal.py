@@ -18,7 +18,8 @@ links and used form tokens (an exact expiry is an exact submission time plus a l
 rounded up to the hour, and queued mails are made as the writer of a sealed server makes
 them: their address, links and `ref` sealed (`EmailHasher.seal_mail`; rows of the first sealed
 release, whose `to_box` held only the address, are opened and sealed again), their times to
-the hour.
+the hour; and so are webhook events not delivered yet (`events.sealed_payload`: the event in
+its box, its signature's keyed tag, times to the hour).
 
 In batches of `BATCH` rows, each its own transaction on the write path: a `kill -9` part-way
 loses nothing, and running it again carries on where it stopped (a row is sealed when its
@@ -38,6 +39,7 @@ from typing import Any
 from server.domain import sealing
 from server.domain.sealing import EmailHasher
 from server.domain.validation import stored_email_key
+from server.store import events
 from server.store.storage import Storage
 
 BATCH = 500
@@ -96,6 +98,7 @@ async def seal_database(
         for statement in _ROUND_EXPIRIES:
             await tx.execute(statement)
         await _seal_mails(tx, hasher)
+        await _seal_events(tx, hasher)
     await storage.engine.rebuild_files()
     return progress.done
 
@@ -129,6 +132,32 @@ async def _seal_mails(tx: Any, hasher: EmailHasher) -> None:
         await tx.execute(
             "UPDATE outbox SET payload = :p, created_at = :created, available_at = :available "
             "WHERE id = :id",
+            values,
+        )
+
+
+async def _seal_events(tx: Any, hasher: EmailHasher) -> None:
+    """Webhook events still waiting (or failed, kept for the redeliver button) as a sealed
+    server writes them (`events.sealed_payload`): the event in its box, times to the hour."""
+    rows = await tx.fetch_all(
+        "SELECT id, payload, created_at, available_at, failed_at FROM outbox "
+        "WHERE topic = 'webhook'"
+    )
+    for row_id, text, created_at, available_at, failed_at in rows:
+        payload = json.loads(text)
+        if "box" in payload:
+            continue  # sealed already
+        values = {
+            "p": json.dumps(events.sealed_payload(payload, hasher)),
+            "id": row_id,
+            "created": sealing.hour(int(created_at)),
+            # Rounded down, so an event due stays due; a failed one stays never due.
+            "available": int(available_at) if failed_at else sealing.hour(int(available_at)),
+            "failed": None if failed_at is None else sealing.hour_after(int(failed_at)),
+        }
+        await tx.execute(
+            "UPDATE outbox SET payload = :p, created_at = :created, available_at = :available, "
+            "failed_at = :failed WHERE id = :id",
             values,
         )
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from server.domain import links, sealing
 from server.domain.links import Link
+from server.domain.sealing import EmailHasher
 from server.domain.signatures import Decoy, NewSignature
 from server.store import events
 from server.store.engine import Many, Plan, Statement
@@ -85,7 +86,12 @@ QUEUED = 0
 
 
 def sign_plan(
-    batch: Sequence[NewSignature | Decoy], *, shard: int, now: int, known_consents: set[str]
+    batch: Sequence[NewSignature | Decoy],
+    *,
+    shard: int,
+    now: int,
+    known_consents: set[str],
+    sealed_events: EmailHasher | None = None,
 ) -> Plan:
     """Record a group of signatures in one transaction; the plan's value has, per signature,
     the petition's count after the group (`QUEUED` for one that waits for confirmation), or
@@ -99,7 +105,8 @@ def sign_plan(
     confirming waits in `pending_signatures` with its links, and its mail goes to the outbox in
     this same transaction: the confirmation, or "you have already signed" for a signer who has.
     A quarantined signature (`NewSignature.status`) takes every one of these steps alike, and
-    only moves no counter (nor will its confirmation).
+    only moves no counter (nor will its confirmation). `sealed_events`: see
+    `events.plan_counted`.
     """
     increments: collections.Counter[tuple[int, int]] = collections.Counter()
     accepted = [False] * len(batch)
@@ -156,7 +163,9 @@ def sign_plan(
         totals[petition_id] = int(row[0])
     if announced:
         # Their events, in this same transaction: a counted signature reaches every CRM.
-        yield from events.plan_counted([(s, totals[s.petition_id]) for s in announced], now)
+        yield from events.plan_counted(
+            [(s, totals[s.petition_id]) for s in announced], now, sealed_events
+        )
     return [
         None if not ok
         else QUEUED if isinstance(s, Decoy) or s.needs_confirmation

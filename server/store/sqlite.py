@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from server.domain.sealing import EmailHasher
 from server.store.engine import Engine, FailureKind, Many, Plan, Transaction, UnknownDatabase
 from server.store.limits import TABLES
 
@@ -117,8 +118,9 @@ class SqliteTransaction:
     """A transaction on the writer's sqlite3 connection. Statements take microseconds and run
     on the event loop (see the module's docstring)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealed_events: EmailHasher | None = None) -> None:
         self.conn = conn
+        self.sealed_events = sealed_events
 
     async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
         self.conn.execute(sql, values or {})
@@ -244,7 +246,7 @@ class SqliteEngine(Engine):
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._locked() as conn:
-            yield SqliteTransaction(conn)
+            yield SqliteTransaction(conn, self.sealed_events)
 
     async def run_plan(self, plan: Plan) -> list[int | None]:
         async with self._locked() as conn:

@@ -53,9 +53,18 @@ def _partner(row: Any) -> Partner:
 
 
 class Storage:
-    def __init__(self, database_url: str, *, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        synchronous: str = "full",
+        sealed_events: EmailHasher | None = None,
+    ) -> None:
+        """`sealed_events`: on a sealed server, the key its webhook events are encrypted
+        under while they wait in the outbox (`events`); None keeps them in clear."""
         self.url = database_url
         self.engine: Engine = engine_for(database_url, synchronous)
+        self.engine.sealed_events = sealed_events
         self.database = self.engine.database
 
     @property

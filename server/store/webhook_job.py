@@ -24,6 +24,11 @@ hosts never deliver one event at once, and one that dies mid-delivery leaves the
 delivered again once its lease ends, with the same `webhook-id` (receivers deduplicate on it).
 The rows of a batch are sent concurrently (they are network waits) and written back in one
 transaction.
+
+On a sealed server a row keeps its event in a box (`events._row`), opened here just before
+sending (`WebhookJob.open_event`), never written back opened; its times stay to the hour: a
+retry is due at the first full hour after its backoff (an exact due time, seconds after the
+signature, would date it), and its delivery or failure is recorded to the hour too.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 import h11
 
 from server.domain import webhooks as wh
+from server.domain.sealing import hour_after
 from server.store import outbox, webhooks
 from server.store.clock import Clock, Stopping, pause
 from server.store.events import TOPIC
@@ -80,6 +86,8 @@ class WebhookJob:
     # job's clock, which tests move by hours.
     wall: Callable[[], float] = time.time
     tls: ssl.SSLContext | None = None  # None: the system's trust store
+    # Opens a sealed row's box (`EmailHasher.open_mail`): None when the key does not.
+    open_event: Callable[[str], dict[str, str] | None] = lambda _: None
 
 
 class Refused(Exception):
@@ -216,8 +224,12 @@ async def attempt(
     if now - row.created_at > PATIENCE:
         result.give_up, result.kind = True, "expired"
         return result
-    record = endpoint.format == wh.OSDI and row.payload.get("type") == wh.COUNTED
-    if record and not row.payload.get("data", {}).get("email"):
+    event = opened(job, row.payload)
+    if event is None:  # sealed under another EMAIL_HASH_KEY: it can never be sent
+        result.give_up, result.kind = True, "unopened"
+        return result
+    record = endpoint.format == wh.OSDI and event.get("type") == wh.COUNTED
+    if record and not event.get("data", {}).get("email"):
         # Failed for good, it lost its clear address (`_kept`); redelivered, it can be no OSDI
         # record, and composing one would raise out of the whole batch.
         result.give_up, result.kind = True, "no_personal_data"
@@ -226,7 +238,7 @@ async def attempt(
         async with asyncio.timeout(ATTEMPT_TIMEOUT):
             url = wh.check_url(endpoint.url, allow_http=endpoint.allow_http)
             address = await checked_address(url, endpoint.allow_private, job.resolver)
-            request = compose(endpoint, row.payload, int(job.wall()))
+            request = compose(endpoint, event, int(job.wall()))
             status = await post(url, address, request, job.tls)
     except wh.BadEndpoint:
         result.kind = "bad_url"
@@ -268,6 +280,18 @@ UPDATE outbox SET payload = :payload, failed_at = :now, available_at = :never,
 WHERE id = :id"""
 
 
+def opened(job: WebhookJob, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The whole event of a row: its payload, or what its box holds (a sealed server's)."""
+    box = payload.get("box")
+    if not isinstance(box, str):
+        return payload
+    secrets = job.open_event(box)
+    if secrets is None or "event" not in secrets:
+        return None
+    event: dict[str, Any] = json.loads(secrets["event"])
+    return event
+
+
 def _kept(payload: dict[str, Any]) -> str:
     data = payload.get("data", {})
     if wh.has_clear_personal(data):
@@ -280,27 +304,31 @@ async def settle(storage: Storage, results: list[_Result], now: float,
     """What became of a batch, in one transaction."""
     async with storage.write() as tx:
         for r in results:
-            row, payload = r.row, r.row.payload
+            row, payload = r.row, r.row.payload  # as stored: a sealed one stays in its box
             endpoint_id = payload.get("endpoint_id")
+            # Sealed (see the module), the times written back are to the hour.
+            hourly = "box" in payload
             if r.delivered:
                 await tx.execute(
                     _DELIVERED,
                     {"endpoint": endpoint_id, "event": payload["event_id"],
                      "type": payload["type"], "sequence": payload["sequence"],
                      "attempts": row.attempts, "status": r.status, "created": row.created_at,
-                     "now": int(now)},
+                     "now": hour_after(int(now)) if hourly else int(now)},
                 )  # fmt: skip
                 await tx.execute("DELETE FROM outbox WHERE id = :id", {"id": row.id})
                 continue
             at = now + outbox.backoff(row.attempts, rng=rng)
             if r.give_up or at - row.created_at > PATIENCE:
-                values = {"id": row.id, "payload": _kept(payload), "now": int(now),
+                values = {"id": row.id, "payload": _kept(payload),
+                          "now": hour_after(int(now)) if hourly else int(now),
                           "never": outbox.NEVER, "kind": r.kind or "failed"}  # fmt: skip
                 await tx.execute(_FAIL, values)
                 if r.disable and endpoint_id is not None:
                     await webhooks.disable(tx, endpoint_id, now, r.kind)
                 continue
-            values = {"id": row.id, "at": math.ceil(at), "error": r.kind,
+            due = hour_after(math.ceil(at)) if hourly else math.ceil(at)
+            values = {"id": row.id, "at": due, "error": r.kind,
                       "attempts": row.attempts}  # fmt: skip
             await tx.execute(_RETRY, values)
 

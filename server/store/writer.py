@@ -155,6 +155,7 @@ class Writer:
                 shard=random.randrange(self.engine.shards),
                 now=int(now),
                 known_consents=self._known_consents,
+                sealed_events=self.engine.sealed_events,
             )
             try:
                 outcome = await self.engine.run_plan(plan)

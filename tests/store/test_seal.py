@@ -21,7 +21,7 @@ import nacl.secret
 import pytest
 
 from server.domain import sealing
-from server.store import outbox, seal
+from server.store import outbox, seal, webhook_job
 from server.store.storage import Storage
 from tests.support import petitions
 from tests.web.test_sealed_data import _postgres_files
@@ -316,3 +316,60 @@ def _bare_box(address: str) -> str:
 def _counts(text: str) -> list[str]:
     """The rows done in each of `seal`'s progress lines."""
     return [m.group(1) for m in re.finditer(r"\] ([\d,]+)/", text)]
+
+
+def test_seal_boxes_waiting_and_failed_webhook_events(database_url: str) -> None:
+    """Webhook events queued in clear before the server was sealed leave `seal` as a sealed
+    server writes them: the event in its box (opened as the job opens it), the counted one with
+    its signature's tag (what a withdrawal looks for), times to the hour; a failed one stays
+    failed, never due."""
+
+    async def run() -> None:
+        storage = Storage(database_url)
+        await storage.connect()
+        await storage.migrate()
+        public, _ = sealing.new_key_pair()
+        waiting = {
+            "endpoint_id": 7,
+            "event_id": "msg_a",
+            "type": "signature.counted",
+            "timestamp": T,
+            "sequence": 1,
+            "data": {"signature_id": "ref-w", "country": "KZ", "email": "w@x.org"},
+        }
+        failed = {"endpoint_id": 7, "event_id": "msg_b", "type": "petition.closed",
+                  "timestamp": T + 5, "sequence": 2, "data": {"petition": "p"}}  # fmt: skip
+        try:
+            async with storage.write() as tx:
+                for event, at, failed_at in ((waiting, T, None), (failed, T + 5, T + 9)):
+                    await tx.execute(
+                        "INSERT INTO outbox (topic, payload, created_at, available_at, "
+                        "endpoint_id, failed_at) VALUES ('webhook', :p, :at, :due, 7, :f)",
+                        {"p": json.dumps(event), "at": at, "f": failed_at,
+                         "due": outbox.NEVER if failed_at else at},
+                    )  # fmt: skip
+            await seal.seal_database(storage, public, HASHER)
+            rows = await storage.database.fetch_all(
+                "SELECT payload, created_at, available_at, failed_at FROM outbox ORDER BY id"
+            )
+            kept = [json.loads(r[0]) for r in rows]
+            for payload, event in zip(kept, (waiting, failed), strict=True):
+                assert "ref-w" not in json.dumps(payload) and str(T) not in json.dumps(payload)
+                assert webhook_job.opened(job, payload) == event
+                assert {k: payload[k] for k in ("endpoint_id", "event_id", "type", "sequence")} == {
+                    k: event[k] for k in ("endpoint_id", "event_id", "type", "sequence")
+                }
+            assert kept[0]["signature"] == HASHER.event_tag("ref-w") and "signature" not in kept[1]
+            assert [(r[1], r[2], r[3]) for r in rows] == [
+                (sealing.hour(T), sealing.hour(T), None),
+                (sealing.hour(T), outbox.NEVER, sealing.hour_after(T + 9)),
+            ]
+            before = [r[0] for r in rows]
+            await seal.seal_database(storage, public, HASHER)  # idempotent
+            again = await storage.database.fetch_all("SELECT payload FROM outbox ORDER BY id")
+            assert [r[0] for r in again] == before
+        finally:
+            await storage.disconnect()
+
+    job = webhook_job.WebhookJob(open_event=HASHER.open_mail)
+    asyncio.run(run())

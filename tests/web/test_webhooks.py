@@ -4,13 +4,18 @@ endpoint's deliveries and failures, and its redeliver button needs the CSRF toke
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
 import re
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 
-from server.domain import access_keys
+from server.domain import access_keys, sealing
+from server.domain import webhooks as wh
 from server.store import webhooks
 from server.store.storage import Storage
 from tests.support import live
@@ -93,3 +98,73 @@ def test_a_signature_reaches_the_crm_and_the_dashboard_redelivers_a_failure(
             assert "error=not-redelivered" in again.headers["location"]
         receiver.wait(start + 1, accepted=False)
         assert all(r.verified for r in receiver.received)
+
+
+def test_a_sealed_server_keeps_waiting_events_in_their_box_and_delivers_them_opened(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Through `serve` with `SEALING_PUBLIC_KEY`: an event waiting for an endpoint that is down
+    keeps no `signature_id`, no exact time and no country in clear, the dashboard still lists
+    it, and once the endpoint is back (and the hour its retry waits for has come) it arrives
+    opened, verified, with its exact timestamp."""
+    live.prepare(database_url)
+    public, _ = sealing.new_key_pair()
+    with receiving() as receiver:
+        receiver.answer = lambda _: 503
+
+        async def add(storage: Storage) -> tuple[int, access_keys.Key]:
+            pid = await storage.petition_id(SLUG)
+            assert pid is not None
+            endpoint_id, secret = await webhooks.add(
+                storage, petition_id=pid, url=receiver.url(), allow_http=True,
+                allow_private=True, now=time.time(),
+            )  # fmt: skip
+            receiver.secrets.append(secret)
+            return endpoint_id, await new_key(storage, access_keys.OWNER)
+
+        _, key = in_storage(database_url, add)
+        server = live.LiveServer(database_url, tmp_path, SEALING_PUBLIC_KEY=public)
+        with server, httpx.Client(base_url=server.base_url, timeout=30) as client:
+            before = int(time.time())
+            sign(client, SLUG, consent_organiser=True)
+            after = int(time.time()) + 1
+            receiver.wait(1, accepted=False)
+
+            async def settled(storage: Storage) -> list[list[Any]]:
+                for _ in range(200):
+                    rows = await storage.database.fetch_all(
+                        "SELECT payload, created_at, available_at, claimed_until, attempts "
+                        "FROM outbox WHERE topic = 'webhook'"
+                    )
+                    if rows and all(r[3] is None and int(r[4]) >= 1 for r in rows):
+                        return [[r[i] for i in range(5)] for r in rows]
+                    await asyncio.sleep(0.05)
+                raise AssertionError("the refused attempt was not written back")
+
+            ((payload, created, available, _, _),) = in_storage(database_url, settled)
+            assert int(created) % 3600 == 0 and int(available) % 3600 == 0
+            kept = json.loads(payload)
+            assert set(kept) == {"endpoint_id", "event_id", "type", "sequence", "box", "signature"}
+            assert kept["type"] == "signature.counted"
+            for word in ("signature_id", "timestamp", "signed_at", '"country"'):
+                assert word not in payload
+            with httpx.Client(base_url=server.base_url, timeout=30) as owner:
+                assert owner.post("/admin/login", data={"key": key.text}).status_code == 303
+                page = owner.get(ADMIN)
+                assert page.status_code == 200  # it lists the waiting event, and why it waits
+                assert "<code>signature.counted</code>" in page.text and "http_503" in page.text
+
+            receiver.answer = lambda _: 204
+            in_storage(  # the hour its retry waits for has come
+                database_url,
+                lambda s: s.database.execute(
+                    "UPDATE outbox SET available_at = 0 WHERE topic = 'webhook'"
+                ),
+            )
+            (got,) = receiver.wait(1)
+        assert got.verified and got.id == kept["event_id"]
+        body = got.json
+        assert body["type"] == "signature.counted" and body["data"]["signature_id"]
+        # Exact, as it travels (it is not kept).
+        assert body["timestamp"] in {wh.iso(t) for t in range(before, after + 1)}
+        assert body["data"]["signed_at"] == wh.iso(int(created))  # the hour
