@@ -3,7 +3,10 @@ overwritten, never printed), partners' keys, and what `serve` says or refuses at
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -12,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from server.domain import sealing
+from server.domain.signatures import NewSignature
+from tests.store import test_webhooks as webhook_tests
 from tests.support import backends, live
 from tests.test_cli import cli
 
@@ -137,3 +142,59 @@ def test_export_out_makes_an_existing_file_private(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert "old" not in out.read_text()
+
+
+def test_a_partner_whose_key_was_replaced_opens_each_keys_copies_and_hears_of_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Copies sealed before `partners set-sealing-key` open only with the old key: an export
+    with either key gives the rows it opens and says how many it left out (before, the first
+    unopened row aborted the whole export); the owner's key opens every row; a key that opens
+    nothing is still refused."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    owner_public, owner_secret = sealing.new_key_pair()
+    old_public, old_secret = sealing.new_key_pair()
+    new_public, new_secret = sealing.new_key_pair()
+    _, stranger_secret = sealing.new_key_pair()
+
+    async def sign_up() -> None:
+        storage, pid = await webhook_tests.opened(url)
+        allies = await storage.add_partner(pid, "allies", "Allies", old_public)
+        through = (allies.id, "allies")
+
+        def signer(email: str, key: str) -> NewSignature:
+            s = webhook_tests.signature(pid, email, partner=through, consent_partner=True)
+            return dataclasses.replace(s, partner_key=key)
+
+        first = [signer("a@example.org", old_public), signer("b@example.org", old_public)]
+        await webhook_tests.sign(storage, *first, owner_key=owner_public)
+        assert await storage.set_partner_key(pid, "allies", new_public)
+        await webhook_tests.sign(
+            storage, signer("c@example.org", new_public), owner_key=owner_public
+        )
+        await storage.disconnect()
+
+    asyncio.run(sign_up())
+    keys = {}
+    for name, secret in (("owner", owner_secret), ("old", old_secret), ("new", new_secret),
+                         ("stranger", stranger_secret)):  # fmt: skip
+        keys[name] = tmp_path / f"{name}.secret"
+        keys[name].write_text(secret)
+
+    def export(key: str, *partner: str) -> subprocess.CompletedProcess[str]:
+        return cli("export", SLUG, "--secret-key", str(keys[key]), *partner, "--format", "json",
+                   "--database-url", url, cwd=tmp_path,
+                   env={"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY})  # fmt: skip
+
+    def emails(done: subprocess.CompletedProcess[str]) -> list[str]:
+        assert done.returncode == 0, done.stderr
+        return sorted(row["email"] for row in json.loads(done.stdout))
+
+    old, new = export("old", "--partner", "allies"), export("new", "--partner", "allies")
+    assert emails(old) == ["a@example.org", "b@example.org"] and "1 row(s)" in old.stderr
+    assert emails(new) == ["c@example.org"] and "2 row(s)" in new.stderr
+    everyone = export("owner")
+    assert emails(everyone) == ["a@example.org", "b@example.org", "c@example.org"]
+    assert everyone.stderr == ""
+    refused = export("stranger", "--partner", "allies")
+    assert refused.returncode == 1 and "does not open" in refused.stderr

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +117,24 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             own = partner is not None and partner.public_key == sealing.encode_key(
                 secret.public_key
             )
+            if partner is not None and not own:
+                # A key the partner had before `set-sealing-key` opens the copies made then.
+                own = await _opens_a_copy(storage, petition_id, partner.id, secret)
             stored = storage.export_rows(
                 petition_id, partner.id if partner else None, partner_box=own
             )
             columns = export.PARTNER_COLUMNS if partner else export.OWNER_COLUMNS
 
+            tally = _Unopened()
+
             async def opened() -> AsyncIterator[ExportRow]:
                 async for row in stored:
-                    yield export.open_row(row, secret)
+                    found = tally.open(export.open_row, row, secret)
+                    if found is not None:
+                        yield found
 
             await _write_rows(opened(), columns, args)
-            return 0
+            return tally.report()
         finally:
             await storage.disconnect()
 
@@ -137,6 +144,52 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         return fail(f"{exc} (is it the key of this petition's SEALING_PUBLIC_KEY?)")
     except (StorageUnavailable, OSError) as exc:
         return fail(f"cannot read the database: {describe(exc)}")
+
+
+async def _opens_a_copy(storage: Storage, petition_id: int, partner_id: int, secret: Any) -> bool:
+    """Whether `secret` opens any of this partner's copies (an earlier key of the partner's),
+    rather than being the owner's key."""
+    found = False
+    # Read to the end rather than leave the generator (and its reader task) half-way.
+    async for row in storage.export_rows(petition_id, partner_id, partner_box=True):
+        if found or row.sealed is None:
+            continue
+        try:
+            export.open_row(row, secret)
+            found = True
+        except sealing.BadKey:
+            continue
+    return found
+
+
+class _Unopened:
+    """Rows whose box this key does not open. A partner whose key was replaced
+    (`partners set-sealing-key`) has copies sealed for each key: either key opens its own, and
+    the others are counted and said, not fatal. When no row at all opens, the key is wrong:
+    `sealing.BadKey`, as before."""
+
+    def __init__(self) -> None:
+        self.opened = self.skipped = 0
+
+    def open(self, opening: Callable[..., ExportRow], *args: Any) -> ExportRow | None:
+        try:
+            row = opening(*args)
+        except sealing.BadKey:
+            self.skipped += 1
+            return None
+        self.opened += 1
+        return row
+
+    def report(self) -> int:
+        if self.skipped and not self.opened:
+            raise sealing.BadKey("this secret key does not open the sealed data")
+        if self.skipped:
+            print(
+                f"petition-widget: {self.skipped} row(s) are sealed for another key (a partner's "
+                "key replaced with set-sealing-key?) and are left out; open them with that key",
+                file=sys.stderr,
+            )
+        return 0
 
 
 def _export_open(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,13 +206,17 @@ def _export_open(args: argparse.Namespace, settings: Settings) -> int:
             if not set(columns) <= set(export.OWNER_COLUMNS):
                 raise export.BadExport("the sealed export names columns we do not know")
 
+            tally = _Unopened()
+
             async def opened() -> AsyncIterator[ExportRow]:
                 for line in f:
                     if line.strip():
-                        yield export.open_line(line, secret)
+                        found = tally.open(export.open_line, line, secret)
+                        if found is not None:
+                            yield found
 
             await _write_rows(opened(), columns, args)
-        return 0
+        return tally.report()
 
     try:
         return asyncio.run(run())
