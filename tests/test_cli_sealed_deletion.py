@@ -141,8 +141,13 @@ def test_retention_run_leaves_no_deleted_box_in_the_files(
         assert len(boxes) == 3 and all(boxes)
         _close_days_ago(database_url, 2)
         outbox_file = _filenode(database_url)
-        _command(database_url, "retention", "run")
         kept = "SELECT COUNT(*) FROM signatures WHERE sealed IS NOT NULL"
+        # A dry run says what is due and deletes nothing.
+        dry = _command(database_url, "retention", "run", "--dry-run")
+        assert "3 signature(s) with personal data" in dry.stdout
+        assert "Dry run: nothing deleted" in dry.stdout
+        assert _query(database_url, kept) == [(3,)]
+        _command(database_url, "retention", "run")
         assert _query(database_url, kept) == [(0,)]
         if database_url.startswith("sqlite"):  # PostgreSQL: dead rows until a vacuum (docs)
             disk = _files(database_url)

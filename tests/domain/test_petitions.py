@@ -54,6 +54,15 @@ def test_minimal_file_and_defaults() -> None:
     assert p.texts["en"].body == ""
 
 
+def test_retention_defaults_to_180_days_after_closing_and_0_keeps_for_ever() -> None:
+    assert parse(MINIMAL).retention_days == 180
+    assert parse(MINIMAL + "[retention]\ndays = 0\n").retention_days == 0
+    assert parse(MINIMAL + "[retention]\ndays = 30\n").retention_days == 30
+    for bad in ("days = -1", 'days = "180"', "days = 1.5", "weeks = 2"):
+        with pytest.raises(PetitionFileError, match="retention"):
+            parse(MINIMAL + f"[retention]\n{bad}\n")
+
+
 def test_document_round_trip() -> None:
     p = load_file(bundle.EXAMPLE_PETITION)
     assert Petition.from_document(json.loads(json.dumps(p.to_document()))) == p

@@ -194,7 +194,13 @@ def _disk_bytes(url: str) -> bytes:
 def _postgres_files(url: str) -> bytes:
     """Every file of the database under the server's data directory, after a CHECKPOINT has
     written what was in memory: dead rows (deleted outbox mails, confirmed pending ones) and
-    free space included, which a dump leaves out."""
+    free space included, which a dump leaves out.
+
+    A limit on PostgreSQL, stated here as the issue asks and in docs/privacy.md: the server's
+    write-ahead log (`pg_wal`) is shared by every database of the server and is not read. It
+    holds recent outbox rows as they were written (encrypted under EMAIL_HASH_KEY: with the
+    key, they open) until the server recycles its segments; WAL archives, replicas and backups
+    keep them longer."""
 
     async def where() -> tuple[str, int]:
         storage = Storage(url)
