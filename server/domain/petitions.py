@@ -15,7 +15,7 @@ import functools
 import re
 import tomllib
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,15 @@ class _Reader:
         self.source = source
         self.lines = text.splitlines()
 
+    def one_of(
+        self, table: dict[str, Any], key: str, choices: Sequence[str], default: str, section: str
+    ) -> str:
+        """`[section] key`, taken out of `table`: one of `choices`, `default` when absent."""
+        value = table.pop(key, default)
+        if value not in choices:
+            raise self.fail(f"{section}.{key} must be one of {', '.join(choices)}", key, section)
+        return str(value)
+
     def fail(
         self, message: str, key: str = "", section: str = "", index: int = 0
     ) -> PetitionFileError:
@@ -298,20 +307,8 @@ class _Reader:
             texts[other] = self.translation(table, texts[lang], section)
 
         signing = self.table(data, "signing")
-        confirmation = signing.pop("confirmation", "email")
-        if confirmation not in CONFIRMATIONS:
-            raise self.fail(
-                f"signing.confirmation must be one of {', '.join(CONFIRMATIONS)}",
-                "confirmation",
-                "signing",
-            )
-        challenge = signing.pop("challenge", "auto")
-        if challenge not in CHALLENGES:
-            raise self.fail(
-                f"signing.challenge must be one of {', '.join(CHALLENGES)}",
-                "challenge",
-                "signing",
-            )
+        confirmation = self.one_of(signing, "confirmation", CONFIRMATIONS, "email", "signing")
+        challenge = self.one_of(signing, "challenge", CHALLENGES, "auto", "signing")
         if signing:
             key = next(iter(signing))
             raise self.fail(f"unknown key '{key}' in [signing]", key, "signing")
@@ -335,17 +332,8 @@ class _Reader:
         embed = self.table(data, "embed")
         fields = {}
         for name, modes in FIELD_MODES.items():
-            mode = form.pop(name, modes[1])
-            if mode not in modes:
-                raise self.fail(f"form.{name} must be one of {', '.join(modes)}", name, "form")
-            fields[name] = mode
-        name_to_target = form.pop("name_to_target", "hidden")
-        if name_to_target not in NAME_TO_TARGET:
-            raise self.fail(
-                f"form.name_to_target must be one of {', '.join(NAME_TO_TARGET)}",
-                "name_to_target",
-                "form",
-            )
+            fields[name] = self.one_of(form, name, modes, modes[1], "form")
+        name_to_target = self.one_of(form, "name_to_target", NAME_TO_TARGET, "hidden", "form")
         if form:
             raise self.fail(f"unknown key '{next(iter(form))}' in [form]", next(iter(form)))
         public = self.table(data, "public")
