@@ -9,9 +9,12 @@ of its rate. The whole minute may come as one burst.
 Every check is a dictionary lookup in this process: nothing waits for the database. Each
 worker counts its own hits as pending, and a job (`server.store.limits`, every
 `FLUSH_EVERY`) adds them to the shared store and reads back the totals of the keys it sent,
-which every worker and host has added to. So a worker knows every other's hits on a key as of
-its last flush, and a burst that reaches several workers at once may pass the limit by at most
-what each admits within one flush.
+which every worker and host has added to. A key that reaches half its limit is announced
+(`take_announced`) so that every other worker reads it back too (`adopt`), whether or not it
+has served that client yet: a worker the kernel hands a client's next connection to already
+knows of its earlier hits. So a worker knows every other's hits on a key as of its last
+flush, and a burst that reaches several workers at once may pass the limit by at most what
+each admits within about one flush.
 
 Keys are never addresses. The caller names what it limits in plain, canonical text (an IPv4
 address, an IPv6 /64, optionally with a petition id); `hit` keys it with an HMAC under the
@@ -134,6 +137,8 @@ class SharedLimiter:
         # Keys this worker flushed in the last `RECHECK` seconds -> until when: read back too,
         # for the hits other workers flushed just after this one did.
         self._recent: dict[bytes, float] = {}
+        # Keys that became hot here, for the next flush to announce to every other worker.
+        self._announce: set[bytes] = set()
 
     @property
     def span(self) -> int:
@@ -195,7 +200,7 @@ class SharedLimiter:
                         total += n
         limit = self.per_minute
         if 2 * (total + 1) >= limit:
-            self._hot.update(digests)
+            self._heat(digests)
         if total < limit:
             return 0, digest
         # Wait until enough of the oldest slots have left the window.
@@ -207,6 +212,13 @@ class SharedLimiter:
             if total < limit:
                 return max(1, math.ceil(slot + self.span - now)), digest
         return max(1, math.ceil(self.span - now % self.slot)), digest  # unreachable: limit > 0
+
+    def _heat(self, digests: Iterable[bytes]) -> None:
+        hot = self._hot
+        for digest in digests:
+            if digest not in hot:
+                hot.add(digest)
+                self._announce.add(digest)
 
     def _add(self, digest: bytes, start: int) -> None:
         held = self._held
@@ -243,12 +255,47 @@ class SharedLimiter:
         more += [d for d in self._recent if d not in pending and d not in self._hot and d in held]
         return [*pending, *more[:MAX_HOT]]
 
-    def give_back(self, pending: dict[bytes, dict[int, int]]) -> None:
-        """Hits a failed flush could not add: they go with the next one."""
+    def take_announced(self) -> list[bytes]:
+        """The keys that became hot here since the last flush, for it to announce (and
+        forgotten here; a failed flush gives them back)."""
+        announce, self._announce = self._announce, set()
+        return list(announce)
+
+    def adopt_from(self, announced: Iterable[bytes]) -> list[bytes]:
+        """Of keys other workers announced, those this one does not read back yet (at most
+        `MAX_HOT`): the flush reads their totals for `adopt`."""
+        if not self.per_minute:
+            return []
+        hot = self._hot
+        return [d for d in dict.fromkeys(announced) if d not in hot][:MAX_HOT]
+
+    def adopt(self, totals: Iterable[tuple[bytes, int, int]]) -> None:
+        """The shared totals of keys other workers announced: held from now on, and read back
+        by every flush while they stay in the window, as if this worker had hit them itself
+        (but not announced again from here)."""
+        oldest = int(self._clock() // self.slot) * self.slot - self.slot * (self.slots - 1)
+        held = self._held
+        for digest, start, n in totals:
+            if start < oldest:
+                continue
+            slots = held.get(digest)
+            if slots is None:
+                if len(held) >= self._max_keys:
+                    held.pop(next(iter(held)))
+                slots = held[digest] = {}
+            since = self._pending.get((digest, start), 0)
+            slots[start] = max(slots.get(start, 0), n + since)
+            self._hot.add(digest)
+
+    def give_back(
+        self, pending: dict[bytes, dict[int, int]], announced: Iterable[bytes] = ()
+    ) -> None:
+        """Hits (and announcements) a failed flush could not send: they go with the next."""
         mine = self._pending
         for digest, slots in pending.items():
             for start, n in slots.items():
                 mine[digest, start] = mine.get((digest, start), 0) + n
+        self._announce.update(d for d in announced if d in self._held)
 
     def learn(self, totals: Iterable[tuple[bytes, int, int]]) -> None:
         """The shared totals (HMAC, slot start, hits) read back by a flush: what every worker
@@ -260,7 +307,7 @@ class SharedLimiter:
             since = self._pending.get((digest, start), 0)
             slots[start] = max(slots.get(start, 0), n + since)
             if 2 * sum(slots.values()) >= self.per_minute:
-                self._hot.add(digest)
+                self._heat([digest])
 
     def forget_old(self) -> None:
         """Drop every slot that has left the window, and keys left with none: an entry lives
@@ -275,6 +322,7 @@ class SharedLimiter:
             if not slots:
                 del self._held[digest]
         self._hot &= self._held.keys()
+        self._announce &= self._held.keys()
         for old in [k for k in self._pending if k[1] < oldest]:
             del self._pending[old]
 

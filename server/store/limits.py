@@ -1,6 +1,6 @@
 """The shared store of rate limits: what makes every worker's and host's limits one.
 
-Two scratch tables, made by each engine's adapter where they cost least (`Engine.limits`):
+Three scratch tables, made by each engine's adapter where they cost least (`Engine.limits`):
 on PostgreSQL, UNLOGGED tables in the database (no WAL, so no disk flush per increment; a
 crash empties them, which only forgets the last minute's counts); on SQLite, a side file
 beside the database, `<database>-limits`, with `synchronous = OFF`, so a flush never waits
@@ -10,11 +10,15 @@ for the signatures' write lock nor holds it.
   start, with the seconds its limiter's window spans, so that each count goes once it has left
   its own window (a 65 s limit's counts do not wait for the aggregate limit's five minutes).
 - `limit_keys (period, secret)`: the random key of each 10-minute period that keys them.
+- `limit_hot (name, key, at)`: the keys a worker found at half their limit or more, announced
+  so that every other worker reads them back too, even one that has not served that client
+  (`SharedLimiter.adopt`); each flush reads those announced in the last `ANNOUNCED_FOR` s.
 
 `LimitStore.sync`, run every `FLUSH_EVERY` by the `limits` job of every process, adds each
 limiter's pending hits in one batch (`INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`)
 and reads back the totals of the keys it sent, of those near their limit and of those it sent
-in the last 5 s (`SharedLimiter.to_read`), makes sure the keys of this period and the
+in the last 5 s (`SharedLimiter.to_read`), announces the keys that became hot here and adopts
+those other workers announced, makes sure the keys of this period and the
 next exist (the first worker to ask makes one; the others read it), and every `PURGE_EVERY`
 deletes slots that left their window and keys whose period left every window, the counts made
 under a key going with it. Memory forgets the same (`forget`) at the same pace, and goes on
@@ -28,7 +32,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from server.domain.ratelimit import ROTATE, Keyring, Limits
+from server.domain.ratelimit import MAX_HOT, ROTATE, Keyring, Limits
 from server.store.engine import Engine, Transaction, describe
 
 logger = logging.getLogger("petition_widget.limits")
@@ -36,6 +40,9 @@ logger = logging.getLogger("petition_widget.limits")
 READ_BACK = 100  # keys read back per statement (padded, so that there is one statement)
 PURGE_EVERY = 5.0  # seconds between deletions of what left every window
 WARN_EVERY = 60.0  # seconds between warnings that the limit store does not answer
+# Seconds an announcement of a hot key is read by every flush: many flushes, and room for
+# hosts' clocks a few seconds apart (each host writes `at` by its own).
+ANNOUNCED_FOR = 5
 
 TABLES = [
     "CREATE {unlogged} TABLE IF NOT EXISTS limit_counts ("
@@ -43,6 +50,8 @@ TABLES = [
     " PRIMARY KEY (key, slot))",
     "CREATE {unlogged} TABLE IF NOT EXISTS limit_keys ("
     " period BIGINT PRIMARY KEY, secret {blob} NOT NULL)",
+    "CREATE {unlogged} TABLE IF NOT EXISTS limit_hot ("
+    " name TEXT NOT NULL, key {blob} NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (name, key))",
 ]
 _ADD = (
     "INSERT INTO limit_counts (key, slot, n, span) VALUES (:key, :slot, :n, :span) "
@@ -57,6 +66,11 @@ _NEW_KEY = (
     "INSERT INTO limit_keys (period, secret) VALUES (:period, :secret) ON CONFLICT DO NOTHING"
 )
 _KEYS = "SELECT period, secret FROM limit_keys WHERE period >= :oldest"
+_ANNOUNCE = (
+    "INSERT INTO limit_hot (name, key, at) VALUES (:name, :key, :at) "
+    "ON CONFLICT (name, key) DO UPDATE SET at = excluded.at"
+)
+_ANNOUNCED = "SELECT name, key FROM limit_hot WHERE at >= :since ORDER BY at DESC LIMIT :most"
 
 
 class LimitStore:
@@ -98,26 +112,47 @@ class LimitStore:
             self.forget(now)
 
     async def flush(self, now: float) -> None:
-        taken = [(limiter, limiter.take_pending()) for limiter in self.limits]
+        """Add this worker's hits, read back what it holds of hot and recent keys, announce
+        the keys that became hot here, and adopt those that others announced. Every flush
+        reads the announcements, idle or not: a worker that serves nobody still learns of the
+        clients that hit their limits elsewhere, before the kernel hands it one of them."""
+        limiters = {limiter.name: limiter for limiter in self.limits}
+        if not limiters:
+            return
+        taken = [(lim, lim.take_pending(), lim.take_announced()) for lim in limiters.values()]
         rows = [
             {"key": digest, "slot": start, "n": n, "span": limiter.span}
-            for limiter, pending in taken
+            for limiter, pending, _ in taken
             for digest, slots in pending.items()
             for start, n in slots.items()
         ]
-        if not rows and not any(limiter.to_read(pending) for limiter, pending in taken):
-            return
+        announce = [
+            {"name": limiter.name, "key": digest, "at": int(now)}
+            for limiter, _, announced in taken
+            for digest in announced
+        ]
         try:
             async with self.engine.limits() as tx:
                 if rows:
                     await tx.execute_many(_ADD, rows)
-                for limiter, pending in taken:
+                if announce:
+                    await tx.execute_many(_ANNOUNCE, announce)
+                for limiter, pending, _ in taken:
                     digests = limiter.to_read(pending)
                     if digests:
                         limiter.learn(await _read_back(tx, digests, now - limiter.span))
+                heard: dict[str, list[bytes]] = {}
+                since = {"since": int(now) - ANNOUNCED_FOR, "most": MAX_HOT}
+                for name, key in await tx.fetch_all(_ANNOUNCED, since):
+                    heard.setdefault(str(name), []).append(bytes(key))
+                for name, keys in heard.items():
+                    found = limiters.get(name)
+                    new = found.adopt_from(keys) if found is not None else []
+                    if found is not None and new:
+                        found.adopt(await _read_back(tx, new, now - found.span))
         except BaseException:
-            for limiter, pending in taken:
-                limiter.give_back(pending)
+            for limiter, pending, announced in taken:
+                limiter.give_back(pending, announced)
             raise
 
     async def purge(self, now: float) -> None:
@@ -125,6 +160,9 @@ class LimitStore:
         every window (a previous period's key stays while a window still reaches into it)."""
         async with self.engine.limits() as tx:
             await tx.execute("DELETE FROM limit_counts WHERE slot + span < :now", {"now": int(now)})
+            await tx.execute(
+                "DELETE FROM limit_hot WHERE at < :old", {"old": int(now) - ANNOUNCED_FOR}
+            )
             keep_from = self._keep_from(now)
             await tx.execute("DELETE FROM limit_keys WHERE period < :p", {"p": keep_from})
 

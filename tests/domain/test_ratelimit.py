@@ -122,3 +122,34 @@ def test_a_failed_flush_gives_the_hits_back() -> None:
     lim.give_back(pending)
     (slots,) = lim.take_pending().values()
     assert sum(slots.values()) == 2
+
+
+def test_a_key_is_announced_once_when_it_turns_hot() -> None:
+    """Half the limit announces the key, for every other worker to read it back."""
+    lim = limiter(10, Clock())
+    for _ in range(3):
+        lim.hit("a")
+    assert lim.take_announced() == []  # 3 of 10: not hot yet
+    lim.hit("a")
+    lim.hit("a")
+    (announced,) = lim.take_announced()
+    assert (announced,) == tuple(lim.take_pending())
+    lim.hit("a")
+    assert lim.take_announced() == []  # once
+
+
+def test_adopting_what_another_worker_announced() -> None:
+    clock = Clock()
+    a, b = Limits(clock), Limits(clock)
+    for limits in (a, b):  # the store's key of this period (its window lies in one period)
+        limits.keyring.shared({int(clock.now // ROTATE): b"k" * 32})
+    lim_a, lim_b = a.limiter("sign", 4), b.limiter("sign", 4)
+    for _ in range(4):
+        lim_a.hit("x")
+    (digest,) = lim_a.take_announced()
+    (slots,) = lim_a.take_pending().values()
+    assert lim_b.adopt_from([digest, digest]) == [digest]
+    lim_b.adopt([(digest, start, n) for start, n in slots.items()])
+    assert lim_b.hit("x") > 0  # B never served "x"
+    assert lim_b.adopt_from([digest]) == []  # read back by every flush from now on
+    assert lim_b.take_announced() == []  # not announced again from here

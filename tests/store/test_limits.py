@@ -183,3 +183,43 @@ def test_memory_lets_go_while_the_store_does_not_answer() -> None:
     (slots,) = pending.values()
     assert all(start > clock.now - SLOT * SLOTS for start in slots)
     assert first not in limits.keyring.periods()
+
+
+def test_a_worker_knows_of_a_client_it_has_not_served(database_url: str) -> None:
+    """Regression: a worker learnt of a client's hits only once it had counted one of its own
+    for that client, so the first request the kernel handed it past the limit was admitted
+    (CI: a widget document with a fresh form token, a bearer-key guess answered 401)."""
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        sign_a, sign_b = a[0].limiter("sign", 10), b[0].limiter("sign", 10)
+        await a[1].sync()
+        await b[1].sync()
+        assert [sign_a.hit(("203.0.113.5", 1)) for _ in range(10)] == [0] * 10
+        await a[1].sync()  # A adds its hits and announces the key
+        await b[1].sync()  # B adopts it without having served the client
+        assert sign_b.hit(("203.0.113.5", 1)) > 0
+        assert sign_b.wait(("203.0.113.5", 1)) > 0
+        assert sign_b.hit(("203.0.113.6", 1)) == 0  # another client
+        # Announcements go with the purge once read for long enough.
+        clock.now += 60
+        await a[1].sync()
+        async with a[1].engine.limits() as tx:
+            assert await tx.fetch_val("SELECT COUNT(*) FROM limit_hot") == 0
+
+    with_workers(database_url, body)
+
+
+def test_announcements_survive_a_failed_flush(database_url: str) -> None:
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        sign_a, sign_b = a[0].limiter("sign", 4), b[0].limiter("sign", 4)
+        await a[1].sync()
+        await b[1].sync()
+        assert [sign_a.hit("203.0.113.5") for _ in range(4)] == [0] * 4
+        announced = sign_a.take_announced()
+        assert len(announced) == 1
+        sign_a.give_back(sign_a.take_pending(), announced)  # as a failed flush does
+        await a[1].sync()
+        await b[1].sync()
+        assert sign_b.hit("203.0.113.5") > 0
+
+    with_workers(database_url, body)
