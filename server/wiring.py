@@ -51,7 +51,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         confirm_lifetime=settings.confirm_lifetime,
         webhook=webhook_job.WebhookJob(open_event=open_outbox(settings)),
     )
-    limits = Limits()
+    limits = Limits(clock.now)  # wall time, or a test's manual clock (as the jobs' own)
     limit_store = LimitStore(storage.engine, limits)
     runner.every("limits", FLUSH_EVERY, limit_store.run)
     return Services(
@@ -75,7 +75,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock=clock,
         jobs=runner,
         challenges=Challenges(settings.secret_keys),
-        challenge_switch=Switch(clock.now),
+        challenge_switch=Switch(limits),
         email_hasher=email_hasher(settings),
     )
 

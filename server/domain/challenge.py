@@ -21,24 +21,26 @@ Without JavaScript there is no solver: the no-JS form is accepted instead once i
 costs a bot time, not work; how many tokens it can hold is bounded by the token limits.
 
 `"auto"` (the default of `[signing] challenge`) turns the challenge on for a petition when
-refused and failed submissions cross `AUTO_THRESHOLD` within `AUTO_WINDOW` seconds, and off
-again `AUTO_HOLD` seconds after the last crossing (`Switch`, per process for now).
+refused and failed submissions cross `AUTO_THRESHOLD` within a minute, and off again
+`AUTO_HOLD` seconds after the last crossing (`Switch`). Both the count and the switch live on
+the shared limit store, so they are one for every worker and host: N workers reach the
+threshold together, and a crossing seen by one turns the challenge on in all of them.
 """
 
 from __future__ import annotations
 
 import base64
-import collections
 import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from server.domain.errors import Refusal
 from server.domain.form_tokens import Claims
 from server.domain.petitions import CHALLENGES
+from server.domain.ratelimit import Limits
 
 ALGORITHM = "SHA-256"
 MAX_NUMBER = 200_000  # the puzzle's size: see the module docstring for the figures
@@ -53,9 +55,10 @@ AUTO_COUNTED = frozenset({
     "challenge_required", "rate_limited", "invalid_json", "invalid_encoding", "invalid_body",
     "body_too_large", "unsupported_media_type", "honeypot",
 })  # fmt: skip
-AUTO_THRESHOLD = 100  # counted refusals of one petition, in one process...
-AUTO_WINDOW = 60.0  # ...within this many seconds, turn the challenge on...
-AUTO_HOLD = 600.0  # ...until this long after the last time they did
+AUTO_THRESHOLD = 100  # counted refusals of one petition, over every worker and host...
+AUTO_WINDOW = 60  # ...within this many seconds (a refusal counts 60 to 65 s), turn it on...
+AUTO_HOLD = 600  # ...until this long after the last time they did (600 to 650 s)
+HOLD_SLOTS = 12  # slots of the switch's window: it goes off within a slot (50 s) of the hold
 
 _SALT_LABEL = b"petition-widget.challenge.salt"
 _NUMBER_LABEL = b"petition-widget.challenge.number"
@@ -145,52 +148,60 @@ def _number_of(solution: object) -> int | None:
 
 
 class Switch:
-    """ "auto", per petition: on once `threshold` counted refusals fall within `window`
-    seconds, off `hold` seconds after the last time they did. Each petition keeps the times of
-    its last `threshold` refusals only, so memory is bounded by petitions, not by traffic.
+    """ "auto", per petition, for every worker and host: on once `threshold` counted refusals
+    fall within a minute, off `hold` to `hold` + one slot after the last time they did.
 
-    Per process: with N workers each sees about 1/N of the refusals. `trip` is the hook for
-    other signals (the aggregate limit per network): it turns the challenge on as a crossing
-    would. The lead may move the counter onto the shared limit store; this is the one class
-    to change."""
+    Two limiters of the shared limit store (`ratelimit.Limits`) hold it, keyed by petition:
+    `refusals` counts the refusals (a limit of `threshold` a minute: past it, the threshold is
+    crossed), and `on` one mark per crossing, whose window is the hold. A worker counts and
+    checks in memory; its flushes add its counts to every other's and announce a petition
+    nearing either (`SharedLimiter.take_announced`), so a crossing that one worker sees turns
+    the challenge on in all of them within a flush or two. `trip` is the hook for other
+    signals: it turns the challenge on as a crossing would."""
 
     def __init__(
         self,
-        clock: Callable[[], float],
+        limits: Limits,
         *,
         threshold: int = AUTO_THRESHOLD,
-        window: float = AUTO_WINDOW,
-        hold: float = AUTO_HOLD,
+        hold: int = AUTO_HOLD,
+        name: str = "challenge",
     ) -> None:
-        self._clock = clock
-        self.threshold, self.window, self.hold = threshold, window, hold
-        self._recent: dict[Hashable, collections.deque[float]] = {}
-        self._on_until: dict[Hashable, float] = {}
+        self.threshold, self.hold = threshold, hold
+        slot = max(1, hold // HOLD_SLOTS)
+        self._refusals = limits.limiter(f"{name}-refusals", threshold)
+        self._on = limits.limiter(f"{name}-on", 1, slot=slot, slots=HOLD_SLOTS + 1)
+        self._clock = limits.clock
+        self._marked: dict[Hashable, float] = {}  # petition -> when this worker last marked
 
     def note(self, petition: Hashable, code: str) -> None:
         """Count a refusal of `petition` whose code is `code` (only `AUTO_COUNTED` ones)."""
         if code not in AUTO_COUNTED:
             return
-        now = self._clock()
-        recent = self._recent.get(petition)
-        if recent is None:
-            recent = self._recent[petition] = collections.deque(maxlen=self.threshold)
-        recent.append(now)
-        if len(recent) == self.threshold and now - recent[0] <= self.window:
+        key = _key(petition)
+        self._refusals.count(key)
+        if self._refusals.wait(key):  # `threshold` within the minute, here and elsewhere
             self.trip(petition)
 
     def trip(self, petition: Hashable) -> None:
-        """Turn the challenge on for `petition` now, for `hold` seconds."""
-        self._on_until[petition] = self._clock() + self.hold
+        """Turn the challenge on for `petition` now, for `hold` seconds (one mark a slot at
+        most: marks within a slot end together)."""
+        now = self._clock()
+        if now - self._marked.get(petition, float("-inf")) < self._on.slot:
+            return
+        self._marked[petition] = now
+        if len(self._marked) > 10_000:  # petitions, not clients: a bound that never bites
+            self._marked.clear()
+        self._on.count(_key(petition))
 
     def active(self, petition: Hashable) -> bool:
-        until = self._on_until.get(petition)
-        if until is None:
-            return False
-        if self._clock() >= until:
-            del self._on_until[petition]
-            return False
-        return True
+        """Whether a crossing, here or on another worker, falls within the hold: a dictionary
+        lookup in this process."""
+        return self._on.wait(_key(petition)) > 0
+
+
+def _key(petition: Hashable) -> str:
+    return str(petition)
 
 
 def required(mode: str, switch: Switch, petition: Hashable) -> bool:

@@ -161,16 +161,15 @@ class SharedLimiter:
         if not self.per_minute:
             return 0
         now = self._clock()
-        return self._check(key, int(now // self.slot) * self.slot, now)[0]
+        return self._check(key, int(now // self.slot) * self.slot, now, counting=0)[0]
 
     def count(self, key: Key) -> None:
-        """Count one hit whatever the limit says (a failure that has happened)."""
+        """Count one hit whatever the limit says (a failure that has happened); a key it
+        brings to half its limit is hot and announced, as with `hit`."""
         if self.per_minute:
             now = self._clock()
             start = int(now // self.slot) * self.slot
-            secret = self._keyring.secret(Keyring.period(start))
-            digest = hmac.digest(secret, self._prefix + encode(key), "sha256")[:KEY_BYTES]
-            self._add(digest, start)
+            self._add(self._check(key, start, now)[1], start)
 
     def _window(self, start: int) -> tuple[int, range]:
         """The window of the slot beginning at `start`: its oldest slot's start, and the
@@ -181,7 +180,7 @@ class SharedLimiter:
             self._window_of = start
         return self._window_was
 
-    def _check(self, key: Key, start: int, now: float) -> tuple[int, bytes]:
+    def _check(self, key: Key, start: int, now: float, counting: int = 1) -> tuple[int, bytes]:
         """(0 or the seconds to wait, the key's HMAC under the current period's key): the hot
         path, a few microseconds."""
         first, periods = self._window(start)
@@ -199,7 +198,7 @@ class SharedLimiter:
                     if slot >= first:
                         total += n
         limit = self.per_minute
-        if 2 * (total + 1) >= limit:
+        if 2 * (total + counting) >= limit:  # a mere `wait` heats no key it holds nothing of
             self._heat(digests)
         if total < limit:
             return 0, digest

@@ -1,7 +1,7 @@
 """The proof-of-work challenge, pure: `[signing] challenge` in a petition file; a puzzle is
 bound to its token's nonce, its answer is found by trying numbers as the widget does, only that
 answer passes (as a number, text or ALTCHA's payload), and `"auto"` turns on when refusals
-cross the threshold within the window and off again after the hold, on an injected clock."""
+cross the threshold within a minute and off again after the hold, on an injected clock."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from server.domain import challenge
 from server.domain.challenge import Challenges, Switch
 from server.domain.form_tokens import Claims
 from server.domain.petitions import PetitionFileError, parse
+from server.domain.ratelimit import Limits
 from server.web import bundle
 
 ISSUED = 1_764_000_000
@@ -81,41 +82,60 @@ class Clock:
         return self.t
 
 
+def switch_on(clock: Clock, threshold: int = challenge.AUTO_THRESHOLD, hold: int = 600) -> Switch:
+    return Switch(Limits(clock), threshold=threshold, hold=hold)
+
+
 def test_auto_turns_on_at_the_threshold_within_the_window_and_off_after_the_hold() -> None:
     clock = Clock()
-    switch = Switch(clock, threshold=10, window=60, hold=600)
+    switch = switch_on(clock, threshold=10, hold=600)
     for _ in range(9):
         switch.note(1, "invalid_token")
         clock.t += 6  # 9 refusals over 54 s: not yet
     assert not switch.active(1)
     switch.note(1, "invalid_token")  # the tenth, 54 s after the first
+    crossed = clock.t
     assert switch.active(1) and not switch.active(2)  # per petition
     assert challenge.required("auto", switch, 1) and challenge.required("on", switch, 2)
     assert not challenge.required("off", switch, 1)
-    clock.t += 599
+    clock.t = crossed + 599
     assert switch.active(1)
-    clock.t += 1
+    clock.t = crossed + 650  # the hold, and at most one slot of the switch's window more
     assert not switch.active(1) and not challenge.required("auto", switch, 1)
 
 
 def test_auto_ignores_slow_refusals_and_what_people_cause() -> None:
     clock = Clock()
-    switch = Switch(clock, threshold=10, window=60, hold=600)
+    switch = switch_on(clock, threshold=10, hold=600)
     for _ in range(50):
         switch.note(1, "token_used")
-        clock.t += 7  # 10 of them take 63 s: slower than the threshold
+        clock.t += 8  # 10 of them take 72 s: slower than the threshold
     for code in ("invalid_fields", "petition_closed", "storage_unavailable"):
         for _ in range(20):
             switch.note(1, code)
     assert not switch.active(1)
 
 
+def test_an_attack_that_goes_on_keeps_it_on() -> None:
+    clock = Clock()
+    switch = switch_on(clock, threshold=10, hold=600)
+    for _ in range(10):
+        switch.note(1, "honeypot")
+    started = clock.t
+    while clock.t < started + 1_200:  # 20 minutes of a refusal a second
+        clock.t += 1
+        switch.note(1, "honeypot")
+        assert switch.active(1)
+    clock.t += 650
+    assert not switch.active(1)
+
+
 def test_trip_is_the_hook_for_other_signals() -> None:
     clock = Clock()
-    switch = Switch(clock, hold=600)
+    switch = switch_on(clock, hold=600)
     switch.trip(7)
     assert switch.active(7)
-    clock.t += 600
+    clock.t += 650
     assert not switch.active(7)
 
 

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from server.domain.challenge import Switch
 from server.domain.ratelimit import ROTATE, SLOT, SLOTS, Keyring, Limits
 from server.store.limits import LimitStore
 from server.store.storage import Storage
@@ -221,5 +222,31 @@ def test_announcements_survive_a_failed_flush(database_url: str) -> None:
         await a[1].sync()
         await b[1].sync()
         assert sign_b.hit("203.0.113.5") > 0
+
+    with_workers(database_url, body)
+
+
+def test_the_auto_challenge_is_one_for_every_worker(database_url: str) -> None:
+    """Regression: "auto" counted refusals per process, so with two workers 60 + 40 refusals
+    of one petition within a minute turned nothing on, and a crossing that one worker saw left
+    the challenge off in the other."""
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        switch_a, switch_b = Switch(a[0], threshold=100), Switch(b[0], threshold=100)
+        await a[1].sync()
+        await b[1].sync()
+        for _ in range(60):
+            switch_a.note(1, "invalid_token")
+        for _ in range(40):
+            switch_b.note(1, "invalid_token")
+        assert not switch_a.active(1) and not switch_b.active(1)
+        for worker in (a, b, a, b):  # each adds its counts and reads the other's
+            await worker[1].sync()
+        switch_b.note(1, "invalid_token")  # the 101st, on B
+        assert switch_b.active(1)
+        assert not switch_a.active(1)  # until the flushes
+        await b[1].sync()
+        await a[1].sync()
+        assert switch_a.active(1) and not switch_a.active(2)
 
     with_workers(database_url, body)

@@ -136,7 +136,7 @@ def test_auto_turns_on_after_the_threshold_and_off_after_the_hold(database_url: 
             assert page_data(page)["challenge"] is True
             await clock.advance(challenge.AUTO_HOLD - 1)
             assert "challenge" in (await client.get(f"/api/petitions/{slug}/token")).json()
-            await clock.advance(1)
+            await clock.advance(challenge.AUTO_HOLD // challenge.HOLD_SLOTS + 1)  # its last slot
             issued = (await client.get(f"/api/petitions/{slug}/token")).json()
             assert "challenge" not in issued  # off again
             assert (await sign(client, slug, {"token": issued["token"]})).status_code == 201
@@ -212,7 +212,7 @@ def test_the_solver_is_named_by_the_script_and_never_by_a_document(database_url:
 def test_force_challenge_asks_for_work_unless_the_petition_says_off(database_url: str) -> None:
     """The hook for the aggregate limit per network (`submission.sign(force_challenge=True)`):
     a submission over it must carry a solution, on "auto" whatever the switch says, never on
-    "off"; and `Switch.trip` turns a petition's challenge on for everyone, in this process."""
+    "off"; and `Switch.trip` turns a petition's challenge on for everyone."""
     prepare(database_url)
 
     async def check() -> None:
