@@ -39,6 +39,28 @@ def test_add_prints_the_id_and_the_secret_once_and_list_rotate_test_remove(cli: 
     assert code == 1 and "no webhook endpoint 1" in err
 
 
+def test_test_is_refused_for_an_osdi_endpoint_and_says_what_to_do(cli: Run) -> None:
+    """An OSDI endpoint gets only `signature.counted`: a test event would enter a made-up
+    person in the CRM, so none is queued, and the refusal says how to try it instead."""
+    for url, extra in (
+        ("http://127.0.0.1:9/std", ()),
+        ("http://127.0.0.1:9/osdi", ("--format", "osdi")),
+    ):
+        code, _, err = cli("webhooks", "add", SLUG, url, "--allow-http", "--allow-private", *extra)
+        assert code == 0, err
+    code, out, err = cli("webhooks", "test", "2")
+    assert code == 1 and out == ""
+    assert "endpoint 2 is an OSDI endpoint: it receives only signature.counted" in err
+    assert "sign the petition with an address of your own" in err
+    code, out, _ = cli("webhooks", "test", "1")
+    assert code == 0 and "Queued a webhook.test event for endpoint 1" in out
+    code, out, _ = cli("webhooks", "list")
+    waiting = {line.split()[0]: line.split()[5] for line in out.splitlines()[1:]}
+    assert waiting == {"1": "1", "2": "0"}  # the standard one's test event only
+    code, _, err = cli("webhooks", "test", "3")
+    assert code == 1 and "no webhook endpoint 3" in err
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -55,7 +55,7 @@ def add_commands(commands: Any) -> None:
     for name, run, help_ in (
         ("remove", _remove, "remove an endpoint and its queued events"),
         ("rotate", _rotate, "a new secret; the old one signs too for 24 h"),
-        ("test", _test, "queue a webhook.test event"),
+        ("test", _test, "queue a webhook.test event (not for OSDI endpoints)"),
     ):
         action = actions.add_parser(name, help=help_)
         action.add_argument("id", metavar="ID", type=int)
@@ -188,7 +188,10 @@ def _rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
     async def work(storage: Storage) -> int:
-        if not await webhooks.send_test(storage, args.id, time.time()):
+        endpoint = await webhooks.endpoint(storage, args.id)
+        if endpoint is not None and (refusal := wh.refuses_test(endpoint.target)):
+            return fail(refusal)
+        if endpoint is None or not await webhooks.send_test(storage, args.id, time.time()):
             return fail(f"no webhook endpoint {args.id} (see: webhooks list)")
         print(f"Queued a webhook.test event for endpoint {args.id}; a running server sends it.")
         return 0

@@ -12,7 +12,8 @@ Who gets personal data (the issue's contract, docs/webhooks.md):
 - with sealing on, the personal fields travel only inside `data.sealed`, a sealed box for the
   endpoint's own public key made at submission; an endpoint without a key gets the event
   without them. An OSDI endpoint needs an address, so it gets only counted signatures whose
-  address it may see in clear (sealing on refuses OSDI endpoints when they are added).
+  address it may see in clear (sealing on refuses OSDI endpoints when they are added), and
+  no other event: not even `webhook.test`, which a CRM would take for a person (`refuses_test`).
 """
 
 from __future__ import annotations
@@ -169,10 +170,25 @@ def withdrawn_data(
 
 
 def plain_data(target: Target, type_: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Events without signer data (milestone, closed, test): every standard endpoint."""
-    if target.format == OSDI and type_ != TEST:
+    """Events without signer data (milestone, closed, test): every standard endpoint. An OSDI
+    endpoint gets none: it hears of nothing but `signature.counted` (the contract), and each
+    delivery to it is taken as a person's record."""
+    if target.format == OSDI:
         return None
     return dict(data)
+
+
+def refuses_test(target: Target) -> str | None:
+    """Why `target` cannot be sent a `webhook.test` event (the CLI says it), or None."""
+    if target.format != OSDI:
+        return None
+    return (
+        f"endpoint {target.id} is an OSDI endpoint: it receives only signature.counted, each "
+        "taken by the CRM as a person's record, so no webhook.test is sent (it would enter a "
+        "made-up person). To try it, sign the petition with an address of your own, ticking "
+        "the box this endpoint hears of, and watch `webhooks list` (or the dashboard) for the "
+        "delivery; then delete that person in the CRM"
+    )
 
 
 def without_personal(data: Mapping[str, Any]) -> dict[str, Any]:

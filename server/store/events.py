@@ -326,6 +326,8 @@ async def petition_closed(tx: Transaction, petition_id: int, now: float) -> int:
 
 
 async def test_event(tx: Transaction, endpoint_id: int, now: float) -> bool:
+    """Queue a `webhook.test` for the endpoint; False when there is none, or it gets no test
+    (an OSDI endpoint: `wh.refuses_test`, which the CLI says before calling this)."""
     row = await tx.fetch_one(
         "SELECT id, partner_id, format, public_key, petition_id FROM webhook_endpoints "
         "WHERE id = :id",
@@ -334,7 +336,11 @@ async def test_event(tx: Transaction, endpoint_id: int, now: float) -> bool:
     if row is None:
         return False
     target = wh.Target(row[0], row[1], row[2], row[3])
-    data = {"petition": await _slug(tx, row[4]), "endpoint_id": endpoint_id}
+    data = wh.plain_data(
+        target, wh.TEST, {"petition": await _slug(tx, row[4]), "endpoint_id": endpoint_id}
+    )
+    if data is None:
+        return False
     await _queue(tx, target, wh.TEST, data, now)
     return True
 

@@ -228,7 +228,12 @@ async def attempt(
     if event is None:  # sealed under another EMAIL_HASH_KEY: it can never be sent
         result.give_up, result.kind = True, "unopened"
         return result
-    record = endpoint.format == wh.OSDI and event.get("type") == wh.COUNTED
+    if endpoint.format == wh.OSDI and event.get("type") != wh.COUNTED:
+        # Never sent: an OSDI endpoint hears of counted signatures only (a `webhook.test`
+        # queued for one by an older version would reach the CRM as a made-up person).
+        result.give_up, result.kind = True, "not_for_osdi"
+        return result
+    record = endpoint.format == wh.OSDI
     if record and not event.get("data", {}).get("email"):
         # Failed for good, it lost its clear address (`_kept`); redelivered, it can be no OSDI
         # record, and composing one would raise out of the whole batch.

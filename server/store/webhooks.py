@@ -159,6 +159,7 @@ async def rotate(storage: Storage, endpoint_id: int, now: float) -> str | None:
 
 
 async def send_test(storage: Storage, endpoint_id: int, now: float) -> bool:
+    """Queue a `webhook.test`; False: no such endpoint, or an OSDI one (`wh.refuses_test`)."""
     async with storage.write() as tx:
         return await events.test_event(tx, endpoint_id, now)
 

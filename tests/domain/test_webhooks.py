@@ -49,6 +49,15 @@ def test_who_receives_what() -> None:
                           partner_code=None, consent_partner=False, reason="whim")  # fmt: skip
 
 
+def test_an_osdi_endpoint_gets_no_plain_event_and_no_test() -> None:
+    for type_ in (wh.MILESTONE, wh.CLOSED, wh.TEST):
+        assert wh.plain_data(OSDI, type_, {"petition": "p"}) is None
+        assert wh.plain_data(OWNER, type_, {"petition": "p"}) == {"petition": "p"}
+    assert wh.refuses_test(OWNER) is None and wh.refuses_test(NGO) is None
+    refusal = wh.refuses_test(OSDI)
+    assert refusal is not None and "receives only signature.counted" in refusal
+
+
 def test_signatures_verify_with_the_reference_library_also_while_rotating() -> None:
     old, new = wh.new_secret(), wh.new_secret()
     body = wh.body(wh.TEST, 0, {"x": "ü"}, 3)

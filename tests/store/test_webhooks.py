@@ -537,6 +537,54 @@ def test_osdi_body_and_headers(database_url: str) -> None:
     run(check())
 
 
+def test_an_osdi_endpoint_gets_only_counted_signatures_never_a_test_event(
+    database_url: str,
+) -> None:
+    """The contract: `--format osdi` endpoints get only `signature.counted`. A `webhook.test`
+    goes to a standard endpoint; for an OSDI one none is queued (a CRM would take it for a
+    person), and one an older version queued is failed unsent, as are milestones."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        await storage.set_petition_goal(pid, 4)
+        clock = later()
+        with receiving() as receiver:
+            standard_id, _ = await hook(storage, pid, receiver, "/standard")
+            osdi_id, _ = await hook(storage, pid, receiver, "/osdi", format=wh.OSDI)
+            await sign(
+                storage, signature(pid, "o@example.org", targets=await targets(storage, pid))
+            )
+            assert await webhooks.send_test(storage, standard_id, T)
+            assert not await webhooks.send_test(storage, osdi_id, T)
+            assert sorted((r["endpoint_id"], r["type"]) for r in await waiting_rows(storage)) == [
+                (standard_id, wh.MILESTONE), (standard_id, wh.COUNTED), (standard_id, wh.TEST),
+                (osdi_id, wh.COUNTED),
+            ]  # fmt: skip
+            # A test event queued for it before this rule: never sent.
+            osdi = await webhooks.endpoint(storage, osdi_id)
+            assert osdi is not None
+            async with storage.write() as tx:
+                await events._queue(tx, osdi.target, wh.TEST, {"endpoint_id": osdi_id}, T)
+            async with delivering(storage, clock):
+                got = await asyncio.to_thread(receiver.wait, 4)
+                for _ in range(100):
+                    left = (await webhooks.activity(storage, osdi_id)).waiting
+                    if left and left[0].failed_at is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+            assert sorted(r.json["type"] for r in got if r.path == "/standard") == [
+                wh.MILESTONE, wh.COUNTED, wh.TEST,
+            ]  # fmt: skip
+            (record,) = [r for r in receiver.received if r.path == "/osdi"]
+            assert "person" in record.json and "type" not in record.json
+            (unsent,) = left
+            assert unsent.type == wh.TEST and unsent.last_error == "not_for_osdi"
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_a_redelivered_osdi_record_without_its_address_fails_and_stops_nothing(
     database_url: str,
 ) -> None:
