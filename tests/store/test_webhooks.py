@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import datetime
 import json
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import nacl.public
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from server.domain import abuse, links, sealing
 from server.domain import webhooks as wh
@@ -249,17 +251,39 @@ def test_an_endpoint_down_for_hours_gets_every_event_once_back(database_url: str
                                   for i in range(3)))  # fmt: skip
             down_until = T + 5 * 3600
             receiver.answer = lambda _: 500 if clock.now() < down_until else 200
-            async with delivering(storage, clock):
+            # The job's wall clock (`webhook-timestamp`) moves a second per reading, so no two
+            # attempts can share a time by chance; it stays within the receivers' 5 minutes.
+            handed: list[int] = []
+            start = int(time.time())
+
+            def wall() -> float:
+                handed.append(start + len(handed))
+                return float(handed[-1])
+
+            async with delivering(storage, clock, webhook_job.WebhookJob(wall=wall)):
                 steps = await until(clock, lambda: len(receiver.accepted()) >= 3, 300, 200)
             assert steps >= 5 * 3600 / 300  # hours of manual time, seconds of real time
             refused = [r for r in receiver.received if r.status == 500]
             assert len(refused) >= 3 * 5  # tried again and again, with backoff
             ok = receiver.accepted()
             assert len(ok) == 3 and all(r.verified for r in receiver.received)
-            # Every attempt at one event carried its one webhook-id, and a new timestamp.
+            # Every attempt carried the wall time read for it, each reading used once, and was
+            # signed anew for it (the reference library's signature for that timestamp).
+            stamps = [int(r.headers["webhook-timestamp"]) for r in receiver.received]
+            assert sorted(stamps) == handed
+            (secret,) = receiver.secrets
+            for r in receiver.received:
+                at = datetime.datetime.fromtimestamp(
+                    int(r.headers["webhook-timestamp"]), datetime.UTC
+                )
+                assert r.headers["webhook-signature"] == Webhook(secret).sign(
+                    r.id, at, r.body.decode()
+                )
+            # Each event's attempts: one webhook-id, one body, a new timestamp each.
             for r in ok:
                 tries = [x for x in receiver.received if x.id == r.id]
-                assert len({x.headers["webhook-timestamp"] for x in tries}) >= 1
+                assert len({x.headers["webhook-timestamp"] for x in tries}) == len(tries) > 5
+                assert {x.body for x in tries} == {r.body}
             assert {r.id for r in receiver.received} == {r.id for r in ok}
             assert await waiting_rows(storage) == []
         await storage.disconnect()
