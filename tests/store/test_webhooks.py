@@ -442,6 +442,7 @@ def test_a_private_address_is_refused_after_resolution_with_the_rule(
 def test_who_gets_personal_data(database_url: str) -> None:
     async def check() -> None:
         storage, pid = await opened(database_url)
+        await storage.set_petition_goal(pid, 8)  # 4 signatures: 25 % and 50 %
         partner = await storage.add_partner(pid, "ngo", "NGO")
         other = await storage.add_partner(pid, "other", "Other")
         clock = later()
@@ -461,24 +462,48 @@ def test_who_gets_personal_data(database_url: str) -> None:
                           consent_partner=True, targets=found),
             ]  # fmt: skip
             await sign(storage, *batch)
-            assert batch[2].withdraw is not None
+            assert batch[2].withdraw is not None and batch[1].withdraw is not None
             await confirmations.withdraw(storage, batch[2].withdraw.digest)
             async with delivering(storage, clock):
-                # Withdrawn before its delivery: its counted event went with it.
-                got = await asyncio.to_thread(receiver.wait, 3 + 1 + 2)
+                # Withdrawn before its delivery: its counted event went with it. The owner: 3
+                # counted, 1 withdrawn, 2 milestones; the partner: 2 counted, 2 milestones.
+                await asyncio.to_thread(receiver.wait, 6 + 4)
                 await asyncio.sleep(0.3)
-            assert len(receiver.received) == 6
-        owner = [r.json["data"] for r in got if r.path == "/owner"]
-        ngo_got = [r.json["data"] for r in got if r.path == "/ngo"]
-        named = {d.get("name") for d in owner if "signature_id" in d and "reason" not in d}
-        assert named == {"Both", "Other", None}  # the two who ticked the organiser's box
-        assert [d["reason"] for d in owner if "reason" in d] == ["withdrawn"]
+                assert len(receiver.received) == 10
+                # The partner's own consenting signer withdraws, after her delivery.
+                await confirmations.withdraw(storage, batch[1].withdraw.digest)
+                await until(clock, lambda: len(receiver.accepted()) >= 12, 5, 20)
+                await asyncio.sleep(0.3)
+            got = receiver.received
+            assert len(got) == 12
+
+        def of(path: str, type_: str) -> list[dict[str, Any]]:
+            return [r.json["data"] for r in got if r.path == path and r.json["type"] == type_]
+
+        owner = of("/owner", wh.COUNTED)
+        assert {d.get("name") for d in owner} == {"Both", "Other", None}  # ticked the box
         for d in owner:
             if d.get("name") is None:
                 assert "email" not in d and "name" not in d
+        assert sorted(d["reason"] for d in of("/owner", wh.WITHDRAWN)) == ["withdrawn"] * 2
         # The partner's endpoint: only its signers who ticked its box, with their data.
-        assert sorted(d["name"] for d in ngo_got) == ["Both", "NgoOnly"]
-        assert all(d["partner_code"] == "ngo" for d in ngo_got)
+        ngo_counted = of("/ngo", wh.COUNTED)
+        assert sorted(d["name"] for d in ngo_counted) == ["Both", "NgoOnly"]
+        assert all(d["partner_code"] == "ngo" for d in ngo_counted)
+        # ... her withdrawal (no personal data in it), and the milestones, counts only.
+        assert of("/ngo", wh.WITHDRAWN) == [
+            {"signature_id": batch[1].ref, "petition": batch[1].petition_slug,
+             "partner_code": "ngo", "reason": "withdrawn"},
+        ]  # fmt: skip
+        milestones = sorted(of("/ngo", wh.MILESTONE), key=lambda d: d["milestone"])
+        assert milestones == sorted(of("/owner", wh.MILESTONE), key=lambda d: d["milestone"])
+        assert milestones == [
+            {"petition": batch[0].petition_slug, "signatures": 4, "goal": 8, "milestone": m}
+            for m in (25, 50)
+        ]
+        assert {r.json["type"] for r in got if r.path == "/ngo"} == {
+            wh.COUNTED, wh.WITHDRAWN, wh.MILESTONE,
+        }  # fmt: skip
         for r in got:
             if r.path == "/ngo":
                 assert "Counted" not in r.body.decode() and "Other" not in r.body.decode()
