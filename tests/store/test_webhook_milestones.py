@@ -1,4 +1,5 @@
-"""`petition.milestone` for an `auto_goal` petition, on both engines: past 25, 50, 75 and 100 %
+"""`petition.milestone`, on both engines: a plain goal raised announces the milestones still
+ahead, each once, never a repeat; and for an `auto_goal` petition, past 25, 50, 75 and 100 %
 of the stored goal, each step the shown goal moves through (100, 200, 500, ...) is a milestone
 too, as 100 % of the goal it was, once; both where signatures count, in the signing plan (a
 `"none"` petition) and on confirmation; an endpoint added later hears of the steps ahead only.
@@ -60,6 +61,53 @@ async def milestones(storage: Storage) -> list[dict[str, Any]]:
 
 def reached(data: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return [(d["goal"], d["milestone"]) for d in data]
+
+
+def test_a_raised_goal_announces_the_milestones_ahead_once_each(database_url: str) -> None:
+    """`goal` raised from the dashboard or the file (`Storage.set_petition_goal`, which calls
+    `events.goal_changed`): "once per milestone and goal value", so the percentages of the new
+    goal the count has passed are recorded without an event, those ahead fire once each as the
+    count reaches them, and lowering and raising it again repeats none."""
+
+    async def check() -> None:
+        petition = dataclasses.replace(petitions.example(), goal=10)
+        storage, pid = await opened(database_url, petition)
+        await endpoint(storage, pid)
+        found = await targets(storage, pid)
+        counted = 0
+
+        async def sign_up_to(total: int) -> list[tuple[int, int]]:
+            nonlocal counted
+            before = len(await milestones(storage))
+            await sign(storage, *(signature(pid, f"g{i}@example.org", targets=found)
+                                  for i in range(counted, total)))  # fmt: skip
+            counted = total
+            return reached((await milestones(storage))[before:])
+
+        assert await sign_up_to(6) == [(10, 25), (10, 50)]  # 3 and 5 of 10
+        assert await storage.set_petition_goal(pid, 20)
+        assert await sign_up_to(9) == []  # 25 % of 20 (5) was passed before the raise
+        assert await sign_up_to(12) == [(20, 50)]
+        assert await sign_up_to(15) == [(20, 75)]
+        assert await sign_up_to(20) == [(20, 100)]
+        assert await sign_up_to(23) == []
+        # Down and up again: every milestone of 10 and 20 was fired or passed: no repeat.
+        assert await storage.set_petition_goal(pid, 10)
+        assert await storage.set_petition_goal(pid, 20)
+        assert await sign_up_to(25) == []
+        # A new goal value has milestones of its own: those ahead of 25 fire once.
+        assert await storage.set_petition_goal(pid, 40)
+        assert await sign_up_to(29) == []  # 10 and 20 of 40 passed
+        assert await sign_up_to(30) == [(40, 75)]
+        assert await sign_up_to(45) == [(40, 100)]
+        data = await milestones(storage)
+        assert len(reached(data)) == len(set(reached(data))) == 7
+        # Each with the count when it fired: the writer's group that crossed it.
+        for d, upto in zip(data, (6, 6, 12, 15, 20, 30, 45), strict=True):
+            assert wh.threshold(d["goal"], d["milestone"]) <= d["signatures"] <= upto
+        await storage.disconnect()
+
+    run(check())
 
 
 def test_each_auto_goal_step_is_a_milestone_once(database_url: str) -> None:
