@@ -165,3 +165,49 @@ def test_a_bad_timezone_is_a_field_error(name: str) -> None:
     with pytest.raises(PetitionFileError) as caught:
         parse(text, source="tz.toml")
     assert str(caught.value).startswith("tz.toml:7: timezone must be an IANA time zone name")
+
+
+# --- [form] name_to_target and [public] by_country (issue 17) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "offered"),
+    [("", "hidden"), ('[form]\nname_to_target = "hidden"\n', "hidden"),
+     ('[form]\nname_to_target = "optional"\n', "optional")],
+)  # fmt: skip
+def test_name_to_target_is_hidden_unless_the_file_offers_it(text: str, offered: str) -> None:
+    p = parse(MINIMAL + text)
+    assert p.name_to_target == offered
+    assert Petition.from_document(json.loads(json.dumps(p.to_document()))) == p
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("", False), ("[public]\nby_country = false\n", False),
+     ("[public]\nby_country = true\n", True)],
+)  # fmt: skip
+def test_public_by_country_is_off_unless_the_file_turns_it_on(text: str, shown: bool) -> None:
+    p = parse(MINIMAL + text)
+    assert p.public_by_country is shown
+    assert Petition.from_document(json.loads(json.dumps(p.to_document()))) == p
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[form]\nname_to_target = "required"\n', 8,
+         "form.name_to_target must be one of optional, hidden"),
+        ('[form]\nname_to_target = "Optional"\n', 8, "form.name_to_target must be one of"),
+        ("[form]\nname_to_target = true\n", 8, "form.name_to_target must be one of"),
+        ('[form]\nname_to_targets = "optional"\n', 8, "unknown key 'name_to_targets' in [form]"),
+        ('[public]\nby_country = "yes"\n', 8, "public.by_country must be true or false"),
+        ("[public]\nby_country = 1\n", 8, "public.by_country must be true or false"),
+        ("[public]\nby_language = true\n", 8, "unknown key 'by_language' in [public]"),
+        ('public = "by_country"\n', 7, "public must be a table ([public])"),
+    ],
+)  # fmt: skip
+def test_bad_name_to_target_and_by_country_name_the_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(PetitionFileError) as caught:
+        parse(MINIMAL + text, source="campaign.toml")
+    assert words in str(caught.value) and str(caught.value).startswith("campaign.toml")
+    assert caught.value.line == line
