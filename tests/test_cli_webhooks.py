@@ -3,12 +3,14 @@ rotate, test and remove, run in-process on both engines."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 
 import pytest
 
 from server.domain import sealing
+from server.store.storage import Storage
 from tests import test_cli_owner
 from tests.test_cli_owner import SLUG, Run
 
@@ -59,6 +61,34 @@ def test_test_is_refused_for_an_osdi_endpoint_and_says_what_to_do(cli: Run) -> N
     assert waiting == {"1": "1", "2": "0"}  # the standard one's test event only
     code, _, err = cli("webhooks", "test", "3")
     assert code == 1 and "no webhook endpoint 3" in err
+
+
+def test_redeliver_tries_every_failed_event_of_an_endpoint_again(cli: Run) -> None:
+    code, _, err = cli("webhooks", "add", SLUG, "http://127.0.0.1:9/hook", "--allow-http",
+                       "--allow-private")  # fmt: skip
+    assert code == 0, err
+    for _ in range(3):
+        assert cli("webhooks", "test", "1")[0] == 0
+
+    async def fail_two() -> None:
+        storage = Storage(cli.url)  # type: ignore[attr-defined]
+        await storage.connect()
+        async with storage.write() as tx:
+            await tx.execute(
+                "UPDATE outbox SET failed_at = 1 WHERE id IN "
+                "(SELECT id FROM outbox WHERE endpoint_id = 1 ORDER BY id LIMIT 2)"
+            )
+        await storage.disconnect()
+
+    asyncio.run(fail_two())
+    code, out, _ = cli("webhooks", "list")
+    assert out.splitlines()[1].split()[5:7] == ["1", "2"]  # waiting, failed
+    code, out, _ = cli("webhooks", "redeliver", "1")
+    assert code == 0 and "2 failed event(s) of endpoint 1 will be tried again" in out
+    code, out, _ = cli("webhooks", "list")
+    assert out.splitlines()[1].split()[5:7] == ["3", "0"]
+    code, _, err = cli("webhooks", "redeliver", "9")
+    assert code == 1 and "no webhook endpoint 9" in err
 
 
 @pytest.mark.parametrize(

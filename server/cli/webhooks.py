@@ -1,4 +1,5 @@
-"""`webhooks`: add an endpoint (its id and secret, shown once), list, remove, rotate, test.
+"""`webhooks`: add an endpoint (its id and secret, shown once), list, remove, rotate, test,
+and redeliver (every event of an endpoint that failed for good).
 
 The rules an endpoint must follow are the domain's (`domain/webhooks.check_url`,
 `address_problem`); the address is checked here once, when it is added, and again by the job
@@ -56,6 +57,7 @@ def add_commands(commands: Any) -> None:
         ("remove", _remove, "remove an endpoint and its queued events"),
         ("rotate", _rotate, "a new secret; the old one signs too for 24 h"),
         ("test", _test, "queue a webhook.test event (not for OSDI endpoints)"),
+        ("redeliver", _redeliver, "try every event that failed for good again now"),
     ):
         action = actions.add_parser(name, help=help_)
         action.add_argument("id", metavar="ID", type=int)
@@ -149,10 +151,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             print("No webhook endpoints yet: petition-widget webhooks add SLUG URL")
             return 0
         print("ID  PETITION  PARTNER  FORMAT  STATE  WAITING  FAILED  URL")
+        counts = await webhooks.waiting_counts(storage)
         for e in found:
-            activity = await webhooks.activity(storage, e.id, limit=1000)
-            waiting = sum(1 for w in activity.waiting if w.failed_at is None)
-            failed = len(activity.waiting) - waiting
+            waiting, failed = counts.get(e.id, (0, 0))
             state = f"disabled ({e.disabled_reason})" if e.disabled_at else "enabled"
             print(
                 f"{e.id}  {e.petition}  {e.partner_code or '-'}  {e.format}  {state}  "
@@ -194,6 +195,27 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         if endpoint is None or not await webhooks.send_test(storage, args.id, time.time()):
             return fail(f"no webhook endpoint {args.id} (see: webhooks list)")
         print(f"Queued a webhook.test event for endpoint {args.id}; a running server sends it.")
+        return 0
+
+    return with_storage(settings, work)
+
+
+def _redeliver(args: argparse.Namespace, settings: Settings) -> int:
+    """All of an endpoint's failed events at once: the dashboard's button is per event, and
+    it lists only the latest (`webhooks.RECENT`)."""
+
+    async def work(storage: Storage) -> int:
+        endpoint = await webhooks.endpoint(storage, args.id)
+        if endpoint is None:
+            return fail(f"no webhook endpoint {args.id} (see: webhooks list)")
+        if endpoint.disabled_at is not None:
+            return fail(
+                f"endpoint {args.id} is disabled ({endpoint.disabled_reason}): its events would "
+                "fail again at once (add the receiver again: webhooks add)"
+            )
+        n = await webhooks.redeliver_failed(storage, args.id, time.time())
+        print(f"{n} failed event(s) of endpoint {args.id} will be tried again, under their own")
+        print("webhook-id, for another day; a running server sends them.")
         return 0
 
     return with_storage(settings, work)

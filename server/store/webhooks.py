@@ -204,18 +204,36 @@ class Activity:
     waiting: list[Waiting]
 
 
+_LEFT = """
+SELECT id, payload, attempts, last_error, created_at, failed_at FROM outbox
+WHERE endpoint_id = :id AND topic = 'webhook' AND failed_at IS {} NULL ORDER BY id DESC LIMIT :n"""
+_COUNTS = """
+SELECT endpoint_id, SUM(CASE WHEN failed_at IS NULL THEN 1 ELSE 0 END),
+    SUM(CASE WHEN failed_at IS NULL THEN 0 ELSE 1 END)
+FROM outbox WHERE topic = 'webhook' AND endpoint_id IS NOT NULL GROUP BY endpoint_id"""
+# Failed events tried again now, with another day of retries (one, or all of an endpoint's).
+_REDELIVER = """
+UPDATE outbox SET failed_at = NULL, available_at = :now, created_at = :now, attempts = 0,
+    claimed_until = NULL
+WHERE endpoint_id = :e AND topic = 'webhook' AND failed_at IS NOT NULL{} RETURNING id"""
+
+
 async def activity(storage: Storage, endpoint_id: int, limit: int = RECENT) -> Activity:
-    """An endpoint's recent deliveries, and its events waiting or failed (metadata only)."""
+    """An endpoint's recent deliveries, and its events waiting or failed (metadata only): the
+    `limit` latest of each, the failed ones apart, so that a flood of events still being tried
+    never pushes a failed one, and its redeliver button, off the dashboard. Older ones are
+    counted by `waiting_counts` and redelivered all at once by `redeliver_failed`."""
     done = await storage.database.fetch_all(
         "SELECT event_id, type, sequence, attempts, status, created_at, delivered_at "
         "FROM webhook_deliveries WHERE endpoint_id = :id ORDER BY id DESC LIMIT :n",
         {"id": endpoint_id, "n": limit},
     )
-    left = await storage.database.fetch_all(
-        "SELECT id, payload, attempts, last_error, created_at, failed_at FROM outbox "
-        "WHERE endpoint_id = :id AND topic = 'webhook' ORDER BY id DESC LIMIT :n",
-        {"id": endpoint_id, "n": limit},
-    )
+    left = []
+    for failed in ("", "NOT"):
+        left += await storage.database.fetch_all(
+            _LEFT.format(failed), {"id": endpoint_id, "n": limit}
+        )
+    left.sort(key=lambda r: -int(r[0]))
     waiting = []
     for r in left:
         payload = json.loads(r[1])
@@ -226,15 +244,26 @@ async def activity(storage: Storage, endpoint_id: int, limit: int = RECENT) -> A
     return Activity([Delivered(*(r[i] for i in range(7))) for r in done], waiting)
 
 
+async def waiting_counts(storage: Storage) -> dict[int, tuple[int, int]]:
+    """Endpoint id → (events still being tried, events failed for good), counted exactly."""
+    rows = await storage.database.fetch_all(_COUNTS)
+    return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
+async def redeliver_failed(storage: Storage, endpoint_id: int, now: float) -> int:
+    """Every event of the endpoint that failed for good is tried again now (`redeliver`, for
+    all of them: the dashboard shows only the latest `RECENT`); returns how many."""
+    async with storage.write() as tx:
+        changed = await tx.fetch_all(_REDELIVER.format(""), {"e": endpoint_id, "now": int(now)})
+    return len(changed)
+
+
 async def redeliver(storage: Storage, endpoint_id: int, row_id: int, now: float) -> bool:
     """An event that failed for good is tried again now, with its `webhook-id`, and another
     day of retries. False: no such failed event of this endpoint."""
     async with storage.write() as tx:
         changed = await tx.fetch_all(
-            "UPDATE outbox SET failed_at = NULL, available_at = :now, created_at = :now, "
-            "attempts = 0, claimed_until = NULL WHERE id = :id AND endpoint_id = :e "
-            "AND topic = 'webhook' AND failed_at IS NOT NULL RETURNING id",
-            {"id": row_id, "e": endpoint_id, "now": int(now)},
+            _REDELIVER.format(" AND id = :id"), {"id": row_id, "e": endpoint_id, "now": int(now)}
         )
     return bool(changed)
 

@@ -743,6 +743,48 @@ def test_retention_announces_withdrawal_and_test_events_go_to_one_endpoint(
     run(check())
 
 
+def test_counts_are_exact_and_failed_events_are_never_pushed_off_the_dashboard(
+    database_url: str,
+) -> None:
+    """More than the dashboard shows: `waiting_counts` counts every row (the CLI's list once
+    read at most 1000), the dashboard's 20 retrying events leave room for the 20 latest failed
+    ones, and `redeliver_failed` (`webhooks redeliver`) sends every failed one again."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        endpoint_id, _ = await webhooks.add(
+            storage, petition_id=pid, url="http://127.0.0.1:9/hook", allow_http=True,
+            allow_private=True, now=T,
+        )  # fmt: skip
+        other_id, _ = await webhooks.add(
+            storage, petition_id=pid, url="http://127.0.0.1:9/other", allow_http=True,
+            allow_private=True, now=T,
+        )  # fmt: skip
+        assert await webhooks.send_test(storage, other_id, T)
+        async with storage.write() as tx:
+            for _ in range(1030):
+                assert await events.test_event(tx, endpoint_id, T)
+            # The 30 oldest failed for good; the 1,000 newest are still being tried.
+            await tx.execute(
+                "UPDATE outbox SET failed_at = :t, available_at = :never WHERE id IN "
+                "(SELECT id FROM outbox WHERE endpoint_id = :e ORDER BY id LIMIT 30)",
+                {"t": int(T), "never": outbox.NEVER, "e": endpoint_id},
+            )
+        assert await webhooks.waiting_counts(storage) == {endpoint_id: (1000, 30),
+                                                          other_id: (1, 0)}  # fmt: skip
+        shown = (await webhooks.activity(storage, endpoint_id)).waiting
+        assert len(shown) == 2 * webhooks.RECENT
+        assert sum(1 for w in shown if w.failed_at is not None) == webhooks.RECENT
+        assert [w.row_id for w in shown] == sorted((w.row_id for w in shown), reverse=True)
+        assert await webhooks.redeliver_failed(storage, other_id, T) == 0
+        assert await webhooks.redeliver_failed(storage, endpoint_id, T + 5) == 30
+        assert await webhooks.waiting_counts(storage) == {endpoint_id: (1030, 0),
+                                                          other_id: (1, 0)}  # fmt: skip
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_removing_an_endpoint_takes_its_events(database_url: str) -> None:
     async def check() -> None:
         storage, pid = await opened(database_url)
