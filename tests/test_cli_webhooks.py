@@ -71,7 +71,7 @@ def test_redeliver_tries_every_failed_event_of_an_endpoint_again(cli: Run) -> No
         assert cli("webhooks", "test", "1")[0] == 0
 
     async def fail_two() -> None:
-        storage = Storage(cli.url)  # type: ignore[attr-defined]
+        storage = Storage(cli.url)
         await storage.connect()
         async with storage.write() as tx:
             await tx.execute(

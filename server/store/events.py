@@ -26,7 +26,8 @@ stored goal) are milestones too: a step reached is 100 % of the goal it was, so 
 `goal` = the step and `milestone` = 100, once per step like any other (and a stored goal that
 equals a step is the same milestone, not a second one).
 
-Nothing here is written when a petition has no endpoint: the signing path pays nothing then.
+Nothing here is written when a petition has no endpoint: the signing path then pays only an
+`EXISTS` inside the count it reads anyway (`signatures._PETITION_TOTAL`).
 With sealing on, no row holds a signer's personal fields in clear: only `data.sealed`. And
 on a sealed server (`Transaction.sealed_events`) a row keeps the whole event in a box
 (`EmailHasher.seal_mail`, opened by the job just before sending), its times to the hour, and in
@@ -53,6 +54,10 @@ TOPIC = "webhook"
 _TARGETS = """
 SELECT id, partner_id, format, public_key FROM webhook_endpoints
 WHERE petition_id = :p AND disabled_at IS NULL ORDER BY id"""
+# The signing plan receives one row per statement: it reads the endpoints one at a time.
+_NEXT_TARGET = """
+SELECT id, partner_id, format, public_key FROM webhook_endpoints
+WHERE petition_id = :p AND disabled_at IS NULL AND id > :after ORDER BY id LIMIT 1"""
 _ALL_TARGETS = """
 SELECT petition_id, id, partner_id, format, public_key FROM webhook_endpoints
 WHERE disabled_at IS NULL ORDER BY id"""
@@ -357,13 +362,23 @@ def plan_counted(
 ) -> Generator[Statement | Many, Any, None]:
     """Statements of a `sign_plan` for signatures of a `"none"` petition that counted in this
     group (each with its petition's total after the group): one sequence bump per endpoint and
-    one insert of all rows, then the milestones. The endpoints are those the signature carries
-    (`NewSignature.webhooks`, from the registry: an endpoint added seconds ago may miss it).
-    `box`: the engine's `sealed_events` (`_row`)."""
+    one insert of all rows, then the milestones. The endpoints are read here, in the signing
+    transaction (`_NEXT_TARGET`), not taken from the registry, which reloads them only every
+    `COUNT_REFRESH`: one added a moment ago hears of these signatures, one disabled does not
+    (the per-endpoint boxes of a sealed server are still made at submission, for the
+    registry's endpoints: `NewSignature.webhooks`). `box`: the engine's `sealed_events`
+    (`_row`)."""
+    found: dict[int, list[wh.Target]] = {}
+    for petition_id in sorted({s.petition_id for s, _ in counted}):
+        found[petition_id] = []
+        after = 0
+        while (row := (yield _NEXT_TARGET, {"p": petition_id, "after": after})) is not None:
+            found[petition_id].append(wh.Target(int(row[0]), row[1], row[2], row[3]))
+            after = int(row[0])
     per_target: dict[int, tuple[wh.Target, list[tuple[str, dict[str, Any]]]]] = {}
     for s, _ in counted:
         facts = _new_facts(s, now)
-        for target in s.webhooks:
+        for target in found[s.petition_id]:
             data = wh.counted_data(target, facts)
             if data is not None:
                 per_target.setdefault(target.id, (target, []))[1].append((wh.COUNTED, data))
@@ -377,9 +392,8 @@ def plan_counted(
             rows.append(_row(target_id, type_, data, first + i, now, box))
     if rows:
         yield Many(_QUEUE, rows)
-    totals = {s.petition_id: total for s, total in counted if s.webhooks}
+    totals = {s.petition_id: total for s, total in counted if found[s.petition_id]}
     for petition_id, total in sorted(totals.items()):
-        found = next(s.webhooks for s, _ in counted if s.petition_id == petition_id)
         petition = yield "SELECT goal, slug FROM petitions WHERE id = :p", {"p": petition_id}
         goal, slug = int(petition[0]), str(petition[1])
         # Reached, perhaps not fired yet: one read each tells when all of them have (in a
@@ -401,7 +415,7 @@ def plan_counted(
                 continue
             data = {"petition": slug, "signatures": total, "goal": reached_goal,
                     "milestone": reached}  # fmt: skip
-            for target in found:
+            for target in found[petition_id]:
                 shaped = wh.plain_data(target, wh.MILESTONE, data)
                 if shaped is None:
                     continue

@@ -75,7 +75,12 @@ _BUMP_COUNTER = """
 INSERT INTO counters (petition_id, partner_id, shard, n)
 VALUES (:petition_id, :partner_id, :shard, :n)
 ON CONFLICT (petition_id, partner_id, shard) DO UPDATE SET n = counters.n + excluded.n"""
-_PETITION_TOTAL = "SELECT COALESCE(SUM(n), 0) FROM counters WHERE petition_id = :petition_id"
+# A petition's count after the group, and whether it has an enabled webhook endpoint now, in
+# this transaction (not in the registry, a second behind): its events are then written too.
+_PETITION_TOTAL = """
+SELECT COALESCE(SUM(n), 0), EXISTS (SELECT 1 FROM webhook_endpoints
+    WHERE petition_id = :petition_id AND disabled_at IS NULL)
+FROM counters WHERE petition_id = :petition_id"""
 
 MAIL_TOPIC = "mail"
 MAILS_PER_SIGNER = 3  # mails ever sent to one address about one petition
@@ -113,7 +118,7 @@ def sign_plan(
     # Rows whose statements return nothing the plan needs wait for the group's end, and go in
     # one statement per table (`Many`): on PostgreSQL each statement is a round trip.
     rows = _Rows()
-    announced: list[NewSignature] = []  # counted now, on a petition with webhook endpoints
+    counted: list[NewSignature] = []  # counted now: announced if its petition has endpoints
     signatures = [s for s in batch if isinstance(s, NewSignature)]
     for consent in {s.consent for s in signatures if s.consent.version not in known_consents}:
         yield _ADD_CONSENT, {"version": consent.version, "lang": consent.lang, "text": consent.text}
@@ -146,8 +151,7 @@ def sign_plan(
         # A quarantined signature is stored like any other, and moves no counter.
         if (yield _INSERT_SIGNATURE, _signature_values(s, now)) is not None and s.counts:
             increments[(s.petition_id, s.partner_id or 0)] += 1
-            if s.webhooks:
-                announced.append(s)
+            counted.append(s)
         if s.withdraw is not None:
             # Also for a signer who had signed (the insert changed nothing): the link then
             # names no signature, and its pages look like any other's.
@@ -157,10 +161,13 @@ def sign_plan(
     for (petition_id, partner_id), n in sorted(increments.items()):
         values = {"petition_id": petition_id, "partner_id": partner_id, "shard": shard, "n": n}
         yield _BUMP_COUNTER, values
-    totals = {}
+    totals, hooked = {}, set()
     for petition_id in sorted({s.petition_id for s in signatures if not s.needs_confirmation}):
         row = yield _PETITION_TOTAL, {"petition_id": petition_id}
         totals[petition_id] = int(row[0])
+        if row[1]:
+            hooked.add(petition_id)
+    announced = [s for s in counted if s.petition_id in hooked]
     if announced:
         # Their events, in this same transaction: a counted signature reaches every CRM.
         yield from events.plan_counted(

@@ -7,7 +7,8 @@ server to its CRMs (docs/privacy.md). A rotation keeps the old secret signing be
 one for `ROTATION_OVERLAP` (24 h). The OSDI token is kept the same way.
 
 Adding, removing or disabling an endpoint bumps the `content` revision, so every worker's
-registry reloads the endpoints (the signing path of a `"none"` petition reads them there).
+registry reloads the endpoints (the submission of a sealed server makes its boxes for them;
+the events themselves are addressed to the endpoints read in the writing transaction).
 """
 
 from __future__ import annotations

@@ -802,6 +802,42 @@ def test_removing_an_endpoint_takes_its_events(database_url: str) -> None:
     run(check())
 
 
+def test_a_none_petition_announces_to_the_endpoints_of_its_transaction_not_the_registrys(
+    database_url: str,
+) -> None:
+    """The signing plan reads the enabled endpoints in its own transaction: an endpoint added
+    a moment ago, which the registry (reloaded every `COUNT_REFRESH`) does not list yet,
+    hears of the signatures counted with it, milestones too; one disabled a moment ago, which
+    the registry still lists, hears of nothing more."""
+
+    async def check() -> None:
+        storage, pid = await opened(database_url)
+        await storage.set_petition_goal(pid, 4)
+        stale = await targets(storage, pid)
+        assert stale == ()  # what the registry handed these signatures
+        new_id, _ = await webhooks.add(
+            storage, petition_id=pid, url="http://127.0.0.1:9/new", allow_http=True,
+            allow_private=True, now=T,
+        )  # fmt: skip
+        first = signature(pid, "first@example.org", targets=stale)
+        await sign(storage, first)
+        rows = await waiting_rows(storage)
+        assert [(r["endpoint_id"], r["type"]) for r in rows] == [
+            (new_id, wh.COUNTED), (new_id, wh.MILESTONE),
+        ]  # fmt: skip
+        assert rows[0]["data"]["signature_id"] == first.ref
+        assert rows[0]["data"]["email"] == "first@example.org"
+        # Disabled now; the registry still lists it for a second.
+        listed = await targets(storage, pid)
+        async with storage.write() as tx:
+            await webhooks.disable(tx, new_id, T, "gone")
+        await sign(storage, signature(pid, "second@example.org", targets=listed))
+        assert len(await waiting_rows(storage)) == 2
+        await storage.disconnect()
+
+    run(check())
+
+
 def test_no_endpoint_no_rows(database_url: str) -> None:
     async def check() -> None:
         storage, pid = await opened(database_url, "email")

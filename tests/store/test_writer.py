@@ -126,9 +126,9 @@ class FakeEngine(Engine):
         if "INSERT INTO counters" in sql:
             tx.counters[values["petition_id"]] += values["n"]
             return None
-        if "FROM counters" in sql:
+        if "FROM counters" in sql:  # the count, and whether the petition has endpoints (none)
             pid = values["petition_id"]
-            return (self.counters[pid] + tx.counters[pid],)
+            return (self.counters[pid] + tx.counters[pid], False)
         raise AssertionError(f"unexpected statement: {sql}")
 
     @staticmethod
