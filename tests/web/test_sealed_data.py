@@ -206,7 +206,10 @@ def _postgres_files(url: str) -> bytes:
         storage = Storage(url)
         await storage.connect()
         try:
-            await storage.database.execute("CHECKPOINT")
+            # The whole cluster's dirty pages: on a busy machine longer than the pool's
+            # statement timeout, hence the raw connection's own.
+            async with storage.database.connection() as conn:
+                await conn.raw_connection.execute("CHECKPOINT", timeout=120)
             folder = await storage.database.fetch_val("SHOW data_directory")
             oid = await storage.database.fetch_val(
                 "SELECT oid FROM pg_database WHERE datname = current_database()"
