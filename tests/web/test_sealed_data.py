@@ -23,6 +23,7 @@ import base64
 import csv
 import dataclasses
 import hashlib
+import html
 import io
 import json
 import os
@@ -43,6 +44,7 @@ from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 from tests.support.catcher import Catcher
+from tests.web.test_dashboard_charts import table
 from tests.web.test_spreadsheet import cells
 
 SLUG = "save-russian-lgbt-network"
@@ -289,12 +291,11 @@ def test_the_wrong_key_opens_nothing(seized: Seized, tmp_path: Path) -> None:
     assert not any(p["email"] in result.stdout + result.stderr for p in seized.people)
 
 
-def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) -> None:
-    """The dashboard's `export.sealed`, made here from the database as the dashboard makes it,
-    opened by `export-open` with no database at all."""
+def _sealed_file(seized: Seized) -> bytes:
+    """The owner's `export.sealed`, made from the database as the dashboard makes it."""
     from server.domain import export
 
-    async def sealed_file() -> bytes:
+    async def made() -> bytes:
         storage = Storage(seized.url)
         await storage.connect()
         try:
@@ -306,7 +307,46 @@ def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) ->
         finally:
             await storage.disconnect()
 
-    data = asyncio.run(sealed_file())
+    return asyncio.run(made())
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_bom_starts_the_opened_csv_only_when_asked(
+    seized: Seized, tmp_path: Path, bom: bool
+) -> None:
+    """`--bom` (for Excel) on both offline commands: `export` to stdout, `export-open` to a
+    file; the CSV after it is the same, with every confirmed signer."""
+    flag = ["--bom"] if bom else []
+    sealed = tmp_path / "export.sealed"
+    sealed.write_bytes(_sealed_file(seized))
+    out = tmp_path / "opened.csv"
+    runs = {
+        "export": ["export", SLUG, "--database-url", seized.url],
+        "export-open": ["export-open", str(sealed), "--out", str(out)],
+    }
+    for command, args in runs.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args, "--secret-key", str(seized.secret_file),
+             *flag],
+            check=False, capture_output=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        data = out.read_bytes() if command == "export-open" else done.stdout
+        assert data.startswith(BOM) == bom, command
+        text = data.decode("utf-8").removeprefix("\ufeff")
+        assert text.startswith("id,"), command  # one mark at most, then the header
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert sorted(r["email"] for r in rows) == sorted(p["email"] for p in seized.confirmed)
+
+
+def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) -> None:
+    """The dashboard's `export.sealed`, made here from the database as the dashboard makes it,
+    opened by `export-open` with no database at all."""
+    data = _sealed_file(seized)
     assert not any(p["email"].encode() in data for p in seized.people)
     path = tmp_path / "export.sealed"
     path.write_bytes(data)
@@ -371,6 +411,43 @@ def _keys(url: str) -> tuple[str, str]:
     return asyncio.run(make())
 
 
+def _text(markup: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def _shows_the_figures(seized: Seized, page: str, *, partner_page: bool) -> None:
+    """With no names to show, a sealed page still shows what the clear columns count: the
+    count, the charts, and how many of the partner's signers consented, and says why no name
+    is there. Figures of the fixture: `seized.confirmed` counted (the withdrawn one out), of
+    which those through the partner, and of those the ones who ticked its box."""
+    through = [p for p in seized.confirmed if p["partner"]]
+    consenting = [p for p in through if p["consent"]]
+    assert len(consenting) < len(through) < len(seized.confirmed)  # three different figures
+    count = len(through) if partner_page else len(seized.confirmed)
+    stat = re.search(r'<span class="stat-value">([^<]+)</span>', page)
+    assert stat is not None and stat[1] == str(count)
+    # The charts, from the hours kept in clear: every counted signature is in them.
+    days = table(page, "per-day")
+    assert sum(int(n) for n in days[1::2]) == count
+    hours = table(page, "per-hour")
+    assert sum(int(n) for n in hours[1::2]) == count
+    assert table(page, "cumulative")[-1] == str(count)
+    shown = _text(page)
+    if partner_page:
+        assert (
+            f"{len(consenting)} of your {len(through)} signers ticked the box to hear from "
+            f"{PARTNER.title()}."
+        ) in shown
+        assert f"of the petition's {len(seized.confirmed)} signatures" in shown
+        assert "this server cannot read names or addresses, so it shows none" in shown
+        assert "sealed for your own key" in shown
+    else:
+        row = page.split(f'/partners/{PARTNER}">', 1)[1].split("</tr>")[0]
+        cells = re.findall(r'<td class="num">([^<]+)</td>', row)
+        assert (cells[0], cells[-1]) == (str(len(through)), str(len(consenting)))
+        assert "stored only in boxes that this server cannot open" in shown
+
+
 def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
     seized: Seized, tmp_path: Path
 ) -> None:
@@ -392,6 +469,7 @@ def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
                     assert page.status_code == 200
                     assert "sealed" in page.text
                     assert not any(p["name"] in page.text for p in seized.people)
+                    _shows_the_figures(seized, page.text, partner_page="partners" in path)
                     base = path + "/export"
                     for fmt in ("csv", "json", "xlsx"):
                         refused = c.get(f"{base}.{fmt}")
