@@ -386,6 +386,54 @@ def test_boxes_open_with_plain_pynacl(seized: Seized) -> None:
     assert re.fullmatch(r"\d{10}", str(record["signed_at"]))
 
 
+def test_a_sealed_server_keeps_its_signatures_times_to_the_hour(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What a live sealed server writes in clear of when someone signed: the hour, never the
+    second, signed at once or confirmed by email (the exact time is only in the box). On both
+    engines; the mail server refuses every connection, so the mail waits in the outbox, where
+    its confirmation link is read (as the mail job would open it)."""
+    by_mail = "confirmed-by-mail"
+    direct = petitions.example()
+    confirmed = dataclasses.replace(petitions.example(confirmation="email"), slug=by_mail)
+    live.prepare(database_url, [direct, confirmed])
+    public, _ = sealing.new_key_pair()
+    server = live.LiveServer(
+        database_url, tmp_path, SEALING_PUBLIC_KEY=public, MAIL_FROM=MAIL_FROM,
+        SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}",
+    )  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    tokens = FormTokens([live.SECRET], lifetime=7200, min_age=0)
+    with server, httpx.Client(base_url=server.base_url, timeout=30) as client:
+        before = int(time.time())
+        for slug, status in ((SLUG, 201), (by_mail, 202)):
+            body = {"token": tokens.issue(slug, ""), **live.new_signer("H")}
+            answer = client.post(f"/api/petitions/{slug}/signatures", json=body)
+            assert answer.status_code == status, answer.text
+        signed = int(time.time())
+        (waiting,) = _query(database_url, "SELECT created_at FROM pending_signatures")
+        (mail,) = _query(database_url, "SELECT payload FROM outbox WHERE topic = 'mail'")
+        confirm = live.opened(json.loads(mail[0]))["confirm"]
+        assert client.post(f"/confirm/{confirm}").status_code == 200
+        after = int(time.time())
+    hours = set(range(sealing.hour(before), after + 1, 3600))  # the hours it took
+    assert waiting[0] in hours and waiting[0] % 3600 == 0
+    rows = _query(
+        database_url,
+        "SELECT p.slug, s.created_at, s.signed_at FROM signatures s "
+        "JOIN petitions p ON p.id = s.petition_id ORDER BY p.slug",
+    )
+    assert [r[0] for r in rows] == sorted([SLUG, by_mail])
+    for slug, created_at, signed_at in rows:
+        assert created_at in hours and created_at % 3600 == 0, slug
+        if slug == by_mail:
+            # Confirmed: counted from the hour of its confirmation, sent in the hour it was.
+            assert signed_at == waiting[0]
+            assert sealing.hour(signed) <= created_at
+        else:
+            assert signed_at in (None, created_at)
+
+
 def _keys(url: str) -> tuple[str, str]:
     """An owner's and the partner's dashboard keys, made in the database."""
 
