@@ -434,6 +434,77 @@ def test_a_sealed_server_keeps_its_signatures_times_to_the_hour(
             assert signed_at in (None, created_at)
 
 
+def test_signers_from_before_a_partners_key_get_no_partner_copy(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A partner added without a key, a signer who ticks its box, then
+    `partners set-sealing-key`, then a second such signer: only the second has a copy for the
+    partner, so the partner's key opens only the second, from the database (`export
+    --partner`) as from its page's sealed download; the owner's key still opens both. Both
+    signers go through the live server's decision (the server restarted to read the key)."""
+    live.prepare(database_url)
+    public, secret = sealing.new_key_pair()
+    partner_public, partner_secret = sealing.new_key_pair()
+    keys = {"owner": tmp_path / "owner.secret", "partner": tmp_path / "partner.secret"}
+    keys["owner"].write_text(secret)
+    keys["partner"].write_text(partner_secret)
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args, "--database-url", database_url],
+            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    _add_partner(database_url, None)  # no key yet
+    tokens = FormTokens([live.SECRET], lifetime=7200, min_age=0)
+    early, late = live.new_signer("E"), live.new_signer("L")
+
+    def server() -> live.LiveServer:
+        return live.LiveServer(database_url, tmp_path, SEALING_PUBLIC_KEY=public)
+
+    def sign(client: httpx.Client, person: dict[str, str]) -> None:
+        body = {"token": tokens.issue(SLUG, PARTNER), **person, "consent_partner": True}
+        answer = client.post(SIGN, json=body)
+        assert answer.status_code == 201, answer.text
+
+    with server() as first, httpx.Client(base_url=first.base_url, timeout=30) as client:
+        sign(client, early)
+    command("partners", "set-sealing-key", SLUG, PARTNER, partner_public)
+    owner, _ = _keys(database_url)
+    with server() as second, httpx.Client(base_url=second.base_url, timeout=30) as client:
+        sign(client, late)
+        # The partner's page hands out a download its key opens: the second signer only.
+        assert client.post("/admin/login", data={"key": owner}).status_code == 303
+        sealed = client.get(f"/admin/petitions/{SLUG}/partners/{PARTNER}/export.sealed")
+        assert sealed.status_code == 200
+    # Both ticked the box, and both count for the partner; one copy only.
+    stored = _query(
+        database_url,
+        "SELECT consent_partner, partner_sealed IS NOT NULL FROM signatures ORDER BY id",
+    )
+    assert [tuple(r) for r in stored] == [(1, False), (1, True)]
+
+    def emails(key: str) -> list[str]:
+        done = command("export", SLUG, "--partner", PARTNER, "--secret-key", str(keys[key]),
+                       "--format", "json")  # fmt: skip
+        return sorted(row["email"] for row in json.loads(done.stdout))
+
+    assert emails("partner") == [late["email"]]
+    assert emails("owner") == sorted([early["email"], late["email"]])
+    download = tmp_path / "partner.sealed"
+    download.write_bytes(sealed.content)
+    opened = subprocess.run(
+        [sys.executable, "-m", "server", "export-open", str(download), "--secret-key",
+         str(keys["partner"]), "--format", "json"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert [row["email"] for row in json.loads(opened.stdout)] == [late["email"]]
+
+
 def _keys(url: str) -> tuple[str, str]:
     """An owner's and the partner's dashboard keys, made in the database."""
 
