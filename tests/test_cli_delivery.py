@@ -381,3 +381,82 @@ async def _queued_mails(url: str) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in rows]
     finally:
         await storage.disconnect()
+
+
+def test_retention_keeps_every_figure_of_the_pack_and_takes_only_the_names(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The pack made before `retention run` and after it, on both engines, from a sealed
+    server's signers: the totals, the countries (one past the pack's threshold of 10, so a
+    number shows), the partners and the milestones stay exactly as they were; only the list
+    of names goes, those signers then counted but not named (docs: make the pack before)."""
+    public, secret = sealing.new_key_pair()
+    key_file = tmp_path / "owner.secret"
+    key_file.write_text(secret)
+    live.prepare(database_url, [dataclasses.replace(PETITION, retention_days=1)])
+    asyncio.run(_add_partner(database_url))
+    signers = SIGNERS + [(f"Many Signer {n}", "RU", n % 2 == 0, "allies") for n in range(10)]
+    with (
+        live.LiveServer(database_url, tmp_path, sealing_public_key=public) as server,
+        httpx.Client(base_url=server.base_url, timeout=30) as c,
+    ):
+        for name, country, ticked, partner in signers:
+            person = {**live.new_signer(), "name": name}
+            live.SIGNERS.append((name, person["email"]))
+            token = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
+            body = {"token": token.json()["token"], **person, "country": country,
+                    "consent_name_to_target": ticked}  # fmt: skip
+            assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 201
+    asyncio.run(_close_days_ago(database_url, 2))
+    signed = Signed(tmp_path, database_url, [])
+
+    def made(folder: str) -> dict[str, list[list[str]]]:
+        out = tmp_path / folder
+        done = deliver(signed, out, SLUG, "--secret-key", str(key_file), "--with-partners")
+        assert done.returncode == 0, done.stderr
+        return {b[0][0]: b for b in blocks(out / f"{SLUG}-delivery.csv")}
+
+    before = made("before")
+    retained = cli("retention", "run", "--database-url", database_url, cwd=tmp_path,
+                   env={"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY})  # fmt: skip
+    assert retained.returncode == 0, retained.stderr
+    assert f"{len(signers)} signature(s) with personal data" in retained.stdout
+    after = made("after")
+
+    named = sum(ticked for _, _, ticked, _ in signers)
+    assert len(before["name"]) == 1 + named  # the list, before
+    assert after["name"] == [["name", "country", "country_name"]]  # retention took the names
+    for figures in ("country", "partner", "milestone_percent"):
+        assert after[figures] == before[figures], figures
+    assert ["RU", "Russia", "12"] in after["country"]  # a figure the pack shows, kept
+    assert after["partner"][1:] == [[PARTNER, "12"]]
+    fields = {"before": dict(before["field"][1:]), "after": dict(after["field"][1:])}
+    changed = {"generated_at", "named", "counted_not_named"}
+    for field, value in fields["before"].items():
+        if field not in changed:
+            assert fields["after"][field] == value, field
+    assert fields["before"]["signatures"] == fields["after"]["signatures"] == str(len(signers))
+    assert fields["before"]["closed_at"] != ""
+    assert (fields["before"]["named"], fields["before"]["counted_not_named"]) == (
+        str(named), str(len(signers) - named)
+    )  # fmt: skip
+    assert (fields["after"]["named"], fields["after"]["counted_not_named"]) == (
+        "0", str(len(signers))
+    )  # fmt: skip
+
+
+async def _close_days_ago(url: str, days: int) -> None:
+    """Closed `days` ago: past a retention of fewer days."""
+    storage = Storage(url)
+    await storage.connect()
+    try:
+        pid = await storage.petition_id(SLUG)
+        assert pid is not None
+        await storage.set_petition_status(pid, "closed")
+        async with storage.write() as tx:
+            await tx.execute(
+                "UPDATE petitions SET closed_at = closed_at - :d WHERE id = :p",
+                {"d": days * 86_400, "p": pid},
+            )
+    finally:
+        await storage.disconnect()
