@@ -30,6 +30,7 @@ from server.store.storage import Storage
 from tests.support import backends, live, petitions
 from tests.support.pdf import nfkc, text_of
 from tests.test_cli import cli
+from tests.test_cli_sealed_deletion import close_days_ago
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftotext") is None, reason="pdftotext is missing (Debian: poppler-utils)"
@@ -86,23 +87,28 @@ def _sign_all(
 
     asyncio.run(_add_partner(url))
     settings = {"sealing_public_key": sealed_key} if sealed_key else {}
-    emails = []
     with (
         live.LiveServer(url, folder, **settings) as server,
         httpx.Client(base_url=server.base_url, timeout=30) as c,
     ):
-        for name, country, ticked, partner in signers:
-            person = live.new_signer()
-            person["name"] = name
-            live.SIGNERS.append((name, person["email"]))
-            emails.append(person["email"])
-            asked = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
-            token = asked.json()["token"]
-            body = {"token": token, **person, "country": country,
-                    "consent_name_to_target": ticked}  # fmt: skip
-            response = c.post(f"/api/petitions/{SLUG}/signatures", json=body)
-            assert response.status_code == 201, response.text
+        emails = _sign(c, signers, 201)
     return Signed(folder, url, emails)
+
+
+def _sign(c: httpx.Client, signers: list[tuple[str, str, bool, str]], status: int) -> list[str]:
+    """Each of `signers` (name, country, ticked the box, partner code) signs through the live
+    server of `c`; their emails."""
+    emails = []
+    for name, country, ticked, partner in signers:
+        person = {**live.new_signer(), "name": name}
+        live.SIGNERS.append((name, person["email"]))
+        emails.append(person["email"])
+        asked = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
+        body = {"token": asked.json()["token"], **person, "country": country,
+                "consent_name_to_target": ticked}  # fmt: skip
+        response = c.post(f"/api/petitions/{SLUG}/signatures", json=body)
+        assert response.status_code == status, response.text
+    return emails
 
 
 @pytest.fixture(scope="module")
@@ -337,13 +343,7 @@ def test_sealed_and_confirmed_by_email_on_both_engines(tmp_path: Path, database_
                              mail_from="p@example.org")  # fmt: skip
     server.env["BASE_URL"] = server.base_url
     with server, httpx.Client(base_url=server.base_url, timeout=30) as c:
-        for name, country, ticked, partner in SIGNERS[:1] + SIGNERS[3:4]:
-            person = {**live.new_signer(), "name": name}
-            live.SIGNERS.append((name, person["email"]))
-            token = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
-            body = {"token": token.json()["token"], **person, "country": country,
-                    "consent_name_to_target": ticked}  # fmt: skip
-            assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 202
+        _sign(c, SIGNERS[:1] + SIGNERS[3:4], 202)
         for mail in asyncio.run(_queued_mails(database_url)):
             opened = live.opened(mail)
             assert "@" not in json.dumps(mail)  # the address travels sealed
@@ -400,14 +400,8 @@ def test_retention_keeps_every_figure_of_the_pack_and_takes_only_the_names(
         live.LiveServer(database_url, tmp_path, sealing_public_key=public) as server,
         httpx.Client(base_url=server.base_url, timeout=30) as c,
     ):
-        for name, country, ticked, partner in signers:
-            person = {**live.new_signer(), "name": name}
-            live.SIGNERS.append((name, person["email"]))
-            token = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
-            body = {"token": token.json()["token"], **person, "country": country,
-                    "consent_name_to_target": ticked}  # fmt: skip
-            assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 201
-    asyncio.run(_close_days_ago(database_url, 2))
+        _sign(c, signers, 201)
+    close_days_ago(database_url, 2, SLUG)
     signed = Signed(tmp_path, database_url, [])
 
     def made(folder: str) -> dict[str, list[list[str]]]:
@@ -443,20 +437,3 @@ def test_retention_keeps_every_figure_of_the_pack_and_takes_only_the_names(
     assert (fields["after"]["named"], fields["after"]["counted_not_named"]) == (
         "0", str(len(signers))
     )  # fmt: skip
-
-
-async def _close_days_ago(url: str, days: int) -> None:
-    """Closed `days` ago: past a retention of fewer days."""
-    storage = Storage(url)
-    await storage.connect()
-    try:
-        pid = await storage.petition_id(SLUG)
-        assert pid is not None
-        await storage.set_petition_status(pid, "closed")
-        async with storage.write() as tx:
-            await tx.execute(
-                "UPDATE petitions SET closed_at = closed_at - :d WHERE id = :p",
-                {"d": days * 86_400, "p": pid},
-            )
-    finally:
-        await storage.disconnect()
