@@ -30,6 +30,7 @@ from server.store.storage import Storage
 from tests.support import backends, live, petitions
 from tests.support.pdf import nfkc, text_of
 from tests.test_cli import cli
+from tests.test_cli_sealed_deletion import close_days_ago
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftotext") is None, reason="pdftotext is missing (Debian: poppler-utils)"
@@ -86,23 +87,28 @@ def _sign_all(
 
     asyncio.run(_add_partner(url))
     settings = {"sealing_public_key": sealed_key} if sealed_key else {}
-    emails = []
     with (
         live.LiveServer(url, folder, **settings) as server,
         httpx.Client(base_url=server.base_url, timeout=30) as c,
     ):
-        for name, country, ticked, partner in signers:
-            person = live.new_signer()
-            person["name"] = name
-            live.SIGNERS.append((name, person["email"]))
-            emails.append(person["email"])
-            asked = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
-            token = asked.json()["token"]
-            body = {"token": token, **person, "country": country,
-                    "consent_name_to_target": ticked}  # fmt: skip
-            response = c.post(f"/api/petitions/{SLUG}/signatures", json=body)
-            assert response.status_code == 201, response.text
+        emails = _sign(c, signers, 201)
     return Signed(folder, url, emails)
+
+
+def _sign(c: httpx.Client, signers: list[tuple[str, str, bool, str]], status: int) -> list[str]:
+    """Each of `signers` (name, country, ticked the box, partner code) signs through the live
+    server of `c`; their emails."""
+    emails = []
+    for name, country, ticked, partner in signers:
+        person = {**live.new_signer(), "name": name}
+        live.SIGNERS.append((name, person["email"]))
+        emails.append(person["email"])
+        asked = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
+        body = {"token": asked.json()["token"], **person, "country": country,
+                "consent_name_to_target": ticked}  # fmt: skip
+        response = c.post(f"/api/petitions/{SLUG}/signatures", json=body)
+        assert response.status_code == status, response.text
+    return emails
 
 
 @pytest.fixture(scope="module")
@@ -337,13 +343,7 @@ def test_sealed_and_confirmed_by_email_on_both_engines(tmp_path: Path, database_
                              mail_from="p@example.org")  # fmt: skip
     server.env["BASE_URL"] = server.base_url
     with server, httpx.Client(base_url=server.base_url, timeout=30) as c:
-        for name, country, ticked, partner in SIGNERS[:1] + SIGNERS[3:4]:
-            person = {**live.new_signer(), "name": name}
-            live.SIGNERS.append((name, person["email"]))
-            token = c.get(f"/api/petitions/{SLUG}/token", params={"partner": partner})
-            body = {"token": token.json()["token"], **person, "country": country,
-                    "consent_name_to_target": ticked}  # fmt: skip
-            assert c.post(f"/api/petitions/{SLUG}/signatures", json=body).status_code == 202
+        _sign(c, SIGNERS[:1] + SIGNERS[3:4], 202)
         for mail in asyncio.run(_queued_mails(database_url)):
             opened = live.opened(mail)
             assert "@" not in json.dumps(mail)  # the address travels sealed
@@ -381,3 +381,59 @@ async def _queued_mails(url: str) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in rows]
     finally:
         await storage.disconnect()
+
+
+def test_retention_keeps_every_figure_of_the_pack_and_takes_only_the_names(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The pack made before `retention run` and after it, on both engines, from a sealed
+    server's signers: the totals, the countries (one past the pack's threshold of 10, so a
+    number shows), the partners and the milestones stay exactly as they were; only the list
+    of names goes, those signers then counted but not named (docs: make the pack before)."""
+    public, secret = sealing.new_key_pair()
+    key_file = tmp_path / "owner.secret"
+    key_file.write_text(secret)
+    live.prepare(database_url, [dataclasses.replace(PETITION, retention_days=1)])
+    asyncio.run(_add_partner(database_url))
+    signers = SIGNERS + [(f"Many Signer {n}", "RU", n % 2 == 0, "allies") for n in range(10)]
+    with (
+        live.LiveServer(database_url, tmp_path, sealing_public_key=public) as server,
+        httpx.Client(base_url=server.base_url, timeout=30) as c,
+    ):
+        _sign(c, signers, 201)
+    close_days_ago(database_url, 2, SLUG)
+    signed = Signed(tmp_path, database_url, [])
+
+    def made(folder: str) -> dict[str, list[list[str]]]:
+        out = tmp_path / folder
+        done = deliver(signed, out, SLUG, "--secret-key", str(key_file), "--with-partners")
+        assert done.returncode == 0, done.stderr
+        return {b[0][0]: b for b in blocks(out / f"{SLUG}-delivery.csv")}
+
+    before = made("before")
+    retained = cli("retention", "run", "--database-url", database_url, cwd=tmp_path,
+                   env={"EMAIL_HASH_KEY": live.EMAIL_HASH_KEY})  # fmt: skip
+    assert retained.returncode == 0, retained.stderr
+    assert f"{len(signers)} signature(s) with personal data" in retained.stdout
+    after = made("after")
+
+    named = sum(ticked for _, _, ticked, _ in signers)
+    assert len(before["name"]) == 1 + named  # the list, before
+    assert after["name"] == [["name", "country", "country_name"]]  # retention took the names
+    for figures in ("country", "partner", "milestone_percent"):
+        assert after[figures] == before[figures], figures
+    assert ["RU", "Russia", "12"] in after["country"]  # a figure the pack shows, kept
+    assert after["partner"][1:] == [[PARTNER, "12"]]
+    fields = {"before": dict(before["field"][1:]), "after": dict(after["field"][1:])}
+    changed = {"generated_at", "named", "counted_not_named"}
+    for field, value in fields["before"].items():
+        if field not in changed:
+            assert fields["after"][field] == value, field
+    assert fields["before"]["signatures"] == fields["after"]["signatures"] == str(len(signers))
+    assert fields["before"]["closed_at"] != ""
+    assert (fields["before"]["named"], fields["before"]["counted_not_named"]) == (
+        str(named), str(len(signers) - named)
+    )  # fmt: skip
+    assert (fields["after"]["named"], fields["after"]["counted_not_named"]) == (
+        "0", str(len(signers))
+    )  # fmt: skip

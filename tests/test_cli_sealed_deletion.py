@@ -139,7 +139,7 @@ def test_retention_run_leaves_no_deleted_box_in_the_files(
         _sign(server, 3)
         boxes = [r[0] for r in _query(database_url, "SELECT sealed FROM signatures")]
         assert len(boxes) == 3 and all(boxes)
-        _close_days_ago(database_url, 2)
+        close_days_ago(database_url, 2)
         outbox_file = _filenode(database_url)
         kept = "SELECT COUNT(*) FROM signatures WHERE sealed IS NOT NULL"
         # A dry run says what is due and deletes nothing.
@@ -159,7 +159,9 @@ def test_retention_run_leaves_no_deleted_box_in_the_files(
             assert _filenode(database_url) != outbox_file  # scrubbed: the outbox rewritten
 
 
-def _close_days_ago(url: str, days: int) -> None:
+def close_days_ago(url: str, days: int, slug: str = SLUG) -> None:
+    """The petition closed `days` ago: past a retention of fewer days."""
+
     async def close() -> None:
         storage = Storage(url)
         await storage.connect()
@@ -167,7 +169,7 @@ def _close_days_ago(url: str, days: int) -> None:
             async with storage.write() as tx:
                 await tx.execute(
                     "UPDATE petitions SET status = 'closed', closed_at = :t WHERE slug = :s",
-                    {"t": int(time.time()) - days * 86_400, "s": SLUG},
+                    {"t": int(time.time()) - days * 86_400, "s": slug},
                 )
         finally:
             await storage.disconnect()

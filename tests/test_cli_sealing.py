@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from server import settings
 from server.domain import sealing
 from server.domain.signatures import NewSignature
 from tests.store import test_webhooks as webhook_tests
@@ -95,6 +97,31 @@ def test_serve_warns_when_sealing_is_off_and_names_keyless_partners_when_on(
     on = _serve(tmp_path, url, SEALING_PUBLIC_KEY=public)
     assert "SEALING_PUBLIC_KEY is not set" not in on.stderr
     assert f"{SLUG}/no-key" in on.stderr and "no personal data" in on.stderr
+
+
+def test_serve_on_sqlite_generates_a_private_email_hash_key_and_keeps_it(tmp_path: Path) -> None:
+    """Without EMAIL_HASH_KEY, `serve` on SQLite makes `<db>.email-hash-key` (mode 0600) and
+    the next start reads the same key: an address that signed before the restart is still
+    recognised after it (under a new key it could sign again)."""
+    url = backends.sqlite_url(tmp_path)
+    live.prepare(url)
+    key_file = tmp_path / "petitions.db.email-hash-key"
+    assert not key_file.exists()
+    person = live.new_signer()
+    counts, keys = [], []
+    for _ in range(2):
+        server = live.LiveServer(url, tmp_path)
+        del server.env["EMAIL_HASH_KEY"]
+        with server, httpx.Client(base_url=server.base_url, timeout=30) as c:
+            token = c.get(f"/api/petitions/{SLUG}/token").json()["token"]
+            signed = c.post(f"/api/petitions/{SLUG}/signatures", json={"token": token, **person})
+            assert signed.status_code == 201, signed.text
+            counts.append(c.get(f"/api/petitions/{SLUG}").json()["signatures"])
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        keys.append(key_file.read_text().strip())
+        assert keys[-1] not in server.log()  # never logged
+    assert keys[0] == keys[1] and len(keys[0]) >= settings.MIN_HASH_KEY
+    assert counts == [1, 1]  # the second signature of the address was recognised
 
 
 @pytest.mark.postgresql

@@ -25,6 +25,29 @@ def test_defaults_generate_a_private_key_beside_the_database(tmp_path: Path) -> 
     assert load({"DATABASE_URL": f"sqlite:///{db}"}).secret_keys == s.secret_keys
 
 
+def test_on_sqlite_the_email_hash_key_is_generated_once_private_and_kept(tmp_path: Path) -> None:
+    """EMAIL_HASH_KEY, unset on SQLite: generated beside the database with mode 0600, and the
+    same key at every later load (a new key would let every address sign again)."""
+    db = tmp_path / "data.db"
+    s = load({"DATABASE_URL": f"sqlite:///{db}"})
+    key_file = tmp_path / "data.db.email-hash-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert s.email_hash_key == key_file.read_text().strip()
+    assert len(s.email_hash_key) >= settings.MIN_HASH_KEY
+    assert s.email_hash_key not in s.secret_keys  # a key of its own, not the session key
+    again = load({"DATABASE_URL": f"sqlite:///{db}"})
+    assert again.email_hash_key == s.email_hash_key
+    assert key_file.read_text().strip() == s.email_hash_key  # not rewritten
+
+
+def test_an_email_hash_key_shorter_than_the_minimum_is_refused(tmp_path: Path) -> None:
+    base = {"DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}", "SECRET_KEYS": "k"}
+    short = "k" * (settings.MIN_HASH_KEY - 1)
+    with pytest.raises(SettingsError, match=f"at least {settings.MIN_HASH_KEY} characters"):
+        load({**base, "EMAIL_HASH_KEY": short})
+    assert load({**base, "EMAIL_HASH_KEY": short + "k"}).email_hash_key == short + "k"
+
+
 def test_secret_keys_list_and_overrides(tmp_path: Path) -> None:
     s = load({"SECRET_KEYS": "new, old ,", "PORT": "9000"}, port=9100, host=None)
     assert s.secret_keys == ("new", "old")

@@ -46,6 +46,10 @@ FLUSH_EVERY = 0.25  # seconds between a worker's flushes to the shared store (th
 MAX_KEYS = 200_000  # keys held per limiter at most (a flood from that many addresses a minute)
 MAX_HOT = 2_000  # keys a flush reads back without having hits of its own to add on them
 RECHECK = 5.0  # seconds a worker keeps reading back a key it flushed
+# Seconds between announcements of a key that stays hot and keeps being hit: well within the
+# store's `ANNOUNCED_FOR`, so a worker that starts (or comes back) while a client keeps at it
+# adopts its key too, not only the workers that were there when it turned hot.
+REANNOUNCE = 2.0
 KEY_BYTES = 16  # of an HMAC: collisions stay out of reach, and rows stay small
 
 Key = str | bytes | int | tuple["Key", ...]
@@ -139,6 +143,7 @@ class SharedLimiter:
         self._recent: dict[bytes, float] = {}
         # Keys that became hot here, for the next flush to announce to every other worker.
         self._announce: set[bytes] = set()
+        self._announced_at: dict[bytes, float] = {}
 
     @property
     def span(self) -> int:
@@ -254,10 +259,18 @@ class SharedLimiter:
         more += [d for d in self._recent if d not in pending and d not in self._hot and d in held]
         return [*pending, *more[:MAX_HOT]]
 
-    def take_announced(self) -> list[bytes]:
-        """The keys that became hot here since the last flush, for it to announce (and
-        forgotten here; a failed flush gives them back)."""
+    def take_announced(self, pending: Iterable[bytes] = ()) -> list[bytes]:
+        """The keys to announce: those that became hot here since the last flush, and those
+        of `pending` (the keys this flush sends) that are hot and were last announced
+        `REANNOUNCE` s ago or more. Forgotten here; a failed flush gives them back."""
+        now = self._clock()
         announce, self._announce = self._announce, set()
+        hot, at = self._hot, self._announced_at
+        for digest in pending:
+            if digest in hot and now - at.get(digest, float("-inf")) >= REANNOUNCE:
+                announce.add(digest)
+        for digest in announce:
+            at[digest] = now
         return list(announce)
 
     def adopt_from(self, announced: Iterable[bytes]) -> list[bytes]:
@@ -322,6 +335,8 @@ class SharedLimiter:
                 del self._held[digest]
         self._hot &= self._held.keys()
         self._announce &= self._held.keys()
+        for digest in [d for d in self._announced_at if d not in self._held]:
+            del self._announced_at[digest]
         for old in [k for k in self._pending if k[1] < oldest]:
             del self._pending[old]
 

@@ -119,7 +119,10 @@ class LimitStore:
         limiters = {limiter.name: limiter for limiter in self.limits}
         if not limiters:
             return
-        taken = [(lim, lim.take_pending(), lim.take_announced()) for lim in limiters.values()]
+        taken = []
+        for limiter in limiters.values():
+            pending = limiter.take_pending()
+            taken.append((limiter, pending, limiter.take_announced(pending)))
         rows = [
             {"key": digest, "slot": start, "n": n, "span": limiter.span}
             for limiter, pending, _ in taken

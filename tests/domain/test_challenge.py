@@ -146,3 +146,11 @@ def test_a_petition_file_names_one_of_the_modes(mode: object) -> None:
     broken = text.replace('challenge = "auto"', f"challenge = {value}")
     with pytest.raises(PetitionFileError, match=r"signing\.challenge must be one of off, auto, on"):
         parse(broken)
+
+
+def test_a_petition_file_without_the_key_is_auto() -> None:
+    text = bundle.EXAMPLE_PETITION.read_text(encoding="utf-8")
+    without = "\n".join(line for line in text.splitlines() if not line.startswith("challenge ="))
+    assert "challenge =" not in without
+    assert parse(without).challenge == "auto"
+    assert parse(without.replace("[signing]", '[signing]\nchallenge = "off"')).challenge == "off"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -149,10 +150,15 @@ def test_sqlite_keeps_limits_beside_the_database(tmp_path: Path) -> None:
         await a[1].sync()
         assert (tmp_path / "p.db-limits").exists()
         assert (tmp_path / "p.db-limits").stat().st_mode & 0o077 == 0
-        tables = await a[1].engine.database.fetch_all(
-            "SELECT name FROM sqlite_master WHERE name IN ('limit_counts', 'limit_keys')"
-        )
-        assert tables == []
+        tables = "'limit_counts', 'limit_keys', 'limit_hot'"
+        names = f"SELECT name FROM sqlite_master WHERE name IN ({tables})"
+        assert await a[1].engine.database.fetch_all(names) == []
+        with contextlib.closing(sqlite3.connect(tmp_path / "p.db-limits")) as side:
+            assert {row[0] for row in side.execute(names)} == {
+                "limit_counts",
+                "limit_keys",
+                "limit_hot",
+            }
 
     with_workers(url, body)
 
@@ -248,5 +254,25 @@ def test_the_auto_challenge_is_one_for_every_worker(database_url: str) -> None:
         await b[1].sync()
         await a[1].sync()
         assert switch_a.active(1) and not switch_a.active(2)
+
+    with_workers(database_url, body)
+
+
+def test_a_worker_that_comes_late_adopts_a_client_that_keeps_at_it(database_url: str) -> None:
+    """Regression (audit): a key was announced once, when it turned hot, and read for 5 s, so a
+    worker that started (or whose flushes failed) after that never adopted it."""
+
+    async def body(clock: Clock, a: Worker, b: Worker) -> None:
+        sign_a, sign_b = a[0].limiter("sign", 10), b[0].limiter("sign", 10)
+        await a[1].sync()
+        assert [sign_a.hit("203.0.113.5") for _ in range(5)] == [0] * 5  # hot at half
+        await a[1].sync()
+        clock.now += 20  # the announcement is long gone; B comes up now
+        await a[1].sync()  # the purge
+        assert sign_a.hit("203.0.113.5") == 0  # the client keeps at it
+        await a[1].sync()  # ... and A announces it again
+        await b[1].sync()
+        assert [sign_b.hit("203.0.113.5") for _ in range(4)] == [0] * 4  # 6 known, 4 left
+        assert sign_b.hit("203.0.113.5") > 0
 
     with_workers(database_url, body)

@@ -16,9 +16,11 @@ from databases.backends.postgres import PostgresConnection
 
 from server.store import outbox
 from server.store import postgres as postgres_engine
-from server.store.postgres import PostgresEngine
+from server.store.postgres import PostgresEngine, PostgresTransaction
 from server.store.storage import Storage
 from tests.support import backends
+
+CHECKPOINT_TIMEOUT = 120  # seconds: see _outbox_file
 
 
 @pytest.mark.postgresql
@@ -62,7 +64,10 @@ def test_a_connection_that_broke_on_its_release_is_not_used_again(
 async def _outbox_file(engine: PostgresEngine) -> bytes:
     """The outbox's own file under the data directory, after a CHECKPOINT wrote it out."""
     async with engine.transaction() as tx:
-        await tx.execute("CHECKPOINT")
+        # A CHECKPOINT writes the whole cluster's dirty pages: on a busy machine (other
+        # databases being written) it may outlast the engine's statement timeout.
+        assert isinstance(tx, PostgresTransaction)
+        await tx.conn.execute("CHECKPOINT", timeout=CHECKPOINT_TIMEOUT)
         folder = await tx.fetch_val("SHOW data_directory")
         relative = await tx.fetch_val("SELECT pg_relation_filepath('outbox')")
     return (Path(str(folder)) / str(relative)).read_bytes()

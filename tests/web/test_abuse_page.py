@@ -115,3 +115,18 @@ def test_owners_see_the_quarantine_preview_and_restore_it(server: live.LiveServe
                     headers={"Accept-Language": "ru"})  # fmt: skip
         assert i18n.catalog("ru").admin("bulk_bad_time") in ru.text
         assert count(c) == 0
+        # By email domain (typed, matched by its keyed hash) and by time window, as the CLI.
+        now = time.time()
+        hour = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600))
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        past = time.strftime("%Y-%m-%d", time.gmtime(now - 3 * 86400))
+
+        def restore(**filters: str) -> httpx.Response:
+            return c.post(PAGE, data={"action": "restore", "csrf": token, **filters})
+
+        assert "would restore <strong>0</strong>" in restore(domain="elsewhere.example").text
+        assert "would restore <strong>0</strong>" in restore(until=past).text
+        assert "would restore <strong>8</strong>" in restore(domain="EXAMPLE.org").text
+        window = restore(**{"from": hour, "until": later, "domain": "example.org", "apply": "1"})
+        assert "Restored <strong>8</strong> signatures" in window.text
+        assert count(c) == BURST + 3

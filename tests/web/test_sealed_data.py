@@ -23,6 +23,7 @@ import base64
 import csv
 import dataclasses
 import hashlib
+import html
 import io
 import json
 import os
@@ -43,6 +44,7 @@ from server.domain.form_tokens import FormTokens
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 from tests.support.catcher import Catcher
+from tests.web.test_dashboard_charts import table
 from tests.web.test_spreadsheet import cells
 
 SLUG = "save-russian-lgbt-network"
@@ -206,7 +208,10 @@ def _postgres_files(url: str) -> bytes:
         storage = Storage(url)
         await storage.connect()
         try:
-            await storage.database.execute("CHECKPOINT")
+            # The whole cluster's dirty pages: on a busy machine longer than the pool's
+            # statement timeout, hence the raw connection's own.
+            async with storage.database.connection() as conn:
+                await conn.raw_connection.execute("CHECKPOINT", timeout=120)
             folder = await storage.database.fetch_val("SHOW data_directory")
             oid = await storage.database.fetch_val(
                 "SELECT oid FROM pg_database WHERE datname = current_database()"
@@ -289,12 +294,11 @@ def test_the_wrong_key_opens_nothing(seized: Seized, tmp_path: Path) -> None:
     assert not any(p["email"] in result.stdout + result.stderr for p in seized.people)
 
 
-def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) -> None:
-    """The dashboard's `export.sealed`, made here from the database as the dashboard makes it,
-    opened by `export-open` with no database at all."""
+def _sealed_file(seized: Seized) -> bytes:
+    """The owner's `export.sealed`, made from the database as the dashboard makes it."""
     from server.domain import export
 
-    async def sealed_file() -> bytes:
+    async def made() -> bytes:
         storage = Storage(seized.url)
         await storage.connect()
         try:
@@ -306,7 +310,46 @@ def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) ->
         finally:
             await storage.disconnect()
 
-    data = asyncio.run(sealed_file())
+    return asyncio.run(made())
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_bom_starts_the_opened_csv_only_when_asked(
+    seized: Seized, tmp_path: Path, bom: bool
+) -> None:
+    """`--bom` (for Excel) on both offline commands: `export` to stdout, `export-open` to a
+    file; the CSV after it is the same, with every confirmed signer."""
+    flag = ["--bom"] if bom else []
+    sealed = tmp_path / "export.sealed"
+    sealed.write_bytes(_sealed_file(seized))
+    out = tmp_path / "opened.csv"
+    runs = {
+        "export": ["export", SLUG, "--database-url", seized.url],
+        "export-open": ["export-open", str(sealed), "--out", str(out)],
+    }
+    for command, args in runs.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args, "--secret-key", str(seized.secret_file),
+             *flag],
+            check=False, capture_output=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        data = out.read_bytes() if command == "export-open" else done.stdout
+        assert data.startswith(BOM) == bom, command
+        text = data.decode("utf-8").removeprefix("\ufeff")
+        assert text.startswith("id,"), command  # one mark at most, then the header
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert sorted(r["email"] for r in rows) == sorted(p["email"] for p in seized.confirmed)
+
+
+def test_the_sealed_export_file_opens_offline(seized: Seized, tmp_path: Path) -> None:
+    """The dashboard's `export.sealed`, made here from the database as the dashboard makes it,
+    opened by `export-open` with no database at all."""
+    data = _sealed_file(seized)
     assert not any(p["email"].encode() in data for p in seized.people)
     path = tmp_path / "export.sealed"
     path.write_bytes(data)
@@ -346,6 +389,125 @@ def test_boxes_open_with_plain_pynacl(seized: Seized) -> None:
     assert re.fullmatch(r"\d{10}", str(record["signed_at"]))
 
 
+def test_a_sealed_server_keeps_its_signatures_times_to_the_hour(
+    database_url: str, tmp_path: Path
+) -> None:
+    """What a live sealed server writes in clear of when someone signed: the hour, never the
+    second, signed at once or confirmed by email (the exact time is only in the box). On both
+    engines; the mail server refuses every connection, so the mail waits in the outbox, where
+    its confirmation link is read (as the mail job would open it)."""
+    by_mail = "confirmed-by-mail"
+    direct = petitions.example()
+    confirmed = dataclasses.replace(petitions.example(confirmation="email"), slug=by_mail)
+    live.prepare(database_url, [direct, confirmed])
+    public, _ = sealing.new_key_pair()
+    server = live.LiveServer(
+        database_url, tmp_path, SEALING_PUBLIC_KEY=public, MAIL_FROM=MAIL_FROM,
+        SMTP_URL=f"smtp://127.0.0.1:{live.free_port()}",
+    )  # fmt: skip
+    server.env["BASE_URL"] = server.base_url
+    tokens = FormTokens([live.SECRET], lifetime=7200, min_age=0)
+    with server, httpx.Client(base_url=server.base_url, timeout=30) as client:
+        before = int(time.time())
+        for slug, status in ((SLUG, 201), (by_mail, 202)):
+            body = {"token": tokens.issue(slug, ""), **live.new_signer("H")}
+            answer = client.post(f"/api/petitions/{slug}/signatures", json=body)
+            assert answer.status_code == status, answer.text
+        signed = int(time.time())
+        (waiting,) = _query(database_url, "SELECT created_at FROM pending_signatures")
+        (mail,) = _query(database_url, "SELECT payload FROM outbox WHERE topic = 'mail'")
+        confirm = live.opened(json.loads(mail[0]))["confirm"]
+        assert client.post(f"/confirm/{confirm}").status_code == 200
+        after = int(time.time())
+    hours = set(range(sealing.hour(before), after + 1, 3600))  # the hours it took
+    assert waiting[0] in hours and waiting[0] % 3600 == 0
+    rows = _query(
+        database_url,
+        "SELECT p.slug, s.created_at, s.signed_at FROM signatures s "
+        "JOIN petitions p ON p.id = s.petition_id ORDER BY p.slug",
+    )
+    assert [r[0] for r in rows] == sorted([SLUG, by_mail])
+    for slug, created_at, signed_at in rows:
+        assert created_at in hours and created_at % 3600 == 0, slug
+        if slug == by_mail:
+            # Confirmed: counted from the hour of its confirmation, sent in the hour it was.
+            assert signed_at == waiting[0]
+            assert sealing.hour(signed) <= created_at
+        else:
+            assert signed_at in (None, created_at)
+
+
+def test_signers_from_before_a_partners_key_get_no_partner_copy(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A partner added without a key, a signer who ticks its box, then
+    `partners set-sealing-key`, then a second such signer: only the second has a copy for the
+    partner, so the partner's key opens only the second, from the database (`export
+    --partner`) as from its page's sealed download; the owner's key still opens both. Both
+    signers go through the live server's decision (the server restarted to read the key)."""
+    live.prepare(database_url)
+    public, secret = sealing.new_key_pair()
+    partner_public, partner_secret = sealing.new_key_pair()
+    keys = {"owner": tmp_path / "owner.secret", "partner": tmp_path / "partner.secret"}
+    keys["owner"].write_text(secret)
+    keys["partner"].write_text(partner_secret)
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args, "--database-url", database_url],
+            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "EMAIL_HASH_KEY": live.EMAIL_HASH_KEY},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    _add_partner(database_url, None)  # no key yet
+    tokens = FormTokens([live.SECRET], lifetime=7200, min_age=0)
+    early, late = live.new_signer("E"), live.new_signer("L")
+
+    def server() -> live.LiveServer:
+        return live.LiveServer(database_url, tmp_path, SEALING_PUBLIC_KEY=public)
+
+    def sign(client: httpx.Client, person: dict[str, str]) -> None:
+        body = {"token": tokens.issue(SLUG, PARTNER), **person, "consent_partner": True}
+        answer = client.post(SIGN, json=body)
+        assert answer.status_code == 201, answer.text
+
+    with server() as first, httpx.Client(base_url=first.base_url, timeout=30) as client:
+        sign(client, early)
+    command("partners", "set-sealing-key", SLUG, PARTNER, partner_public)
+    owner, _ = _keys(database_url)
+    with server() as second, httpx.Client(base_url=second.base_url, timeout=30) as client:
+        sign(client, late)
+        # The partner's page hands out a download its key opens: the second signer only.
+        assert client.post("/admin/login", data={"key": owner}).status_code == 303
+        sealed = client.get(f"/admin/petitions/{SLUG}/partners/{PARTNER}/export.sealed")
+        assert sealed.status_code == 200
+    # Both ticked the box, and both count for the partner; one copy only.
+    stored = _query(
+        database_url,
+        "SELECT consent_partner, partner_sealed IS NOT NULL FROM signatures ORDER BY id",
+    )
+    assert [tuple(r) for r in stored] == [(1, False), (1, True)]
+
+    def emails(key: str) -> list[str]:
+        done = command("export", SLUG, "--partner", PARTNER, "--secret-key", str(keys[key]),
+                       "--format", "json")  # fmt: skip
+        return sorted(row["email"] for row in json.loads(done.stdout))
+
+    assert emails("partner") == [late["email"]]
+    assert emails("owner") == sorted([early["email"], late["email"]])
+    download = tmp_path / "partner.sealed"
+    download.write_bytes(sealed.content)
+    opened = subprocess.run(
+        [sys.executable, "-m", "server", "export-open", str(download), "--secret-key",
+         str(keys["partner"]), "--format", "json"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert [row["email"] for row in json.loads(opened.stdout)] == [late["email"]]
+
+
 def _keys(url: str) -> tuple[str, str]:
     """An owner's and the partner's dashboard keys, made in the database."""
 
@@ -371,6 +533,43 @@ def _keys(url: str) -> tuple[str, str]:
     return asyncio.run(make())
 
 
+def _text(markup: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def _shows_the_figures(seized: Seized, page: str, *, partner_page: bool) -> None:
+    """With no names to show, a sealed page still shows what the clear columns count: the
+    count, the charts, and how many of the partner's signers consented, and says why no name
+    is there. Figures of the fixture: `seized.confirmed` counted (the withdrawn one out), of
+    which those through the partner, and of those the ones who ticked its box."""
+    through = [p for p in seized.confirmed if p["partner"]]
+    consenting = [p for p in through if p["consent"]]
+    assert len(consenting) < len(through) < len(seized.confirmed)  # three different figures
+    count = len(through) if partner_page else len(seized.confirmed)
+    stat = re.search(r'<span class="stat-value">([^<]+)</span>', page)
+    assert stat is not None and stat[1] == str(count)
+    # The charts, from the hours kept in clear: every counted signature is in them.
+    days = table(page, "per-day")
+    assert sum(int(n) for n in days[1::2]) == count
+    hours = table(page, "per-hour")
+    assert sum(int(n) for n in hours[1::2]) == count
+    assert table(page, "cumulative")[-1] == str(count)
+    shown = _text(page)
+    if partner_page:
+        assert (
+            f"{len(consenting)} of your {len(through)} signers ticked the box to hear from "
+            f"{PARTNER.title()}."
+        ) in shown
+        assert f"of the petition's {len(seized.confirmed)} signatures" in shown
+        assert "this server cannot read names or addresses, so it shows none" in shown
+        assert "sealed for your own key" in shown
+    else:
+        row = page.split(f'/partners/{PARTNER}">', 1)[1].split("</tr>")[0]
+        cells = re.findall(r'<td class="num">([^<]+)</td>', row)
+        assert (cells[0], cells[-1]) == (str(len(through)), str(len(consenting)))
+        assert "stored only in boxes that this server cannot open" in shown
+
+
 def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
     seized: Seized, tmp_path: Path
 ) -> None:
@@ -392,6 +591,7 @@ def test_the_dashboard_shows_no_names_and_hands_out_only_sealed_exports(
                     assert page.status_code == 200
                     assert "sealed" in page.text
                     assert not any(p["name"] in page.text for p in seized.people)
+                    _shows_the_figures(seized, page.text, partner_page="partners" in path)
                     base = path + "/export"
                     for fmt in ("csv", "json", "xlsx"):
                         refused = c.get(f"{base}.{fmt}")
