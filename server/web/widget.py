@@ -602,6 +602,20 @@ def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Part
     return etag, prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)
 
 
+# A partner's page polling the count from its own origin with `If-None-Match` sends a
+# non-simple header, so its browser asks first: the answer allows that header, for a day.
+COUNT_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def live_count_preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=COUNT_PREFLIGHT)
+
+
 # --- Files ---------------------------------------------------------------------------------------
 
 
@@ -623,4 +637,5 @@ routes = [
     Route("/widget/assets/{name}", asset, methods=["GET", "HEAD"]),
     Route("/widget/{slug}", document, methods=["GET", "HEAD"]),
     Route("/widget/{slug}/count", live_count, methods=["GET", "HEAD"]),
+    Route("/widget/{slug}/count", live_count_preflight, methods=["OPTIONS"]),
 ]

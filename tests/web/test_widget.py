@@ -576,6 +576,22 @@ def test_live_count_is_tiny_and_304_until_someone_signs(client: httpx.Client) ->
     assert moved.headers["etag"] != etag
 
 
+def test_live_count_answers_a_cross_origin_poll_s_preflight(client: httpx.Client) -> None:
+    """A partner's page polling the count with `If-None-Match` sends a non-simple header: its
+    browser asks with `OPTIONS` first, and must be allowed that header."""
+    asked = {
+        "Origin": "https://partner.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "if-none-match",
+    }
+    response = client.options(f"{PAGE}/count", headers=asked)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]
+    allowed = response.headers["access-control-allow-headers"].lower().replace(" ", "")
+    assert "if-none-match" in allowed.split(",")
+
+
 # --- Without JavaScript ----------------------------------------------------------------------
 
 
