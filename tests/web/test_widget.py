@@ -22,7 +22,9 @@ import pytest
 
 from server.domain import i18n
 from server.domain.petitions import parse
-from server.domain.snippet import NOSCRIPT_HEIGHT
+from server.cli.serving import DEMO_PARTNER
+from server.domain.placeholder import Space
+from server.domain.snippet import NOSCRIPT_HEIGHT, embed
 from server.store.storage import Storage
 from server.web import assets, bundle, demo, widget
 from tests.support import backends, live, petitions
@@ -922,6 +924,18 @@ def test_styles_use_logical_directions_only() -> None:
 
 
 # --- The example partner page ------------------------------------------------------------------
+
+
+def test_example_partner_page_shows_the_snippets_the_generator_makes() -> None:
+    """"Exactly as partners paste it": the page's snippets are the generator's for the demo's
+    partner (its consent box in the placeholder), so they cannot drift from it."""
+    example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
+    code, name = DEMO_PARTNER
+    petition = petitions.example()
+    for lang in ("en", "ru"):
+        space = Space.estimate(petition, lang, partner=name)
+        made = embed(demo.EXAMPLE_ORIGIN, SLUG, code, lang, "#5b2a86", space=space)
+        assert made in re.sub(r"\n[ ]+", "\n", example), lang  # as indented in the page
 
 
 def test_example_partner_page_embeds_the_snippet_and_loads_nothing_else() -> None:
