@@ -938,6 +938,18 @@ def test_example_partner_page_shows_the_snippets_the_generator_makes() -> None:
         assert made in re.sub(r"\n[ ]+", "\n", example), lang  # as indented in the page
 
 
+def test_the_partners_guide_shows_the_snippet_the_generator_makes() -> None:
+    """docs/partners.md's snippet is the generator's for a registered partner without
+    `data-lang` (the tallest language, the partner's box included), and says no other height."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "partners.md").read_text()
+    petition = petitions.example()
+    langs = [lang for lang in sorted(i18n.LANGUAGES) if lang in petition.languages]
+    space = Space.tallest(petition, langs, partner="Your Organisation")
+    assert embed("https://petitions.example.org", SLUG, "your-code", space=space) in guide
+    assert f"{NOSCRIPT_HEIGHT:,} px" in guide
+    assert not re.search(r"\b(900|1,?000|1,?200|1,?400) ?px", guide)
+
+
 def test_example_partner_page_embeds_the_snippet_and_loads_nothing_else() -> None:
     page = demo.partner_page("https://petitions.example.net/")
     assert demo.EXAMPLE_ORIGIN not in page
