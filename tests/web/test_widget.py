@@ -927,7 +927,7 @@ def test_styles_use_logical_directions_only() -> None:
 
 
 def test_example_partner_page_shows_the_snippets_the_generator_makes() -> None:
-    """"Exactly as partners paste it": the page's snippets are the generator's for the demo's
+    """ "Exactly as partners paste it": the page's snippets are the generator's for the demo's
     partner (its consent box in the placeholder), so they cannot drift from it."""
     example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
     code, name = DEMO_PARTNER
@@ -987,6 +987,10 @@ def test_docs_state_the_limits_the_code_uses() -> None:
     assert "Math.max(200, Math.min(20000," in loader and "200-20,000 px" in docs
     assert "reserved >= 200 ? reserved : 640" in loader and "640 px" in docs
     assert "slice(0, 200)" in loader and "at most 200 characters" in docs
+    assert "from 200 px tall" in docs and "ignored: 640 px" in docs  # the placeholder's floor
+    script = (bundle.WIDGET_DIR / "widget.js").read_text()
+    assert r"/^[a-z0-9-]+(\.[a-z0-9-]+)+$/" in script and "a plain DNS name" in docs
+    assert f"{widget._MAX_STENCILS:,} cached, emptied when full" in docs
     assert f"{NOSCRIPT_HEIGHT:,} px" in docs  # the one <noscript> height, said once
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
