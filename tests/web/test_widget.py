@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.cli.serving import DEMO_PARTNER
 from server.domain import i18n
 from server.domain.petitions import parse
-from server.cli.serving import DEMO_PARTNER
 from server.domain.placeholder import Space
 from server.domain.snippet import NOSCRIPT_HEIGHT, embed
 from server.store.storage import Storage
