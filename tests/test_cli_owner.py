@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from server import cli
-from server.domain import access, access_keys
+from server.domain import access, access_keys, i18n
+from server.domain.placeholder import Space
 from server.store.storage import Storage
 from server.web import auth
-from tests.support import live
+from tests.support import live, petitions
 
 SLUG = "save-russian-lgbt-network"
 KEY = re.compile(r"\b(pw[op]_[a-z0-9]{12}_[A-Za-z0-9]{32})\b")
@@ -111,8 +112,14 @@ def test_add_partner_prints_its_snippet_and_key(run: Run) -> None:
         '<script async src="https://petitions.example.org/embed.js" '
         f'data-petition="{SLUG}" data-partner="open-doors-network"></script>'
     ) in out
-    # In its placeholder, sized for this petition (its tallest language, as no data-lang).
-    assert '<div class="petition-widget-space"' in out and "min-height:" in out
+    # In its placeholder, sized for this petition (its tallest language, as no data-lang) with
+    # the partner's consent box, which the widget adds for its code.
+    assert '<div class="petition-widget-space"' in out
+    example = petitions.example()
+    langs = [lang for lang in sorted(i18n.LANGUAGES) if lang in example.languages]
+    space = Space.tallest(example, langs, partner="Open Doors Network")
+    assert space.narrow > Space.tallest(example, langs).narrow
+    assert f"min-height:{space.narrow}px;" in out
     found = KEY.findall(out)
     assert len(found) == 1 and found[0].startswith("pwp_")
     partner = principal(run.url, found[0])

@@ -80,9 +80,10 @@ def _add_partner(args: argparse.Namespace, settings: Settings) -> int:
         key = await new_key(storage, access_keys.PARTNER, name, petition_id, partner.id)
         print(f"Added partner '{name}' with code {code} to {args.petition}.\n")
         print("Their snippet, to paste where the widget should appear:\n")
-        # The placeholder sized for this petition (its tallest language: no data-lang).
-        entry = next(e for e in await storage.petitions() if e.id == petition_id)
-        space = widget.snippet_space(entry)
+        # The placeholder sized for this petition (its tallest language: no data-lang) on
+        # this partner's page, where the widget adds the partner's consent box.
+        entry = next(e for e in await storage.petitions([partner]) if e.id == petition_id)
+        space = widget.snippet_space(entry, partner=partner)
         print(snippet.embed(settings.base_url, args.petition, code, space=space))
         print(f"\nTheir access key {key.id}, for their dashboard and export:")
         show_key(key, settings)

@@ -6,7 +6,9 @@ keep space for the frame; otherwise everything below it jumps when it arrives (G
 Chromium (`scripts/measure_heights.py`, rerun it when the widget's look or a catalog changes):
 the form of a minimal petition in each language and layout, at 375 and 800 px wide, plus what
 each part of a petition adds (its title's and summary's lines, the country and comment fields,
-the organiser's box, the name-to-target box and its target's lines, the legal notice). The
+the organiser's box, the name-to-target box and its target's lines, the legal notice), and the
+box a registered partner's snippet adds ("Keep me informed by {partner}"), laid out from the
+partner's name. The
 placeholder's CSS interpolates between the two widths with container query units, so one
 snippet fits a phone and a desktop column.
 """
@@ -52,6 +54,10 @@ _NAME_TO_TARGET = {
 }  # fmt: skip
 _MEASURED_LABEL_LINES = {"en": (1, 1)}  # the others: (2, 1)
 _CHECKBOX = 28  # a box's input and gap, beside its label
+# A consent box's own paragraph past its label's lines: the paragraph's margin (.75rem) and the
+# label's (.2rem), as widget.css sets them (the organiser's and the target's measured boxes
+# are this plus their lines: 15.2 + 24 in English, 15.2 + 2 x 24 + 20.4 in Russian at 375 px).
+_BOX = 15.2
 _ORIGINAL = (13.6, 20.4)  # the English original under an unreviewed label: font, line height
 _COUNTRY = 86  # the country field, when it is not hidden
 _COMMENT = 132  # the comment field, when it is shown
@@ -77,8 +83,12 @@ class Space:
     wide: int
 
     @classmethod
-    def estimate(cls, petition: Petition, lang: str, layout: str = "full") -> Space:
-        """The form's height for this petition, language and layout ("full" or "compact")."""
+    def estimate(
+        cls, petition: Petition, lang: str, layout: str = "full", partner: str = ""
+    ) -> Space:
+        """The form's height for this petition, language and layout ("full" or "compact"), on
+        the page of the partner named `partner` (its registered name; "" for none): the widget
+        adds that partner's consent box whenever the snippet's code is a registered one."""
         layout = "compact" if layout == "compact" else "full"
         texts = petition.in_language(lang)
         base = _BASE[layout].get(lang, _BASE[layout]["en"])
@@ -96,6 +106,8 @@ class Space:
             if petition.name_to_target == "optional":
                 height += _NAME_TO_TARGET.get(lang, _NAME_TO_TARGET["en"])[i]
                 height += _target_lines(texts.target, lang, i, _SUMMARY[layout][i])
+            if partner:
+                height += _partner_box(partner, lang, _SUMMARY[layout][i])
             if petition.country == "hidden":
                 height -= _COUNTRY
             if petition.comment != "hidden":
@@ -104,9 +116,12 @@ class Space:
         return cls(heights[0], heights[1])
 
     @classmethod
-    def tallest(cls, petition: Petition, langs: list[str], layout: str = "full") -> Space:
+    def tallest(
+        cls, petition: Petition, langs: list[str], layout: str = "full", partner: str = ""
+    ) -> Space:
         """For a snippet without `data-lang`: the tallest of the languages it may show."""
-        spaces = [cls.estimate(petition, lang, layout) for lang in langs or [petition.lang]]
+        langs = langs or [petition.lang]
+        spaces = [cls.estimate(petition, lang, layout, partner) for lang in langs]
         return cls(max(s.narrow for s in spaces), max(s.wide for s in spaces))
 
     def css(self) -> str:
@@ -134,6 +149,20 @@ def _target_lines(target: str, lang: str, i: int, summary: tuple[float, float, f
         english = i18n.catalog(i18n.DEFAULT_LANGUAGE)("consent_name_to_target", target=target)
         extra += _lines(english, (width - _CHECKBOX, *_ORIGINAL))
     return extra
+
+
+def _partner_box(name: str, lang: str, summary: tuple[float, float, float]) -> float:
+    """The height of the partner's box: its label's lines with this name, and the English
+    original's under it wherever the form shows the originals (any consent text of the
+    language unreviewed: widget.html puts them under every box then)."""
+    width, font, line = summary
+    t = i18n.catalog(lang)
+    box = (width - _CHECKBOX, font, line)
+    height = _BOX + _lines(t("consent_partner", partner=name), box, counted=True) * line
+    if t.unreviewed_consent:
+        english = i18n.catalog(i18n.DEFAULT_LANGUAGE)("consent_partner", partner=name)
+        height += _lines(english, (width - _CHECKBOX, *_ORIGINAL), counted=True) * _ORIGINAL[1]
+    return height
 
 
 def _lines(text: str, box: tuple[float, float, float], counted: bool = False) -> int | float:

@@ -510,7 +510,7 @@ async def _petition_view(
         partners=table,
         direct={"count": direct, "share": direct / total if total else 0.0},
         unknown=[{"row": u, "share": u.signatures / total if total else 0.0} for u in unknown],
-        generator=_generator(request, entry, [p.code for p in partners]),
+        generator=_generator(request, entry, partners),
         confirmation={"pending": waiting, "mail": mail}
         if entry.petition.needs_confirmation
         else None,
@@ -569,7 +569,7 @@ async def partner_page(request: Request, caller: Caller) -> Response:
         latest=latest,
         sealed=sealed,
         breakdown=breakdown,
-        generator=_generator(request, entry, [partner.code], fixed_partner=partner.code),
+        generator=_generator(request, entry, [partner], fixed_partner=partner.code),
     )
 
 
@@ -722,12 +722,14 @@ async def _breakdown(
 
 
 def _generator(
-    request: Request, entry: Entry, codes: list[str], fixed_partner: str = ""
+    request: Request, entry: Entry, partners: list[Partner], fixed_partner: str = ""
 ) -> dict[str, Any]:
     """The snippet generator's state from the query (it also works without JavaScript). A named
     configuration of the petition file (`[[embed.configs]]`, chosen in its own small form:
     `?config=NAME`) gives every option at once."""
     params: Mapping[str, str] = request.query_params
+    by_code = {p.code: p for p in partners}
+    codes = list(by_code)
     configs = [
         c for c in entry.petition.embed_configs if not fixed_partner or c.partner == fixed_partner
     ]
@@ -750,13 +752,19 @@ def _generator(
     layout = "compact" if compact else "full"
     base_url = services_of(request).settings.base_url
     langs = widget.interface_languages(entry)
-    # The heights the script needs to build the same snippet for any language and layout.
+    # The heights the script needs to build the same snippet for any partner, language and
+    # layout: a registered partner's snippet reserves its consent box too ("" for none).
     spaces = {
         code: {
-            name: dataclasses.astuple(widget.snippet_space(entry, code, name))
-            for name in ("full", "compact")
+            lang_code: {
+                name: dataclasses.astuple(
+                    widget.snippet_space(entry, lang_code, name, by_code.get(code))
+                )
+                for name in ("full", "compact")
+            }
+            for lang_code in ("", *langs)
         }
-        for code in ("", *langs)
+        for code in ("", *codes)
     }
     return {
         "partner": partner,
@@ -779,7 +787,7 @@ def _generator(
             lang,
             accent,
             look=look,
-            space=widget.snippet_space(entry, lang, layout),
+            space=widget.snippet_space(entry, lang, layout, by_code.get(partner)),
         ),
         "preview": snippet.widget_path(entry.slug, partner, lang, accent, look=look, preview=True),
         "base_url": base_url,

@@ -428,8 +428,9 @@ def document() -> dict[str, Any]:
                     "description": "Send the `ETag` of the last answer as `If-None-Match`: "
                     "`304` without a body while none of the three fields has changed. `goal` "
                     "is the goal shown (with `auto_goal`, the step above the count). Readable "
-                    "from any site (`Access-Control-Allow-Origin: *`); caches may serve it "
-                    "stale while they revalidate or while the server fails.",
+                    "from any site (`Access-Control-Allow-Origin: *`, with an `OPTIONS` "
+                    "preflight that allows `If-None-Match`); caches may serve it stale while "
+                    "they revalidate or while the server fails.",
                     "parameters": [_SLUG],
                     "responses": {
                         "200": {"description": "The count", "content": _json("Count")},

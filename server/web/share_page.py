@@ -75,7 +75,8 @@ async def share_page(request: Request, services: Services, entry: Entry) -> Resp
     query = {k: v for k, v in (("partner", partner), ("lang", lang)) if v}
     own_url = f"{base}/p/{urllib.parse.quote(entry.slug)}"
     own_url += "?" + urllib.parse.urlencode(query) if query else ""
-    space = snippet_space(entry, lang)
+    # A registered partner's code adds its consent box to the widget: the space reserved too.
+    space = snippet_space(entry, lang, partner=entry.partners.get(partner))
     # The placeholder's height goes in the page's one style sheet, allowed by its hash: this
     # page's CSP refuses style attributes.
     css = _CSS + snippet.space_rules(space)

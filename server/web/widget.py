@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.domain import countries, i18n, richtext
-from server.domain.partners import INVALID_CODE, normalise_code
+from server.domain.partners import INVALID_CODE, Partner, normalise_code
 from server.domain.petitions import THEMES, Entry
 from server.domain.placeholder import Space
 from server.domain.progress import Progress
@@ -418,12 +418,16 @@ def look(kept: Mapping[str, str]) -> dict[str, str]:
     return {name: kept.get(name, values[0]) for name, values in LOOKS.items()}
 
 
-def snippet_space(entry: Entry, lang: str = "", layout: str = "full") -> Space:
+def snippet_space(
+    entry: Entry, lang: str = "", layout: str = "full", partner: Partner | None = None
+) -> Space:
     """The height a snippet reserves for this petition: its language's, or without one (the
-    reader's language decides) the tallest of those it may be shown in."""
+    reader's language decides) the tallest of those it may be shown in. A registered
+    `partner`'s snippet reserves its consent box too (the widget shows it for its code)."""
+    name = partner.name if partner else ""
     if lang:
-        return Space.estimate(entry.petition, lang, layout)
-    return Space.tallest(entry.petition, interface_languages(entry), layout)
+        return Space.estimate(entry.petition, lang, layout, name)
+    return Space.tallest(entry.petition, interface_languages(entry), layout, name)
 
 
 def interface_languages(entry: Entry) -> list[str]:
@@ -598,6 +602,20 @@ def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Part
     return etag, prebuilt(200, headers, body, "application/json"), prebuilt(304, headers)
 
 
+# A partner's page polling the count from its own origin with `If-None-Match` sends a
+# non-simple header, so its browser asks first: the answer allows that header, for a day.
+COUNT_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def live_count_preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=COUNT_PREFLIGHT)
+
+
 # --- Files ---------------------------------------------------------------------------------------
 
 
@@ -619,4 +637,5 @@ routes = [
     Route("/widget/assets/{name}", asset, methods=["GET", "HEAD"]),
     Route("/widget/{slug}", document, methods=["GET", "HEAD"]),
     Route("/widget/{slug}/count", live_count, methods=["GET", "HEAD"]),
+    Route("/widget/{slug}/count", live_count_preflight, methods=["OPTIONS"]),
 ]

@@ -54,14 +54,20 @@ def chromium_path() -> str:
     return path
 
 
+EXAMPLE_SLUG = "save-russian-lgbt-network"
+# A partner of the example petition, (code, name): a name long enough to wrap its box.
+REGISTERED = ("network-friends", "Friends of the Network, Moscow and Saint Petersburg")
+
+
 @pytest.fixture(scope="module")
 def widget_server(
     chromium_path: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[live.LiveServer]:
-    """The widget's server on SQLite, with the example petition, seen as http://localhost:B."""
+    """The widget's server on SQLite, with the example petition and one registered partner
+    (`REGISTERED`: its snippets add the partner's consent box), seen as http://localhost:B."""
     folder = tmp_path_factory.mktemp("browser")
     url = backends.sqlite_url(folder)
-    live.prepare(url)
+    live.prepare(url, partners=[(EXAMPLE_SLUG, *REGISTERED)])
     with live.LiveServer(url, folder) as running:
         yield running
 

@@ -18,9 +18,9 @@ import pytest
 
 from server.domain import snippet
 from server.domain.petitions import Petition
-from server.domain.placeholder import Space
+from server.domain.placeholder import WIDE, Space
 from server.web import widget
-from tests.browser.conftest import ARTIFACTS, PartnerSite
+from tests.browser.conftest import ARTIFACTS, REGISTERED, PartnerSite
 from tests.support import live, petitions
 
 pytestmark = pytest.mark.browser
@@ -37,14 +37,14 @@ PARAGRAPH = (
 )
 
 
-def article(body: str) -> str:
+def article(body: str, column: str = "max-width:720px;margin:0 auto;padding:16px") -> str:
     """A long article with the snippet after its second paragraph, in a 720 px column."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,"><title>Article</title>'
         "<style>body{margin:0;font:18px/1.6 Georgia,serif}"
-        "article{max-width:720px;margin:0 auto;padding:16px}</style></head><body><article>"
+        f"article{{{column}}}</style></head><body><article>"
         "<h1>An article about the campaign</h1>"
         + PARAGRAPH * 2
         + body
@@ -72,6 +72,22 @@ def pages(partner_site: PartnerSite, widget_base: str) -> PartnerSite:
             "/article-new-en.html": article(
                 snippet.embed(widget_base, SLUG, lang="en", space=Space.estimate(EXAMPLE, "en"))
             ),
+            # A registered partner's snippet, as the generator makes it: the widget adds the
+            # partner's consent box, so its placeholder reserves it too. In a column that makes
+            # the frame as wide as the estimate's two widths: 375 px on a phone, 800 on a desktop.
+            **{
+                f"/article-partner-{lang}.html": article(
+                    snippet.embed(
+                        widget_base,
+                        SLUG,
+                        REGISTERED[0],
+                        lang,
+                        space=Space.estimate(EXAMPLE, lang, partner=REGISTERED[1]),
+                    ),
+                    column=f"max-width:{WIDE}px;margin:0 auto;padding:16px 0",
+                )
+                for lang in ("en", "ru")
+            },
             "/plain.html": article(snippet.embed(widget_base, SLUG, "friends", "en")),
             "/auto.html": article(
                 snippet.embed(widget_base, SLUG, look=snippet.looks("auto"), lang="en")
@@ -215,6 +231,50 @@ def test_the_placeholder_snippet_moves_nothing(
     assert new <= 0.1 and new_en <= 0.1, CLS_FIGURES
 
 
+# Where the host's markup after the snippet starts, at first paint (the loader is not there
+# yet): the top of the element after the placeholder.
+BELOW_AT_FIRST_PAINT = """
+addEventListener("DOMContentLoaded", () => {
+  const space = document.querySelector(".petition-widget-space");  // none in the frame
+  if (space) window.__below = space.nextElementSibling.getBoundingClientRect().top + scrollY;
+});
+"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 812)])
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_registered_partners_placeholder_snippet_moves_nothing(
+    visit: Callable[..., Visit], lang: str, width: int, height: int
+) -> None:
+    """Its consent box (with its English original in Russian, where it is unreviewed) is in
+    the reserved space: where the frame is as wide as the estimate's widths, the article
+    below the widget moves by no more than the estimate's 1 % (the box is 40 to 130 px), and
+    the shift stays good."""
+    path = f"/article-partner-{lang}.html"
+    seen = visit(
+        path + "-shift",
+        width=width,
+        height=height,
+        delay_loader=True,
+        init_script=BELOW_AT_FIRST_PAINT,
+    )
+    frame = seen.frame()
+    assert frame.locator("#pw-c-partner").count() == 1  # the partner's box is shown
+    wait_fitted(frame)
+    seen.page.wait_for_timeout(300)  # let the last shift's entry be reported
+    shift = seen.page.evaluate("window.__cls")
+    moved, frame_height = seen.page.evaluate(
+        "() => [document.querySelector('.petition-widget-space').nextElementSibling"
+        ".getBoundingClientRect().top + scrollY - window.__below, document.querySelector("
+        "'iframe.petition-widget').getBoundingClientRect().height]"
+    )
+    CLS_FIGURES.update({f"partner-{lang}-{width}": shift, f"partner-{lang}-{width}-px": moved})
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "layout-shift.json").write_text(json.dumps(CLS_FIGURES, indent=2))
+    assert shift <= 0.1, CLS_FIGURES
+    assert abs(moved) <= 0.01 * frame_height, CLS_FIGURES
+
+
 # Widths of the frame: a phone's 375 px, 560 px (where the padding grows), the 688 px of the
 # article's column at 1280 px, and 800 px, the widest.
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -228,6 +288,18 @@ def test_the_reserved_height_is_the_real_one(
     assert_reserved_height_is_real(chromium, widget_server, EXAMPLE, lang, layout)
 
 
+@pytest.mark.parametrize("lang", ["en", "ru"])
+@pytest.mark.parametrize("layout", ["full", "compact"])
+def test_a_registered_partners_reserved_height_is_the_real_one(
+    chromium: Any, widget_server: live.LiveServer, lang: str, layout: str
+) -> None:
+    """With a registered partner's code the widget adds its consent box (with its English
+    original in Russian): the placeholder counts it, with the partner's name."""
+    assert_reserved_height_is_real(
+        chromium, widget_server, EXAMPLE, lang, layout, partner=REGISTERED
+    )
+
+
 def assert_reserved_height_is_real(
     chromium: Any,
     server: live.LiveServer,
@@ -235,12 +307,14 @@ def assert_reserved_height_is_real(
     lang: str,
     layout: str,
     between: float = 0.07,
+    partner: tuple[str, str] | None = None,
 ) -> None:
     """`Space.estimate` of `petition` within 1 % of Chromium's height at 375 and 800 px,
     `between` (7 %) at widths between them, and the check-your-email step no taller (figures
-    kept as an artifact)."""
-    space = Space.estimate(petition, lang, layout)
+    kept as an artifact); on the page of `partner` (code, name) if given."""
+    space = Space.estimate(petition, lang, layout, partner[1] if partner else "")
     query = f"?lang={lang}" + ("&layout=compact" if layout == "compact" else "")
+    query += f"&partner={partner[0]}" if partner else ""
     found = {}
     for width in (375, 560, 688, 800):
         context = chromium.new_context(viewport={"width": width, "height": 900})
@@ -263,6 +337,7 @@ def assert_reserved_height_is_real(
         reserved[width] = round(space.narrow - (width - 375) * (space.narrow - space.wide) / 425)
     ARTIFACTS.mkdir(exist_ok=True)
     named = "" if petition.slug == SLUG else f"{petition.slug}-"
+    named += "partner-" if partner else ""
     (ARTIFACTS / f"widget-heights-{named}{lang}-{layout}.json").write_text(
         json.dumps({"real": found, "reserved": reserved}, indent=2)
     )

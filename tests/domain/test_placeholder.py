@@ -36,3 +36,28 @@ def test_the_name_to_target_box_and_its_target_count() -> None:
     long_target = dataclasses.replace(EXAMPLE.texts["en"], target="the President, " * 8)
     longer = dataclasses.replace(offered, texts={**offered.texts, "en": long_target})
     assert Space.estimate(longer, "en").narrow > Space.estimate(offered, "en").narrow
+
+
+def test_a_partners_consent_box_is_reserved_with_its_name_and_english_original() -> None:
+    # The widget adds "Keep me informed by {partner}" for a registered partner's code: a box of
+    # at least one 24 px line and its paragraph (15.2 px) in English, and in Russian (whose
+    # consent texts are unreviewed) the English original under it as well.
+    for lang, least in (("en", 39), ("ru", 39 + 20)):
+        bare, theirs = Space.estimate(EXAMPLE, lang), Space.estimate(EXAMPLE, lang, partner="P")
+        assert theirs.narrow - bare.narrow >= least and theirs.wide - bare.wide >= least
+    ru_added = (
+        Space.estimate(EXAMPLE, "ru", partner="P").narrow - Space.estimate(EXAMPLE, "ru").narrow
+    )
+    en_added = (
+        Space.estimate(EXAMPLE, "en", partner="P").narrow - Space.estimate(EXAMPLE, "en").narrow
+    )
+    assert ru_added > en_added
+    # A long name wraps to more lines; a snippet without data-lang takes the tallest language.
+    long_name = "Friends of the Earth and of Every Other Planet, International"
+    assert (
+        Space.estimate(EXAMPLE, "en", partner=long_name).narrow
+        > Space.estimate(EXAMPLE, "en", partner="P").narrow
+    )
+    assert Space.tallest(EXAMPLE, ["en", "ru"], partner="P") == Space.estimate(
+        EXAMPLE, "ru", partner="P"
+    )

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,13 @@ def new_signer(tag: str = "") -> dict[str, str]:
     return {"name": name, "email": email}
 
 
-def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
-    """Migrate the database and import petitions (the example one by default)."""
+def prepare(
+    database_url: str,
+    petitions: list[Petition] | None = None,
+    partners: Sequence[tuple[str, str, str]] = (),
+) -> None:
+    """Migrate the database and import petitions (the example one by default), then register
+    `partners`, each (petition's slug, code, name)."""
 
     async def run() -> None:
         storage = Storage(database_url)
@@ -55,6 +60,10 @@ def prepare(database_url: str, petitions: list[Petition] | None = None) -> None:
         try:
             await storage.migrate()
             await storage.import_petitions(petitions or [examples.example()])
+            for slug, code, name in partners:
+                petition_id = await storage.petition_id(slug)
+                assert petition_id is not None, slug
+                await storage.add_partner(petition_id, code, name)
         finally:
             await storage.disconnect()
 

@@ -20,6 +20,7 @@ import pytest
 
 from server.domain import access_keys
 from server.domain.petitions import EmbedConfig, parse
+from server.domain.placeholder import Space
 from server.store.storage import Storage
 from tests.support import backends, live, petitions
 
@@ -291,3 +292,25 @@ def test_the_generator_offers_the_named_configurations(server: live.LiveServer) 
     )
     preview = f"/widget/{SLUG}?partner=friends&amp;lang=ru&amp;accent=%23c0392b&amp;theme=dark"
     assert f'src="{preview}&amp;layout=compact&amp;preview=1"' in chosen
+
+
+def test_a_registered_partners_snippets_reserve_its_consent_box(
+    server: live.LiveServer, client: httpx.Client
+) -> None:
+    """The widget adds "Keep me informed by Friends" for a registered partner's code: the share
+    page's and the generator's placeholders reserve it (an unknown code adds no box)."""
+    plain, theirs = Space.estimate(EXAMPLE, "ru"), Space.estimate(EXAMPLE, "ru", partner="Friends")
+    assert theirs.narrow > plain.narrow
+    shared = client.get(f"/p/{SLUG}", params={"partner": "friends", "lang": "ru"}).text
+    assert f"min-height:{theirs.narrow}px" in shared
+    unknown = client.get(f"/p/{SLUG}", params={"partner": "strangers", "lang": "ru"}).text
+    assert f"min-height:{plain.narrow}px" in unknown
+    with httpx.Client(base_url=server.base_url, timeout=30) as owner:
+        assert owner.post("/admin/login", data={"key": OWNER.text}).status_code == 303
+        page = owner.get(f"/admin/petitions/{SLUG}", params={"partner": "friends", "lang": "ru"})
+    text = html.unescape(re.search(r'id="snippet-text"[^>]*>(.*?)</textarea>', page.text, re.S)[1])  # type: ignore[index]
+    assert f"min-height:{theirs.narrow}px" in text
+    # The heights admin.js builds the snippet from, by partner, language and layout.
+    spaces = json.loads(html.unescape(re.search(r'data-spaces="([^"]*)"', page.text)[1]))  # type: ignore[index]
+    assert spaces["friends"]["ru"]["full"] == [theirs.narrow, theirs.wide]
+    assert spaces[""]["ru"]["full"] == [plain.narrow, plain.wide]

@@ -20,9 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.cli.serving import DEMO_PARTNER
 from server.domain import i18n
 from server.domain.petitions import parse
-from server.domain.snippet import NOSCRIPT_HEIGHT
+from server.domain.placeholder import Space
+from server.domain.snippet import NOSCRIPT_HEIGHT, embed
 from server.store.storage import Storage
 from server.web import assets, bundle, demo, widget
 from tests.support import backends, live, petitions
@@ -576,6 +578,22 @@ def test_live_count_is_tiny_and_304_until_someone_signs(client: httpx.Client) ->
     assert moved.headers["etag"] != etag
 
 
+def test_live_count_answers_a_cross_origin_poll_s_preflight(client: httpx.Client) -> None:
+    """A partner's page polling the count with `If-None-Match` sends a non-simple header: its
+    browser asks with `OPTIONS` first, and must be allowed that header."""
+    asked = {
+        "Origin": "https://partner.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "if-none-match",
+    }
+    response = client.options(f"{PAGE}/count", headers=asked)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "GET" in response.headers["access-control-allow-methods"]
+    allowed = response.headers["access-control-allow-headers"].lower().replace(" ", "")
+    assert "if-none-match" in allowed.split(",")
+
+
 # --- Without JavaScript ----------------------------------------------------------------------
 
 
@@ -908,6 +926,30 @@ def test_styles_use_logical_directions_only() -> None:
 # --- The example partner page ------------------------------------------------------------------
 
 
+def test_example_partner_page_shows_the_snippets_the_generator_makes() -> None:
+    """ "Exactly as partners paste it": the page's snippets are the generator's for the demo's
+    partner (its consent box in the placeholder), so they cannot drift from it."""
+    example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()
+    code, name = DEMO_PARTNER
+    petition = petitions.example()
+    for lang in ("en", "ru"):
+        space = Space.estimate(petition, lang, partner=name)
+        made = embed(demo.EXAMPLE_ORIGIN, SLUG, code, lang, "#5b2a86", space=space)
+        assert made in re.sub(r"\n[ ]+", "\n", example), lang  # as indented in the page
+
+
+def test_the_partners_guide_shows_the_snippet_the_generator_makes() -> None:
+    """docs/partners.md's snippet is the generator's for a registered partner without
+    `data-lang` (the tallest language, the partner's box included), and says no other height."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "partners.md").read_text()
+    petition = petitions.example()
+    langs = [lang for lang in sorted(i18n.LANGUAGES) if lang in petition.languages]
+    space = Space.tallest(petition, langs, partner="Your Organisation")
+    assert embed("https://petitions.example.org", SLUG, "your-code", space=space) in guide
+    assert f"{NOSCRIPT_HEIGHT:,} px" in guide
+    assert not re.search(r"\b(900|1,?000|1,?200|1,?400) ?px", guide)
+
+
 def test_example_partner_page_embeds_the_snippet_and_loads_nothing_else() -> None:
     page = demo.partner_page("https://petitions.example.net/")
     assert demo.EXAMPLE_ORIGIN not in page
@@ -945,6 +987,10 @@ def test_docs_state_the_limits_the_code_uses() -> None:
     assert "Math.max(200, Math.min(20000," in loader and "200-20,000 px" in docs
     assert "reserved >= 200 ? reserved : 640" in loader and "640 px" in docs
     assert "slice(0, 200)" in loader and "at most 200 characters" in docs
+    assert "from 200 px tall" in docs and "ignored: 640 px" in docs  # the placeholder's floor
+    script = (bundle.WIDGET_DIR / "widget.js").read_text()
+    assert r"/^[a-z0-9-]+(\.[a-z0-9-]+)+$/" in script and "a plain DNS name" in docs
+    assert f"{widget._MAX_STENCILS:,} cached, emptied when full" in docs
     assert f"{NOSCRIPT_HEIGHT:,} px" in docs  # the one <noscript> height, said once
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     example = (bundle.EXAMPLES_DIR / "partner-site.html").read_text()

@@ -83,7 +83,9 @@
       var options = [["partner", partner], ["lang", lang], ["accent", accent],
         ["theme", theme === "light" ? "" : theme], ["layout", compact ? "compact" : ""],
         ["background", form.elements.background.checked ? "transparent" : ""]];
-      var space = (spaces[lang] || spaces[""])[compact ? "compact" : "full"];
+      // By partner (a registered one's snippet reserves its consent box), language, layout.
+      var mine = spaces[partner] || spaces[""];
+      var space = (mine[lang] || mine[""])[compact ? "compact" : "full"];
       var built = snippet(form.dataset.base, form.dataset.slug, options, space,
         form.dataset.noscriptHeight);
       text.value = built.text;
