@@ -224,13 +224,18 @@ class SharedLimiter:
                 hot.add(digest)
                 self._announce.add(digest)
 
-    def _add(self, digest: bytes, start: int) -> None:
+    def _slots(self, digest: bytes) -> dict[int, int]:
+        """The slots held for `digest`, made (room made first) if there are none yet."""
         held = self._held
         slots = held.get(digest)
         if slots is None:
             if len(held) >= self._max_keys:
                 held.pop(next(iter(held)))  # the longest held goes first
             slots = held[digest] = {}
+        return slots
+
+    def _add(self, digest: bytes, start: int) -> None:
+        slots = self._slots(digest)
         slots[start] = slots.get(start, 0) + 1
         pending = self._pending
         pending[digest, start] = pending.get((digest, start), 0) + 1
@@ -286,18 +291,11 @@ class SharedLimiter:
         by every flush while they stay in the window, as if this worker had hit them itself
         (but not announced again from here)."""
         oldest = int(self._clock() // self.slot) * self.slot - self.slot * (self.slots - 1)
-        held = self._held
-        for digest, start, n in totals:
-            if start < oldest:
-                continue
-            slots = held.get(digest)
-            if slots is None:
-                if len(held) >= self._max_keys:
-                    held.pop(next(iter(held)))
-                slots = held[digest] = {}
-            since = self._pending.get((digest, start), 0)
-            slots[start] = max(slots.get(start, 0), n + since)
+        fresh = [(d, start, n) for d, start, n in totals if start >= oldest]
+        for digest, _, _ in fresh:
+            self._slots(digest)
             self._hot.add(digest)
+        self.learn(fresh)
 
     def give_back(
         self, pending: dict[bytes, dict[int, int]], announced: Iterable[bytes] = ()

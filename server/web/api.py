@@ -42,17 +42,17 @@ from server.store.engine import describe
 from server.store.signatures import MAIL_TOPIC
 from server.web import auth, limiting, payloads, submission, widget
 from server.web.assets import Parts, Prebuilt, accepts_gzip, prebuilt
-from server.web.responses import CORS, JSON_HEADERS, error_response, json_response
+from server.web.responses import (
+    JSON_HEADERS,
+    error_response,
+    json_response,
+    preflight_headers,
+)
 from server.web.services import Services, petition_endpoint, services_of
 
 logger = logging.getLogger("petition_widget.api")
 
-PREFLIGHT = {
-    **CORS,
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, If-None-Match",
-    "Access-Control-Max-Age": "86400",
-}
+PREFLIGHT = preflight_headers("GET, POST, OPTIONS", "Content-Type, If-None-Match")
 HEALTH_TIMEOUT = 3.0  # seconds each health check may take before it counts as failed
 RECENT_WRITE_FAILURE = 5.0  # seconds a failed group of signatures keeps writes "unavailable"
 PETITION_MAX_AGE = 5  # seconds a browser or CDN may reuse a petition's JSON without asking

@@ -22,6 +22,19 @@ from server.domain import i18n
 from server.web.bundle import WIDGET_DIR
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def preflight_headers(methods: str, headers: str) -> dict[str, str]:
+    """A CORS preflight's answer for any origin: these methods and request headers, cached
+    by the browser for a day."""
+    return {
+        **CORS,
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": headers,
+        "Access-Control-Max-Age": "86400",
+    }
+
+
 # Every JSON answer is readable from any site: the public API holds nothing private, and keyed
 # answers say `private, no-store` (browsers on other origins cannot send the key anyway).
 JSON_HEADERS = CORS

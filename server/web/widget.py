@@ -34,7 +34,7 @@ from server.domain.signatures import consent_wording, form_language
 from server.web import limiting
 from server.web.assets import IMMUTABLE, Asset, Parts, Prebuilt, accepts_gzip, compressed, prebuilt
 from server.web.bundle import WIDGET_DIR
-from server.web.responses import not_found, templates
+from server.web.responses import not_found, preflight_headers, templates
 from server.web.services import Services, petition_endpoint, services_of
 from server.web.stencil import Stencil
 from server.web.submission import Outcome, challenged, is_preview
@@ -604,12 +604,7 @@ def _count_answers(count: int, goal: int, status: str) -> tuple[str, Parts, Part
 
 # A partner's page polling the count from its own origin with `If-None-Match` sends a
 # non-simple header, so its browser asks first: the answer allows that header, for a day.
-COUNT_PREFLIGHT = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-    "Access-Control-Allow-Headers": "If-None-Match",
-    "Access-Control-Max-Age": "86400",
-}
+COUNT_PREFLIGHT = preflight_headers("GET, HEAD, OPTIONS", "If-None-Match")
 
 
 async def live_count_preflight(request: Request) -> Response:
